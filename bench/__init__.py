@@ -1,0 +1,1 @@
+"""edgekit benchmarks: `uv run python -m bench` runs them all and writes results.json / results.md."""

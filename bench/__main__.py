@@ -1,0 +1,90 @@
+"""Run every benchmark side by side in one process; write bench/results.json and bench/results.md.
+
+uv run python -m bench            # all
+uv run python -m bench training   # one or more of: training inference link fuzz
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import fuzz, inference, link, training
+
+BENCHMARKS = {
+    "training": training.run,
+    "inference": inference.run,
+    "link": link.run,
+    "fuzz": fuzz.run,
+}
+HERE = Path(__file__).resolve().parent
+
+
+def render(results: dict) -> str:
+    lines = [f"# edgekit benchmark results ({results['machine']})", ""]
+    t = results.get("training")
+    if t:
+        lines += ["## Training (BasicMotions, default config, 2 threads)", "", "| figure | value |", "|---|---|",
+                  f"| float phase | {t['float_windows_per_s']:.0f} windows/s ({t['float_epochs']} epochs) |",
+                  f"| QAT phase | {t['qat_windows_per_s']:.0f} windows/s ({t['qat_epochs']} epochs); QAT costs {t['qat_over_float_time_per_window']:.2f}x float per window |",
+                  f"| time to val acc 1.0 (float phase) | {t['float_seconds_to_val_acc_1']} s |",
+                  f"| whole training | {t['total_seconds']} s; test acc int8 {t['int8_test_accuracy']:.4f}, float {t['float_test_accuracy']:.4f} |", ""]  # fmt: skip
+    i = results.get("inference")
+    if i:
+        lines += [
+            "## Inference (1 thread, input " + "x".join(map(str, i["model_input"])) + ")",
+            "",
+            "| runtime | single window (median µs) | throughput (windows/s) |",
+            "|---|---|---|",
+        ]
+        pairs = [("ort_int8", "ort_int8"), ("ort_float", "ort_float"), ("torch_qat_eager", "torch_qat_eager_batch256"),
+                 ("torch_float_eager", "torch_float_eager_batch256"), ("integer_reference", "integer_reference_batch256")]  # fmt: skip
+        lines += [
+            f"| {a} | {i['single_window_us'][a]:.1f} | {i['throughput_windows_per_s'][b]:.0f} |"
+            for a, b in pairs
+        ]
+        lines += ["", "Ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in i["ratios"].items()),
+                  "", "Export wall time: " + ", ".join(f"{k} {v:.2f} s" for k, v in i["export_seconds"].items()), ""]  # fmt: skip
+    li = results.get("link")
+    if li:
+        u = li["uart_921600"]
+        lines += ["## Link (emulator, 900-byte int8 windows)", "", "| figure | value |", "|---|---|",
+                  f"| unthrottled pty, end to end | {li['pty_unthrottled']['windows_per_s']:.0f} windows/s ({li['pty_unthrottled']['windows']} windows) |",
+                  f"| 921600 baud: achieved | {u['tx_bytes_per_s']:.0f} B/s = {100 * u['wire_utilisation']:.1f} % of the {u['wire_limit_bytes_per_s']:.0f} B/s wire limit |",
+                  f"| 921600 baud: windows/s | {u['windows_per_s']:.1f} (wire limit {u['windows_per_s_wire_limit']:.1f} at {u['bytes_on_wire_per_window']:.0f} B/window) |",
+                  f"| payload share of bytes sent | {100 * u['payload_fraction']:.1f} % |", ""]  # fmt: skip
+    f = results.get("fuzz")
+    if f:
+        lines += ["## Frame decoder fuzz (hypothesis)", "", f"{f['cases']} cases in {f['seconds']:.1f} s, {f['frames']} frames decoded, "
+                  f"largest buffer {f['max_buffer']} B (bound {f['buffer_bound']} B); no crash, no hang.", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(names: list[str]) -> None:
+    from edgekit.cli import quiet_third_party
+
+    quiet_third_party()
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        sys.exit(f"unknown benchmark {unknown}; choose from {list(BENCHMARKS)}")
+    results: dict = {
+        "machine": f"{platform.machine()}, {platform.python_version()}, {__import__('os').cpu_count()} CPUs",
+        "started": time.time(),
+    }
+    with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
+        for name in names or list(BENCHMARKS):
+            print(f"bench: {name} ...", flush=True)
+            start = time.perf_counter()
+            results[name] = BENCHMARKS[name](Path(tmp))
+            results[name]["bench_seconds"] = round(time.perf_counter() - start, 1)
+    (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (HERE / "results.md").write_text(render(results))
+    print(render(results))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,38 @@
+"""Shared helpers: timing with medians, and small trained runs built in a temp folder."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def median_seconds(function: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        function()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def build_run(
+    folder: Path,
+    config_name: str | None,
+    overrides: list[str],
+    targets: tuple[str, ...] = ("onnx",),
+) -> tuple[Path, dict[str, Any]]:
+    """Train (and export) a run; returns its folder and training metrics."""
+    from edgekit.config import load_config
+    from edgekit.targets import export_run
+    from edgekit.train import run_training
+
+    config = load_config(config_name, overrides)
+    metrics = run_training(config, folder, show_progress=False)
+    for target in targets:
+        export_run(folder, target)
+    return folder, metrics

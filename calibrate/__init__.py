@@ -1,0 +1,1 @@
+"""Activation calibration, bias correction and the representative set shared with target compilers."""

@@ -1,0 +1,84 @@
+"""`edgekit calibrate RUN`: representative set, activation calibration, bias correction, measured effect.
+
+The calibrated model is adopted (used by export) only if it does not lose validation accuracy and
+does not raise the logit error against the float twin; the report shows both sides either way.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from edgekit.artifacts import Manifest, sha256_file, write_json
+from edgekit.calibrate.activations import activation_ranges, calibrate_activations, correct_biases
+from edgekit.calibrate.representative import save_calibration_set, select_representative
+from edgekit.checkpoint import load_checkpoint, save_checkpoint
+from edgekit.config import CalibrateConfig
+from edgekit.errors import CheckpointError
+from edgekit.evaluate import predict
+
+
+def _effect(model: Any, float_logits: np.ndarray, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    logits, _ = predict(model, X)
+    return {
+        "val_accuracy": float((logits.argmax(1) == y).mean()),
+        "logit_mae_vs_float": float(np.abs(logits - float_logits).mean()),
+        "top1_agreement_vs_float": float((logits.argmax(1) == float_logits.argmax(1)).mean()),
+    }
+
+
+def run_calibration(run_dir: str | Path, config: CalibrateConfig | None = None) -> dict[str, Any]:
+    from edgekit.runs import Run
+
+    start = time.perf_counter()
+    run = Run(run_dir)
+    config = config or run.config.calibrate
+    X_train, y_train = run.data.arrays["train"]
+    indices = select_representative(X_train, y_train, config.num_windows, run.config.data.seed)
+    X_calib, y_calib = X_train[indices], y_train[indices]
+    folder = run.path / "calibration"
+    hashes = save_calibration_set(folder, X_calib, y_calib, indices)
+
+    source = run.checkpoints / "best.pt"
+    if not source.is_file():
+        raise CheckpointError(f"{source} is missing; run `edgekit train --out {run.path}` first")
+    model, _ = load_checkpoint(source)
+    X_val, y_val = run.data.arrays["val"]
+    float_logits, _ = predict(run.float_model(), X_val)
+    before = _effect(model, float_logits, X_val, y_val)
+    calibrated = copy.deepcopy(model)
+    calibrate_activations(calibrated, X_calib, config.batch_size)
+    if config.bias_correction:
+        correct_biases(calibrated, X_calib, config.batch_size)
+    after = _effect(calibrated, float_logits, X_val, y_val)
+    adopted = (
+        after["val_accuracy"] >= before["val_accuracy"]
+        and after["logit_mae_vs_float"] <= before["logit_mae_vs_float"]
+    )
+    save_checkpoint(
+        run.checkpoints / "calibrated.pt", calibrated, phase="calibrated", source=source.name
+    )
+    ranges = activation_ranges(calibrated if adopted else model)
+    write_json(folder / "activation_ranges.json", ranges)
+    report = {
+        "windows": len(indices),
+        "class_counts": np.bincount(y_calib, minlength=run.data.num_classes).tolist(),
+        "sha256": hashes,
+        "bias_correction": config.bias_correction,
+        "before": before,
+        "after": after,
+        "adopted": bool(adopted),
+        "source_checkpoint_sha256": sha256_file(
+            source
+        ),  # a retrained run invalidates this calibration
+        "checkpoint_for_export": "calibrated.pt" if adopted else "best.pt",
+    }
+    write_json(folder / "report.json", report)
+    manifest = Manifest(run.path)
+    manifest.record(folder, run.checkpoints / "calibrated.pt")
+    manifest.stage("calibrate", time.perf_counter() - start, adopted=adopted)
+    manifest.save()
+    return report

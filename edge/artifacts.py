@@ -1,0 +1,130 @@
+"""Atomic artifact writing and the run-directory manifest.
+
+Every artifact goes to a temp file in its destination folder and is renamed into place, so a
+failing stage never leaves a half-written file and never destroys the previous good one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+MANIFEST_SCHEMA_VERSION = 1
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temp path beside `path`; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return write_bytes(path, text.encode())
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    return write_text(
+        path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+    )
+
+
+def write_npz(path: str | Path, **arrays: Any) -> Path:
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return write_bytes(path, buffer.getvalue())
+
+
+def write_npy(path: str | Path, array: Any) -> Path:
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return write_bytes(path, buffer.getvalue())
+
+
+def _json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+class Manifest:
+    """`manifest.json` of a run: sha256 of every artifact and per-stage timings."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        from edgekit import __version__
+
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / "manifest.json"
+        if self.path.exists():
+            self.data = read_json(self.path)
+        else:
+            self.data = {
+                "schema_version": MANIFEST_SCHEMA_VERSION,
+                "edgekit_version": __version__,
+                "artifacts": {},
+                "stages": {},
+            }
+
+    def record(self, *paths: str | Path) -> None:
+        """Hash artifacts (files or whole folders) into the manifest."""
+        for path in paths:
+            path = Path(path)
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            for file in files:
+                if file.name.startswith(".") or file == self.path:
+                    continue
+                rel = file.relative_to(self.run_dir).as_posix()
+                self.data["artifacts"][rel] = {
+                    "sha256": sha256_file(file),
+                    "bytes": file.stat().st_size,
+                }
+
+    def stage(self, name: str, seconds: float, **info: Any) -> None:
+        self.data["stages"][name] = {"seconds": round(seconds, 3), "finished": time.time(), **info}
+
+    def save(self) -> None:
+        write_json(self.path, self.data)

@@ -1,0 +1,330 @@
+"""The `edgekit` command line: flags -> config -> the stage's public Python function.
+
+Heavy modules (torch, onnx, brevitas) are imported inside commands so `edgekit --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+from edgekit import __version__
+from edgekit.cli_device import device, verify
+from edgekit.cli_options import (
+    build_config,
+    config_option,
+    data_option,
+    out_option,
+    run_argument,
+    set_option,
+)
+from edgekit.errors import EdgekitError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgekit")
+@click.option("--verbose", "-v", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """edgekit: IMU classifier from raw windows to a validated model on an edge device.
+
+    Stages: data -> train -> calibrate -> export -> parity -> verify; `edgekit pipeline` runs them all.
+    """
+    ctx.obj = {"verbose": verbose}
+
+
+# ------------------------------------------------------------------ data
+@cli.group()
+def data() -> None:
+    """Inspect data sources: shapes, classes, split counts and quality checks."""
+
+
+@data.command("inspect")
+@data_option
+@config_option
+@set_option
+@click.option("--json", "as_json", is_flag=True, help="Print the full QA report as JSON.")
+def data_inspect(
+    data_spec: str | None, config_file: str | None, overrides: tuple[str, ...], as_json: bool
+) -> None:
+    """Load a data source and print shapes, classes, counts per split and the QA summary."""
+    from edgekit.data import prepare_data
+
+    config = build_config(config_file, overrides, data_spec)
+    prepared = prepare_data(config.data)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"stats": prepared.stats, "splits": prepared.splits["counts"], "qa": prepared.qa},
+                indent=2,
+            )
+        )
+        return
+    stats, qa = prepared.stats, prepared.qa
+    click.echo(f"source      {stats['source']}  {stats['provenance'].get('package', '')}")
+    click.echo(
+        f"windows     {qa['windows']} x {qa['channels']} channels x {qa['window_length']} samples @ {stats['fs']:g} Hz"
+    )
+    click.echo(
+        f"model input (C, 2, T/2) = {prepared.input_shape}"
+        + ("  (odd T: last sample dropped)" if stats["dropped_last_sample"] else "")
+    )
+    click.echo(f"channels    {', '.join(stats['channel_names'])}")
+    click.echo(
+        f"classes     {len(prepared.class_names)}: "
+        + ", ".join(f"{k} ({v})" for k, v in qa["class_counts"].items())
+    )
+    counts = prepared.splits["counts"]
+    click.echo(
+        f"split       train {counts['train']} / val {counts['val']} / test {counts['test']}  ({prepared.splits['mode']}, seed {prepared.splits['seed']})"
+    )
+    click.echo(
+        f"quality     score {qa['quality_score']:.3f}; non-finite {qa['non_finite']} ({100 * qa['non_finite_fraction']:.3f}%), "
+        f"repaired by '{qa['repair']['strategy']}'; flat channels: {', '.join(qa['flat_channels']) or 'none'}"
+    )
+    for row in qa["per_channel"]:
+        click.echo(
+            f"  {row['channel']:<14} min {row['min']:>9.3f}  max {row['max']:>9.3f}  std {row['std']:>8.3f}  non-finite {row['non_finite_pct']:.2f}%"
+        )
+
+
+# ------------------------------------------------------------------ train / evaluate
+@cli.command()
+@config_option
+@data_option
+@out_option
+@set_option
+@click.option("--resume", is_flag=True, help="Continue from the run's checkpoints/last.pt.")
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Training device."
+)
+def train(
+    config_file: str | None,
+    data_spec: str | None,
+    run_dir: Path,
+    overrides: tuple[str, ...],
+    resume: bool,
+    device: str | None,
+) -> None:
+    """Train the float twin, fold BatchNorm, then quantization-aware int8 training."""
+    from edgekit.config import load_run_config
+    from edgekit.train import run_training
+
+    if (
+        resume
+        and not (config_file or data_spec or overrides)
+        and (run_dir / "config.resolved.yaml").is_file()
+    ):
+        config = load_run_config(run_dir)
+    else:
+        config = build_config(config_file, overrides, data_spec, **{"train.device": device})
+    metrics = run_training(config, run_dir, resume=resume)
+    click.echo(
+        f"test accuracy int8 {metrics['int8_test_accuracy']:.4f} (float twin {metrics['float_test_accuracy']:.4f}); "
+        f"FSQ codes used {metrics['fsq_train']['codes_used']}/{metrics['fsq_train']['codebook_size']}; "
+        f"{metrics['train_seconds']} s -> {run_dir}"
+    )
+    for warning in metrics["fsq_train"]["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@cli.command()
+@run_argument
+@click.option("--checkpoint", default="best.pt", show_default=True, help="File in RUN/checkpoints.")
+def evaluate(run_dir: Path, checkpoint: str) -> None:
+    """Recompute test metrics of a run from a checkpoint."""
+    from edgekit.train import evaluate_run
+
+    metrics = evaluate_run(run_dir, checkpoint)
+    click.echo(
+        f"test accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  ({metrics['windows']} windows)"
+    )
+    click.echo(
+        f"FSQ codes used {metrics['fsq']['codes_used']}/{metrics['fsq']['codebook_size']}, perplexity {metrics['fsq']['perplexity']:.2f}"
+    )
+
+
+# ------------------------------------------------------------------ calibrate / export / check / parity
+@cli.command()
+@run_argument
+@set_option
+def calibrate(run_dir: Path, overrides: tuple[str, ...]) -> None:
+    """Representative set, activation calibration and bias correction; shows the effect."""
+    from edgekit.calibrate.stage import run_calibration
+    from edgekit.config import load_config, load_run_config
+
+    if any(not item.startswith("calibrate.") for item in overrides):
+        raise click.UsageError(
+            "calibrate takes only calibrate.* keys in --set, e.g. --set calibrate.num_windows=256"
+        )
+    config = load_config(None, overrides, base=load_run_config(run_dir)).calibrate
+    report = run_calibration(run_dir, config)
+    before, after = report["before"], report["after"]
+    click.echo(
+        f"representative set: {report['windows']} train windows, per class {report['class_counts']}"
+    )
+    click.echo(f"{'':<10} {'val acc':>8} {'logit MAE vs float':>19} {'top-1 vs float':>15}")
+    for name, row in (("before", before), ("after", after)):
+        click.echo(
+            f"{name:<10} {row['val_accuracy']:>8.4f} {row['logit_mae_vs_float']:>19.5f} {row['top1_agreement_vs_float']:>15.4f}"
+        )
+    verdict = (
+        "adopted (export uses calibrated.pt)"
+        if report["adopted"]
+        else "not adopted: no gain over the QAT ranges (export keeps best.pt)"
+    )
+    click.echo(f"calibration {verdict}")
+
+
+@cli.command("export")
+@run_argument
+@click.option("--target", "target_name", required=True, metavar="NAME", help="onnx or hailo.")
+@click.option("--hw-arch", default=None, help="hailo: hailo8 (default), hailo8l, hailo10h.")
+@click.option("--opset", type=int, default=None, help="ONNX opset (default 13).")
+@click.option(
+    "--int8-input",
+    is_flag=True,
+    default=None,
+    help="onnx: also write a variant that takes int8 input.",
+)
+@click.option(
+    "--reference-samples", type=int, default=None, help="Windows saved in reference_io.npz."
+)
+def export_command(run_dir: Path, target_name: str, **options: Any) -> None:
+    """Export a trained run: --target onnx (int8 QDQ + float) or hailo (DFC package)."""
+    from edgekit.targets import export_run
+
+    summary = export_run(run_dir, target_name, **options)
+    click.echo(f"exported {target_name} -> {summary['folder']} in {summary['seconds']:.1f} s")
+    if summary.get("warnings"):
+        click.echo(
+            f"readiness warnings: {', '.join(summary['warnings'])} (see readiness_report.json)"
+        )
+
+
+@cli.command()
+@click.argument("onnx_file", type=click.Path(path_type=Path))
+@click.option(
+    "--target",
+    "target_name",
+    default="hailo",
+    show_default=True,
+    help="Target whose rules to apply.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def check(onnx_file: Path, target_name: str, as_json: bool) -> None:
+    """Check any ONNX file against a target's readiness rules (Hailo R1-R16)."""
+    from edgekit.errors import ExportError
+    from edgekit.targets import get_target
+
+    target = get_target(target_name)
+    if target.readiness is None:
+        raise ExportError(f"target '{target_name}' has no readiness rules; try --target hailo")
+    report = target.readiness(str(onnx_file))
+    from edgekit.targets.hailo_readiness import format_report
+
+    click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+    if not report["ready"]:
+        raise ExportError(
+            f"{onnx_file} is not ready for {target_name}: rules {', '.join(report['errors'])} failed"
+        )
+
+
+@cli.command()
+@run_argument
+@click.option(
+    "--target", "targets", multiple=True, help="Only these targets (default: every exported one)."
+)
+@click.option("--limit", type=int, default=0, help="Only the first N test windows.")
+def parity(run_dir: Path, targets: tuple[str, ...], limit: int) -> None:
+    """Compare every export with its CPU reference on the test split; non-zero exit on failure."""
+    from edgekit.errors import ParityError
+    from edgekit.parity import format_table, run_parity
+
+    reports = run_parity(run_dir, list(targets) or None, limit)
+    click.echo(format_table(reports))
+    failed = [r.name for r in reports if not r.passed]
+    if failed:
+        raise ParityError(
+            f"{len(failed)} parity pair(s) failed: {', '.join(failed)}; see {run_dir / 'parity.json'}"
+        )
+    click.echo(f"all {len(reports)} pairs within tolerance -> {run_dir / 'parity.json'}")
+
+
+# ------------------------------------------------------------------ pipeline
+@cli.command()
+@config_option
+@data_option
+@out_option
+@click.option(
+    "--target",
+    type=click.Choice(["hailo", "onnx"]),
+    default="hailo",
+    show_default=True,
+    help="Export target besides onnx.",
+)
+@click.option(
+    "--device",
+    "device_url",
+    default="emu://",
+    show_default=True,
+    help="Device to verify on (default: the emulator).",
+)
+@set_option
+def pipeline(
+    config_file: str | None,
+    data_spec: str | None,
+    run_dir: Path,
+    target: str,
+    device_url: str,
+    overrides: tuple[str, ...],
+) -> None:
+    """Run every stage: train, calibrate, export, parity, verify (emulated device by default)."""
+    from edgekit.pipeline import run_pipeline
+
+    config = build_config(config_file, overrides, data_spec)
+    run_pipeline(config, run_dir, target, device_url, echo=click.echo)
+
+
+def quiet_third_party() -> None:
+    """Hide import-time chatter of torch/Brevitas (CUDA probing, optional kernels) that users cannot act on."""
+    import logging
+    import warnings
+
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*fast_hadamard_transform.*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+cli.add_command(verify)
+cli.add_command(device)
+
+
+def main() -> None:
+    """Entry point: user errors print one line and exit non-zero; --verbose shows the traceback."""
+    verbose = "--verbose" in sys.argv or "-v" in sys.argv[1:2]
+    quiet_third_party()
+    try:
+        cli.main(standalone_mode=False)
+    except EdgekitError as err:
+        if verbose:
+            traceback.print_exc()
+        click.echo(f"error: {err}", err=True)
+        sys.exit(err.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Device-side commands: `edgekit verify` (host) and `edgekit device serve|emulate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from edgekit.cli_options import backend_option, device_run_option, run_argument
+
+
+# ------------------------------------------------------------------ verify / device
+@click.command()
+@run_argument
+@click.option(
+    "--device",
+    "device_url",
+    required=True,
+    metavar="URL",
+    help="/dev/ttyUSB0, /dev/pts/N, socket://host:port or emu://[?faults=...].",
+)
+@click.option("--baud", type=int, default=None, help="Baud rate (default from config, 921600).")
+@click.option("--limit", type=int, default=None, help="Only the first N windows.")
+@click.option(
+    "--timeout", type=float, default=None, help="Seconds to wait for a reply before retransmitting."
+)
+@click.option("--retries", type=int, default=None, help="Retransmissions before re-synchronising.")
+@click.option(
+    "--max-resets", type=int, default=None, help="Device resets tolerated during the run."
+)
+@click.option(
+    "--no-reset", is_flag=True, help="Keep DTR/RTS low on open so the board does not reboot."
+)
+@click.option(
+    "--inputs",
+    type=click.Path(),
+    default=None,
+    help=".npz with 'inputs' (and optional 'labels') instead of the test split.",
+)
+@click.option(
+    "--min-agreement",
+    type=float,
+    default=None,
+    help="Gate: top-1 agreement device vs CPU reference.",
+)
+@click.option(
+    "--max-lsb", type=int, default=None, help="Gate: max |Δ| in output LSB device vs CPU reference."
+)
+@click.option(
+    "--min-accuracy", type=float, default=0.0, help="Gate: device accuracy against labels."
+)
+@click.option(
+    "--switch-baud",
+    type=int,
+    default=0,
+    help="After HELLO, switch both sides to this baud (SET_BAUD).",
+)
+def verify(
+    run_dir: Path,
+    device_url: str,
+    inputs: str | None,
+    no_reset: bool,
+    min_accuracy: float,
+    switch_baud: int,
+    **flags: Any,
+) -> None:
+    """Stream windows to a device over serial and compare with the CPU reference and labels."""
+    from edgekit.config import load_run_config
+    from edgekit.firmware_bridge.verify import VerifyOptions, raise_for_report, run_verify
+
+    defaults = load_run_config(run_dir).verify
+    values = {k: (v if v is not None else getattr(defaults, k)) for k, v in flags.items()}
+    options = VerifyOptions(
+        device=device_url,
+        inputs=inputs,
+        no_reset=no_reset,
+        min_accuracy=min_accuracy,
+        switch_baud=switch_baud,
+        **values,
+    )
+    report = run_verify(run_dir, options)
+    rows = report["rows"]
+    agreement = rows["device_vs_reference"]
+    click.echo(
+        f"samples {report['samples_done']}/{report['samples_total']} at {report['samples_per_s']:.1f}/s"
+    )
+    if "accuracy" in rows["device_vs_labels"]:
+        click.echo(
+            f"accuracy  device {rows['device_vs_labels']['accuracy']:.4f}  reference {rows['reference_vs_labels']['accuracy']:.4f}"
+        )
+    if agreement:
+        click.echo(
+            f"device vs reference: top-1 {agreement['top1_agreement']:.4f}, max |Δ| {agreement['max_abs_lsb']} LSB, exact {agreement['exact_match_pct']:.1f} %"
+        )
+    if report["latency"]:
+        click.echo(
+            f"device latency p50 {report['latency']['device_us_p50']:.0f} µs, p95 {report['latency']['device_us_p95']:.0f} µs"
+        )
+    stats = report["link_stats"]
+    if stats:
+        click.echo(f"link: {report['link']['tx_bytes_per_s']:.0f} B/s; retries {stats['retries']}, CRC drops {stats['crc_errors']}, "
+                   f"garbage {stats['garbage_bytes']} B, resyncs {stats['oversize']}, resets {stats['resets']}")  # fmt: skip
+    raise_for_report(report, run_dir / "verify")
+    click.echo(f"all gates passed -> {run_dir / 'verify'}")
+
+
+@click.group()
+def device() -> None:
+    """Run the device side: serve a model over a port, or emulate a device on a pseudo-terminal."""
+
+
+@device.command("serve")
+@click.option(
+    "--port",
+    "port_url",
+    required=True,
+    help="Serial port of this board towards the host (e.g. /dev/ttyGS0).",
+)
+@device_run_option
+@backend_option
+@click.option("--baud", type=int, default=921600, show_default=True)
+def device_serve(port_url: str, run_dir: Path, backend: str, baud: int) -> None:
+    """Serve edgekit-wire/1 on a board (e.g. a Raspberry Pi) until Ctrl-C."""
+    from edgekit.firmware_bridge.agent import DeviceAgent, SerialPort, load_backend
+    from edgekit.firmware_bridge.link import open_port
+
+    agent = DeviceAgent(load_backend(run_dir, backend), SerialPort(open_port(port_url, baud)))
+    agent.baud_listeners.append(lambda new: setattr(agent.port.serial, "baudrate", new))  # type: ignore[attr-defined]
+    click.echo(
+        f"serving {backend} model from {run_dir} on {port_url} at {baud} baud; Ctrl-C to stop"
+    )
+    try:
+        agent.serve()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+
+
+@device.command("emulate")
+@device_run_option
+@backend_option
+@click.option(
+    "--baud", type=int, default=0, help="Throttle to this baud rate (0 = as fast as the pty goes)."
+)
+@click.option(
+    "--faults",
+    default="",
+    help="e.g. bitflip=0.01,drop=0.01,reset_after=50,banner=1,perturb_lsb=2.",
+)
+def device_emulate(run_dir: Path, backend: str, baud: int, faults: str) -> None:
+    """Emulate a device on a new pseudo-terminal; pass the printed /dev/pts/N to `edgekit verify --device`."""
+    import threading
+
+    from edgekit.firmware_bridge.emulator import Emulator, Faults
+
+    emulator = Emulator(run_dir, backend, baud, Faults.parse(faults) if faults else None).start()
+    click.echo(
+        f"emulated device on {emulator.path}  (edgekit verify {run_dir} --device {emulator.path}); Ctrl-C to stop"
+    )
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        emulator.close()
+        click.echo("stopped")

@@ -1,0 +1,68 @@
+"""Options shared by the edgekit commands, and the flags -> config step."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+DEFAULT_RUN = "runs/latest"
+
+config_option = click.option(
+    "--config", "config_file", help="YAML file or preset name (default, tiny) overriding defaults."
+)
+set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="SECTION.KEY=VALUE",
+    help="Override one config value; repeatable.",
+)
+data_option = click.option(
+    "--data",
+    "data_spec",
+    metavar="SCHEME:PATH",
+    help="bundled:basicmotions, synthetic:..., uci-har:DIR, pamap2:DIR, ts:PATH, npy:DIR, csv:FILE.",
+)
+out_option = click.option(
+    "--out",
+    "run_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_RUN,
+    show_default=True,
+    help="Run directory.",
+)
+run_argument = click.argument(
+    "run_dir", metavar="RUN", type=click.Path(path_type=Path), default=DEFAULT_RUN, required=False
+)
+
+
+def build_config(
+    config_file: str | None,
+    overrides: tuple[str, ...],
+    data_spec: str | None = None,
+    **section_values: Any,
+) -> Any:
+    """defaults < YAML < --data and typed flags < --set items."""
+    from edgekit.config import load_config
+
+    extra = [f"data.source={json.dumps(data_spec)}"] if data_spec else []
+    extra += [
+        f"{key}={json.dumps(value)}" for key, value in section_values.items() if value is not None
+    ]
+    return load_config(config_file, [*extra, *overrides])
+
+
+device_run_option = click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Run directory with an onnx export.",
+)
+backend_option = click.option(
+    "--backend", type=click.Choice(["onnxruntime", "int-reference"]), default="onnxruntime", show_default=True,
+    help="Model runtime on the device side.",
+)  # fmt: skip

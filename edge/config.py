@@ -1,0 +1,297 @@
+"""Run configuration: frozen dataclasses with defaults in code, overridden by YAML, then by CLI.
+
+Precedence: dataclass defaults < `configs/default.yaml` < `--config FILE` < `--set section.key=value`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from edgekit.errors import ConfigError
+
+NAN_STRATEGIES = ("zero", "mean", "median", "interpolate", "drop", "raise")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "bundled:basicmotions"
+    window_length: int = 128  # samples per window when a source is a continuous stream
+    window_stride: int = 64
+    nan_strategy: str = "interpolate"  # zero | mean | median | interpolate | drop | raise
+    max_nan_fraction: float = 0.05  # refuse the data set above this share of non-finite values
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    split_mode: str = "group"  # group (70/15/15 by group) | official (the source's own test split)
+    seed: int = 0
+    csv_group_column: str = "group"
+    csv_label_column: str = "label"
+    csv_time_column: str = "time"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    channels: tuple[int, ...] = (
+        16,
+        32,
+        32,
+    )  # conv widths: stem, down, row-mix (+ one more at the last width)
+    kernel_size: int = 5  # (1, k) kernels along time
+    fsq_levels: tuple[int, ...] = (8, 6, 5)
+    quant_preset: str = "int8"  # int8 (float scales) | po2 (power-of-two scales for MCUs)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    float_epochs: int = 60  # float twin with BatchNorm, folded before QAT
+    qat_epochs: int = 30
+    batch_size: int = 16
+    lr: float = 3e-3
+    qat_lr: float = 1e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"  # adam | adamw
+    scheduler: str = "cosine"  # cosine (with warmup) | plateau
+    warmup_epochs: int = 3
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    label_smoothing: float = 0.0
+    class_weights: bool = False  # weight the loss by inverse class frequency
+    patience: int = 20  # early stopping on validation loss, per phase
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch CPU threads; 0 = torch default
+
+
+@dataclass(frozen=True)
+class CalibrateConfig:
+    num_windows: int = 1024  # representative set size (all train windows if fewer)
+    batch_size: int = 64
+    bias_correction: bool = True
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Defaults for the target options (each target takes the ones it accepts)."""
+
+    opset: int = 13  # Hailo DFC 3.x wants 13; legacy exporter
+    hw_arch: str = "hailo8"
+    int8_input: bool = False  # also emit a variant whose input is already int8
+    reference_samples: int = 64
+    calib_windows: int = 1024
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    baud: int = 921600
+    timeout: float = 2.0  # seconds per reply before a retry
+    retries: int = 3
+    limit: int = 0  # 0 = all test windows
+    max_resets: int = 3
+    min_agreement: float = 0.99  # top-1 agreement device vs CPU reference
+    max_lsb: int = 1  # max |Δ| in output LSB device vs CPU reference
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    calibrate: CalibrateConfig = field(default_factory=CalibrateConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_yaml(self) -> str:
+        return f"# config hash {self.digest()}\n" + yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Check `value` against a field annotation; one-line error naming the key otherwise."""
+    origin = typing.get_origin(annotation)
+    if origin is tuple:
+        inner = typing.get_args(annotation)[0]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list such as [8, 6, 5], got {value!r}")
+        items = tuple(_coerce(v, inner, key) for v in value)
+        fixed = typing.get_args(annotation)
+        if fixed[-1] is not Ellipsis and len(items) != len(fixed):
+            raise ConfigError(f"{key}: expected {len(fixed)} values, got {len(items)}")
+        return items
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer such as 16, got {value!r}")
+    if annotation is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected a number such as 0.001, got {value!r}")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    raise ConfigError(f"{key}: unsupported field type {annotation!r}")
+
+
+def _suggest(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(choices)}"
+
+
+def _merge(instance: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
+    if not isinstance(overrides, dict):
+        raise ConfigError(
+            f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {overrides!r}"
+        )
+    hints = typing.get_type_hints(type(instance))
+    names = [f.name for f in dataclasses.fields(instance)]
+    changes = {}
+    for key, value in overrides.items():
+        if key not in names:
+            raise ConfigError(f"unknown config key '{prefix}{key}'{_suggest(str(key), names)}")
+        current = getattr(instance, key)
+        if dataclasses.is_dataclass(current):
+            changes[key] = _merge(current, value, f"{prefix}{key}.")
+        else:
+            changes[key] = _coerce(value, hints[key], f"{prefix}{key}")
+    return dataclasses.replace(instance, **changes)
+
+
+def _validate(config: RunConfig) -> None:
+    if config.data.nan_strategy not in NAN_STRATEGIES:
+        raise ConfigError(
+            f"data.nan_strategy: '{config.data.nan_strategy}' is not one of {', '.join(NAN_STRATEGIES)}"
+        )
+    if config.data.split_mode not in ("group", "official"):
+        raise ConfigError(
+            f"data.split_mode: '{config.data.split_mode}' is not one of group, official"
+        )
+    fractions = config.data.split_fractions
+    if any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
+        raise ConfigError(
+            f"data.split_fractions: must be 3 positive numbers summing to 1, got {list(fractions)}"
+        )
+    bad_levels = [lv for lv in config.model.fsq_levels if lv < 2]
+    if bad_levels or not config.model.fsq_levels:
+        raise ConfigError(
+            f"model.fsq_levels: every level must be >= 2, got {list(config.model.fsq_levels)}; e.g. [8, 6, 5]"
+        )
+    if config.model.quant_preset not in ("int8", "po2"):
+        raise ConfigError(
+            f"model.quant_preset: '{config.model.quant_preset}' is not one of int8, po2"
+        )
+    if len(config.model.channels) != 3 or min(config.model.channels) < 1:
+        raise ConfigError("model.channels: give 3 positive widths, e.g. [16, 32, 32]")
+    if config.train.optimizer not in ("adam", "adamw"):
+        raise ConfigError(f"train.optimizer: '{config.train.optimizer}' is not one of adam, adamw")
+    if config.train.scheduler not in ("cosine", "plateau"):
+        raise ConfigError(
+            f"train.scheduler: '{config.train.scheduler}' is not one of cosine, plateau"
+        )
+    if config.train.device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"train.device: '{config.train.device}' is not one of auto, cpu, cuda")
+    if config.train.batch_size < 1 or config.train.grad_accum < 1:
+        raise ConfigError("train.batch_size and train.grad_accum must be >= 1")
+
+
+def parse_set_option(item: str) -> tuple[list[str], Any]:
+    """Parse one `--set section.key=value`; the value is read as YAML (so 3, 0.1, [8,6,5], true work)."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. --set train.lr=0.001")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def _nest(path: list[str], value: Any) -> dict[str, Any]:
+    result: dict[str, Any] = {path[-1]: value}
+    for part in reversed(path[:-1]):
+        result = {part: result}
+    return result
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}; pass an existing YAML file to --config")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        line = getattr(getattr(err, "problem_mark", None), "line", None)
+        where = f" (line {line + 1})" if line is not None else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}; fix the syntax") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(
+            f"config file {path} must hold a mapping of sections (data:, model:, ...)"
+        )
+    return loaded
+
+
+def preset_path(name: str) -> Path:
+    """Path of a bundled preset such as 'default' or 'tiny'."""
+    with resources.as_file(resources.files("edgekit.configs") / f"{name}.yaml") as path:
+        return Path(path)
+
+
+def load_config(
+    config_file: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    base: RunConfig | dict[str, Any] | None = None,
+) -> RunConfig:
+    """Build the run config: defaults, `configs/default.yaml`, a user file or preset name, `--set` items."""
+    config = RunConfig()
+    if isinstance(base, RunConfig):
+        config = base
+    else:
+        config = _merge(config, read_yaml(preset_path("default")))
+        if isinstance(base, dict):
+            config = _merge(config, base)
+    if config_file is not None:
+        candidate = Path(config_file)
+        if not candidate.exists() and not candidate.suffix:
+            candidate = preset_path(str(config_file))
+            if not candidate.exists():
+                raise ConfigError(
+                    f"no config file or preset named '{config_file}'; try 'default' or 'tiny'"
+                )
+        config = _merge(config, read_yaml(candidate))
+    for item in overrides:
+        path, value = parse_set_option(item)
+        config = _merge(config, _nest(path, value))
+    _validate(config)
+    return config
+
+
+def load_run_config(run_dir: str | Path) -> RunConfig:
+    """Rebuild the config a run was made with from its `config.resolved.yaml`."""
+    path = Path(run_dir) / "config.resolved.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"{run_dir} is not an edgekit run (no config.resolved.yaml); run `edgekit train` first"
+        )
+    config = _merge(RunConfig(), read_yaml(path))
+    _validate(config)
+    return config

@@ -1,0 +1,17 @@
+"""IMU data: sources, quality checks, leakage-free splits, normalisation and the Hailo layout."""
+
+from edgekit.data.prepare import PreparedData, prepare_data, split_groups, to_hailo_layout
+from edgekit.data.qa import quality_report, repair_non_finite
+from edgekit.data.record import WindowSet
+from edgekit.data.sources import load_source
+
+__all__ = [
+    "PreparedData",
+    "WindowSet",
+    "load_source",
+    "prepare_data",
+    "quality_report",
+    "repair_non_finite",
+    "split_groups",
+    "to_hailo_layout",
+]

@@ -1,0 +1,135 @@
+"""Classification metrics, FSQ code statistics and model cost (params, MACs, int8 bytes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from edgekit.models import Conv2dFSQNet, code_usage
+
+
+@torch.no_grad()
+def predict(
+    model: Conv2dFSQNet, X: np.ndarray, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logits `(N, K)` and FSQ code indices `(N,)`."""
+    model.eval()
+    device = next(model.parameters()).device
+    logits, codes = [], []
+    for start in range(0, len(X), batch_size):
+        batch = torch.from_numpy(X[start : start + batch_size]).to(device)
+        z = model.encode(batch)
+        logits.append(model.classify(z).float().cpu().numpy())
+        codes.append(model.fsq.indices(z).cpu().numpy())
+    return np.concatenate(logits), np.concatenate(codes)
+
+
+def classification_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]
+) -> dict[str, Any]:
+    k = len(class_names)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (y_true, y_pred), 1)
+    per_class = {}
+    for i, name in enumerate(class_names):
+        tp = confusion[i, i]
+        precision = tp / confusion[:, i].sum() if confusion[:, i].sum() else 0.0
+        recall = tp / confusion[i].sum() if confusion[i].sum() else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {
+            "precision": float(precision),
+            "recall": float(recall),
+            "f1": float(f1),
+            "support": int(confusion[i].sum()),
+        }
+    counts = np.bincount(y_true, minlength=k)
+    return {
+        "accuracy": float((y_true == y_pred).mean()),
+        "macro_f1": float(np.mean([c["f1"] for c in per_class.values()])),
+        "per_class": per_class,
+        "confusion_matrix": confusion.tolist(),
+        "random_baseline": 1.0 / k,
+        "majority_baseline": float(counts.max() / counts.sum()),
+        "windows": len(y_true),
+    }
+
+
+def model_cost(model: Conv2dFSQNet) -> dict[str, int]:
+    """Parameters, multiply-accumulates per window and int8 deployment bytes (int8 weights, int32 biases)."""
+    config = model.config
+    macs = 0
+    hooks = []
+
+    def count(module: torch.nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        nonlocal macs
+        kh, kw = module.kernel_size
+        macs += output[0].numel() * module.in_channels // module.groups * kh * kw
+
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    hooks = [m.register_forward_hook(count) for m in convs]
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        was_training = model.training
+        model.eval()
+        model(torch.zeros(1, config.in_channels, 2, config.input_width, device=device))
+        model.train(was_training)
+    for hook in hooks:
+        hook.remove()
+    weights = sum(m.weight.numel() for m in convs)
+    biases = sum(m.bias.numel() for m in convs if m.bias is not None)
+    return {
+        "parameters": weights + biases,
+        "macs": int(macs),
+        "int8_weight_bytes": weights + 4 * biases,
+    }
+
+
+def evaluate_model(
+    model: Conv2dFSQNet, X: np.ndarray, y: np.ndarray, class_names: list[str]
+) -> dict[str, Any]:
+    logits, codes = predict(model, X)
+    metrics = classification_metrics(y, logits.argmax(1), class_names)
+    metrics["fsq"] = code_usage(codes, model.config.fsq_levels)
+    return metrics
+
+
+def write_plots(
+    folder: Path, history: list[dict[str, Any]], confusion: list[list[int]], class_names: list[str]
+) -> list[Path]:
+    """Training curves and confusion matrix as PNG when matplotlib is installed (`edgekit[plots]`)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    from edgekit.artifacts import atomic_path
+
+    written = []
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for phase in ("float", "qat"):
+        rows = [h for h in history if h["phase"] == phase]
+        axes[0].plot(
+            [r["step"] for r in rows], [r["val_loss"] for r in rows], label=f"{phase} val loss"
+        )
+        axes[1].plot(
+            [r["step"] for r in rows], [r["val_acc"] for r in rows], label=f"{phase} val acc"
+        )
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.legend()
+    with atomic_path(folder / "curves.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    written.append(folder / "curves.png")
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(confusion, cmap="Blues")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45)
+    ax.set_yticks(range(len(class_names)), class_names)
+    with atomic_path(folder / "confusion.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return [*written, folder / "confusion.png"]

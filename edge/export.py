@@ -1,0 +1,185 @@
+"""Common export machinery: ONNX export (legacy exporter, static batch 1), onnxsim, checks, reference I/O.
+
+Targets (edge/targets/) call these; `export_run` dispatches through the one TARGETS table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from edgekit import __version__
+from edgekit.artifacts import atomic_path
+from edgekit.errors import ExportError
+from torch import nn
+
+QDQ_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
+REFERENCE_SCHEMA_VERSION = 1
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence exporter chatter (deprecation and tracer warnings) so the CLI output stays readable."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def load_onnx(path: str | Path) -> Any:
+    """Load and fully check an ONNX file; corrupt or truncated files give one clear error."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(
+            f"ONNX file {path} does not exist; run `edgekit export` first or check the path"
+        )
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as err:  # onnx raises DecodeError, ValidationError, InferenceError...
+        detail = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+        raise ExportError(f"{path} is not a valid ONNX model ({detail}); re-export it") from None
+    return model
+
+
+def op_counts(model: Any) -> Counter:
+    return Counter(node.op_type for node in model.graph.node)
+
+
+def set_metadata(model: Any, metadata: dict[str, str]) -> None:
+    del model.metadata_props[:]
+    for key, value in {"edgekit_version": __version__, **metadata}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+
+
+def simplify(model: Any, keep_qdq: bool) -> Any:
+    """onnxsim with invariants: Q/DQ node counts unchanged (0.8.x keeps them; old builds folded weights)."""
+    import onnxsim
+
+    before = op_counts(model)
+    with quiet():
+        simplified, ok = onnxsim.simplify(model)
+    if not ok:
+        raise ExportError(
+            "onnxsim could not validate the simplified graph; report this with the run directory"
+        )
+    after = op_counts(simplified)
+    if keep_qdq and any(before[op] != after[op] for op in QDQ_OPS):
+        raise ExportError(
+            f"onnxsim changed the Q/DQ nodes ({dict(before)} -> {dict(after)}); pin onnxsim>=0.8"
+        )
+    if len(simplified.graph.input) != 1:
+        raise ExportError(
+            f"simplified graph has {len(simplified.graph.input)} inputs; expected one"
+        )
+    return simplified
+
+
+def save_onnx(model: Any, path: str | Path) -> Path:
+    import onnx
+
+    onnx.checker.check_model(model, full_check=True)
+    with atomic_path(path) as tmp:
+        onnx.save(model, str(tmp))
+    return Path(path)
+
+
+def export_torch(
+    module: nn.Module, example: torch.Tensor, path: Path, opset: int, output_names: list[str], quantized: bool,
+    input_name: str = "input",
+) -> Any:  # fmt: skip
+    """Export with the legacy TorchScript exporter (dynamo raises the opset to >= 18 and refuses int32 bias)."""
+    import onnx
+
+    module = module.eval().cpu()
+    kwargs = {
+        "input_names": [input_name],
+        "output_names": output_names,
+        "do_constant_folding": True,
+    }
+    with quiet(), atomic_path(path) as tmp:
+        try:
+            if quantized:
+                from brevitas.export import export_onnx_qcdq
+
+                export_onnx_qcdq(
+                    module,
+                    example,
+                    str(tmp),
+                    opset_version=opset,
+                    dynamo=False,
+                    keep_initializers_as_inputs=False,
+                    **kwargs,
+                )
+            else:
+                torch.onnx.export(
+                    module, (example,), str(tmp), opset_version=opset, dynamo=False, **kwargs
+                )
+        except Exception as err:
+            raise ExportError(
+                f"ONNX export failed ({type(err).__name__}: {str(err).splitlines()[0][:160]})"
+            ) from None
+        model = onnx.load(str(tmp))
+    return model
+
+
+class OnnxRunner:
+    """onnxruntime session over a batch-1 graph, looping over windows (exports are static batch 1)."""
+
+    def __init__(self, path_or_model: str | Path | Any) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.log_severity_level = 3
+        source = (
+            str(path_or_model)
+            if isinstance(path_or_model, str | Path)
+            else path_or_model.SerializeToString()
+        )
+        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        outputs: dict[str, list[np.ndarray]] = {name: [] for name in self.output_names}
+        for window in X:
+            for name, value in zip(
+                self.output_names,
+                self.session.run(None, {self.input.name: window[None]}),
+                strict=True,
+            ):
+                outputs[name].append(value[0])
+        return {name: np.stack(values) for name, values in outputs.items()}
+
+
+class WithPreFsq(nn.Module):
+    """Outputs `(logits, pre_fsq)` so parity can compare FSQ codes, not only logits."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.model.encode(x)
+        return self.model.classify(z), z
+
+
+class Part(nn.Module):
+    """One side of the Hailo split: `encode` (device) or `classify` (host)."""
+
+    def __init__(self, model: nn.Module, part: str) -> None:
+        super().__init__()
+        self.model, self.part = model, part
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(x) if self.part == "device" else self.model.classify(x)

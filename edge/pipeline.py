@@ -1,0 +1,140 @@
+"""`edgekit pipeline`: train -> calibrate -> export (onnx + hailo) -> parity -> verify on the emulator."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edgekit.config import RunConfig
+from edgekit.errors import ParityError
+
+
+def run_pipeline(
+    config: RunConfig, run_dir: str | Path, target: str = "hailo", device: str = "emu://",
+    echo: Callable[[str], None] = print, show_progress: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """Every stage into one run directory; returns the summary (also written to `summary.json`)."""
+    from edgekit.artifacts import write_json
+    from edgekit.calibrate.stage import run_calibration
+    from edgekit.firmware_bridge.verify import VerifyOptions, run_verify
+    from edgekit.parity import run_parity
+    from edgekit.targets import export_run
+    from edgekit.train import run_training
+
+    run_dir = Path(run_dir)
+    targets = ["onnx"] if target == "onnx" else ["onnx", target]
+    stages = ["train", "calibrate", *(f"export {t}" for t in targets), "parity", "verify"]
+    timings: dict[str, float] = {}
+    results: dict[str, Any] = {}
+
+    def stage(name: str, function: Callable[[], Any]) -> Any:
+        echo(f"[{len(timings) + 1}/{len(stages)}] {name} ...")
+        start = time.perf_counter()
+        result = function()
+        timings[name] = time.perf_counter() - start
+        return result
+
+    results["train"] = stage(
+        "train", lambda: run_training(config, run_dir, show_progress=show_progress)
+    )
+    results["calibrate"] = stage("calibrate", lambda: run_calibration(run_dir))
+    for name in targets:
+        results[f"export {name}"] = stage(
+            f"export {name}",
+            lambda name=name: (
+                export_run(run_dir, name, int8_input=True)
+                if name == "onnx"
+                else export_run(run_dir, name)
+            ),
+        )
+    parity = stage("parity", lambda: run_parity(run_dir))
+    verify_options = VerifyOptions(device=device, baud=config.verify.baud, timeout=config.verify.timeout, retries=config.verify.retries,
+                                   max_resets=config.verify.max_resets, min_agreement=config.verify.min_agreement,
+                                   max_lsb=config.verify.max_lsb, show_progress=show_progress)  # fmt: skip
+    verify = stage("verify", lambda: run_verify(run_dir, verify_options))
+    summary = {
+        "run": str(run_dir),
+        "float_test_accuracy": results["train"]["float_test_accuracy"],
+        "int8_test_accuracy": results["train"]["int8_test_accuracy"],
+        "calibration_adopted": results["calibrate"]["adopted"],
+        "parity": {
+            r.name: {
+                "passed": r.passed,
+                "max_lsb": r.max_lsb,
+                "max_abs": r.max_abs,
+                "top1": r.top1_agreement,
+            }
+            for r in parity
+        },
+        "parity_passed": all(r.passed for r in parity),
+        "device": {
+            "passed": verify["passed"],
+            "partial": verify["partial"],
+            "samples": verify["samples_done"],
+            "accuracy": verify["rows"]["device_vs_labels"].get("accuracy"),
+            "top1_agreement": verify["rows"]["device_vs_reference"].get("top1_agreement"),
+            "max_abs_lsb": verify["rows"]["device_vs_reference"].get("max_abs_lsb"),
+            "latency_us_p50": verify["latency"].get("device_us_p50"),
+            "samples_per_s": verify["samples_per_s"],
+        },
+        "artifacts": {
+            "checkpoint": str(run_dir / "checkpoints" / "best.pt"),
+            "int8_onnx": str(run_dir / "export" / "onnx" / "model_int8.onnx"),
+            **({"hailo": results[f"export {target}"]["folder"]} if target == "hailo" else {}),
+            "parity": str(run_dir / "parity.json"),
+            "verify": str(run_dir / "verify" / "report.md"),
+        },
+        "stage_seconds": {k: round(v, 2) for k, v in timings.items()},
+    }
+    write_json(run_dir / "summary.json", summary)
+    echo(render_summary(summary))
+    if not summary["parity_passed"]:
+        failed = [name for name, p in summary["parity"].items() if not p["passed"]]
+        raise ParityError(f"parity failed for {', '.join(failed)}; see {run_dir / 'parity.json'}")
+    if not verify["passed"]:
+        from edgekit.firmware_bridge.verify import raise_for_report
+
+        raise_for_report(verify, run_dir / "verify")
+    return summary
+
+
+def render_summary(summary: dict[str, Any]) -> str:
+    device = summary["device"]
+    parity_worst = max((p["max_lsb"] or 0.0) for p in summary["parity"].values())
+
+    def fmt(value: Any, pattern: str) -> str:
+        return "-" if value is None else format(value, pattern)
+
+    rows = [
+        ("test accuracy, float twin", f"{summary['float_test_accuracy']:.4f}"),
+        ("test accuracy, int8 (QAT)", f"{summary['int8_test_accuracy']:.4f}"),
+        (
+            "parity",
+            f"{'PASS' if summary['parity_passed'] else 'FAIL'}: {len(summary['parity'])} pairs, worst int8 {parity_worst:.2f} LSB",
+        ),
+        ("device accuracy (emulator)", fmt(device["accuracy"], ".4f")),
+        (
+            "device vs CPU reference",
+            f"top-1 {fmt(device['top1_agreement'], '.4f')}, max {device['max_abs_lsb']} LSB",
+        ),
+        (
+            "device latency p50",
+            f"{fmt(device['latency_us_p50'], '.0f')} µs; {device['samples_per_s']:.0f} windows/s over the link",
+        ),
+        *[(f"artifact: {name}", path) for name, path in summary["artifacts"].items()],
+        *[
+            (f"time: {name}", f"{seconds:.1f} s")
+            for name, seconds in summary["stage_seconds"].items()
+        ],
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(
+        [
+            "",
+            "edgekit pipeline summary",
+            "-" * (width + 40),
+            *(f"{name:<{width}}  {value}" for name, value in rows),
+        ]
+    )

@@ -1,0 +1,324 @@
+"""`--target hailo`: float ONNX cut before FSQ for the Hailo DFC, plus everything the compiler needs.
+
+Hailo wants float ONNX (it quantizes itself from a calibration set) at opset 13 for DFC 3.x, and
+cannot run Round, so `model_device.onnx` ends at the pre-FSQ projection and FSQ + head run on the
+host (`model_host.onnx`). The float graph carries the QAT model's int8 weights.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from edgekit import __version__
+from edgekit.artifacts import sha256_file, write_json, write_npy, write_npz, write_text
+from edgekit.calibrate.activations import activation_ranges
+from edgekit.calibrate.representative import load_calibration_set, select_representative, to_nhwc
+from edgekit.errors import ExportError
+from edgekit.export import (
+    REFERENCE_SCHEMA_VERSION,
+    OnnxRunner,
+    Part,
+    export_torch,
+    load_onnx,
+    save_onnx,
+    set_metadata,
+    simplify,
+)
+from edgekit.models import Conv2dFSQNet
+from edgekit.models.fsq import fsq_indices
+from edgekit.parity import PairReport, Tolerance, compare
+from edgekit.runs import Run, float_with_qat_weights
+from edgekit.targets import hailo_readiness as readiness
+from edgekit.targets.base import Target
+from edgekit.targets.hailo_scripts import BUILD_HEF, MODEL_SCRIPT, RUN_HAILORT
+
+HW_ARCHS = {"hailo8": ("3.x", "4.x"), "hailo8l": ("3.x", "4.x"), "hailo10h": ("5.x", "5.x")}
+NET_NAME = "imu_fsq_cls"
+
+
+@torch.no_grad()
+def estimate_device_damage(
+    model: Conv2dFSQNet, X_calib: np.ndarray, X_eval: np.ndarray, end_bits: int
+) -> dict[str, float]:
+    """Fake-quantize the device part as the DFC would (int8 per-channel weights, uint8/asym per-tensor
+    activations from calibration min/max) and count FSQ code flips against the float model."""
+    quantized = copy.deepcopy(model).eval()
+    for module in quantized.modules():
+        if isinstance(module, torch.nn.Conv2d) and module is not quantized.head:
+            scale = module.weight.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12) / 127
+            module.weight.copy_(torch.round(module.weight / scale).clamp(-127, 127) * scale)
+    points = {
+        "input": quantized.input_quant,
+        "pool": quantized.pool_quant,
+        "end": quantized.project,
+    }
+    points.update(
+        {f"relu{i}": m for i, m in enumerate(quantized.encoder) if isinstance(m, torch.nn.ReLU)}
+    )
+    ranges: dict[str, list[float]] = {}
+
+    def observe(name: str):
+        def hook(_module: Any, _inputs: Any, output: torch.Tensor) -> None:
+            lo, hi = ranges.get(name, [0.0, 0.0])
+            ranges[name] = [min(lo, float(output.min())), max(hi, float(output.max()))]
+
+        return hook
+
+    def fake_quantize(name: str, bits: int):
+        def hook(_module: Any, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
+            lo, hi = ranges[name]
+            scale = max(hi - lo, 1e-12) / (2**bits - 1)
+            zero = round(-lo / scale)
+            return (torch.clamp(torch.round(output / scale) + zero, 0, 2**bits - 1) - zero) * scale
+
+        return hook
+
+    handles = [m.register_forward_hook(observe(n)) for n, m in points.items()]
+    quantized.encode(torch.from_numpy(X_calib))
+    for handle in handles:
+        handle.remove()
+    for name, module in points.items():
+        module.register_forward_hook(fake_quantize(name, end_bits if name == "end" else 8))
+    X = torch.from_numpy(X_eval)
+    z_float, z_quant = model.encode(X), quantized.encode(X)
+    codes_float, codes_quant = model.fsq.indices(z_float), quantized.fsq.indices(z_quant)
+    agreement = (
+        (model.classify(z_float).argmax(1) == model.classify(z_quant).argmax(1)).float().mean()
+    )
+    return {
+        "end_node_bits": end_bits,
+        "top1_agreement": float(agreement),
+        "fsq_code_flip_rate": float((codes_float != codes_quant).float().mean()),
+    }
+
+
+def export_hailo(run: Run, target: Any, options: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    hw_arch = options["hw_arch"]
+    if hw_arch not in HW_ARCHS:
+        raise ExportError(f"unknown --hw-arch '{hw_arch}'; use one of {', '.join(HW_ARCHS)}")
+    qat = run.qat_model()
+    model = float_with_qat_weights(qat)
+    channels, _, width = run.data.input_shape
+    dims = len(model.config.fsq_levels)
+    opset = options["opset"]
+    x0, z0 = torch.zeros(1, channels, 2, width), torch.zeros(1, dims, 1, 1)
+    meta = {
+        "edgekit_fsq_levels": ",".join(map(str, model.config.fsq_levels)),
+        "edgekit_hw_arch": hw_arch,
+    }
+    graphs = {
+        "model_float.onnx": export_torch(
+            model, x0, out_dir / "model_float.onnx", opset, ["logits"], False
+        ),
+        "model_device.onnx": export_torch(
+            Part(model, "device"), x0, out_dir / "model_device.onnx", opset, ["pre_fsq"], False
+        ),
+        "model_host.onnx": export_torch(
+            Part(model, "host"),
+            z0,
+            out_dir / "model_host.onnx",
+            opset,
+            ["logits"],
+            False,
+            "pre_fsq",
+        ),
+    }
+    for name, graph in graphs.items():
+        simplified = simplify(graph, keep_qdq=False)
+        set_metadata(simplified, {**meta, "edgekit_part": name.split("_")[1].split(".")[0]})
+        save_onnx(simplified, out_dir / name)
+    device_graph = load_onnx(out_dir / "model_device.onnx")
+    end_node = next(n for n in device_graph.graph.node if "pre_fsq" in n.output)
+
+    calibration = load_calibration_set(run.path)
+    if calibration is None:
+        X_train, y_train = run.data.arrays["train"]
+        calibration = (
+            X_train[
+                select_representative(
+                    X_train, y_train, options["calib_windows"], run.config.data.seed
+                )
+            ],
+            None,
+        )
+    calib_nhwc = to_nhwc(calibration[0])
+    write_npy(out_dir / "calib_nhwc.npy", calib_nhwc)
+
+    X_test, y_test = run.data.arrays["test"]
+    X_ref = X_test[: options["reference_samples"]]
+    full = OnnxRunner(out_dir / "model_float.onnx").run(X_ref)["logits"]
+    device_out = OnnxRunner(out_dir / "model_device.onnx").run(X_ref)["pre_fsq"]
+    split = OnnxRunner(out_dir / "model_host.onnx").run(device_out)["logits"]
+    stats = run.data.stats
+    mean, std = np.asarray(stats["mean"]), np.asarray(stats["std"])
+    raw = (
+        X_ref.reshape(len(X_ref), channels, -1) * std[None, :, None] + mean[None, :, None]
+    )  # (N, C, 2, T/2) -> (N, C, T)
+    write_npz(out_dir / "reference_io.npz", schema_version=np.array(REFERENCE_SCHEMA_VERSION), input_raw=raw.astype(np.float32),
+              input_nchw=X_ref, input_nhwc=to_nhwc(X_ref), device_out=device_out, codes=fsq_indices(device_out, model.config.fsq_levels),
+              logits=full, labels=y_test[: len(X_ref)])  # fmt: skip
+
+    estimate_16 = estimate_device_damage(model, calibration[0], X_test, 16)
+    estimate_8 = estimate_device_damage(model, calibration[0], X_test, 8)
+    rules = [
+        *readiness.graph_rules(device_graph),
+        readiness.split_rule(
+            float(np.abs(split - full).max()), [end_node.name], [end_node.op_type]
+        ),
+        readiness.calibration_rule(calib_nhwc, [1, channels, 2, width]),
+        readiness.estimate_rule({**estimate_16, "end_node_8bit": estimate_8}),
+    ]
+    report = readiness.summarise(rules, "model_device.onnx")
+    write_json(out_dir / "readiness_report.json", report)
+    if not report["ready"]:
+        raise ExportError(
+            f"model is not Hailo-ready: rules {', '.join(report['errors'])} failed; fix the graph or use --target onnx"
+        )
+    write_text(
+        out_dir / "model.alls",
+        MODEL_SCRIPT.format(
+            version=__version__, net_name=NET_NAME, hw_arch=hw_arch, calibset_size=len(calib_nhwc)
+        ),
+    )
+    write_text(out_dir / "build_hef.py", BUILD_HEF)
+    write_text(out_dir / "run_hailort.py", RUN_HAILORT)
+    dfc, hailort = HW_ARCHS[hw_arch]
+    manifest = {
+        "schema": "edgekit.hailo/1",
+        "edgekit_version": __version__,
+        "network": {"name": NET_NAME, "task": "classification", "classes": run.data.class_names},
+        "targets": [{"hw_arch": hw_arch, "dfc": dfc, "hailort": hailort}],
+        "paths": {
+            "device_onnx": "model_device.onnx",
+            "host_onnx": "model_host.onnx",
+            "alls": "model.alls",
+            "float_onnx": "model_float.onnx",
+        },
+        "onnx": {
+            "opset": opset,
+            "simplified": True,
+            "sha256": {n: sha256_file(out_dir / n) for n in graphs},
+        },
+        "parser": {
+            "start_nodes": ["input"],
+            "end_nodes": [end_node.name],
+            "net_input_shapes": {"input": [1, channels, 2, width]},
+        },
+        "io": {
+            "raw_input": {
+                "layout": "NCT",
+                "shape": [1, channels, stats["window_length"]],
+                "dtype": "float32",
+            },
+            "device_input": {
+                "onnx_layout": "NCHW",
+                "hn_layout": "NHWC",
+                "hn_shape": [1, 2, width, channels],
+                "hailort_format": "FLOAT32",
+            },
+            "device_outputs": [
+                {"onnx_name": "pre_fsq", "onnx_shape": [1, dims, 1, 1], "hailort_format": "FLOAT32"}
+            ],
+        },
+        "preprocessing": {
+            "steps": [
+                "standardize(mean, std per channel)",
+                "drop last sample if T is odd",
+                "reshape NCT -> NC(2)(T/2)",
+                "transpose NCHW -> NHWC",
+            ],
+            "mean": stats["mean"],
+            "std": stats["std"],
+            "dropped_last_sample": stats["dropped_last_sample"],
+            "normalize_in_net": False,
+        },
+        "quantization": {
+            "calib_set": "calib_nhwc.npy",
+            "layout": "NHWC",
+            "n": len(calib_nhwc),
+            "dtype": "float32",
+            "source": "train split, class-stratified",
+            "sha256": sha256_file(out_dir / "calib_nhwc.npy"),
+            "stats": {
+                "min": calib_nhwc.min(axis=(0, 1, 2)).tolist(),
+                "max": calib_nhwc.max(axis=(0, 1, 2)).tolist(),
+            },
+            "brevitas_ranges": {k: v["range"] for k, v in activation_ranges(qat).items()},
+        },
+        "postprocessing": {
+            "runs_on": "host",
+            "steps": [f"fsq(levels={list(model.config.fsq_levels)})", "head", "argmax"],
+            "impl": "model_host.onnx",
+        },
+        "evaluation": {
+            "reference_io": "reference_io.npz",
+            "tolerances": {"split_max_abs": 1e-5},
+            "float_accuracy": float((full.argmax(1) == y_test[: len(X_ref)]).mean()),
+            "fakequant_estimate": estimate_16,
+        },
+        "readiness": "readiness_report.json",
+    }
+    write_json(out_dir / "manifest.json", manifest)
+    return {
+        "target": "hailo",
+        "hw_arch": hw_arch,
+        "ready": True,
+        "warnings": report["warnings"],
+        "estimate": estimate_16,
+    }
+
+
+def parity_hailo(run: Run, target: Any, limit: int = 0) -> list[PairReport]:
+    from edgekit.evaluate import predict
+
+    tol = target.tolerances
+    X = run.data.arrays["test"][0]
+    X = X[:limit] if limit else X
+    qat = run.qat_model()
+    model = float_with_qat_weights(qat)
+    levels = model.config.fsq_levels
+    torch_logits, torch_codes = predict(model, X)
+    qat_logits, qat_codes = predict(qat, X)
+    reports = []
+    for folder in sorted(
+        p for p in (run.path / "export" / "hailo").iterdir() if (p / "manifest.json").is_file()
+    ):
+        full = OnnxRunner(folder / "model_float.onnx").run(X)["logits"]
+        device_out = OnnxRunner(folder / "model_device.onnx").run(X)["pre_fsq"]
+        split = OnnxRunner(folder / "model_host.onnx").run(device_out)["logits"]
+        codes = fsq_indices(device_out, levels)
+        arch = folder.name
+        reports += [
+            compare(f"hailo/{arch}/split_vs_full", full, split, tol["split_vs_full"], ("full-float", "host(device)")),
+            compare(f"hailo/{arch}/torch_vs_ort_float", torch_logits, full, tol["torch_vs_ort_float"], ("pytorch-float", "ort-float"),
+                    None, torch_codes, codes),
+            compare(f"hailo/{arch}/qat_int8_vs_float_graph", qat_logits, full, tol["qat_vs_float_graph"], ("pytorch-qat", "hailo-float"),
+                    None, qat_codes, codes),
+        ]  # fmt: skip
+    return reports
+
+
+TOLERANCES = {
+    "split_vs_full": Tolerance(atol=1e-5, rtol=0.0),
+    "torch_vs_ort_float": Tolerance(atol=1e-4, rtol=1e-4, min_code_agreement=0.99),
+    # The float graph drops QAT's activation quantizers (the DFC re-quantizes): only decisions must hold.
+    "qat_vs_float_graph": Tolerance(
+        atol=float("inf"), min_top1_agreement=0.95, min_code_agreement=0.0
+    ),
+}
+
+
+TARGET = Target(
+    name="hailo",
+    description="float ONNX cut before FSQ + model script, calibration set and scripts for the Hailo DFC",
+    options={"hw_arch": "hailo8", "opset": 13, "reference_samples": 64, "calib_windows": 1024},
+    tolerances=TOLERANCES,
+    export=export_hailo,
+    parity=parity_hailo,
+    readiness=readiness.check_hailo_readiness,
+    folder="{hw_arch}",
+)

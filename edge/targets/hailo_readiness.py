@@ -1,0 +1,309 @@
+"""Hailo readiness rules R1-R16 (shared/reference/hailo.md §5a) on the device ONNX graph.
+
+Errors (E) refuse the export; warnings (W) are listed; info rows describe the graph. R13-R15 need
+the run (split check, calibration set, 8-bit damage estimate) and are skipped on a bare file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+QDQ_OPS = {
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+    "QLinearConv",
+    "QLinearMatMul",
+    "QLinearAdd",
+    "ConvInteger",
+    "MatMulInteger",
+}
+LAYERS = {
+    "Add", "ArgMax", "AveragePool", "BatchNormalization", "Concat", "Conv", "ConvTranspose", "DepthToSpace", "Div",
+    "Dropout", "Gemm", "LayerNormalization", "LogSoftmax", "MatMul", "Max", "MaxPool", "Min", "Mul", "Neg", "Pad",
+    "Pow", "ReduceL2", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceSum", "ReduceSumSquare", "Reshape", "Resize",
+    "Slice", "Softmax", "SpaceToDepth", "Split", "Sub", "Transpose", "Upsample", "GlobalAveragePool",
+    "Abs", "Clip", "Elu", "Equal", "Exp", "Greater", "HardSigmoid", "LeakyRelu", "Less", "Log", "PRelu", "Relu",
+    "Sigmoid", "Softplus", "Softsign", "Sqrt", "Tanh",
+}  # fmt: skip
+DENY = {"Round", "Floor", "Ceil", "Sign", "Mod", "BitShift", "Cast", "TopK", "NonZero", "NonMaxSuppression", "GatherElements",
+        "GatherND", "ScatterND", "ScatterElements", "Scatter", "GridSample", "Loop", "If", "Scan", "RandomNormal",
+        "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Erf", "LSTM", "GRU", "RNN"}  # fmt: skip
+PLUMBING = {"Shape", "ConstantOfShape", "Range", "Expand", "Where", "Gather"}
+SHUFFLE = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten"}
+NEUTRAL = {"Constant", "Identity"}
+END_OPS = {
+    "Conv",
+    "Gemm",
+    "MatMul",
+    "Relu",
+    "Tanh",
+    "Sigmoid",
+    "LeakyRelu",
+    "Clip",
+    "Add",
+    "GlobalAveragePool",
+    "AveragePool",
+}
+MIN_CALIB, GOOD_CALIB = 64, 1024
+MAX_CODE_FLIP_RATE = 0.01
+
+REASONS = {
+    "R1": "no QuantizeLinear/DequantizeLinear/QLinear*: the DFC parser only accepts float ONNX and quantizes itself",
+    "R2": "every op is a documented Hailo layer or activation",
+    "R3": "no refused ops (Round, Floor, Cast, TopK, Gather*, control flow, RNNs) in the device part",
+    "R4": "no shape plumbing left after onnxsim (Shape, Range, Expand, Where, Gather)",
+    "R5": "all dims static, batch 1, nothing operates on the batch axis",
+    "R6": "rank-4 NCHW input, every tensor rank <= 4, every Conv 2-D (no Conv1d)",
+    "R7": "the (B,C,T)->(B,C,2,T/2) reshape happens on the host, not in the device graph",
+    "R8": "Reshape/Transpose/Flatten inside the device part become shuffle layers that often fail",
+    "R9": "ReduceMax only over channels with keepdims; pooling via GlobalAveragePool/ReduceMean over H,W",
+    "R10": "Slice/Split only on the channel axis",
+    "R11": "opset 13..21 (13 for DFC 3.x / Hailo-8)",
+    "R12": "Softmax/ArgMax at the end belong on the host",
+    "R13": "the split is exact: host(device(x)) == full(x), ending on a real Conv/activation output",
+    "R14": "calibration set is (N, H, W, C) float32 NHWC of the device input, finite, real windows (64+, 1024 recommended)",
+    "R15": "offline estimate of 8-bit damage on the device part (FSQ code flips), not bit-exact",
+    "R16": "size of the device graph: parameters, MACs, long (1,k) kernels",
+}
+
+
+def _rule(
+    rule: str, severity: str, findings: list[str], status: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    status = status or (
+        "pass" if not findings else {"E": "fail", "W": "warn", "I": "info"}[severity]
+    )
+    return {
+        "rule": rule,
+        "severity": severity,
+        "status": status,
+        "reason": REASONS[rule],
+        "findings": findings,
+        **extra,
+    }
+
+
+def _shapes(model: Any) -> dict[str, list[int | str]]:
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {}
+    for value in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        shapes[value.name] = [
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims
+        ]
+    return shapes
+
+
+def graph_rules(model: Any) -> list[dict[str, Any]]:
+    """R1-R12 and R16 on one ONNX graph (the device part)."""
+    import onnx
+
+    graph = model.graph
+    shapes = _shapes(model)
+    nodes = list(
+        graph.node
+    )  # protobuf wrappers are recreated on access; key attributes by node name
+    attrs = {
+        n.name or n.output[0]: {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        for n in nodes
+    }
+    attr = lambda n: attrs[n.name or n.output[0]]  # noqa: E731
+    consumers: dict[str, list[Any]] = {}
+    for node in nodes:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    initializers = {t.name: t for t in graph.initializer}
+    label = lambda n: f"{n.name or n.output[0]} ({n.op_type})"  # noqa: E731
+    rules = [
+        _rule("R1", "E", [label(n) for n in nodes if n.op_type in QDQ_OPS]),
+        _rule(
+            "R2",
+            "E",
+            [
+                label(n)
+                for n in nodes
+                if n.op_type not in LAYERS | DENY | PLUMBING | SHUFFLE | NEUTRAL | QDQ_OPS
+            ],
+        ),
+        _rule("R3", "E", [label(n) for n in nodes if n.op_type in DENY]),
+        _rule("R4", "E", [label(n) for n in nodes if n.op_type in PLUMBING]),
+    ]
+    static = [
+        f"{name}: {dims}"
+        for name, dims in shapes.items()
+        if any(not isinstance(d, int) or d <= 0 for d in dims)
+    ]
+    input_shape = shapes.get(graph.input[0].name, [])
+    if input_shape and input_shape[0] != 1:
+        static.append(f"input batch is {input_shape[0]}, expected 1")
+    for node in nodes:
+        axis = attr(node).get("axis")
+        if node.op_type in ("Concat", "Split", "Slice", "Tile") and axis == 0:
+            static.append(f"{label(node)} works on the batch axis")
+    rules.append(_rule("R5", "E", static))
+    rank = []
+    if len(input_shape) != 4:
+        rank.append(f"input {graph.input[0].name} has rank {len(input_shape)}, expected 4 (NCHW)")
+    rank += [f"{name} has rank {len(dims)}" for name, dims in shapes.items() if len(dims) > 4]
+    rank += [label(n) + f" kernel {attr(n).get('kernel_shape')}" for n in nodes
+             if n.op_type in ("Conv", "ConvTranspose") and len(attr(n).get("kernel_shape", [0, 0])) != 2]  # fmt: skip
+    rules.append(_rule("R6", "E", rank))
+    rules.append(
+        _rule(
+            "R7",
+            "E",
+            [label(n) for n in consumers.get(graph.input[0].name, []) if n.op_type in SHUFFLE],
+        )
+    )
+    shuffles = []
+    for node in nodes:
+        if node.op_type not in SHUFFLE:
+            continue
+        dims = shapes.get(node.input[0], [])
+        feeds_dense = all(
+            c.op_type in ("Gemm", "MatMul") for c in consumers.get(node.output[0], [])
+        ) and consumers.get(node.output[0])
+        if not (
+            node.op_type in ("Flatten", "Reshape")
+            and len(dims) == 4
+            and dims[2:] == [1, 1]
+            and feeds_dense
+        ):
+            shuffles.append(label(node))
+    rules.append(_rule("R8", "W", shuffles))
+    reduce_errors = []
+    for node in nodes:
+        axes = attr(node).get("axes")
+        if node.op_type == "ReduceMax" and (
+            list(axes or []) != [1] or attr(node).get("keepdims", 1) != 1
+        ):
+            reduce_errors.append(f"{label(node)} reduces axes {axes}")
+        if (
+            node.op_type == "ReduceMean"
+            and axes is not None
+            and sorted(axes) not in ([2, 3], [2], [3])
+        ):
+            reduce_errors.append(f"{label(node)} averages axes {axes}")
+    rules.append(_rule("R9", "E", reduce_errors))
+    rules.append(
+        _rule(
+            "R10",
+            "W",
+            [
+                label(n)
+                for n in nodes
+                if n.op_type in ("Slice", "Split") and attr(n).get("axis", 1) != 1
+            ],
+        )
+    )
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    rules.append(_rule("R11", "W", [] if 13 <= opset <= 21 else [f"opset {opset}"], opset=opset))
+    outputs = {o.name for o in graph.output}
+    rules.append(
+        _rule(
+            "R12",
+            "W",
+            [
+                label(n)
+                for n in nodes
+                if n.op_type in ("Softmax", "ArgMax", "LogSoftmax") and set(n.output) & outputs
+            ],
+        )
+    )
+    params = sum(int(np.prod(t.dims)) for t in initializers.values())
+    macs, long_kernels = 0, []
+    for node in nodes:
+        if node.op_type == "Conv" and node.input[1] in initializers:
+            weight = list(initializers[node.input[1]].dims)
+            out = shapes.get(node.output[0], [])
+            if out and all(isinstance(d, int) for d in out):
+                macs += int(np.prod(out[1:])) * int(np.prod(weight[1:]))
+            if max(weight[2:]) > 7:
+                long_kernels.append(
+                    f"{label(node)} kernel {weight[2:]} (unverified on the DFC; may need compiler resources)"
+                )
+    rules.append(_rule("R16", "I", long_kernels, status="info", parameters=params, macs=macs))
+    return rules
+
+
+def split_rule(
+    max_abs: float | None, end_nodes: list[str], end_ops: list[str], tolerance: float = 1e-5
+) -> dict[str, Any]:
+    findings = [
+        f"{name} is a {op}, not a Conv/Gemm/activation output"
+        for name, op in zip(end_nodes, end_ops, strict=True)
+        if op not in END_OPS
+    ]
+    if max_abs is None or not np.isfinite(max_abs) or max_abs > tolerance:
+        findings.append(f"host(device(x)) differs from full(x) by {max_abs} > {tolerance}")
+    return _rule("R13", "E", findings, max_abs=max_abs, tolerance=tolerance, end_nodes=end_nodes)
+
+
+def calibration_rule(calib: np.ndarray, device_input_nchw: list[int]) -> dict[str, Any]:
+    errors, warnings = [], []
+    expected = [device_input_nchw[2], device_input_nchw[3], device_input_nchw[1]]
+    if calib.ndim != 4 or list(calib.shape[1:]) != expected:
+        errors.append(
+            f"shape {list(calib.shape)} is not (N, {expected[0]}, {expected[1]}, {expected[2]}) NHWC"
+        )
+    if calib.dtype != np.float32:
+        errors.append(f"dtype {calib.dtype}, expected float32")
+    if not np.isfinite(calib).all():
+        errors.append("contains NaN/Inf")
+    if len(calib) == 0:
+        errors.append("the calibration set is empty")
+    elif len(calib) < MIN_CALIB:
+        warnings.append(
+            f"{len(calib)} windows < {MIN_CALIB} (the usual calibset_size); model.alls uses all {len(calib)}"
+        )
+    elif len(calib) < GOOD_CALIB:
+        warnings.append(
+            f"{len(calib)} windows < {GOOD_CALIB} recommended (all training windows were used)"
+        )
+    if errors:
+        return _rule("R14", "E", errors + warnings, windows=len(calib))
+    return _rule("R14", "W", warnings, windows=len(calib))
+
+
+def estimate_rule(estimate: dict[str, Any]) -> dict[str, Any]:
+    findings = []
+    if estimate["fsq_code_flip_rate"] > MAX_CODE_FLIP_RATE:
+        findings.append(
+            f"estimated FSQ code flip rate {estimate['fsq_code_flip_rate']:.3f} > {MAX_CODE_FLIP_RATE}; "
+            "consider quantization_param(input_layer1, precision_mode=a16_w16) in model.alls"
+        )
+    return _rule("R15", "W", findings, **estimate)
+
+
+def skipped(rule: str, why: str) -> dict[str, Any]:
+    return _rule(rule, "W", [], status="skipped", why=why)
+
+
+def summarise(rules: list[dict[str, Any]], file: str) -> dict[str, Any]:
+    errors = [r["rule"] for r in rules if r["status"] == "fail"]
+    warnings = [r["rule"] for r in rules if r["status"] == "warn"]
+    return {"schema_version": 1, "file": file, "ready": not errors, "errors": errors, "warnings": warnings,
+            "rules": sorted(rules, key=lambda r: int(r["rule"][1:]))}  # fmt: skip
+
+
+def check_hailo_readiness(path: str) -> dict[str, Any]:
+    """Readiness of any ONNX file (`edgekit check --target hailo FILE`); run-only rules are skipped."""
+    from edgekit.export import load_onnx
+
+    model = load_onnx(path)
+    why = "needs a run directory: use `edgekit export RUN --target hailo`"
+    rules = graph_rules(model) + [skipped(r, why) for r in ("R13", "R14", "R15")]
+    return summarise(rules, str(path))
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = [f"{report['file']}: {'READY' if report['ready'] else 'NOT READY'} for Hailo"]
+    for rule in report["rules"]:
+        lines.append(f"  {rule['rule']:<4} {rule['status']:<7} {rule['reason']}")
+        lines += [f"         - {finding}" for finding in rule["findings"]]
+    return "\n".join(lines)

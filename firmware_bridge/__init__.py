@@ -1,0 +1,1 @@
+"""Host <-> device bridge: the edgekit-wire/1 protocol, host link, device agent, emulator and verify."""

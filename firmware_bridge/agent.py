@@ -1,0 +1,371 @@
+"""The device side of edgekit-wire/1: a agent that runs a model for the host.
+
+It runs on a Linux board (`edgekit device serve --port /dev/ttyGS0 ...`) or, in tests and demos, as
+the emulator behind a pseudo-terminal. Replies are cached by (type, seq) so a retransmitted request
+is answered again without running twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import random
+import select
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from edgekit.errors import DeviceError
+from edgekit.firmware_bridge import protocol as wire
+from edgekit.firmware_bridge.protocol import (
+    DTYPE_NUMPY,
+    ErrorCode,
+    Frame,
+    MessageType,
+    ResultStatus,
+    TensorDesc,
+)
+
+FIRMWARE = "edgekit-agent 0.1"
+REPLY_CACHE = 64  # >= the host's SEQ_WINDOW (32), so every retransmission finds its reply
+
+
+class BytePort(Protocol):
+    def read(self, timeout: float) -> bytes: ...
+    def write(self, data: bytes) -> None: ...
+
+
+class FdPort:
+    """A raw file descriptor (the master side of a pty).
+
+    Its owner sets `closed` and joins every thread using the port before closing the fd: a
+    late read on a closed, reused fd number would steal bytes from an unrelated file.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.closed = threading.Event()
+
+    def read(self, timeout: float) -> bytes:
+        if self.closed.is_set():
+            return b""
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if not ready or self.closed.is_set():
+            return b""
+        try:
+            return os.read(self.fd, 4096)
+        except OSError:  # the other side closed (EIO on a pty)
+            return b""
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view and not self.closed.is_set():
+            select.select([], [self.fd], [], 0.1)
+            try:
+                written = os.write(self.fd, view)
+            except BlockingIOError:
+                continue
+            view = view[written:]
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+class SerialPort:
+    """A pyserial port (real UART, USB gadget serial, socket://)."""
+
+    def __init__(self, serial: Any) -> None:
+        self.serial = serial
+
+    def read(self, timeout: float) -> bytes:
+        self.serial.timeout = timeout
+        return self.serial.read(max(1, self.serial.in_waiting))
+
+    def write(self, data: bytes) -> None:
+        self.serial.write(data)
+
+
+class ThrottledPort:
+    """A UART at 8N1 in front of `inner`: bytes arrive at baud/10 per second.
+
+    A wire thread keeps receiving while the agent computes (like a UART FIFO with DMA), so the
+    line never idles because the device is busy; outgoing bytes are paced the same way.
+    """
+
+    PIECE = 64  # bytes released at a time
+
+    def __init__(self, inner: BytePort, baud: int) -> None:
+        self.inner, self.baud = inner, baud
+        self.received: queue.Queue[bytes] = queue.Queue()
+        self.tx_clock = time.perf_counter()
+        self.closed = threading.Event()
+        self.thread = threading.Thread(target=self._wire, name="edgekit-uart-rx", daemon=True)
+        self.thread.start()
+
+    def _wire(self) -> None:
+        clock = time.perf_counter()
+        while not self.closed.is_set():
+            try:
+                data = self.inner.read(0.05)
+            except (OSError, ValueError):
+                return
+            # Re-base the clock only when the line was idle: sleep overshoot must not slow the wire.
+            clock = max(clock, time.perf_counter()) if data else clock
+            for start in range(0, len(data), self.PIECE):
+                if self.closed.is_set():
+                    return
+                piece = data[start : start + self.PIECE]
+                clock += len(piece) * 10 / self.baud
+                delay = clock - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                self.received.put(piece)
+
+    def read(self, timeout: float) -> bytes:
+        try:
+            parts = [self.received.get(timeout=timeout)]
+        except queue.Empty:
+            return b""
+        while not self.received.empty():
+            parts.append(self.received.get_nowait())
+        return b"".join(parts)
+
+    def write(self, data: bytes) -> None:
+        self.tx_clock = max(self.tx_clock, time.perf_counter()) + len(data) * 10 / self.baud
+        delay = self.tx_clock - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        self.inner.write(data)
+
+    def close(self) -> None:
+        """Stop the wire thread and wait for it, so the inner port is no longer read."""
+        self.closed.set()
+        self.thread.join()
+
+
+# ----------------------------------------------------------------------------- backends
+@dataclass
+class Backend:
+    """A model the agent can run: its hash, tensor descriptors and an int8-in, int8-out function."""
+
+    name: str
+    model_hash: bytes
+    inputs: tuple[TensorDesc, ...]
+    outputs: tuple[TensorDesc, ...]
+    run: Callable[[np.ndarray], np.ndarray]
+
+
+def model_file(run_dir: str | Path) -> Path:
+    path = Path(run_dir) / "export" / "onnx" / "model_int8.onnx"
+    if not path.is_file():
+        raise DeviceError(f"{path} is missing; run `edgekit export {run_dir} --target onnx` first")
+    return path
+
+
+def model_hash(path: Path) -> bytes:
+    return hashlib.sha256(path.read_bytes()).digest()[:8]
+
+
+def load_backend(run_dir: str | Path, name: str = "onnxruntime") -> Backend:
+    """`onnxruntime` runs the int8 QDQ export; `int-reference` the integer-only reference of the same file."""
+    from edgekit.export import OnnxRunner
+    from edgekit.quantize.integer_reference import IntegerReference
+
+    path = model_file(run_dir)
+    reference = IntegerReference.from_onnx(path)
+    shape = tuple(d.dim_value for d in reference.model.graph.input[0].type.tensor_type.shape.dim)[
+        1:
+    ]
+    classes = reference.model.graph.output[0].type.tensor_type.shape.dim[1].dim_value
+    inputs = (
+        TensorDesc(wire.DType.INT8, shape, reference.input_scale, reference.input_zero_point),
+    )
+    outputs = (TensorDesc(wire.DType.INT8, (classes,), reference.output_scale, 0),)
+    if name == "int-reference":
+
+        def run(q: np.ndarray) -> np.ndarray:
+            return reference.run_quantized(q.astype(np.int64)[None]).logits_q[0].astype(np.int8)
+
+    elif name == "onnxruntime":
+        runner = OnnxRunner(path)
+
+        def run(q: np.ndarray) -> np.ndarray:
+            x = (
+                (q.astype(np.float32) - reference.input_zero_point)
+                * np.float32(reference.input_scale)
+            )[None]
+            logits = runner.run(x)["logits"][0]
+            return np.clip(np.rint(logits / np.float32(reference.output_scale)), -128, 127).astype(
+                np.int8
+            )
+
+    else:
+        raise DeviceError(f"unknown backend '{name}'; use onnxruntime or int-reference")
+    return Backend(name, model_hash(path), inputs, outputs, run)
+
+
+# ----------------------------------------------------------------------------- agent
+class DeviceAgent:
+    """Serves edgekit-wire/1 on a byte port until `stop` is set."""
+
+    def __init__(
+        self, backend: Backend, port: BytePort, max_frame: int = wire.DEFAULT_MAX_FRAME, credits: int = 4,
+        max_baud: int = 3_000_000, faults: Any = None, seed: int = 0,
+    ) -> None:  # fmt: skip
+        self.backend, self.port, self.max_frame, self.credits, self.max_baud = (
+            backend,
+            port,
+            max_frame,
+            credits,
+            max_baud,
+        )
+        self.faults = faults
+        self.random = random.Random(seed)
+        self.stop = threading.Event()
+        self.baud_listeners: list[Callable[[int], None]] = []
+        self.inferences = 0
+        self.boot()
+
+    def boot(self) -> None:
+        self.nonce = self.random.getrandbits(32)
+        self.ready = False
+        self.decoder = wire.FrameDecoder(self.max_frame)
+        self.cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self.buffers: OrderedDict[int, tuple[bytearray, np.ndarray]] = OrderedDict()
+
+    def serve(self) -> None:
+        while not self.stop.is_set():
+            data = self.port.read(0.02)
+            if self.faults is not None:
+                data = self.faults.corrupt_incoming(data)
+            for frame in self.decoder.feed(data):
+                reply = self.handle(frame)
+                if reply is not None:
+                    self.send(reply)
+
+    def send(self, encoded: bytes) -> None:
+        if self.faults is not None:
+            encoded = self.faults.oversize() + self.faults.corrupt_outgoing(encoded)
+        self.port.write(encoded)
+
+    def handle(self, frame: Frame) -> bytes | None:
+        key = (frame.type, frame.seq)
+        if key in self.cache:  # a retransmission: replay, never run twice
+            return self.cache[key]
+        if frame.type == MessageType.PING:
+            token = wire.U32.unpack_from(frame.payload)[0] if len(frame.payload) >= 4 else 0
+            return self.reply(
+                frame, MessageType.PONG, wire.PONG.pack(token, self.nonce), cache=False
+            )
+        try:
+            if frame.type == MessageType.HELLO:
+                hello = wire.Hello.unpack(frame.payload)
+                if not hello.proto_min <= wire.PROTOCOL_VERSION <= hello.proto_max:
+                    return self.error(
+                        frame,
+                        ErrorCode.BAD_VERSION,
+                        f"device speaks version {wire.PROTOCOL_VERSION} only",
+                    )
+                return self.reply(frame, MessageType.HELLO_ACK, self.hello(hello))
+            if not self.ready:
+                return self.error(frame, ErrorCode.NEED_HELLO, "send HELLO first")
+            if frame.type == MessageType.LOAD:
+                return self.load(frame, wire.Load.unpack(frame.payload))
+            if frame.type == MessageType.INFER:
+                return self.infer(frame, wire.Infer.unpack(frame.payload))
+            if frame.type == MessageType.SET_BAUD:
+                baud = wire.U32.unpack_from(frame.payload)[0]
+                if baud > self.max_baud:
+                    return self.error(
+                        frame, ErrorCode.UNSUPPORTED, f"baud {baud} above {self.max_baud}"
+                    )
+                reply = self.reply(frame, MessageType.ACK, b"")
+                self.send(reply)
+                for listener in self.baud_listeners:
+                    listener(baud)
+                return None
+            if frame.type == MessageType.RESET:
+                self.send(self.reply(frame, MessageType.ACK, b"", cache=False))
+                self.boot()
+                return None
+            return self.error(frame, ErrorCode.UNSUPPORTED, f"message type {frame.type}")
+        except (wire.ProtocolError, ValueError) as err:
+            return self.error(frame, ErrorCode.BAD_LENGTH, str(err))
+
+    def reply(self, request: Frame, msg_type: int, payload: bytes, cache: bool = True) -> bytes:
+        encoded = wire.encode_frame(Frame(msg_type, request.seq, payload))
+        if cache:
+            self.cache[(request.type, request.seq)] = encoded
+            while len(self.cache) > REPLY_CACHE:
+                self.cache.popitem(last=False)
+        return encoded
+
+    def error(self, request: Frame, code: ErrorCode, detail: str) -> bytes:
+        return self.reply(
+            request,
+            MessageType.ERROR,
+            wire.Error(code, detail).pack(),
+            cache=code != ErrorCode.NEED_HELLO,
+        )
+
+    def hello(self, hello: wire.Hello) -> bytes:
+        self.ready = True
+        model_id = (
+            self.faults.model_hash(self.backend.model_hash)
+            if self.faults is not None
+            else self.backend.model_hash
+        )
+        return wire.HelloAck(
+            wire.PROTOCOL_VERSION, self.nonce, FIRMWARE, model_id, self.backend.name, 0,
+            min(self.max_frame, hello.host_max_frame), self.credits, self.max_baud, self.backend.inputs, self.backend.outputs,
+        ).pack()  # fmt: skip
+
+    def load(self, frame: Frame, load: wire.Load) -> bytes:
+        if load.tensor >= len(self.backend.inputs):
+            return self.error(frame, ErrorCode.BAD_TENSOR, f"tensor {load.tensor}")
+        size = self.backend.inputs[load.tensor].nbytes
+        if load.offset + len(load.data) > size:
+            return self.error(
+                frame, ErrorCode.BAD_OFFSET, f"{load.offset}+{len(load.data)} > {size}"
+            )
+        if load.sample_id not in self.buffers:
+            self.buffers[load.sample_id] = (bytearray(size), np.zeros(size, dtype=bool))
+            while (
+                len(self.buffers) > 8
+            ):  # a window of 32 seqs spans at most ~16 samples in flight; older ones reload
+                self.buffers.popitem(last=False)
+        buffer, received = self.buffers[load.sample_id]
+        buffer[load.offset : load.offset + len(load.data)] = load.data
+        received[load.offset : load.offset + len(load.data)] = True
+        return self.reply(frame, MessageType.ACK, wire.U32.pack(load.sample_id))
+
+    def infer(self, frame: Frame, infer: wire.Infer) -> bytes | None:
+        entry = self.buffers.get(infer.sample_id)
+        if entry is None or not entry[1].all():
+            result = wire.Result(infer.sample_id, ResultStatus.INCOMPLETE, 0, 0, 0, b"")
+            return wire.encode_frame(
+                Frame(MessageType.RESULT, frame.seq, result.pack())
+            )  # not cached: may complete later
+        desc = self.backend.inputs[0]
+        q = np.frombuffer(bytes(entry[0]), dtype=DTYPE_NUMPY[desc.dtype]).reshape(desc.shape)
+        start = time.perf_counter()
+        for _ in range(max(1, infer.repeat)):
+            out = self.backend.run(q)
+        micros = int((time.perf_counter() - start) * 1e6 / max(1, infer.repeat))
+        self.inferences += 1
+        if self.faults is not None:
+            out, micros = self.faults.on_result(out, micros)
+            if self.faults.should_reset(self.inferences):
+                self.port.write(self.faults.boot_banner())
+                self.boot()
+                return None
+        result = wire.Result(
+            infer.sample_id, ResultStatus.OK, micros * 100, micros, 0, out.tobytes()
+        )
+        return self.reply(frame, MessageType.RESULT, result.pack())

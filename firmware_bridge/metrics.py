@@ -1,0 +1,140 @@
+"""On-device verification metrics: ST-style three rows, latency, link efficiency; report rendering."""
+
+from __future__ import annotations
+
+from typing import Any
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+
+def output_agreement(device_q: np.ndarray, reference_q: np.ndarray, scale: float) -> dict[str, Any]:
+    """Device vs CPU reference on int8 outputs: in LSB, and in float after dequantisation."""
+    delta_lsb = np.abs(device_q.astype(np.int64) - reference_q.astype(np.int64))
+    device, reference = device_q.astype(np.float64) * scale, reference_q.astype(np.float64) * scale
+    error = device - reference
+    norms = np.linalg.norm(device, axis=1) * np.linalg.norm(reference, axis=1)
+    cosine = np.where(norms > 0, (device * reference).sum(axis=1) / np.maximum(norms, 1e-30), 1.0)
+    per_sample = delta_lsb.max(axis=1)
+    return {
+        "top1_agreement": float((device_q.argmax(1) == reference_q.argmax(1)).mean()),
+        "max_abs_lsb": int(delta_lsb.max()),
+        "mean_abs_lsb": float(delta_lsb.mean()),
+        "exact_match_pct": float(100 * (delta_lsb == 0).all(axis=1).mean()),
+        "rmse": float(np.sqrt((error**2).mean())),
+        "mae": float(np.abs(error).mean()),
+        "relative_l2": float(np.linalg.norm(error) / max(np.linalg.norm(reference), 1e-30)),
+        "cosine_mean": float(cosine.mean()),
+        "worst_sample_ids": [
+            int(i) for i in np.argsort(-per_sample, kind="stable")[:5] if per_sample[i] > 0
+        ],
+    }
+
+
+def latency(micros: np.ndarray, host_seconds: np.ndarray) -> dict[str, float]:
+    if not len(micros):
+        return {}
+    return {
+        "device_us_p50": float(np.percentile(micros, 50)),
+        "device_us_p95": float(np.percentile(micros, 95)),
+        "device_us_min": float(micros.min()),
+        "device_us_max": float(micros.max()),
+        "host_ms_per_sample_mean": float(1000 * host_seconds.mean()),
+    }
+
+
+def link_efficiency(stats: dict[str, Any], seconds: float, baud: int) -> dict[str, Any]:
+    wire_limit = baud / 10  # UART 8N1: 10 bits per byte
+    achieved = stats["tx_bytes"] / seconds if seconds > 0 else 0.0
+    result = {
+        "baud": baud,
+        "wire_limit_bytes_per_s": wire_limit,
+        "tx_bytes_per_s": achieved,
+        "rx_bytes_per_s": stats["rx_bytes"] / seconds if seconds > 0 else 0.0,
+        "wire_utilisation": achieved / wire_limit if wire_limit else None,
+        "payload_fraction": stats["tx_payload_bytes"] / stats["tx_bytes"]
+        if stats["tx_bytes"]
+        else None,
+    }
+    if result["wire_utilisation"] and result["wire_utilisation"] > 1.05:
+        result["note"] = (
+            "faster than the nominal baud: a pseudo-terminal or USB CDC link, not a real UART"
+        )
+    return result
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    rows = report["rows"]
+    agreement = rows["device_vs_reference"]
+    lines = [
+        f"# On-device verification{' (PARTIAL)' if report['partial'] else ''}",
+        "",
+        f"- device `{report['device']['url']}`: {report['device'].get('runtime', '?')} / {report['device'].get('firmware', '?')}, "
+        f"model {report['device'].get('model_hash', '?')}",
+        f"- samples {report['samples_done']}/{report['samples_total']} in {report['seconds']:.2f} s "
+        f"({report['samples_per_s']:.1f}/s)",
+        "",
+        "| row | accuracy | top-1 agreement | max |Δ| LSB | exact % | cosine |",
+        "|---|---|---|---|---|---|",
+        f"| device vs labels | {rows['device_vs_labels'].get('accuracy', float('nan')):.4f} | | | | |",
+        f"| reference vs labels | {rows['reference_vs_labels'].get('accuracy', float('nan')):.4f} | | | | |",
+        f"| device vs reference | | {agreement.get('top1_agreement', float('nan')):.4f} | {agreement.get('max_abs_lsb', '-')} | "
+        f"{agreement.get('exact_match_pct', float('nan')):.2f} | {agreement.get('cosine_mean', float('nan')):.6f} |",
+        "",
+        "Latency (device-measured): "
+        + (", ".join(f"{k} {v:.1f}" for k, v in report["latency"].items()) or "none"),
+        "",
+    ]
+    link, stats = report["link"], report["link_stats"]
+    if link:
+        utilisation = (
+            f" ({100 * link['wire_utilisation']:.1f} %)" if link["wire_utilisation"] else ""
+        )
+        lines += [
+            f"Link: {link['tx_bytes_per_s']:.0f} B/s sent, wire limit {link['wire_limit_bytes_per_s']:.0f} B/s at {link['baud']} baud{utilisation}",
+            "",
+            "Faults seen: "
+            + ", ".join(
+                f"{k} {stats[k]}"
+                for k in (
+                    "retries",
+                    "timeouts",
+                    "crc_errors",
+                    "garbage_bytes",
+                    "oversize",
+                    "resets",
+                    "incomplete",
+                )
+            ),
+            "",
+        ]
+    lines += [
+        "## Gates",
+        *[
+            f"- {'PASS' if g['passed'] else 'FAIL'} {g['name']}: {g['value']} (limit {g['limit']})"
+            for g in report["gates"]
+        ],
+    ]
+    if report.get("error"):
+        lines += ["", f"Stopped early: {report['error']}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_junit(report: dict[str, Any]) -> str:
+    cases = []
+    for gate in report["gates"]:
+        body = (
+            ""
+            if gate["passed"]
+            else f'<failure message="{escape(str(gate["value"]))} vs limit {escape(str(gate["limit"]))}"/>'
+        )
+        cases.append(
+            f'  <testcase classname="edgekit.verify" name="{escape(gate["name"])}">{body}</testcase>'
+        )
+    failures = sum(not g["passed"] for g in report["gates"])
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        f'<testsuite name="edgekit.verify" tests="{len(cases)}" failures="{failures}" time="{report["seconds"]:.3f}">\n'
+        + "\n".join(cases)
+        + "\n</testsuite>\n"
+    )

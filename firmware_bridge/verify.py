@@ -1,0 +1,236 @@
+"""`edgekit verify`: stream test windows to a device and compare with the CPU reference and labels.
+
+The CPU reference is onnxruntime on the same int8 export the device claims to run (checked by hash).
+Ctrl-C or a lost device still writes the report, marked partial, with every sample done so far.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import numpy as np
+from edgekit.artifacts import Manifest, write_json, write_text
+from edgekit.errors import DeviceError, GateError
+from edgekit.firmware_bridge.agent import model_file, model_hash
+from edgekit.firmware_bridge.link import HostLink
+from edgekit.firmware_bridge.metrics import (
+    latency,
+    link_efficiency,
+    output_agreement,
+    render_junit,
+    render_markdown,
+)
+from edgekit.firmware_bridge.protocol import DTYPE_NUMPY
+from edgekit.progress import Progress
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    device: str
+    baud: int = 921600
+    timeout: float = 1.0
+    retries: int = 3
+    limit: int = 0
+    max_resets: int = 3
+    no_reset: bool = False
+    inputs: str | None = None
+    min_agreement: float = 0.99
+    max_lsb: int = 1
+    min_accuracy: float = 0.0
+    switch_baud: int = 0  # after HELLO, move to this baud with SET_BAUD (if the device allows it)
+    show_progress: bool = True
+
+
+def device_url(url: str, run_dir: Path) -> str:
+    """`emu://` without a run emulates the run being verified."""
+    if url.startswith("emu://") and "run=" not in url:
+        separator = "&" if "?" in url else "?"
+        return f"{url}{separator}{urlencode({'run': str(run_dir)})}"
+    return url
+
+
+def load_inputs(run: Any, inputs: str | None, limit: int) -> tuple[np.ndarray, np.ndarray | None]:
+    from edgekit.data.prepare import normalise, to_hailo_layout
+    from edgekit.errors import DataError
+
+    if inputs is None:
+        X, y = run.data.arrays["test"]
+    else:
+        path = Path(inputs)
+        if not path.is_file():
+            raise DataError(
+                f"--inputs {path} does not exist; give an .npz with 'inputs' (N,C,2,T/2) or raw (N,C,T)"
+            )
+        with np.load(path) as archive:
+            if "inputs" not in archive:
+                raise DataError(f"{path} has no 'inputs' array (found: {', '.join(archive.files)})")
+            X = archive["inputs"].astype(np.float32)
+            y = archive.get("labels", None)
+        if X.ndim == 3:  # raw windows: the deployment preprocessing
+            stats = run.data.stats
+            X = to_hailo_layout(normalise(X, np.asarray(stats["mean"]), np.asarray(stats["std"])))
+    if limit:
+        X, y = X[:limit], None if y is None else y[:limit]
+    return X, y
+
+
+def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
+    from edgekit.export import OnnxRunner
+    from edgekit.quantize.integer_reference import IntegerReference
+    from edgekit.runs import Run
+
+    run = Run(run_dir)
+    model_path = model_file(run.path)
+    reference = IntegerReference.from_onnx(model_path)
+    X, labels = load_inputs(run, options.inputs, options.limit)
+    q_inputs = reference.quantize_input(X).astype(np.int8)
+    cpu_logits = OnnxRunner(model_path).run(
+        (q_inputs.astype(np.float32) - reference.input_zero_point)
+        * np.float32(reference.input_scale)
+    )["logits"]
+    cpu_q = np.clip(np.rint(cpu_logits / np.float32(reference.output_scale)), -128, 127).astype(
+        np.int8
+    )
+
+    url = device_url(options.device, run.path)
+    report: dict[str, Any] = {
+        "schema_version": 1,
+        "partial": True,
+        "device": {"url": options.device},
+        "samples_total": len(X),
+    }
+    outputs: dict[int, np.ndarray] = {}
+    micros: dict[int, int] = {}
+    host_seconds: dict[int, float] = {}
+    start = stream_start = time.perf_counter()
+    tx_before = 0
+    link = None
+    try:
+        link = HostLink(
+            url,
+            options.baud,
+            options.timeout,
+            options.retries,
+            options.max_resets,
+            options.no_reset,
+        )
+        ack = link.hello()
+        expected = model_hash(model_path)
+        report["device"].update({"firmware": ack.firmware, "runtime": ack.runtime, "model_hash": ack.model_hash.hex(),
+                                 "max_frame": ack.max_frame, "rx_credits": ack.rx_credits, "max_baud": ack.max_baud})  # fmt: skip
+        if ack.model_hash != expected:
+            raise DeviceError(
+                f"device runs model {ack.model_hash.hex()} but {model_path} is {expected.hex()}; flash the model from this run"
+            )
+        if options.switch_baud and options.switch_baud != link.baud:
+            if options.switch_baud > ack.max_baud:
+                raise DeviceError(
+                    f"--switch-baud {options.switch_baud} is above the device's max {ack.max_baud}"
+                )
+            link.set_baud(options.switch_baud)
+        report["device"]["baud"] = link.baud
+        if not ack.inputs or tuple(ack.inputs[0].shape) != q_inputs.shape[1:]:
+            raise DeviceError(
+                f"device input {ack.inputs[0].shape if ack.inputs else None} != model input {q_inputs.shape[1:]}"
+            )
+        out_desc = ack.outputs[0]
+        progress = Progress(len(X), "verify", enabled=options.show_progress)
+        sent_at = stream_start = time.perf_counter()
+        tx_before = link.stats.tx_bytes
+        for sample_id, result in link.stream([(i, q.tobytes()) for i, q in enumerate(q_inputs)]):
+            outputs[sample_id] = np.frombuffer(result.data, dtype=DTYPE_NUMPY[out_desc.dtype])
+            micros[sample_id] = result.micros
+            now = time.perf_counter()
+            host_seconds[sample_id] = now - sent_at
+            sent_at = now
+            progress.update(
+                len(outputs), link_B_per_s=int(link.stats.tx_bytes / max(now - start, 1e-9))
+            )
+        progress.close()
+        report["partial"] = False
+    except KeyboardInterrupt:
+        report["error"] = "interrupted (Ctrl-C)"
+    except DeviceError as err:
+        report["error"] = str(err)
+    finally:
+        if link is not None:
+            link.close()
+    end = time.perf_counter()
+    seconds, stream_seconds = (
+        end - start,
+        end - stream_start,
+    )  # streaming excludes opening and handshake
+    done = sorted(outputs)
+    device_q = (
+        np.stack([outputs[i] for i in done]) if done else np.zeros((0, cpu_q.shape[1]), np.int8)
+    )
+    rows: dict[str, dict[str, Any]] = {
+        "device_vs_labels": {},
+        "reference_vs_labels": {},
+        "device_vs_reference": {},
+    }
+    if done:
+        rows["device_vs_reference"] = output_agreement(
+            device_q, cpu_q[done], reference.output_scale
+        )
+        if labels is not None:
+            rows["device_vs_labels"]["accuracy"] = float(
+                (device_q.argmax(1) == labels[done]).mean()
+            )
+            rows["reference_vs_labels"]["accuracy"] = float(
+                (cpu_q[done].argmax(1) == labels[done]).mean()
+            )
+    link_stats = link.stats_dict() if link is not None else {}
+    report.update({
+        "samples_done": len(done), "seconds": seconds, "stream_seconds": stream_seconds,
+        "samples_per_s": len(done) / stream_seconds if stream_seconds else 0.0,
+        "rows": rows, "latency": latency(np.array([micros[i] for i in done]), np.array([host_seconds[i] for i in done])),
+        "link": link_efficiency({**link_stats, "tx_bytes": link_stats["tx_bytes"] - tx_before}, stream_seconds, link.baud) if link_stats else {},
+        "link_stats": link_stats,
+        "missing_sample_ids": [i for i in range(len(X)) if i not in outputs][:50],
+    })  # fmt: skip
+    agreement = rows["device_vs_reference"]
+    report["gates"] = [
+        {"name": "all_samples_answered", "value": len(done), "limit": len(X), "passed": len(done) == len(X)},
+        {"name": "top1_agreement", "value": agreement.get("top1_agreement", 0.0), "limit": options.min_agreement,
+         "passed": agreement.get("top1_agreement", 0.0) >= options.min_agreement},
+        {"name": "max_abs_lsb", "value": agreement.get("max_abs_lsb"), "limit": options.max_lsb,
+         "passed": agreement.get("max_abs_lsb", 10**9) <= options.max_lsb},
+    ]  # fmt: skip
+    if labels is not None and options.min_accuracy:
+        accuracy = rows["device_vs_labels"].get("accuracy", 0.0)
+        report["gates"].append(
+            {
+                "name": "device_accuracy",
+                "value": accuracy,
+                "limit": options.min_accuracy,
+                "passed": accuracy >= options.min_accuracy,
+            }
+        )
+    report["passed"] = not report["partial"] and all(g["passed"] for g in report["gates"])
+    folder = run.path / "verify"
+    write_json(folder / "report.json", report)
+    write_text(folder / "report.md", render_markdown(report))
+    write_text(folder / "junit.xml", render_junit(report))
+    manifest = Manifest(run.path)
+    manifest.record(folder)
+    manifest.stage("verify", seconds, passed=report["passed"], partial=report["partial"])
+    manifest.save()
+    return report
+
+
+def raise_for_report(report: dict[str, Any], folder: Path) -> None:
+    """Non-zero exit for a partial run or a failed gate, after the report is safely written."""
+    if report["partial"]:
+        raise DeviceError(
+            f"{report.get('error', 'stopped')}; partial report with {report['samples_done']} samples in {folder}"
+        )
+    failed = [g["name"] for g in report["gates"] if not g["passed"]]
+    if failed:
+        raise GateError(
+            f"verification gates failed: {', '.join(failed)}; see {folder / 'report.md'}"
+        )

@@ -1,0 +1,91 @@
+"""Conv2d-FSQ classifier for IMU windows in Hailo layout `(B, C, 2, T/2)`.
+
+Encoder of `(1, k)` convolutions along time plus one `(2, 1)` convolution that mixes the two rows,
+global average pooling, a 1x1 projection to `len(levels)` dims (the device graph ends here), then
+FSQ and a 1x1 classifier head (run on the host for Hailo). Every tensor stays rank 4 until the
+final flatten of the logits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from edgekit.models.fsq import FSQ
+from edgekit.quantize.layers import layer_factory
+from torch import nn
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    in_channels: int
+    num_classes: int
+    input_width: int  # T/2
+    channels: tuple[int, int, int] = (16, 32, 32)
+    kernel_size: int = 5
+    fsq_levels: tuple[int, ...] = (8, 6, 5)
+    quant_preset: str | None = "int8"  # None builds the float twin
+    batch_norm: bool = False  # float twin only; folded before QAT
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> NetConfig:
+        data = dict(data)
+        data["channels"] = tuple(data["channels"])
+        data["fsq_levels"] = tuple(data["fsq_levels"])
+        return cls(**data)
+
+    def encoder_width(self) -> int:
+        """Time steps left after the two stride-2 stages."""
+        width = self.input_width
+        for _ in range(2):
+            width = (width + 2 * (self.kernel_size // 2) - self.kernel_size) // 2 + 1
+        return width
+
+    def min_input_width(self) -> int:
+        """Below one kernel per row the first convolution sees mostly zero padding."""
+        return self.kernel_size
+
+
+class Conv2dFSQNet(nn.Module):
+    def __init__(self, config: NetConfig) -> None:
+        super().__init__()
+        self.config = config
+        layers = layer_factory(config.quant_preset, config.batch_norm)
+        c1, c2, c3 = config.channels
+        k, pad = config.kernel_size, config.kernel_size // 2
+        dims = len(config.fsq_levels)
+        self.input_quant = layers.input_quant()
+        self.encoder = nn.Sequential(
+            layers.conv(config.in_channels, c1, (1, k), padding=(0, pad)), layers.norm(c1), layers.relu(),
+            layers.conv(c1, c2, (1, k), stride=(1, 2), padding=(0, pad)), layers.norm(c2), layers.relu(),
+            layers.conv(c2, c3, (2, 1)), layers.norm(c3), layers.relu(),  # mixes the two rows: H 2 -> 1
+            layers.conv(c3, c3, (1, k), stride=(1, 2), padding=(0, pad)), layers.norm(c3), layers.relu(feeds_pool=True),
+        )  # fmt: skip
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool_quant = layers.pool_quant()
+        self.project = layers.conv(c3, dims, (1, 1))
+        self.pre_fsq_quant = layers.pre_fsq_quant()
+        self.fsq = FSQ(config.fsq_levels)
+        self.code_quant = layers.code_quant(config.fsq_levels)
+        self.head = layers.conv(dims, config.num_classes, (1, 1))
+        self.logit_quant = layers.logit_quant()
+
+    def conv_norm_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [(self.encoder[i], self.encoder[i + 1]) for i in range(0, len(self.encoder), 3)]
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Device part: `(B, C, 2, T/2) -> (B, D, 1, 1)`, the pre-FSQ projection."""
+        h = self.encoder(self.input_quant(x))  # (B, c3, 1, W')
+        h = self.pool_quant(self.pool(h))  # (B, c3, 1, 1)
+        return self.pre_fsq_quant(self.project(h))
+
+    def classify(self, z: torch.Tensor) -> torch.Tensor:
+        """Host part: FSQ and head, `(B, D, 1, 1) -> (B, K)` logits."""
+        codes = self.code_quant(self.fsq(z))
+        return self.logit_quant(self.head(codes)).flatten(1)  # (B, K, 1, 1) -> (B, K)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.encode(x))

@@ -1,0 +1,1 @@
+"""Brevitas quantizer presets, layer factories, BatchNorm folding and the integer-only reference."""

@@ -1,0 +1,258 @@
+"""Integer-only reference of the int8 QDQ graph, as an MCU would run it.
+
+Reads the exported ONNX (not the PyTorch model), so it checks the artifact itself: int8 weights,
+int32 biases, int64 accumulators, fixed-point requantization (Q31 multiplier + shift, as in
+CMSIS-NN/gemmlowp), ReLU as a clamp in the integer domain, and FSQ by integer thresholds instead of
+tanh + round. Only the final dequantization of the outputs uses floats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from edgekit.errors import ExportError
+from edgekit.models.fsq import fsq_thresholds
+
+FSQ_OPS = ("Add", "Tanh", "Mul", "Sub", "Round", "Div")
+
+
+@dataclass
+class Quantized:
+    """An activation: integers `q` with `real = (q - zero_point) * scale`."""
+
+    q: np.ndarray
+    scale: float
+    zero_point: int
+
+
+@dataclass
+class Accumulator:
+    """Integer sums with a per-channel scale (`real = acc * scale[channel]`), before requantization."""
+
+    acc: np.ndarray  # int64 (N, C, H, W)
+    scale: np.ndarray  # (C,) float64
+
+
+@dataclass
+class Weight:
+    q: np.ndarray
+    scale: np.ndarray
+    zero_point: np.ndarray
+
+
+@dataclass
+class ReferenceResult:
+    logits: np.ndarray  # float32, dequantized
+    logits_q: np.ndarray  # int
+    pre_fsq: np.ndarray
+    codes: np.ndarray
+
+
+def fixed_point_multiplier(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Q31 multiplier and right shift with `real ≈ multiplier * 2^-(31 + shift)` (real in (0, 1) typically)."""
+    mantissa, exponent = np.frexp(
+        real.astype(np.float64)
+    )  # real = mantissa * 2^exponent, mantissa in [0.5, 1)
+    multiplier = np.round(mantissa * (1 << 31)).astype(np.int64)
+    overflow = multiplier == (1 << 31)
+    multiplier[overflow] //= 2
+    exponent = exponent + overflow
+    return multiplier, -exponent
+
+
+def requantize(
+    acc: np.ndarray, real_multiplier: np.ndarray, zero_point: int, lo: int, hi: int
+) -> np.ndarray:
+    """`clamp(round(acc * M) + zp)` in integers only; M per channel (axis 1)."""
+    multiplier, shift = fixed_point_multiplier(real_multiplier)
+    total_shift = (31 + shift).reshape(1, -1, 1, 1)
+    product = acc * multiplier.reshape(1, -1, 1, 1)  # |acc| < 2^31 / 2^8 keeps this in int64
+    rounded = (product + (np.int64(1) << (total_shift - 1))) >> total_shift  # round half up
+    return np.clip(rounded + zero_point, lo, hi)
+
+
+def _conv(x: np.ndarray, w: np.ndarray, strides: list[int], pads: list[int]) -> np.ndarray:
+    """Integer NCHW convolution (groups = 1) by sliding windows and einsum in int64."""
+    x = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+    kh, kw = w.shape[2:]
+    windows = np.lib.stride_tricks.sliding_window_view(
+        x, (kh, kw), axis=(2, 3)
+    )  # (N, C, H', W', kh, kw)
+    windows = windows[:, :, :: strides[0], :: strides[1]]
+    return np.einsum("nchwij,ocij->nohw", windows, w, dtype=np.int64, optimize=True)
+
+
+class IntegerReference:
+    """Integer interpreter of the edgekit QDQ graph (Conv/Relu/GlobalAveragePool/FSQ/Flatten chain)."""
+
+    def __init__(self, model: object) -> None:
+        import onnx
+        from onnx import numpy_helper
+
+        self.model = model
+        graph = model.graph  # type: ignore[attr-defined]
+        self.constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        for node in graph.node:
+            if node.op_type == "Constant":
+                self.constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+        self.nodes = [n for n in graph.node if n.op_type != "Constant"]
+        self.attributes = [
+            {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute} for n in self.nodes
+        ]
+        self.input_name = graph.input[0].name
+        self.output_names = [o.name for o in graph.output]
+        meta = {p.key: p.value for p in model.metadata_props}  # type: ignore[attr-defined]
+        if "edgekit_fsq_levels" not in meta:
+            raise ExportError(
+                "the ONNX file carries no edgekit_fsq_levels metadata; export it with `edgekit export`"
+            )
+        self.levels = tuple(int(v) for v in meta["edgekit_fsq_levels"].split(","))
+        first = next(
+            n for n in self.nodes if n.op_type == "QuantizeLinear" and n.input[0] == self.input_name
+        )
+        self.input_scale = float(self.constants[first.input[1]])
+        self.input_zero_point = int(self.constants[first.input[2]])
+        last_q = [n for n in self.nodes if n.op_type == "QuantizeLinear"][-1]
+        self.output_scale = float(self.constants[last_q.input[1]])
+
+    @classmethod
+    def from_onnx(cls, path: str | Path) -> IntegerReference:
+        from edgekit.export import load_onnx
+
+        return cls(load_onnx(path))
+
+    def quantize_input(self, X: np.ndarray) -> np.ndarray:
+        """Host-side input quantization, matching ONNX QuantizeLinear (float32, half to even)."""
+        q = np.rint(X.astype(np.float32) / np.float32(self.input_scale)) + self.input_zero_point
+        return np.clip(q, -128, 127).astype(np.int64)
+
+    def run(self, X: np.ndarray) -> ReferenceResult:
+        return self.run_quantized(self.quantize_input(X))
+
+    def run_quantized(self, q_input: np.ndarray) -> ReferenceResult:
+        values: dict[str, object] = {}
+        codes = None
+        index = 0
+        while index < len(self.nodes):
+            node, attrs = self.nodes[index], self.attributes[index]
+            op = node.op_type
+            if op == "QuantizeLinear" and node.input[0] == self.input_name:
+                values[node.output[0]] = Quantized(
+                    q_input.astype(np.int64), self.input_scale, self.input_zero_point
+                )
+            elif op == "DequantizeLinear":
+                source = node.input[0]
+                if source in self.constants:
+                    values[node.output[0]] = Weight(
+                        self.constants[source].astype(np.int64),
+                        np.atleast_1d(self.constants[node.input[1]]).astype(np.float64),
+                        np.atleast_1d(self.constants[node.input[2]]).astype(np.int64),
+                    )
+                else:
+                    values[node.output[0]] = values[
+                        source
+                    ]  # stays integer: the next op reads q directly
+            elif op == "Conv":
+                values[node.output[0]] = self._conv_node(node, attrs, values)
+            elif op == "Relu":
+                values[node.output[0]] = self._relu(values[node.input[0]])
+            elif op == "GlobalAveragePool":
+                x = values[node.input[0]]
+                assert isinstance(x, Quantized)
+                area = x.q.shape[2] * x.q.shape[3]
+                acc = (x.q - x.zero_point).sum(axis=(2, 3), keepdims=True)
+                values[node.output[0]] = Accumulator(acc, np.full(acc.shape[1], x.scale / area))
+            elif op == "QuantizeLinear":
+                values[node.output[0]] = self._quantize(values[node.input[0]], node)
+            elif op == "Add" and isinstance(values.get(node.input[0]), Quantized):
+                index, output, codes = self._fsq(index, values[node.input[0]])  # type: ignore[arg-type]
+                values[self.nodes[index].output[0]] = output
+            elif op in ("Flatten", "Reshape"):
+                x = values[node.input[0]]
+                assert isinstance(x, Quantized)
+                values[node.output[0]] = Quantized(x.q.reshape(len(x.q), -1), x.scale, x.zero_point)
+            else:
+                raise ExportError(
+                    f"integer reference: unsupported node {node.name or op} ({op}); only edgekit's QDQ chain is supported"
+                )
+            index += 1
+        logits, pre_fsq = (values[name] for name in self.output_names[:2])
+        assert isinstance(logits, Quantized) and isinstance(pre_fsq, Quantized)
+        return ReferenceResult(
+            logits=self._dequantize(logits),
+            logits_q=logits.q,
+            pre_fsq=self._dequantize(pre_fsq),
+            codes=codes if codes is not None else np.zeros(len(logits.q), dtype=np.int64),
+        )
+
+    @staticmethod
+    def _dequantize(x: Quantized) -> np.ndarray:
+        return ((x.q - x.zero_point).astype(np.float32) * np.float32(x.scale)).astype(np.float32)
+
+    def _conv_node(self, node: object, attrs: dict, values: dict) -> Accumulator:
+        x, w = values[node.input[0]], values[node.input[1]]  # type: ignore[attr-defined]
+        if not isinstance(x, Quantized) or not isinstance(w, Weight) or attrs.get("group", 1) != 1:
+            raise ExportError(
+                f"integer reference: Conv {node.name} is not an int8 x int8 convolution"
+            )  # type: ignore[attr-defined]
+        acc = _conv(
+            x.q - x.zero_point,
+            w.q - w.zero_point.reshape(-1, 1, 1, 1),
+            attrs.get("strides", [1, 1]),
+            attrs.get("pads", [0, 0, 0, 0]),
+        )
+        scale = x.scale * w.scale * np.ones(acc.shape[1])
+        if len(node.input) > 2:  # type: ignore[attr-defined]
+            bias = values[node.input[2]]  # type: ignore[attr-defined]
+            if not np.allclose(bias.scale * np.ones_like(scale), scale, rtol=1e-5):
+                raise ExportError(
+                    f"integer reference: bias of {node.name} is not int32 at input*weight scale"
+                )  # type: ignore[attr-defined]
+            acc = acc + bias.q.reshape(1, -1, 1, 1)
+        return Accumulator(acc, scale)
+
+    @staticmethod
+    def _relu(x: object) -> Accumulator:
+        if not isinstance(x, Accumulator):
+            raise ExportError("integer reference: Relu must follow a Conv or pooling")
+        return Accumulator(np.maximum(x.acc, 0), x.scale)
+
+    def _quantize(self, x: object, node: object) -> Quantized:
+        scale = float(self.constants[node.input[1]])  # type: ignore[attr-defined]
+        zero_point = self.constants[node.input[2]]  # type: ignore[attr-defined]
+        lo, hi = (0, 255) if zero_point.dtype == np.uint8 else (-128, 127)
+        if not isinstance(x, Accumulator):
+            raise ExportError("integer reference: QuantizeLinear must follow an integer op")
+        q = requantize(x.acc, x.scale / scale, int(zero_point), lo, hi)
+        return Quantized(q, scale, int(zero_point))
+
+    def _fsq(self, index: int, x: Quantized) -> tuple[int, Quantized, np.ndarray]:
+        """Replace Add -> Tanh -> Mul -> Sub -> Round -> Div -> QuantizeLinear by integer thresholds."""
+        ops = [n.op_type for n in self.nodes[index : index + len(FSQ_OPS)]]
+        if tuple(ops) != FSQ_OPS or self.nodes[index + len(FSQ_OPS)].op_type != "QuantizeLinear":
+            raise ExportError(f"integer reference: expected the FSQ block {FSQ_OPS}, found {ops}")
+        quant_node = self.nodes[index + len(FSQ_OPS)]
+        out_scale = float(self.constants[quant_node.input[1]])
+        out_zero_point = int(self.constants[quant_node.input[2]])
+        q = x.q.reshape(len(x.q), -1) - x.zero_point  # (N, D)
+        out = np.empty_like(q)
+        digits = np.empty_like(q)
+        for d, (level, thresholds) in enumerate(
+            zip(self.levels, fsq_thresholds(self.levels), strict=True)
+        ):
+            # q * scale > t  <=>  q > floor(t / scale) for integer q
+            integer_thresholds = np.floor(thresholds / x.scale).astype(np.int64)
+            step = (q[:, d : d + 1] > integer_thresholds[None, :]).sum(axis=1)
+            rounded = step - level // 2
+            digits[:, d] = step
+            code_q = np.rint(rounded / (level // 2) / out_scale).astype(np.int64) + out_zero_point
+            out[:, d] = np.clip(code_q, -128, 127)
+        basis = np.cumprod([1, *self.levels[:-1]])
+        codes = (digits * basis).sum(axis=1)
+        return (
+            index + len(FSQ_OPS),
+            Quantized(out.reshape(x.q.shape), out_scale, out_zero_point),
+            codes,
+        )

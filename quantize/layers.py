@@ -1,0 +1,101 @@
+"""Layer factories: the same network code builds the float twin and the quantization-aware model."""
+
+from __future__ import annotations
+
+import torch
+from edgekit.quantize.presets import PRESETS, code_scale
+from torch import nn
+
+
+class FloatLayers:
+    """Plain PyTorch layers; optional BatchNorm (folded into the convs before QAT)."""
+
+    def __init__(self, batch_norm: bool) -> None:
+        self.batch_norm = batch_norm
+
+    def input_quant(self) -> nn.Module:
+        return nn.Identity()
+
+    def conv(
+        self, cin: int, cout: int, kernel: tuple[int, int], stride=(1, 1), padding=(0, 0)
+    ) -> nn.Module:
+        return nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=True)
+
+    def norm(self, channels: int) -> nn.Module:
+        return nn.BatchNorm2d(channels) if self.batch_norm else nn.Identity()
+
+    def relu(self, feeds_pool: bool = False) -> nn.Module:
+        return nn.ReLU()
+
+    def pool_quant(self) -> nn.Module:
+        return nn.ReLU()  # identity on non-negative input; keeps the float and QAT graphs alike
+
+    def pre_fsq_quant(self) -> nn.Module:
+        return nn.Identity()
+
+    def code_quant(self, levels: tuple[int, ...]) -> nn.Module:
+        return nn.Identity()
+
+    def logit_quant(self) -> nn.Module:
+        return nn.Identity()
+
+
+class QuantLayers:
+    """Brevitas layers: int8 per-channel weights, int32 biases, uint8 after ReLU, int8 elsewhere."""
+
+    def __init__(self, preset: str) -> None:
+        from brevitas.inject.enum import ScalingImplType
+        from brevitas.nn import QuantConv2d, QuantIdentity, QuantReLU
+
+        self.preset = PRESETS[preset]
+        self._conv, self._identity, self._relu = QuantConv2d, QuantIdentity, QuantReLU
+        self._const = ScalingImplType.CONST
+
+    def input_quant(self) -> nn.Module:
+        return self._identity(act_quant=self.preset.signed_act, return_quant_tensor=True)
+
+    def conv(
+        self, cin: int, cout: int, kernel: tuple[int, int], stride=(1, 1), padding=(0, 0)
+    ) -> nn.Module:
+        return self._conv(
+            cin, cout, kernel, stride=stride, padding=padding, bias=True,
+            weight_quant=self.preset.weight, bias_quant=self.preset.bias, return_quant_tensor=False,
+        )  # fmt: skip
+
+    def norm(self, channels: int) -> nn.Module:
+        return nn.Identity()  # BatchNorm is folded into the conv before QAT
+
+    def relu(self, feeds_pool: bool = False) -> nn.Module:
+        # Average pooling a QuantTensor widens its bit width; pool a plain tensor and requantize after.
+        return self._relu(act_quant=self.preset.unsigned_act, return_quant_tensor=not feeds_pool)
+
+    def pool_quant(self) -> nn.Module:
+        return self._relu(act_quant=self.preset.unsigned_act, return_quant_tensor=True)
+
+    def pre_fsq_quant(self) -> nn.Module:
+        return self._identity(act_quant=self.preset.signed_act, return_quant_tensor=False)
+
+    def code_quant(self, levels: tuple[int, ...]) -> nn.Module:
+        # Brevitas' constant scale for signed 8-bit is scaling_init / 128.
+        scale = code_scale(levels, self.preset.power_of_two)
+        return self._identity(
+            act_quant=self.preset.signed_act, scaling_impl_type=self._const,
+            scaling_init=scale * 128, return_quant_tensor=True,
+        )  # fmt: skip
+
+    def logit_quant(self) -> nn.Module:
+        return self._identity(act_quant=self.preset.signed_act, return_quant_tensor=False)
+
+
+def layer_factory(quant_preset: str | None, batch_norm: bool) -> FloatLayers | QuantLayers:
+    return QuantLayers(quant_preset) if quant_preset else FloatLayers(batch_norm)
+
+
+def fold_batchnorm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights and bias of `conv` followed by `norm` in eval mode, as one conv."""
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    weight = conv.weight * scale[:, None, None, None]
+    bias = (
+        conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
+    ) - norm.running_mean
+    return weight.detach().clone(), (bias * scale + norm.bias).detach().clone()

@@ -1,0 +1,65 @@
+"""Session fixtures: a tiny config, a trained tiny run, and its exports, built once in seconds."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+
+warnings.filterwarnings("ignore", message=".*fast_hadamard_transform.*")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--device", default=None, help="URL of a real device for tests marked `hardware`"
+    )
+    parser.addoption("--run", default=None, help="run directory whose model the real device holds")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--device"):
+        return
+    skip = pytest.mark.skip(reason="needs real hardware: pass --device URL")
+    for item in items:
+        if "hardware" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    from edgekit.config import load_config
+
+    return load_config("tiny", ["train.threads=2"])
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_config) -> Path:
+    from edgekit.train import run_training
+
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    run_training(tiny_config, run_dir, show_progress=False)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def exported_run(tmp_path_factory: pytest.TempPathFactory, trained_run: Path) -> Path:
+    """A copy of the trained run, calibrated and exported for every target."""
+    from edgekit.calibrate.stage import run_calibration
+    from edgekit.targets import export_run
+
+    run_dir = tmp_path_factory.mktemp("exported") / "tiny"
+    shutil.copytree(trained_run, run_dir)
+    run_calibration(run_dir)
+    export_run(run_dir, "onnx", int8_input=True)
+    export_run(run_dir, "hailo")
+    return run_dir
+
+
+@pytest.fixture
+def run_copy(tmp_path: Path, exported_run: Path) -> Path:
+    """A private copy of the exported run for tests that modify it."""
+    target = tmp_path / "run"
+    shutil.copytree(exported_run, target)
+    return target

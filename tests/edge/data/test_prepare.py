@@ -1,0 +1,122 @@
+"""QA strategies, split invariants (no group leakage, 70/15/15 within one window) and the reshape."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from edgekit.config import DataConfig
+from edgekit.data import (
+    load_source,
+    prepare_data,
+    quality_report,
+    repair_non_finite,
+    split_groups,
+    to_hailo_layout,
+)
+from edgekit.data.synthetic import make_synthetic
+from edgekit.errors import DataError
+
+
+def test_reshape_even_and_odd() -> None:
+    X = np.arange(2 * 3 * 8, dtype=np.float32).reshape(2, 3, 8)
+    out = to_hailo_layout(X)
+    assert out.shape == (2, 3, 2, 4)
+    assert np.array_equal(out[:, :, 0], X[:, :, :4]) and np.array_equal(out[:, :, 1], X[:, :, 4:])
+    odd = to_hailo_layout(np.arange(2 * 3 * 9, dtype=np.float32).reshape(2, 3, 9))
+    assert odd.shape == (2, 3, 2, 4)
+    assert odd[0, 0, 1, -1] == 7  # sample 8 (the last) is dropped
+
+
+def test_odd_length_is_recorded() -> None:
+    prepared = prepare_data(DataConfig(source="synthetic:n=80,length=127"))
+    assert prepared.input_shape == (6, 2, 63)
+    assert prepared.stats["dropped_last_sample"] and prepared.stats["used_length"] == 126
+
+
+@pytest.mark.parametrize("n", [80, 97, 400])
+def test_split_proportions_within_one_window(n: int) -> None:
+    windows = make_synthetic(n=n, length=16)
+    split = split_groups(windows.y, windows.groups, (0.7, 0.15, 0.15), seed=3)
+    counts = np.bincount(split, minlength=3)
+    assert np.all(np.abs(counts - n * np.array([0.7, 0.15, 0.15])) <= 1), counts
+
+
+@pytest.mark.parametrize("group_size", [3, 10])
+def test_split_never_splits_a_group(group_size: int) -> None:
+    windows = make_synthetic(n=400, length=16, group_size=group_size)
+    split = split_groups(windows.y, windows.groups, (0.7, 0.15, 0.15), seed=0)
+    for group in np.unique(windows.groups):
+        assert len(set(split[windows.groups == group])) == 1
+    for k in range(4):  # every class in every split
+        assert set(split[windows.y == k]) == {0, 1, 2}
+
+
+def test_split_is_reproducible_and_seeded() -> None:
+    windows = make_synthetic(n=200, length=16, group_size=4)
+    a = split_groups(windows.y, windows.groups, (0.7, 0.15, 0.15), seed=1)
+    assert np.array_equal(a, split_groups(windows.y, windows.groups, (0.7, 0.15, 0.15), seed=1))
+    assert not np.array_equal(a, split_groups(windows.y, windows.groups, (0.7, 0.15, 0.15), seed=2))
+
+
+def test_train_only_statistics() -> None:
+    config = DataConfig(source="synthetic:n=200,length=32")
+    prepared = prepare_data(config)
+    X_train = prepared.arrays["train"][0]
+    assert np.allclose(X_train.mean(axis=(0, 2, 3)), 0, atol=1e-4)
+    assert np.allclose(X_train.std(axis=(0, 2, 3)), 1, atol=1e-3)
+    assert not np.allclose(prepared.arrays["test"][0].mean(axis=(0, 2, 3)), 0, atol=1e-4)
+    assert set(prepared.splits["groups"]["train"]).isdisjoint(prepared.splits["groups"]["test"])
+
+
+def test_official_split_mode() -> None:
+    prepared = prepare_data(DataConfig(split_mode="official"))
+    assert prepared.splits["counts"]["test"] == 40
+    assert prepared.splits["counts"]["train"] + prepared.splits["counts"]["val"] == 40
+    with pytest.raises(DataError, match="no official test split"):
+        prepare_data(DataConfig(source="synthetic:n=40", split_mode="official"))
+
+
+def test_quality_report_counts() -> None:
+    windows = make_synthetic(n=20, length=50, nan_fraction=0.01, inf_count=3, flat_channels=1)
+    report = quality_report(windows)
+    assert report["non_finite"] == int((~np.isfinite(windows.X)).sum())
+    assert sum(c["inf"] for c in report["per_channel"]) == 3
+    assert report["flat_channels"] == ["gyro_z"]
+    assert 0 < report["quality_score"] < 1
+
+
+@pytest.mark.parametrize("strategy", ["zero", "mean", "median", "interpolate"])
+def test_fill_strategies_remove_non_finite(strategy: str) -> None:
+    windows = make_synthetic(n=20, length=50, nan_fraction=0.02, inf_count=2)
+    repaired, action = repair_non_finite(windows, strategy, max_fraction=0.05)
+    assert np.isfinite(repaired.X).all() and len(repaired.X) == 20
+    assert action["values_filled"] == int((~np.isfinite(windows.X)).sum())
+    finite = np.isfinite(windows.X)
+    assert np.array_equal(repaired.X[finite], windows.X[finite])  # good values untouched
+
+
+def test_interpolate_is_linear() -> None:
+    windows = make_synthetic(n=4, length=10)
+    windows.X[0, 0, :] = np.arange(10)
+    windows.X[0, 0, 4] = np.nan
+    repaired, _ = repair_non_finite(windows, "interpolate", 0.5)
+    assert repaired.X[0, 0, 4] == pytest.approx(4.0)
+
+
+def test_drop_and_raise_and_threshold() -> None:
+    windows = make_synthetic(n=40, length=50, nan_fraction=0.001, seed=2)
+    dropped, action = repair_non_finite(windows, "drop", 0.05)
+    assert action["windows_dropped"] > 0 and np.isfinite(dropped.X).all()
+    with pytest.raises(DataError, match="NaN/Inf values"):
+        repair_non_finite(windows, "raise", 0.05)
+    heavy = make_synthetic(n=40, length=50, nan_fraction=0.2)
+    with pytest.raises(DataError, match="above data.max_nan_fraction"):
+        repair_non_finite(heavy, "interpolate", 0.05)
+
+
+def test_class_with_too_few_groups() -> None:
+    windows = load_source("synthetic:n=40,length=16")
+    windows.y[:] = 0
+    windows.y[:2] = 1  # class 'walk' has only two windows
+    with pytest.raises(DataError, match="class 'walk' has too few"):
+        prepare_data(DataConfig(), windows)

@@ -1,0 +1,121 @@
+"""The CLI through click's CliRunner: thin commands, one-line errors, no torch on --help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from edgekit.cli import cli, main
+
+
+def run(args: list[str]) -> tuple[int, str]:
+    """Invoke `main()` as the console script does (so EdgekitError maps to exit codes)."""
+    result = subprocess.run(
+        [sys.executable, "-c", "from edgekit.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_help_does_not_import_torch() -> None:
+    code = "import sys; from edgekit.cli import cli; sys.argv=['edgekit','--help']\ntry:\n cli()\nexcept SystemExit: pass\nassert 'torch' not in sys.modules and 'onnx' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_help_lists_every_stage() -> None:
+    expected = {
+        "data",
+        "train",
+        "calibrate",
+        "export",
+        "check",
+        "parity",
+        "verify",
+        "pipeline",
+        "device",
+        "evaluate",
+    }
+    assert set(cli.commands) == expected
+    result = CliRunner().invoke(cli, ["--help"])
+    assert all(f"  {command} " in result.output for command in expected)
+
+
+def test_data_inspect_bundled() -> None:
+    result = CliRunner().invoke(cli, ["data", "inspect"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "bundled:basicmotions" in result.output and "80 x 6 channels x 100 samples" in result.output
+    )
+    assert "train 56 / val 12 / test 12" in result.output
+
+
+def test_data_inspect_odd_length() -> None:
+    result = CliRunner().invoke(cli, ["data", "inspect", "--data", "synthetic:n=80,length=127"])
+    assert "(6, 2, 63)" in result.output and "odd T" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["data", "inspect", "--data", "pamap2:/no/such/dir"], "does not exist"),
+        (["data", "inspect", "--data", "ftp:x"], "unknown data source 'ftp'"),
+        (
+            [
+                "data",
+                "inspect",
+                "--set",
+                "data.nan_strategy=raise",
+                "--data",
+                "synthetic:n=80,nan_fraction=0.01",
+            ],
+            "NaN/Inf",
+        ),
+        (["data", "inspect", "--set", "data.seeed=1"], "did you mean 'seed'"),
+        (["train", "--data", "synthetic:n=8", "--out", "/tmp/edgekit-never"], "too few"),
+        (["export", "/tmp/edgekit-no-run", "--target", "onnx"], "does not exist"),
+    ],
+)
+def test_user_errors_are_one_line_without_traceback(args: list[str], message: str) -> None:
+    code, output = run(args)
+    assert code != 0
+    assert message in output and "Traceback" not in output
+    assert len([line for line in output.splitlines() if line.startswith("error:")]) == 1
+
+
+def test_verbose_shows_traceback() -> None:
+    code, output = run(["--verbose", "data", "inspect", "--data", "ftp:x"])
+    assert code != 0 and "Traceback" in output
+
+
+def test_train_evaluate_parity_commands(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    runner = CliRunner()
+    result = runner.invoke(
+        cli,
+        [
+            "train",
+            "--config",
+            "tiny",
+            "--out",
+            str(out),
+            "--set",
+            "train.float_epochs=2",
+            "--set",
+            "train.qat_epochs=1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "test accuracy int8" in result.output
+    result = runner.invoke(cli, ["evaluate", str(out)])
+    assert result.exit_code == 0 and "test accuracy" in result.output
+    assert runner.invoke(cli, ["export", str(out), "--target", "onnx"]).exit_code == 0
+    result = runner.invoke(cli, ["parity", str(out), "--target", "onnx"])
+    assert "onnx/qat_torch_vs_ort_int8" in result.output
+
+
+def test_main_is_the_entry_point() -> None:
+    assert callable(main)

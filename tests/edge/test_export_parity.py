@@ -1,0 +1,237 @@
+"""Export artifacts, readiness, and parity — including that the checks fail on a real mismatch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from edgekit.checkpoint import load_checkpoint, save_checkpoint
+from edgekit.errors import CheckpointError, ExportError, ParityError
+from edgekit.export import OnnxRunner, load_onnx, op_counts
+from edgekit.parity import ShapeMismatchError, Tolerance, compare, run_parity
+from edgekit.runs import Run
+from edgekit.targets import TARGETS, export_run
+from edgekit.targets.hailo_readiness import check_hailo_readiness
+from onnx import TensorProto, helper
+
+
+def test_every_target_has_parity_pairs(exported_run: Path) -> None:
+    """Completeness: a target added to TARGETS without parity pairs (or an export here) fails."""
+    covered = {r.name.split("/")[0] for r in run_parity(exported_run)}
+    assert covered == set(TARGETS)
+    for name, target in TARGETS.items():
+        assert target.tolerances, f"{name} declares no tolerances"
+
+
+def test_onnx_artifacts(exported_run: Path) -> None:
+    folder = exported_run / "export/onnx"
+    int8 = load_onnx(folder / "model_int8.onnx")
+    raw = load_onnx(folder / "model_int8.unsimplified.onnx")
+    for op in ("QuantizeLinear", "DequantizeLinear"):
+        assert op_counts(int8)[op] == op_counts(raw)[op] > 0  # onnxsim kept every Q/DQ
+    assert len(int8.graph.input) == 1
+    assert all(
+        d.dim_value > 0 for d in int8.graph.input[0].type.tensor_type.shape.dim
+    )  # static shapes
+    assert {i.name for i in int8.graph.initializer} & {
+        n.input[0] for n in int8.graph.node if n.op_type == "DequantizeLinear"
+    }
+    variant = load_onnx(folder / "model_int8_int8in.onnx")
+    assert variant.graph.input[0].type.tensor_type.elem_type == TensorProto.INT8
+    reference = np.load(folder / "reference_io.npz")
+    assert int(reference["schema_version"]) == 1 and len(reference["logits_int8"]) == len(
+        reference["inputs"]
+    )
+    manifest = json.loads((exported_run / "manifest.json").read_text())
+    assert "export/onnx/model_int8.onnx" in manifest["artifacts"]
+
+
+def test_hailo_artifacts(exported_run: Path) -> None:
+    folder = exported_run / "export/hailo/hailo8"
+    for name in ("model_float.onnx", "model_device.onnx", "model_host.onnx", "model.alls", "calib_nhwc.npy",
+                 "reference_io.npz", "build_hef.py", "run_hailort.py", "readiness_report.json", "manifest.json"):  # fmt: skip
+        assert (folder / name).is_file(), name
+    device = load_onnx(folder / "model_device.onnx")
+    assert not {"Round", "QuantizeLinear", "DequantizeLinear"} & set(op_counts(device))
+    assert device.opset_import[0].version == 13
+    manifest = json.loads((folder / "manifest.json").read_text())
+    end = manifest["parser"]["end_nodes"][0]
+    assert next(n for n in device.graph.node if n.name == end).op_type == "Conv"  # cut before FSQ
+    calib = np.load(folder / "calib_nhwc.npy")
+    _, channels, rows, width = manifest["parser"]["net_input_shapes"]["input"]
+    assert calib.shape[1:] == (rows, width, channels) and calib.dtype == np.float32
+    report = json.loads((folder / "readiness_report.json").read_text())
+    assert report["ready"] and [r["rule"] for r in report["rules"]] == [
+        f"R{i}" for i in range(1, 17)
+    ]
+    compile(Path(folder / "build_hef.py").read_text(), "build_hef.py", "exec")
+    compile(Path(folder / "run_hailort.py").read_text(), "run_hailort.py", "exec")
+
+
+def test_parity_onnx_and_hailo_pass(exported_run: Path) -> None:
+    reports = run_parity(exported_run)
+    names = {r.name for r in reports}
+    assert {
+        "onnx/qat_torch_vs_ort_int8",
+        "onnx/int_reference_vs_ort_int8",
+        "hailo/hailo8/split_vs_full",
+    } <= names
+    failed = [(r.name, r.failures) for r in reports if not r.passed]
+    assert not failed
+    by_name = {r.name: r for r in reports}
+    assert by_name["onnx/qat_torch_vs_ort_int8"].max_lsb <= 1
+    assert by_name["onnx/int_reference_vs_ort_int8"].exact_fraction >= 0.999
+    assert json.loads((exported_run / "parity.json").read_text())["passed"]
+
+
+def test_parity_catches_perturbed_weights(run_copy: Path) -> None:
+    """Re-export from a perturbed checkpoint, then compare with the unperturbed PyTorch model."""
+    from edgekit.targets.onnx_target import INT8
+
+    path = run_copy / "checkpoints/best.pt"
+    model, payload = load_checkpoint(path)
+    original = path.read_bytes()
+    with torch.no_grad():
+        model.head.weight.add_(0.5 * torch.randn_like(model.head.weight))
+    save_checkpoint(
+        path,
+        model,
+        **{
+            k: v
+            for k, v in payload.items()
+            if k not in ("net_config", "model_state", "schema_version")
+        },
+    )
+    (run_copy / "calibration/report.json").write_text(json.dumps({"adopted": False}))
+    export_run(run_copy, "onnx")
+    path.write_bytes(
+        original
+    )  # PyTorch reference back to the trained weights; the ONNX stays perturbed
+    reports = {r.name: r for r in TARGETS["onnx"].parity(Run(run_copy), TARGETS["onnx"])}
+    assert not reports["onnx/qat_torch_vs_ort_int8"].passed
+    assert reports[
+        "onnx/int_reference_vs_ort_int8"
+    ].passed  # both sides read the same (perturbed) file
+    assert (run_copy / "export/onnx" / INT8).is_file()
+
+
+def test_compare_reports_and_raises() -> None:
+    reference = np.array([[1.0, 2.0], [3.0, 1.0]], dtype=np.float32)
+    same = compare("x", reference, reference.copy(), Tolerance(max_lsb=0), lsb=0.5)
+    assert same.passed and same.exact_fraction == 1.0 and same.worst_ids == []
+    shifted = reference.copy()
+    shifted[1, 1] += 1.0  # 2 LSB on sample 1; its argmax (3 > 2) is unchanged
+    report = compare("x", reference, shifted, Tolerance(max_lsb=1), lsb=0.5)
+    assert not report.passed and report.max_lsb == 2.0 and report.worst_ids == [1]
+    flipped = compare("x", reference, reference[:, ::-1].copy(), Tolerance(atol=10))
+    assert flipped.top1_agreement == 0.0 and not flipped.passed
+    with pytest.raises(ShapeMismatchError):
+        compare("x", reference, reference[:1], Tolerance())
+    with pytest.raises(ParityError, match="NaN"):
+        compare("x", reference, np.full_like(reference, np.nan), Tolerance())
+
+
+def test_integer_reference_bit_exact_on_more_data(exported_run: Path) -> None:
+    from edgekit.quantize.integer_reference import IntegerReference
+
+    run = Run(exported_run)
+    X = np.concatenate([run.data.arrays[s][0] for s in ("train", "val", "test")])
+    path = exported_run / "export/onnx/model_int8.onnx"
+    ort = OnnxRunner(path).run(X)
+    ref = IntegerReference.from_onnx(path)
+    result = ref.run(X)
+    delta = np.abs(result.logits - ort["logits"]) / ref.output_scale
+    assert delta.max() <= 1 + 1e-6 and (delta == 0).mean() >= 0.999
+    int8_in = ref.run_quantized(ref.quantize_input(X))
+    assert np.array_equal(int8_in.logits_q, result.logits_q)
+
+
+def _graph_with(op: str) -> onnx.ModelProto:
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 2, 2, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 2, 4])
+    graph = helper.make_graph(
+        [helper.make_node(op, ["input"], ["y"], name=f"my_{op.lower()}")], "g", [x], [y]
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_readiness_names_node_and_rule(tmp_path: Path) -> None:
+    onnx.save(_graph_with("Round"), tmp_path / "round.onnx")
+    report = check_hailo_readiness(str(tmp_path / "round.onnx"))
+    assert not report["ready"] and report["errors"] == ["R3"]
+    assert any("my_round" in f for r in report["rules"] for f in r["findings"])
+    onnx.save(_graph_with("Relu"), tmp_path / "relu.onnx")
+    assert check_hailo_readiness(str(tmp_path / "relu.onnx"))["ready"]
+
+
+def test_bad_inputs(tmp_path: Path, run_copy: Path) -> None:
+    (tmp_path / "truncated.onnx").write_bytes(b"\x08\x07garbage")
+    with pytest.raises(ExportError, match="not a valid ONNX model"):
+        check_hailo_readiness(str(tmp_path / "truncated.onnx"))
+    with pytest.raises(ExportError, match="unknown --hw-arch 'hailo9'"):
+        export_run(run_copy, "hailo", hw_arch="hailo9")
+    with pytest.raises(ExportError, match="does not accept --hw-arch"):
+        export_run(run_copy, "onnx", hw_arch="hailo8")
+    with pytest.raises(ExportError, match="unknown target 'tflite'; valid targets: hailo, onnx"):
+        export_run(run_copy, "tflite")
+    (run_copy / "checkpoints/best.pt").unlink()
+    (run_copy / "calibration/report.json").unlink()
+    before = (run_copy / "export/onnx/model_int8.onnx").read_bytes()
+    with pytest.raises(CheckpointError, match="best.pt is missing"):
+        export_run(run_copy, "onnx")
+    assert (
+        run_copy / "export/onnx/model_int8.onnx"
+    ).read_bytes() == before  # the good export survives
+
+
+def test_nan_calibration_set_is_refused(run_copy: Path) -> None:
+    from edgekit.errors import DataError
+
+    path = run_copy / "calibration/calib_set.npz"
+    archive = dict(np.load(path))
+    archive["X"][0, 0, 0, 0] = np.nan
+    np.savez(path, **archive)
+    with pytest.raises(DataError, match="calib_set.npz has NaN/Inf in 1 windows"):
+        export_run(run_copy, "hailo")
+
+
+def test_stale_calibration_is_ignored_after_retraining(run_copy: Path) -> None:
+    from edgekit.runs import Run
+
+    report_path = run_copy / "calibration/report.json"
+    report = json.loads(report_path.read_text())
+    report["adopted"] = True
+    report_path.write_text(json.dumps(report))
+    assert Run(run_copy).qat_checkpoint().name == "calibrated.pt"
+    report["source_checkpoint_sha256"] = "0" * 64  # best.pt changed since (a new training)
+    report_path.write_text(json.dumps(report))
+    assert Run(run_copy).qat_checkpoint().name == "best.pt"
+
+
+def test_calibration_report(exported_run: Path) -> None:
+    report = json.loads((exported_run / "calibration/report.json").read_text())
+    assert report["windows"] > 0 and sum(report["class_counts"]) == report["windows"]
+    assert (
+        set(report["before"])
+        == set(report["after"])
+        == {"val_accuracy", "logit_mae_vs_float", "top1_agreement_vs_float"}
+    )
+    assert report["checkpoint_for_export"] in ("calibrated.pt", "best.pt")
+    ranges = json.loads((exported_run / "calibration/activation_ranges.json").read_text())
+    assert ranges["input_quant"]["scale"] > 0
+
+
+def test_export_config_section_sets_target_defaults(run_copy: Path) -> None:
+    config_file = run_copy / "config.resolved.yaml"
+    config_file.write_text(config_file.read_text().replace("hw_arch: hailo8", "hw_arch: hailo8l"))
+    summary = export_run(run_copy, "hailo")
+    assert (
+        summary["hw_arch"] == "hailo8l" and (run_copy / "export/hailo/hailo8l/model.alls").is_file()
+    )
+    assert (
+        export_run(run_copy, "hailo", hw_arch="hailo10h")["hw_arch"] == "hailo10h"
+    )  # the flag wins

@@ -1,0 +1,61 @@
+"""The one-command pipeline on the tiny preset: every stage, the summary, and failure exit paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from edgekit.cli import cli
+
+
+def test_pipeline_runs_every_stage(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["pipeline", "--config", "tiny", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for stage in (
+        "[1/6] train",
+        "[3/6] export onnx",
+        "[4/6] export hailo",
+        "[5/6] parity",
+        "[6/6] verify",
+        "edgekit pipeline summary",
+    ):
+        assert stage in result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["parity_passed"] and summary["device"]["passed"]
+    assert set(summary["stage_seconds"]) == {
+        "train",
+        "calibrate",
+        "export onnx",
+        "export hailo",
+        "parity",
+        "verify",
+    }
+    assert (
+        Path(summary["artifacts"]["hailo"]).is_dir()
+        and Path(summary["artifacts"]["verify"]).is_file()
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {"train", "calibrate", "export:onnx", "export:hailo", "parity", "verify"} <= set(
+        manifest["stages"]
+    )
+
+
+def test_pipeline_fails_when_the_device_fails_its_gate(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = [
+        "pipeline",
+        "--config",
+        "tiny",
+        "--out",
+        str(out),
+        "--target",
+        "onnx",
+        "--device",
+        "emu://?faults=perturb_lsb=3",
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code != 0
+    assert "edgekit pipeline summary" in result.output  # the summary is still printed
+    assert not json.loads((out / "verify/report.json").read_text())["passed"]

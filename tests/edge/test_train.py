@@ -1,0 +1,142 @@
+"""Training: bars on tiny data, resume exactness, checkpoints, and the bad-input paths."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from edgekit.checkpoint import load_checkpoint, save_checkpoint
+from edgekit.config import load_config
+from edgekit.errors import CheckpointError, DataError, TrainingError
+from edgekit.models import Conv2dFSQNet, NetConfig
+from edgekit.train import run_training
+
+
+def test_run_directory_contents(trained_run: Path) -> None:
+    for name in ("config.resolved.yaml", "manifest.json", "history.json", "metrics.json", "report.md",
+                 "data/stats.json", "data/qa_report.json", "data/splits.json",
+                 "checkpoints/best.pt", "checkpoints/last.pt", "checkpoints/float.pt"):  # fmt: skip
+        assert (trained_run / name).is_file(), name
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["int8_test_accuracy"] > 0.5  # above the 0.25 random baseline
+    assert metrics["fsq_train"]["codes_used"] > 1
+    assert metrics["cost"]["macs"] > 0 and metrics["cost"]["int8_weight_bytes"] > 0
+    assert len(metrics["test"]["confusion_matrix"]) == 4
+    manifest = json.loads((trained_run / "manifest.json").read_text())
+    assert manifest["artifacts"]["checkpoints/best.pt"]["sha256"]
+
+
+def test_same_seed_same_model(tmp_path: Path, tiny_config) -> None:
+    config = dataclasses.replace(
+        tiny_config, train=dataclasses.replace(tiny_config.train, float_epochs=3, qat_epochs=2)
+    )
+    a = run_training(config, tmp_path / "a", show_progress=False)
+    b = run_training(config, tmp_path / "b", show_progress=False)
+    assert a["test"]["confusion_matrix"] == b["test"]["confusion_matrix"]
+    wa = load_checkpoint(tmp_path / "a/checkpoints/best.pt")[0].state_dict()
+    wb = load_checkpoint(tmp_path / "b/checkpoints/best.pt")[0].state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_continues_exactly(
+    tmp_path: Path, tiny_config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = dataclasses.replace(
+        tiny_config, train=dataclasses.replace(tiny_config.train, float_epochs=4, qat_epochs=3)
+    )
+    run_training(config, tmp_path / "full", show_progress=False)
+    history_full = json.loads((tmp_path / "full/history.json").read_text())
+
+    from edgekit.train import Trainer
+
+    original, calls = Trainer.validate, {"n": 0}
+
+    def interrupt_after_five(
+        self, model
+    ):  # Ctrl-C during QAT epoch 2 (after 4 float + 1 QAT epochs)
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise KeyboardInterrupt
+        return original(self, model)
+
+    monkeypatch.setattr(Trainer, "validate", interrupt_after_five)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(config, tmp_path / "part", show_progress=False)
+    monkeypatch.setattr(Trainer, "validate", original)
+    assert torch.load(tmp_path / "part/checkpoints/last.pt", weights_only=True)["epoch"] == 1
+    run_training(config, tmp_path / "part", resume=True, show_progress=False)
+    history_resumed = json.loads((tmp_path / "part/history.json").read_text())
+
+    def strip(rows):
+        return [(r["phase"], r["step"], r["train_loss"], r["val_loss"], r["lr"]) for r in rows]
+
+    assert strip(history_resumed) == strip(history_full)
+    full_state = load_checkpoint(tmp_path / "full/checkpoints/best.pt")[0].state_dict()
+    resumed_state = load_checkpoint(tmp_path / "part/checkpoints/best.pt")[0].state_dict()
+    assert all(torch.equal(full_state[k], resumed_state[k]) for k in full_state)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["train.optimizer=adam", "train.scheduler=plateau"],
+        ["train.class_weights=true", "train.label_smoothing=0.1", "train.grad_accum=2"],
+        ["model.quant_preset=po2"],
+    ],
+)
+def test_training_options(tmp_path: Path, options: list[str]) -> None:
+    config = load_config(
+        "tiny", ["train.float_epochs=2", "train.qat_epochs=2", "train.warmup_epochs=0", *options]
+    )
+    metrics = run_training(config, tmp_path / "run", show_progress=False)
+    history = json.loads((tmp_path / "run/history.json").read_text())
+    assert [h["phase"] for h in history] == ["float", "float", "qat", "qat"]
+    assert 0.0 <= metrics["int8_test_accuracy"] <= 1.0
+    if "train.scheduler=plateau" in options:
+        assert history[0]["lr"] == config.train.lr  # no warmup/cosine with the plateau schedule
+    else:
+        assert history[1]["lr"] < history[0]["lr"]  # cosine decays
+
+
+def test_resume_without_checkpoint(tmp_path: Path, tiny_config) -> None:
+    with pytest.raises(CheckpointError, match="no .*last.pt; start without --resume"):
+        run_training(tiny_config, tmp_path / "none", resume=True, show_progress=False)
+
+
+def test_nan_loss_stops_with_clear_message(tmp_path: Path, tiny_config) -> None:
+    config = load_config("tiny", ["train.lr=1e30", "train.grad_clip=0", "train.float_epochs=5"])
+    with pytest.raises(TrainingError, match="loss became .* last good checkpoint"):
+        run_training(config, tmp_path / "nan", show_progress=False)
+
+
+def test_window_too_short_for_encoder(tmp_path: Path) -> None:
+    config = load_config("tiny", ["data.source=synthetic:n=80,length=6", "model.kernel_size=5"])
+    with pytest.raises(DataError, match="too short"):
+        run_training(config, tmp_path / "short", show_progress=False)
+
+
+def test_checkpoint_errors(tmp_path: Path, trained_run: Path) -> None:
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes((trained_run / "checkpoints/best.pt").read_bytes()[:500])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(corrupt)
+    other = Conv2dFSQNet(NetConfig(6, 4, 32, channels=(4, 8, 8)))
+    save_checkpoint(tmp_path / "other.pt", other)
+    payload = torch.load(tmp_path / "other.pt", weights_only=True)
+    payload["net_config"]["channels"] = [16, 32, 32]
+    torch.save(payload, tmp_path / "mismatch.pt")
+    with pytest.raises(CheckpointError, match="do not fit the Conv2dFSQNet"):
+        load_checkpoint(tmp_path / "mismatch.pt")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_cuda_requested_without_cuda(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(TrainingError, match="no CUDA device is available; use --device cpu"):
+        run_training(
+            load_config("tiny", ["train.device=cuda"]), tmp_path / "gpu", show_progress=False
+        )

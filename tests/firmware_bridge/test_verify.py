@@ -1,0 +1,236 @@
+"""Host link, device agent and `verify` against the emulator: clean, every fault, and bad input.
+
+The same tests run against real hardware with `pytest --device URL` (marker `hardware`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from edgekit.errors import DeviceError, GateError
+from edgekit.firmware_bridge import protocol as wire
+from edgekit.firmware_bridge.emulator import Emulator, Faults
+from edgekit.firmware_bridge.link import HostLink
+from edgekit.firmware_bridge.verify import VerifyOptions, raise_for_report, run_verify
+
+FAST = {"timeout": 0.15, "retries": 3, "show_progress": False}
+
+
+def verify(run_dir: Path, device: str, **options) -> dict:
+    return run_verify(run_dir, VerifyOptions(device=device, **{**FAST, **options}))
+
+
+def assert_complete(report: dict) -> None:
+    assert not report["partial"], report.get("error")
+    assert report["samples_done"] == report["samples_total"] and report["missing_sample_ids"] == []
+
+
+def test_clean_run_passes_every_gate(exported_run: Path) -> None:
+    report = verify(exported_run, "emu://")
+    assert_complete(report)
+    assert report["passed"] and report["rows"]["device_vs_reference"]["max_abs_lsb"] == 0
+    assert (
+        report["rows"]["device_vs_labels"]["accuracy"]
+        == report["rows"]["reference_vs_labels"]["accuracy"]
+    )
+    assert report["latency"]["device_us_p50"] > 0
+    folder = exported_run / "verify"
+    assert json.loads((folder / "report.json").read_text())["passed"]
+    assert (
+        'failures="0"' in (folder / "junit.xml").read_text()
+        and "# On-device verification" in (folder / "report.md").read_text()
+    )
+
+
+def test_pty_path_works_like_hardware_with_integer_backend(exported_run: Path) -> None:
+    with Emulator(exported_run, backend="int-reference") as emulator:
+        assert emulator.path.startswith("/dev/pts/")
+        report = verify(exported_run, emulator.path)
+    assert_complete(report)
+    assert report["device"]["runtime"] == "int-reference"
+    assert report["rows"]["device_vs_reference"]["max_abs_lsb"] <= 1
+
+
+@pytest.mark.parametrize(
+    ("faults", "counter"),
+    [
+        ("bitflip=0.08,seed=1", "crc_errors"),
+        ("drop=0.08,seed=2", "retries"),
+        ("duplicate=0.08,seed=3", "retries"),
+        ("banner=1,seed=4", "garbage_bytes"),
+        ("delay_ms=400,delay_every=5", "timeouts"),
+        ("reset_after=5", "resets"),
+        ("oversize_after=3", "oversize"),
+    ],
+)
+def test_every_fault_completes_and_is_counted(
+    exported_run: Path, faults: str, counter: str
+) -> None:
+    report = verify(exported_run, f"emu://?faults={faults}")
+    assert_complete(report)
+    assert report["link_stats"][counter] > 0, report["link_stats"]
+    assert report["rows"]["device_vs_reference"]["max_abs_lsb"] == 0  # faults never change results
+
+
+def test_slow_device_reports_its_latency(exported_run: Path) -> None:
+    report = verify(exported_run, "emu://?faults=infer_us=20000", limit=6)
+    assert_complete(report)
+    assert report["latency"]["device_us_p50"] >= 20000
+
+
+def test_perturbed_device_fails_the_gate(exported_run: Path) -> None:
+    report = verify(exported_run, "emu://?faults=perturb_lsb=2")
+    assert_complete(report)
+    assert not report["passed"] and report["rows"]["device_vs_reference"]["max_abs_lsb"] == 2
+    with pytest.raises(GateError, match="max_abs_lsb"):
+        raise_for_report(report, exported_run / "verify")
+    assert 'name="max_abs_lsb"><failure' in (exported_run / "verify/junit.xml").read_text()
+
+
+def test_wrong_model_hash_stops_with_clear_error(exported_run: Path) -> None:
+    report = verify(exported_run, "emu://?faults=wrong_hash=1")
+    assert report["partial"] and "flash the model" in report["error"]
+    with pytest.raises(DeviceError, match="partial report"):
+        raise_for_report(report, exported_run / "verify")
+
+
+def test_missing_device_path(exported_run: Path) -> None:
+    report = verify(exported_run, "/dev/ttyUSB_edgekit_missing")
+    assert report["partial"] and "does not exist" in report["error"]
+
+
+def test_device_that_never_answers_names_port_and_baud() -> None:
+    master, slave = os.openpty()
+    try:
+        link = HostLink(os.ttyname(slave), baud=115200, timeout=0.05)
+        with pytest.raises(
+            DeviceError, match=r"no answer to HELLO from /dev/pts/\d+ at 115200 baud"
+        ):
+            link.hello()
+        link.close()
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_wrong_protocol_version(exported_run: Path) -> None:
+    with Emulator(exported_run) as emulator:
+        link = HostLink(emulator.path, timeout=0.2)
+        with pytest.raises(DeviceError, match="BAD_VERSION device speaks version 1 only"):
+            link.transact(
+                wire.MessageType.HELLO, wire.Hello(2, 3).pack(), wire.MessageType.HELLO_ACK
+            )
+        link.close()
+
+
+def test_unplugged_mid_run_keeps_a_partial_report(exported_run: Path) -> None:
+    with Emulator(exported_run) as emulator:
+        run = emulator.backend.run
+        calls = {"n": 0}
+
+        def unplug_after_three(q: np.ndarray) -> np.ndarray:
+            calls["n"] += 1
+            if calls["n"] == 4:
+                threading.Thread(target=emulator.close).start()  # the cable is pulled
+                threading.Event().wait(0.3)
+            return run(q)
+
+        emulator.backend.run = unplug_after_three
+        report = verify(exported_run, emulator.path)
+    assert report["partial"] and 0 < report["samples_done"] < report["samples_total"]
+    assert json.loads((exported_run / "verify/report.json").read_text())["partial"]
+
+
+def test_ctrl_c_keeps_a_partial_report(exported_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = HostLink.stream
+
+    def interrupted(self, samples, repeat=1):
+        for count, item in enumerate(original(self, samples, repeat)):
+            if count == 3:
+                raise KeyboardInterrupt
+            yield item
+
+    monkeypatch.setattr(HostLink, "stream", interrupted)
+    report = verify(exported_run, "emu://")
+    assert report["partial"] and report["samples_done"] == 3 and "Ctrl-C" in report["error"]
+    assert "(PARTIAL)" in (exported_run / "verify/report.md").read_text()
+
+
+def test_run_without_export(trained_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(trained_run, bare, ignore=shutil.ignore_patterns("export"))
+    with pytest.raises(DeviceError, match="--target onnx"):
+        verify(bare, "emu://")
+
+
+def test_set_baud_and_ping(exported_run: Path) -> None:
+    with Emulator(exported_run, baud=115200) as emulator:
+        link = HostLink(emulator.path, baud=115200, timeout=0.5)
+        ack = link.hello()
+        assert link.ping() == ack.boot_nonce
+        link.set_baud(921600)
+        assert emulator.throttle.baud == 921600 and link.ping() == ack.boot_nonce
+        link.close()
+
+
+def test_closed_emulator_leaves_no_thread_on_its_fds(exported_run: Path, tmp_path: Path) -> None:
+    """Regression: a UART thread outliving close() read a reused fd and corrupted a file read."""
+    emulator = Emulator(exported_run, baud=115200).start()
+    link = HostLink(emulator.path, baud=115200, timeout=0.5)
+    link.hello()
+    link.close()
+    emulator.close()
+    assert not emulator.thread.is_alive() and not emulator.throttle.thread.is_alive()
+    payload = os.urandom(1 << 16)
+    (tmp_path / "blob").write_bytes(payload)
+    with open(tmp_path / "blob", "rb") as handle:  # likely reuses the pty's fd number
+        emulator.close()  # a second close must not close someone else's fd
+        assert handle.read() == payload
+
+
+def test_verify_switches_baud_after_hello(exported_run: Path) -> None:
+    report = verify(exported_run, "emu://?baud=115200", baud=115200, switch_baud=921600, limit=4)
+    assert_complete(report)
+    assert report["device"]["baud"] == 921600 and report["link"]["baud"] == 921600
+
+
+def test_faults_parse_errors() -> None:
+    with pytest.raises(DeviceError, match="unknown fault 'flip'"):
+        Faults.parse("flip=1")
+    assert Faults.parse("bitflip=0.5,banner=1").banner
+
+
+@pytest.mark.hardware
+def test_verify_on_real_device(exported_run: Path, request: pytest.FixtureRequest) -> None:
+    """`pytest -m hardware --device /dev/ttyUSB0 --run runs/NAME` (the run whose model the board holds)."""
+    run_dir = Path(request.config.getoption("--run") or exported_run)
+    report = verify(run_dir, request.config.getoption("--device"), timeout=2.0)
+    assert_complete(report)
+    assert report["passed"]
+
+
+def test_permission_denied_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    import serial
+    from edgekit.firmware_bridge.link import open_port
+
+    class Forbidden:
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def open(self) -> None:
+            raise serial.SerialException(
+                13, "could not open port /dev/ttyS9: [Errno 13] Permission denied: '/dev/ttyS9'"
+            )
+
+    monkeypatch.setattr(serial, "serial_for_url", lambda *a, **k: Forbidden())
+    with pytest.raises(
+        DeviceError, match="permission denied on /dev/ttyS9; add your user to the 'dialout' group"
+    ):
+        open_port("/dev/ttyS9", 115200)

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import numpy as np
+import torch
+from edgekit.models import FSQ, code_usage
+from edgekit.models.fsq import fsq_indices, fsq_thresholds
+
+
+def test_levels_and_codebook() -> None:
+    fsq = FSQ((8, 6, 5)).eval()
+    assert fsq.codebook_size == 240
+    z = torch.linspace(-6, 6, 2001).view(-1, 1, 1, 1).repeat(1, 3, 1, 1)
+    levels = torch.round(fsq.bound(z)).squeeze()
+    assert [sorted(set(levels[:, d].tolist())) for d in range(3)] == [
+        list(range(-4, 4)), list(range(-3, 3)), list(range(-2, 3)),
+    ]  # fmt: skip
+    codes = fsq.indices(z)
+    assert codes.min() >= 0 and codes.max() < 240
+
+
+def test_shift_uses_atanh_not_tan() -> None:
+    fsq = FSQ((8,)).eval()
+    # with atanh the bound maps z = 0 exactly onto level 0 for even L (the notebook's tan was a bug)
+    assert torch.round(fsq.bound(torch.zeros(1, 1, 1, 1))).item() == 0.0
+    assert fsq.bound(torch.zeros(1, 1, 1, 1)).item() == 0.0
+
+
+def test_straight_through_gradient() -> None:
+    fsq = FSQ((5, 5)).train()
+    z = torch.randn(4, 2, 1, 1, requires_grad=True)
+    fsq(z).sum().backward()
+    assert z.grad is not None and torch.all(z.grad != 0)
+
+
+def test_thresholds_equal_tanh_round_on_a_fine_grid() -> None:
+    levels = (8, 6, 5)
+    z = np.linspace(-5, 5, 20001, dtype=np.float32)
+    fsq = FSQ(levels).eval()
+    for d, thresholds in enumerate(fsq_thresholds(levels)):
+        by_threshold = (z[:, None] > thresholds[None, :]).sum(1)
+        zz = torch.zeros(len(z), 3, 1, 1)
+        zz[:, d, 0, 0] = torch.from_numpy(z)
+        by_round = (torch.round(fsq.bound(zz))[:, d, 0, 0] + levels[d] // 2).numpy()
+        mismatch = np.flatnonzero(by_threshold != by_round)
+        # disagreement only within float32 rounding of a threshold
+        assert all(np.min(np.abs(z[i] - thresholds)) < 1e-5 for i in mismatch)
+
+
+def test_numpy_indices_match_torch() -> None:
+    z = torch.randn(500, 3, 1, 1) * 2
+    fsq = FSQ((8, 6, 5)).eval()
+    assert np.array_equal(fsq.indices(z).numpy(), fsq_indices(z.numpy(), (8, 6, 5)))
+
+
+def test_usage_and_collapse_warning() -> None:
+    collapsed = code_usage(np.full(100, 7), (8, 6, 5))
+    assert collapsed["codes_used"] == 1 and collapsed["perplexity"] == 1.0
+    assert any("never trained" in w for w in collapsed["warnings"])
+    uniform = code_usage(np.arange(240), (8, 6, 5))
+    assert (
+        uniform["usage"] == 1.0
+        and abs(uniform["perplexity"] - 240) < 1e-6
+        and not uniform["warnings"]
+    )
