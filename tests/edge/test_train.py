@@ -25,6 +25,11 @@ def test_run_directory_contents(trained_run: Path) -> None:
     assert metrics["fsq_train"]["codes_used"] > 1
     assert metrics["cost"]["macs"] > 0 and metrics["cost"]["int8_weight_bytes"] > 0
     assert len(metrics["test"]["confusion_matrix"]) == 4
+    view = metrics["qat_float_view_test_accuracy"]  # the same weights, activation quantizers off
+    assert metrics["int8_minus_float_view_pp"] == pytest.approx(
+        100 * (metrics["int8_test_accuracy"] - view)
+    )
+    assert abs(metrics["int8_minus_float_view_pp"]) <= 5
     manifest = json.loads((trained_run / "manifest.json").read_text())
     assert manifest["artifacts"]["checkpoints/best.pt"]["sha256"]
 
