@@ -53,7 +53,8 @@ def render(results: dict) -> str:
     if li:
         u = li["uart_921600"]
         lines += ["## Link (emulator, 900-byte int8 windows)", "", "| figure | value |", "|---|---|",
-                  f"| unthrottled pty, end to end | {li['pty_unthrottled']['windows_per_s']:.0f} windows/s ({li['pty_unthrottled']['windows']} windows) |",
+                  f"| unthrottled pty, end to end, emulator in its own process | {li['pty_unthrottled']['windows_per_s']:.0f} windows/s (median of 5 runs of {li['pty_unthrottled']['windows']} windows) |",
+                  f"| unthrottled pty, end to end, emulator in the host process (`emu://`) | {li['pty_unthrottled_in_process']['windows_per_s']:.0f} windows/s |",
                   f"| 921600 baud: achieved | {u['tx_bytes_per_s']:.0f} B/s = {100 * u['wire_utilisation']:.1f} % of the {u['wire_limit_bytes_per_s']:.0f} B/s wire limit |",
                   f"| 921600 baud: windows/s | {u['windows_per_s']:.1f} (wire limit {u['windows_per_s_wire_limit']:.1f} at {u['bytes_on_wire_per_window']:.0f} B/window) |",
                   f"| payload share of bytes sent | {100 * u['payload_fraction']:.1f} % |", ""]  # fmt: skip

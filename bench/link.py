@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +30,40 @@ def _verify(run_dir: Path, device: str, baud: int, limit: int) -> dict[str, Any]
     return report
 
 
+def _median_run(verify: Callable[[], dict[str, Any]], repeats: int = 5) -> dict[str, Any]:
+    """The report of the median run by windows/s: a pty shares the CPU with everything else."""
+    reports = sorted((verify() for _ in range(repeats)), key=lambda r: r["samples_per_s"])
+    return reports[repeats // 2]
+
+
+def _throughput(report: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "windows": report["samples_done"],
+        "windows_per_s": report["samples_per_s"],
+        "tx_bytes_per_s": report["link"]["tx_bytes_per_s"],
+    }
+
+
+@contextlib.contextmanager
+def emulator_process(run_dir: Path) -> Iterator[str]:
+    """`edgekit device emulate` in its own process, as a real device has its own CPU; yields the pty."""
+    command = [sys.executable, "-c", "from edgekit.cli import main; main()", "device", "emulate"]
+    process = subprocess.Popen(
+        [*command, "--run", str(run_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        if not line.startswith("emulated device on "):
+            raise RuntimeError(f"emulator did not start: {line!r}")
+        yield line.split()[3]
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+
+
 def run(folder: Path) -> dict[str, Any]:
     import numpy as np
 
@@ -35,16 +74,15 @@ def run(folder: Path) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     windows = rng.normal(size=(2000, 9, 100)).astype(np.float32)
     np.savez(run_dir / "bench_inputs.npz", inputs=windows)
-    fast = _verify(run_dir, "emu://", 921600, 2000)
+    with emulator_process(run_dir) as pty:
+        separate = _median_run(lambda: _verify(run_dir, pty, 921600, 2000))
+    in_process = _median_run(lambda: _verify(run_dir, "emu://", 921600, 2000))
     throttled = _verify(run_dir, "emu://?baud=921600", 921600, 300)
     frame_bytes = throttled["link_stats"]["tx_bytes"] / throttled["samples_done"]
     return {
         "window_bytes": 900,
-        "pty_unthrottled": {
-            "windows": fast["samples_done"],
-            "windows_per_s": fast["samples_per_s"],
-            "tx_bytes_per_s": fast["link"]["tx_bytes_per_s"],
-        },
+        "pty_unthrottled": _throughput(separate),
+        "pty_unthrottled_in_process": _throughput(in_process),
         "uart_921600": {
             "windows": throttled["samples_done"],
             "windows_per_s": throttled["samples_per_s"],

@@ -150,16 +150,14 @@ class OnnxRunner:
         self.input = self.session.get_inputs()[0]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
+    def run_window(self, window: np.ndarray) -> dict[str, np.ndarray]:
+        """One window without its batch axis in, each output without its batch axis out."""
+        values = self.session.run(None, {self.input.name: window[None]})
+        return {name: value[0] for name, value in zip(self.output_names, values, strict=True)}
+
     def run(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        outputs: dict[str, list[np.ndarray]] = {name: [] for name in self.output_names}
-        for window in X:
-            for name, value in zip(
-                self.output_names,
-                self.session.run(None, {self.input.name: window[None]}),
-                strict=True,
-            ):
-                outputs[name].append(value[0])
-        return {name: np.stack(values) for name, values in outputs.items()}
+        results = [self.run_window(window) for window in X]
+        return {name: np.stack([r[name] for r in results]) for name in self.output_names}
 
 
 class WithPreFsq(nn.Module):

@@ -6,6 +6,7 @@ Ports are pyserial URLs: `/dev/ttyUSB0`, `/dev/pts/N`, `socket://host:port`, `em
 from __future__ import annotations
 
 import errno
+import math
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -121,8 +122,13 @@ class HostLink:
 
     def _read(self, wait: float) -> list[Frame]:
         try:
-            self.port.timeout = max(0.0, wait)
-            data = self.port.read(max(1, self.port.in_waiting))
+            waiting = self.port.in_waiting
+            # pyserial reconfigures the tty on every timeout change (ioctl + tcsetattr): keep it
+            # at 0 while bytes are queued and at 10 ms steps otherwise, so it rarely changes.
+            timeout = 0.0 if waiting else math.ceil(max(0.0, wait) * 100) / 100
+            if timeout != self.port.timeout:
+                self.port.timeout = timeout
+            data = self.port.read(max(1, waiting))
         except Exception as err:
             raise DeviceError(
                 f"read from {self.url} failed ({type(err).__name__}); was the device unplugged?"
