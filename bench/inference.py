@@ -13,7 +13,7 @@ from bench.common import build_run, median_seconds
 
 def run(folder: Path) -> dict[str, Any]:
     import torch
-    from edgekit.export import OnnxRunner
+    from edgekit.onnx_io import OnnxRunner
     from edgekit.quantize.integer_reference import IntegerReference
     from edgekit.runs import Run
     from edgekit.targets import export_run

@@ -47,9 +47,8 @@ def _throughput(report: dict[str, Any]) -> dict[str, Any]:
 @contextlib.contextmanager
 def emulator_process(run_dir: Path) -> Iterator[str]:
     """`edgekit device emulate` in its own process, as a real device has its own CPU; yields the pty."""
-    command = [sys.executable, "-c", "from edgekit.cli import main; main()", "device", "emulate"]
     process = subprocess.Popen(
-        [*command, "--run", str(run_dir)],
+        [sys.executable, "-m", "edgekit.cli", "device", "emulate", "--run", str(run_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

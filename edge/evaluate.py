@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from edgekit.models import Conv2dFSQNet, code_usage
+from edgekit.models import Conv2dFSQNet
+from edgekit.quantize.fsq_grid import code_usage
 
 
 @torch.no_grad()

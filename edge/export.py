@@ -8,16 +8,15 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from edgekit import __version__
 from edgekit.artifacts import atomic_path
 from edgekit.errors import ExportError
+from edgekit.onnx_io import op_counts
 from torch import nn
 
 QDQ_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
@@ -30,28 +29,6 @@ def quiet() -> Iterator[None]:
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         yield
-
-
-def load_onnx(path: str | Path) -> Any:
-    """Load and fully check an ONNX file; corrupt or truncated files give one clear error."""
-    import onnx
-
-    path = Path(path)
-    if not path.is_file():
-        raise ExportError(
-            f"ONNX file {path} does not exist; run `edgekit export` first or check the path"
-        )
-    try:
-        model = onnx.load(str(path))
-        onnx.checker.check_model(model, full_check=True)
-    except Exception as err:  # onnx raises DecodeError, ValidationError, InferenceError...
-        detail = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
-        raise ExportError(f"{path} is not a valid ONNX model ({detail}); re-export it") from None
-    return model
-
-
-def op_counts(model: Any) -> Counter:
-    return Counter(node.op_type for node in model.graph.node)
 
 
 def set_metadata(model: Any, metadata: dict[str, str]) -> None:
@@ -82,15 +59,6 @@ def simplify(model: Any, keep_qdq: bool) -> Any:
             f"simplified graph has {len(simplified.graph.input)} inputs; expected one"
         )
     return simplified
-
-
-def save_onnx(model: Any, path: str | Path) -> Path:
-    import onnx
-
-    onnx.checker.check_model(model, full_check=True)
-    with atomic_path(path) as tmp:
-        onnx.save(model, str(tmp))
-    return Path(path)
 
 
 def export_torch(
@@ -130,34 +98,6 @@ def export_torch(
             ) from None
         model = onnx.load(str(tmp))
     return model
-
-
-class OnnxRunner:
-    """onnxruntime session over a batch-1 graph, looping over windows (exports are static batch 1)."""
-
-    def __init__(self, path_or_model: str | Path | Any) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.log_severity_level = 3
-        source = (
-            str(path_or_model)
-            if isinstance(path_or_model, str | Path)
-            else path_or_model.SerializeToString()
-        )
-        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-        self.input = self.session.get_inputs()[0]
-        self.output_names = [o.name for o in self.session.get_outputs()]
-
-    def run_window(self, window: np.ndarray) -> dict[str, np.ndarray]:
-        """One window without its batch axis in, each output without its batch axis out."""
-        values = self.session.run(None, {self.input.name: window[None]})
-        return {name: value[0] for name, value in zip(self.output_names, values, strict=True)}
-
-    def run(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        results = [self.run_window(window) for window in X]
-        return {name: np.stack([r[name] for r in results]) for name in self.output_names}
 
 
 class WithPreFsq(nn.Module):

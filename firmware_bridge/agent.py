@@ -84,7 +84,8 @@ class SerialPort:
         self.serial = serial
 
     def read(self, timeout: float) -> bytes:
-        self.serial.timeout = timeout
+        if self.serial.timeout != timeout:  # pyserial reconfigures the tty on every assignment
+            self.serial.timeout = timeout
         return self.serial.read(max(1, self.serial.in_waiting))
 
     def write(self, data: bytes) -> None:
@@ -174,7 +175,7 @@ def model_hash(path: Path) -> bytes:
 
 def load_backend(run_dir: str | Path, name: str = "onnxruntime") -> Backend:
     """`onnxruntime` runs the int8 QDQ export; `int-reference` the integer-only reference of the same file."""
-    from edgekit.export import OnnxRunner
+    from edgekit.onnx_io import OnnxRunner
     from edgekit.quantize.integer_reference import IntegerReference
 
     path = model_file(run_dir)

@@ -79,7 +79,7 @@ def load_inputs(run: Any, inputs: str | None, limit: int) -> tuple[np.ndarray, n
 
 
 def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
-    from edgekit.export import OnnxRunner
+    from edgekit.onnx_io import OnnxRunner
     from edgekit.quantize.integer_reference import IntegerReference
     from edgekit.runs import Run
 

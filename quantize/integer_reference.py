@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from edgekit.errors import ExportError
-from edgekit.models.fsq import fsq_thresholds
+from edgekit.quantize.fsq_grid import fsq_thresholds
 
 FSQ_OPS = ("Add", "Tanh", "Mul", "Sub", "Round", "Div")
 
@@ -119,7 +119,7 @@ class IntegerReference:
 
     @classmethod
     def from_onnx(cls, path: str | Path) -> IntegerReference:
-        from edgekit.export import load_onnx
+        from edgekit.onnx_io import load_onnx
 
         return cls(load_onnx(path))
 

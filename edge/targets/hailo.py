@@ -18,19 +18,11 @@ from edgekit.artifacts import sha256_file, write_json, write_npy, write_npz, wri
 from edgekit.calibrate.activations import activation_ranges
 from edgekit.calibrate.representative import load_calibration_set, select_representative, to_nhwc
 from edgekit.errors import ExportError
-from edgekit.export import (
-    REFERENCE_SCHEMA_VERSION,
-    OnnxRunner,
-    Part,
-    export_torch,
-    load_onnx,
-    save_onnx,
-    set_metadata,
-    simplify,
-)
+from edgekit.export import REFERENCE_SCHEMA_VERSION, Part, export_torch, set_metadata, simplify
 from edgekit.models import Conv2dFSQNet
-from edgekit.models.fsq import fsq_indices
+from edgekit.onnx_io import OnnxRunner, load_onnx, save_onnx
 from edgekit.parity import PairReport, Tolerance, compare
+from edgekit.quantize.fsq_grid import fsq_indices
 from edgekit.runs import Run, float_with_qat_weights
 from edgekit.targets import hailo_readiness as readiness
 from edgekit.targets.base import Target

@@ -293,7 +293,7 @@ def summarise(rules: list[dict[str, Any]], file: str) -> dict[str, Any]:
 
 def check_hailo_readiness(path: str) -> dict[str, Any]:
     """Readiness of any ONNX file (`edgekit check --target hailo FILE`); run-only rules are skipped."""
-    from edgekit.export import load_onnx
+    from edgekit.onnx_io import load_onnx
 
     model = load_onnx(path)
     why = "needs a run directory: use `edgekit export RUN --target hailo`"

@@ -11,17 +11,14 @@ from edgekit.artifacts import write_json, write_npz
 from edgekit.calibrate.activations import activation_ranges
 from edgekit.export import (
     REFERENCE_SCHEMA_VERSION,
-    OnnxRunner,
     WithPreFsq,
     export_torch,
-    load_onnx,
-    op_counts,
-    save_onnx,
     set_metadata,
     simplify,
 )
-from edgekit.models.fsq import fsq_indices
+from edgekit.onnx_io import OnnxRunner, load_onnx, op_counts, save_onnx
 from edgekit.parity import PairReport, Tolerance, compare
+from edgekit.quantize.fsq_grid import fsq_indices
 from edgekit.runs import Run
 from edgekit.targets.base import Target
 

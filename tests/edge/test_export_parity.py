@@ -11,7 +11,7 @@ import pytest
 import torch
 from edgekit.checkpoint import load_checkpoint, save_checkpoint
 from edgekit.errors import CheckpointError, ExportError, ParityError
-from edgekit.export import OnnxRunner, load_onnx, op_counts
+from edgekit.onnx_io import OnnxRunner, load_onnx, op_counts
 from edgekit.parity import ShapeMismatchError, Tolerance, compare, run_parity
 from edgekit.runs import Run
 from edgekit.targets import TARGETS, export_run

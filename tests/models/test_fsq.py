@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from edgekit.models import FSQ, code_usage
-from edgekit.models.fsq import fsq_indices, fsq_thresholds
+from edgekit.models import FSQ
+from edgekit.quantize.fsq_grid import code_usage, fsq_indices, fsq_thresholds
 
 
 def test_levels_and_codebook() -> None:
