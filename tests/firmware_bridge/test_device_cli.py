@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,11 +115,16 @@ def test_device_serve_on_a_missing_port_is_one_line(exported_run: Path) -> None:
     ]
 
 
-def test_device_side_runs_without_torch(exported_run: Path) -> None:
-    """A board serving the model needs onnxruntime and numpy, not torch (seconds of start-up)."""
+def test_device_side_needs_only_the_int8_model_and_no_torch(
+    exported_run: Path, tmp_path: Path
+) -> None:
+    """A board serving the model needs the int8 ONNX file, onnxruntime and numpy; not torch."""
+    board = tmp_path / "board"
+    (board / "export/onnx").mkdir(parents=True)
+    shutil.copy(exported_run / "export/onnx/model_int8.onnx", board / "export/onnx")
     code = (
         "import sys; from edgekit.firmware_bridge.emulator import Emulator\n"
-        f"for backend in ('onnxruntime', 'int-reference'): Emulator({str(exported_run)!r}, backend).close()\n"
+        f"for backend in ('onnxruntime', 'int-reference'): Emulator({str(board)!r}, backend).close()\n"
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
