@@ -81,9 +81,10 @@ def verify(
     report = run_verify(run_dir, options)
     rows = report["rows"]
     agreement = rows["device_vs_reference"]
-    click.echo(
-        f"samples {report['samples_done']}/{report['samples_total']} at {report['samples_per_s']:.1f}/s"
-    )
+    if report["samples_done"]:  # a device that never answered gets only the one-line error
+        click.echo(
+            f"samples {report['samples_done']}/{report['samples_total']} at {report['samples_per_s']:.1f}/s"
+        )
     if "accuracy" in rows["device_vs_labels"]:
         click.echo(
             f"accuracy  device {rows['device_vs_labels']['accuracy']:.4f}  reference {rows['reference_vs_labels']['accuracy']:.4f}"

@@ -128,3 +128,16 @@ def test_device_side_needs_only_the_int8_model_and_no_torch(
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_verify_on_a_missing_device_is_one_line(exported_run: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "edgekit.cli", "verify", str(exported_run), "--device", "/dev/ttyEDGEKIT9"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 5
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: device /dev/ttyEDGEKIT9 does not exist"
+    ), lines
+    assert "partial report with 0 samples" in lines[0]
