@@ -25,6 +25,7 @@ class NullModem:
         for _ in range(2):
             master, slave = os.openpty()
             tty.setraw(slave)
+            os.set_blocking(master, False)  # so close() never waits on a stuck write
             self.masters.append(master)
             self.slaves.append(slave)  # kept open so each pty survives its users reconnecting
             self.paths.append(os.ttyname(slave))
@@ -38,10 +39,15 @@ class NullModem:
             ready, _, _ = select.select(self.masters, [], [], 0.05)
             for fd in ready:
                 try:
-                    data = os.read(fd, 4096)
-                except OSError:  # no one has that end open right now
+                    data = memoryview(os.read(fd, 4096))
+                except OSError:  # nothing to read after all
                     continue
-                os.write(other[fd], data)
+                while data and not self.stop.is_set():
+                    select.select([], [other[fd]], [], 0.05)
+                    try:
+                        data = data[os.write(other[fd], data) :]
+                    except BlockingIOError:
+                        continue
 
     def close(self) -> None:
         self.stop.set()
