@@ -1,7 +1,7 @@
 """Run every benchmark side by side in one process; write bench/results.json and bench/results.md.
 
 uv run python -m bench            # all
-uv run python -m bench training   # one or more of: training inference link fuzz
+uv run python -m bench training   # one or more of: training inference link fuzz memory
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import fuzz, inference, link, training
+from bench import fuzz, inference, link, memory, training
 
 BENCHMARKS = {
     "training": training.run,
     "inference": inference.run,
     "link": link.run,
     "fuzz": fuzz.run,
+    "memory": memory.run,
 }
 HERE = Path(__file__).resolve().parent
 
@@ -62,6 +63,14 @@ def render(results: dict) -> str:
     if f:
         lines += ["## Frame decoder fuzz (hypothesis)", "", f"{f['cases']} cases in {f['seconds']:.1f} s, {f['frames']} frames decoded, "
                   f"largest buffer {f['max_buffer']} B (bound {f['buffer_bound']} B); no crash, no hang.", ""]  # fmt: skip
+    m = results.get("memory")
+    if m:
+        lines += ["## Memory (`" + m["data_set"] + f"`, {m['data_set_float32_mb']:.0f} MiB as float32)", "",
+                  "| figure | value |", "|---|---|",
+                  f"| peak RSS, large run / tiny run | {m['large_run_peak_rss_mb']:.0f} / {m['tiny_run_peak_rss_mb']:.0f} MiB |",
+                  f"| peak above the tiny run | {m['large_run_above_tiny_mb']:.0f} MiB = {m['above_tiny_over_data_size']:.2f}x the data set (goal <= 2x) |",
+                  f"| run's data/ folder on disk | {m['run_data_folder_mb']:.0f} MiB |",
+                  f"| prepare (`edgekit data inspect`) | {m['prepare_seconds']:.1f} s, peak {m['prepare_peak_rss_mb']:.0f} MiB |", ""]  # fmt: skip
     return "\n".join(lines)
 
 

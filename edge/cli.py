@@ -59,7 +59,11 @@ def data_inspect(
     if as_json:
         click.echo(
             json.dumps(
-                {"stats": prepared.stats, "splits": prepared.splits["counts"], "qa": prepared.qa},
+                {
+                    "stats": prepared.stats,
+                    "splits": {k: v for k, v in prepared.splits.items() if k != "groups"},
+                    "qa": prepared.qa,
+                },
                 indent=2,
             )
         )
@@ -74,6 +78,16 @@ def data_inspect(
         + ("  (odd T: last sample dropped)" if stats["dropped_last_sample"] else "")
     )
     click.echo(f"channels    {', '.join(stats['channel_names'])}")
+    if stats["channel_groups"]:
+        groups = "; ".join(f"{g}: {len(m)}" for g, m in stats["channel_groups"].items())
+        click.echo(f"groups      {groups}  (select with --set data.channels=...)")
+    if (
+        stats["length_policy"]
+        and stats["length_policy"]["source_min"] != stats["length_policy"]["source_max"]
+    ):
+        from edgekit.data.lengths import describe
+
+        click.echo(f"lengths     {describe(stats['length_policy'], qa['windows'])}")
     click.echo(
         f"classes     {len(prepared.class_names)}: "
         + ", ".join(f"{k} ({v})" for k, v in qa["class_counts"].items())
@@ -82,6 +96,18 @@ def data_inspect(
     click.echo(
         f"split       train {counts['train']} / val {counts['val']} / test {counts['test']}  ({prepared.splits['mode']}, seed {prepared.splits['seed']})"
     )
+    per_class = prepared.splits["per_class"]
+    width = max(len(name) for name in prepared.class_names)
+    click.echo(f"  {'class':<{width}}  {'train':>6} {'val':>6} {'test':>6}")
+    for name in prepared.class_names:
+        row = " ".join(f"{per_class[split][name]:>6}" for split in ("train", "val", "test"))
+        click.echo(f"  {name:<{width}}  {row}")
+    if "gap_windows_dropped" in prepared.splits:
+        click.echo(
+            f"time split  {prepared.splits['gap_windows_dropped']} windows dropped at the cuts so no sample is in two splits"
+        )
+    for warning in prepared.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(
         f"quality     score {qa['quality_score']:.3f}; non-finite {qa['non_finite']} ({100 * qa['non_finite_fraction']:.3f}%), "
         f"repaired by '{qa['repair']['strategy']}'; flat channels: {', '.join(qa['flat_channels']) or 'none'}"
@@ -128,17 +154,28 @@ def train(
         f"FSQ codes used {metrics['fsq_train']['codes_used']}/{metrics['fsq_train']['codebook_size']}; "
         f"{metrics['train_seconds']} s -> {run_dir}"
     )
-    for warning in metrics["fsq_train"]["warnings"]:
+    for warning in [*metrics["fsq_train"]["warnings"], *metrics["data_warnings"]]:
         click.echo(f"warning: {warning}", err=True)
 
 
 @cli.command()
 @run_argument
 @click.option("--checkpoint", default="best.pt", show_default=True, help="File in RUN/checkpoints.")
-def evaluate(run_dir: Path, checkpoint: str) -> None:
+@click.option(
+    "--drop-channels",
+    metavar="NAMES",
+    default="",
+    help="Comma-separated channels, globs (hand_*) or groups (imu_hand) to zero, as if that "
+    "sensor dropped out; reports accuracy with and without them.",
+)
+def evaluate(run_dir: Path, checkpoint: str, drop_channels: str) -> None:
     """Recompute test metrics of a run from a checkpoint."""
     from edgekit.train import evaluate_run
 
+    patterns = tuple(p.strip() for p in drop_channels.split(",") if p.strip())
+    dropped = (
+        evaluate_run(run_dir, checkpoint, patterns) if patterns else None
+    )  # checks names first
     metrics = evaluate_run(run_dir, checkpoint)
     click.echo(
         f"test accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  ({metrics['windows']} windows)"
@@ -146,6 +183,14 @@ def evaluate(run_dir: Path, checkpoint: str) -> None:
     click.echo(
         f"FSQ codes used {metrics['fsq']['codes_used']}/{metrics['fsq']['codebook_size']}, perplexity {metrics['fsq']['perplexity']:.2f}"
     )
+    if dropped is not None:
+        click.echo(
+            f"without {', '.join(dropped['dropped_channels'])}: test accuracy {dropped['accuracy']:.4f} "
+            f"({100 * (dropped['accuracy'] - metrics['accuracy']):+.2f} pp), macro F1 {dropped['macro_f1']:.4f}"
+        )
+        for name, row in dropped["per_class"].items():
+            full = metrics["per_class"][name]["recall"]
+            click.echo(f"  {name:<20} recall {row['recall']:.3f} (all channels {full:.3f})")
 
 
 # ------------------------------------------------------------------ calibrate / export / check / parity

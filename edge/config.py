@@ -19,6 +19,10 @@ import yaml
 from edgekit.errors import ConfigError
 
 NAN_STRATEGIES = ("zero", "mean", "median", "interpolate", "drop", "raise")
+SPLIT_MODES = ("group", "official", "time")
+LENGTH_POLICIES = ("error", "pad", "truncate", "resample")
+SAMPLERS = ("shuffle", "balanced")
+SELECTION_METRICS = ("auto", "accuracy", "macro_f1")
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,14 @@ class DataConfig:
     nan_strategy: str = "interpolate"  # zero | mean | median | interpolate | drop | raise
     max_nan_fraction: float = 0.05  # refuse the data set above this share of non-finite values
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    split_mode: str = "group"  # group (70/15/15 by group) | official (the source's own test split)
+    # group: 70/15/15 by whole group | official: the source's own test split + a val cut |
+    # time: chronological 70/15/15 inside each group, with a gap so no sample is in two splits
+    split_mode: str = "group"
+    # unequal-length series (UEA .ts): error | pad (hold the last value) | truncate | resample;
+    # target_length 0 = the policy's rule (pad: longest, truncate: shortest, resample: median)
+    length_policy: str = "pad"
+    target_length: int = 0
+    channels: tuple[str, ...] = ()  # names, globs (hand_*) or the source's groups; () = all
     seed: int = 0
     csv_group_column: str = "group"
     csv_label_column: str = "label"
@@ -63,6 +74,12 @@ class TrainConfig:
     grad_accum: int = 1
     label_smoothing: float = 0.0
     class_weights: bool = False  # weight the loss by inverse class frequency
+    sampler: str = (
+        "shuffle"  # shuffle | balanced (every class drawn equally often, with replacement)
+    )
+    # checkpoint selection on validation: auto = macro_f1 when the largest train class has more
+    # than IMBALANCE_RATIO x the windows of the smallest, else accuracy
+    select_on: str = "auto"
     patience: int = 20  # early stopping on validation loss, per phase
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
@@ -122,6 +139,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     origin = typing.get_origin(annotation)
     if origin is tuple:
         inner = typing.get_args(annotation)[0]
+        if inner is str and isinstance(value, str):  # --set data.channels=hand_*,heart_rate
+            value = [item.strip() for item in value.split(",") if item.strip()]
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{key}: expected a list such as [8, 6, 5], got {value!r}")
         items = tuple(_coerce(v, inner, key) for v in value)
@@ -177,15 +196,22 @@ def _merge(instance: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
     return dataclasses.replace(instance, **changes)
 
 
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}: '{value}' is not one of {', '.join(choices)}")
+
+
 def _validate(config: RunConfig) -> None:
     if config.data.nan_strategy not in NAN_STRATEGIES:
         raise ConfigError(
             f"data.nan_strategy: '{config.data.nan_strategy}' is not one of {', '.join(NAN_STRATEGIES)}"
         )
-    if config.data.split_mode not in ("group", "official"):
-        raise ConfigError(
-            f"data.split_mode: '{config.data.split_mode}' is not one of group, official"
-        )
+    _check_choice("data.split_mode", config.data.split_mode, SPLIT_MODES)
+    _check_choice("data.length_policy", config.data.length_policy, LENGTH_POLICIES)
+    _check_choice("train.sampler", config.train.sampler, SAMPLERS)
+    _check_choice("train.select_on", config.train.select_on, SELECTION_METRICS)
+    if config.data.target_length < 0:
+        raise ConfigError("data.target_length: must be >= 0 (0 = the policy's rule), e.g. 128")
     fractions = config.data.split_fractions
     if any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
         raise ConfigError(

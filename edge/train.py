@@ -19,9 +19,16 @@ from edgekit.artifacts import Manifest, write_json, write_text
 from edgekit.calibrate.activations import calibrate_activations
 from edgekit.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from edgekit.config import RunConfig, TrainConfig
+from edgekit.data.channels import resolve_channels
 from edgekit.data.prepare import PreparedData, prepare_data
 from edgekit.errors import CheckpointError, DataError, TrainingError
-from edgekit.evaluate import evaluate_model, model_cost, write_plots
+from edgekit.evaluate import (
+    classification_metrics,
+    evaluate_model,
+    model_cost,
+    predict,
+    write_plots,
+)
 from edgekit.models import Conv2dFSQNet, NetConfig
 from edgekit.progress import Progress
 from edgekit.quantize.layers import fold_batchnorm
@@ -65,10 +72,32 @@ def folded_float_state(float_model: Conv2dFSQNet) -> dict[str, torch.Tensor]:
     return state
 
 
+IMBALANCE_RATIO = 1.5  # largest / smallest train class above this: select checkpoints on macro-F1
+
+
+def selection_metric(config: TrainConfig, y_train: np.ndarray, num_classes: int) -> str:
+    """`train.select_on`, with `auto` resolved by the train split's class balance."""
+    if config.select_on != "auto":
+        return config.select_on
+    counts = np.bincount(y_train, minlength=num_classes)
+    counts = counts[counts > 0]
+    return "macro_f1" if counts.max() > IMBALANCE_RATIO * counts.min() else "accuracy"
+
+
+def epoch_order(config: TrainConfig, y_train: np.ndarray, epoch: int) -> np.ndarray:
+    """Window indices for one epoch: a seeded shuffle, or class-balanced draws with replacement."""
+    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    if config.sampler == "balanced":
+        counts = np.bincount(y_train)
+        weights = torch.from_numpy(1.0 / counts[y_train])
+        return torch.multinomial(weights, len(y_train), True, generator=generator).numpy()
+    return torch.randperm(len(y_train), generator=generator).numpy()
+
+
 @dataclass
 class PhaseState:
     epoch: int = 0  # epochs completed
-    best_key: tuple[float, float] = (-1.0, -math.inf)  # (val accuracy, -val loss)
+    best_key: tuple[float, float] = (-1.0, -math.inf)  # (val accuracy or macro-F1, -val loss)
     bad_epochs: int = 0
 
 
@@ -96,10 +125,7 @@ class Trainer:
             )
         self.loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
         self.eval_loss = nn.CrossEntropyLoss()
-        self.tensors = {
-            split: (torch.from_numpy(X).to(device), torch.from_numpy(y).to(device))
-            for split, (X, y) in data.arrays.items()
-        }
+        self.select_on = selection_metric(config, y_train, data.num_classes)
 
     def _optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
         kind = torch.optim.AdamW if self.config.optimizer == "adamw" else torch.optim.Adam
@@ -120,11 +146,13 @@ class Trainer:
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
     @torch.no_grad()
-    def validate(self, model: nn.Module) -> tuple[float, float]:
-        model.eval()
-        X, y = self.tensors["val"]
-        logits = model(X)
-        return float(self.eval_loss(logits, y)), float((logits.argmax(1) == y).float().mean())
+    def validate(self, model: Conv2dFSQNet) -> dict[str, float]:
+        """Validation loss, accuracy and macro-F1, in batches (the split may be memory-mapped)."""
+        X, y = self.data.arrays["val"]
+        logits, _ = predict(model, X)
+        scores = classification_metrics(y, logits.argmax(1), self.data.class_names)
+        loss = self.eval_loss(torch.from_numpy(logits), torch.from_numpy(y))
+        return {"loss": float(loss), "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
     def run_phase(
         self, phase: str, model: Conv2dFSQNet, epochs: int, lr: float, history: list[dict[str, Any]],
@@ -140,21 +168,20 @@ class Trainer:
             torch.set_rng_state(resume["rng_state"])
             state = PhaseState(resume["epoch"], tuple(resume["best_key"]), resume["bad_epochs"])
         best_path = self.run_dir / "checkpoints" / ("float.pt" if phase == "float" else "best.pt")
-        X, y = self.tensors["train"]
+        X, y = self.data.arrays["train"]
         progress = Progress(epochs, f"{phase:>5}", enabled=self.show_progress)
         progress.update(state.epoch)
         while state.epoch < epochs and state.bad_epochs < config.patience:
             start = time.perf_counter()
             model.train()
-            order = torch.randperm(
-                len(X), generator=torch.Generator().manual_seed(config.seed * 100_003 + state.epoch)
-            )
-            order = order.to(self.device)
+            order = epoch_order(config, y, state.epoch)
             total_loss = 0.0
             optimizer.zero_grad(set_to_none=True)
-            batches = list(torch.split(order, config.batch_size))
+            batches = np.array_split(order, range(config.batch_size, len(order), config.batch_size))
             for step, index in enumerate(batches, start=1):
-                loss = self.loss_fn(model(X[index]), y[index])
+                X_batch = torch.from_numpy(X[index]).to(self.device)
+                y_batch = torch.from_numpy(y[index]).to(self.device)
+                loss = self.loss_fn(model(X_batch), y_batch)
                 if not torch.isfinite(loss):
                     raise TrainingError(
                         f"{phase} loss became {loss.item()} at epoch {state.epoch + 1}; the last good checkpoint is kept in "
@@ -167,21 +194,22 @@ class Trainer:
                         nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
-            val_loss, val_acc = self.validate(model)
+            val = self.validate(model)
+            val_loss, val_acc = val["loss"], val["accuracy"]
             lr_now = optimizer.param_groups[0]["lr"]
             if config.scheduler == "plateau":
                 scheduler.step(val_loss)
             else:
                 scheduler.step()
             state.epoch += 1
-            key = (val_acc, -val_loss)
+            key = (val[self.select_on], -val_loss)
             improved = key > state.best_key
             state.best_key, state.bad_epochs = (
                 (key, 0) if improved else (state.best_key, state.bad_epochs + 1)
             )
             history.append({
                 "phase": phase, "step": state.epoch, "train_loss": total_loss / len(X), "val_loss": val_loss,
-                "val_acc": val_acc, "lr": lr_now, "seconds": round(time.perf_counter() - start, 4),
+                "val_acc": val_acc, "val_macro_f1": val["macro_f1"], "lr": lr_now, "seconds": round(time.perf_counter() - start, 4),
             })  # fmt: skip
             if improved:
                 save_checkpoint(
@@ -238,8 +266,10 @@ def run_training(
         torch.set_num_threads(config.train.threads)
     device = pick_device(config.train.device)
     torch.manual_seed(config.train.seed)
-    data = data or prepare_data(config.data)
-    data.save(run_dir / "data", config.data)
+    if data is None:
+        data = prepare_data(config.data, folder=run_dir / "data")
+    else:
+        data.save(run_dir / "data")
     write_text(run_dir / "config.resolved.yaml", config.to_yaml())
     trainer = Trainer(config.train, data, run_dir, device, show_progress)
     float_net, qat_net = (
@@ -269,7 +299,7 @@ def run_training(
         "qat", qat_model, config.train.qat_epochs, config.train.qat_lr, history, resume_state
     )
     seconds = time.perf_counter() - started
-    metrics = summarise(float_model, qat_model, data, seconds)
+    metrics = summarise(float_model, qat_model, data, seconds, trainer.select_on)
     write_outputs(run_dir, history, metrics, data.class_names)
     manifest = Manifest(run_dir)
     manifest.data["config_hash"] = config.digest()
@@ -285,8 +315,9 @@ def run_training(
 
 
 def summarise(
-    float_model: Conv2dFSQNet, qat_model: Conv2dFSQNet, data: PreparedData, seconds: float
-) -> dict[str, Any]:
+    float_model: Conv2dFSQNet, qat_model: Conv2dFSQNet, data: PreparedData, seconds: float,
+    selection: str,
+) -> dict[str, Any]:  # fmt: skip
     from edgekit.runs import float_with_qat_weights
 
     X_test, y_test = data.arrays["test"]
@@ -309,6 +340,8 @@ def summarise(
         "fsq_train": train_codes,
         "cost": model_cost(qat_model),
         "splits": {name: len(y) for name, (_, y) in data.arrays.items()},
+        "selection_metric": selection,
+        "data_warnings": data.warnings,
         "train_seconds": round(seconds, 2),
     }
     if "test" in data.official_test and data.official_test["test"].any():
@@ -338,8 +371,10 @@ def render_report(metrics: dict[str, Any], class_names: list[str]) -> str:
         f"- windows train/val/test: {metrics['splits']['train']}/{metrics['splits']['val']}/{metrics['splits']['test']}",
         f"- FSQ (train): {fsq['codes_used']}/{fsq['codebook_size']} codes used, perplexity {fsq['perplexity']:.1f}",
         f"- parameters {cost['parameters']}, MACs/window {cost['macs']}, int8 bytes {cost['int8_weight_bytes']}",
-        f"- training time {metrics['train_seconds']} s",
-        *[f"- warning: {w}" for w in fsq["warnings"]],
+        f"- training time {metrics['train_seconds']} s; checkpoints selected on validation "
+        f"{metrics['selection_metric']} (macro-F1 when the largest train class exceeds "
+        f"{IMBALANCE_RATIO}x the smallest, with train.select_on=auto)",
+        *[f"- warning: {w}" for w in [*fsq["warnings"], *metrics["data_warnings"]]],
         "",
         "| class | precision | recall | F1 | support |",
         "|---|---|---|---|---|",
@@ -356,12 +391,29 @@ def render_report(metrics: dict[str, Any], class_names: list[str]) -> str:
     return "\n".join(lines)
 
 
-def evaluate_run(run_dir: str | Path, checkpoint: str = "best.pt") -> dict[str, Any]:
-    """Recompute test metrics from a checkpoint and the run's saved split."""
+def evaluate_run(
+    run_dir: str | Path, checkpoint: str = "best.pt", drop_channels: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Recompute test metrics from a checkpoint and the run's saved split.
+
+    `drop_channels` (names, globs or channel groups) are replaced by their train mean (0 after
+    normalisation), as a firmware would feed a sensor that dropped out.
+    """
     from edgekit.runs import Run
 
     run = Run(run_dir)
     model, _ = load_checkpoint(run.checkpoints / checkpoint)
     data = run.data
     X_test, y_test = data.arrays["test"]
-    return evaluate_model(model, X_test, y_test, data.class_names)
+    if drop_channels:
+        index = resolve_channels(
+            drop_channels, data.stats["channel_names"], data.stats.get("channel_groups", {}),
+            key="--drop-channels",
+        )  # fmt: skip
+        X_test = np.array(X_test)  # a private copy: the saved split stays as it is
+        X_test[:, index] = 0.0
+    metrics = evaluate_model(model, X_test, y_test, data.class_names)
+    metrics["dropped_channels"] = (
+        [data.stats["channel_names"][i] for i in index] if drop_channels else []
+    )
+    return metrics

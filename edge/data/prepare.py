@@ -1,26 +1,33 @@
-"""From loaded windows to model-ready arrays: QA, group-aware split, train-only normalisation, layout."""
+"""From loaded windows to model-ready arrays: QA, split, train-only normalisation, layout.
+
+The prepared arrays are written once, split by split in chunks, as `.npy` files that later
+stages memory-map; no stage holds a second copy of the data set in RAM or on disk.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import zipfile
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgekit.artifacts import read_json, write_json, write_npz
+from edgekit.artifacts import read_json, write_json, write_npy
 from edgekit.config import DataConfig
-from edgekit.data.qa import quality_report, repair_non_finite
+from edgekit.data.channels import select_channels
+from edgekit.data.qa import check_magnitudes, quality_report, repair_non_finite
 from edgekit.data.record import WindowSet
 from edgekit.data.sources import load_source
+from edgekit.data.split import SPLITS, assign_splits
 from edgekit.errors import DataError
 
-SPLITS = ("train", "val", "test")
-STATS_SCHEMA_VERSION = 1
+STATS_SCHEMA_VERSION = 2
 MIN_STD = 1e-6  # flat channels are left unscaled rather than divided by ~0
+CHUNK_WINDOWS = 2048  # windows normalised at a time: bounds the float64 temporaries
 
 
 def to_hailo_layout(X: np.ndarray) -> np.ndarray:
@@ -29,61 +36,6 @@ def to_hailo_layout(X: np.ndarray) -> np.ndarray:
     half = length // 2
     # (B, C, T) -> (B, C, 2, T/2): first half of the window in row 0, second half in row 1
     return np.ascontiguousarray(X[:, :, : 2 * half].reshape(batch, channels, 2, half))
-
-
-def split_groups(
-    y: np.ndarray, groups: np.ndarray, fractions: tuple[float, ...], seed: int
-) -> np.ndarray:
-    """Assign whole groups to train/val/test (0/1/2), stratified by class, greedy on window deficits."""
-    rng = np.random.default_rng(seed)
-    unique_groups, group_index = np.unique(groups, return_inverse=True)
-    num_classes = int(y.max()) + 1
-    counts = np.zeros((len(unique_groups), num_classes))
-    np.add.at(counts, (group_index, y), 1)
-    fractions_array = np.asarray(fractions)
-    class_targets = counts.sum(0)[:, None] * fractions_array[None, :]  # (K, 3)
-    total_targets = len(y) * fractions_array
-    class_assigned = np.zeros_like(class_targets)
-    total_assigned = np.zeros(3)
-    # Interleave classes (by each group's main class) so every class is spread over all splits.
-    main_class = counts.argmax(1)
-    per_class = [rng.permutation(np.flatnonzero(main_class == k)) for k in range(num_classes)]
-    per_class = [sorted(g, key=lambda i: -counts[i].sum()) for g in per_class]
-    order = [
-        g
-        for rank in range(max(map(len, per_class)))
-        for g in (pc[rank] for pc in per_class if rank < len(pc))
-    ]
-    assignment = np.zeros(len(unique_groups), dtype=np.int64)
-    for g in order:
-        share = counts[g] / counts[g].sum()
-        class_deficit = share @ (class_targets - class_assigned)
-        total_deficit = total_targets - total_assigned
-        split = int(np.argmax(class_deficit + 0.5 * total_deficit))
-        assignment[g] = split
-        class_assigned[:, split] += counts[g]
-        total_assigned[split] += counts[g].sum()
-    return assignment[group_index]
-
-
-def assign_splits(windows: WindowSet, config: DataConfig) -> np.ndarray:
-    """Split index per window: by group (70/15/15), or the source's official test split plus a val cut."""
-    if config.split_mode == "group":
-        return split_groups(windows.y, windows.groups, config.split_fractions, config.seed)
-    if windows.official_test is None:
-        raise DataError(
-            f"{windows.source} defines no official test split; use data.split_mode=group"
-        )
-    split_of = np.full(len(windows.y), 2)
-    rest = ~windows.official_test
-    train_share = config.split_fractions[0] / (
-        config.split_fractions[0] + config.split_fractions[1]
-    )
-    inner = split_groups(
-        windows.y[rest], windows.groups[rest], (train_share, 1 - train_share, 0.0), config.seed
-    )
-    split_of[rest] = np.minimum(inner, 1)
-    return split_of
 
 
 @dataclass
@@ -105,57 +57,56 @@ class PreparedData:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def save(self, folder: str | Path, config: DataConfig) -> None:
-        """JSON reports, plus the arrays so later stages need not parse the source again."""
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.splits.get("warnings", []))
+
+    def save(self, folder: str | Path) -> None:
+        """JSON reports, plus any split array not already memory-mapped from this folder."""
         folder = Path(folder)
-        write_json(folder / "stats.json", self.stats)
+        for split, (X, y) in self.arrays.items():
+            for name, array in ((f"X_{split}", X), (f"y_{split}", y)):
+                if _backing_file(array) != (folder / f"{name}.npy").resolve():
+                    write_npy(folder / f"{name}.npy", np.asarray(array))
+        for split, mask in self.official_test.items():
+            write_npy(folder / f"official_{split}.npy", mask)
         write_json(folder / "qa_report.json", self.qa)
         write_json(folder / "splits.json", self.splits)
-        arrays = {
-            f"{kind}_{split}": a
-            for split, (X, y) in self.arrays.items()
-            for kind, a in (("X", X), ("y", y))
-        }
-        official = {f"official_{split}": mask for split, mask in self.official_test.items()}
-        write_npz(
-            folder / "prepared.npz",
-            data_config=np.array(data_config_digest(config)),
-            **arrays,
-            **official,
-        )
+        write_json(folder / "stats.json", self.stats)  # last: its presence marks a complete folder
 
     @classmethod
     def load(cls, folder: str | Path, config: DataConfig) -> PreparedData | None:
-        """The arrays saved by `save` for this data config, or None (missing, or made from another config)."""
+        """The arrays saved for this data config, memory-mapped; None if missing or from another config."""
         folder = Path(folder)
-        if not (folder / "prepared.npz").is_file():
-            return None
         try:
-            with np.load(folder / "prepared.npz") as archive:
-                if str(archive["data_config"]) != data_config_digest(config):
-                    return None
-                arrays = {split: (archive[f"X_{split}"], archive[f"y_{split}"]) for split in SPLITS}
-                official = {
-                    split: archive[f"official_{split}"]
-                    for split in SPLITS
-                    if f"official_{split}" in archive
-                }
-        except (
-            OSError,
-            ValueError,
-            KeyError,
-            zipfile.BadZipFile,
-        ):  # damaged copy: re-derive from the source
+            stats = read_json(folder / "stats.json")
+            if stats.get("data_config_digest") != data_config_digest(config):
+                return None
+            arrays = {
+                split: (
+                    np.load(folder / f"X_{split}.npy", mmap_mode="c"),
+                    np.load(folder / f"y_{split}.npy"),
+                )
+                for split in SPLITS
+            }
+            official = {
+                split: np.load(folder / f"official_{split}.npy")
+                for split in SPLITS
+                if (folder / f"official_{split}.npy").is_file()
+            }
+            qa, splits = read_json(folder / "qa_report.json"), read_json(folder / "splits.json")
+        except (OSError, ValueError, KeyError):  # missing or damaged: re-derive from the source
             return None
-        stats = read_json(folder / "stats.json")
-        return cls(
-            arrays,
-            stats,
-            read_json(folder / "qa_report.json"),
-            read_json(folder / "splits.json"),
-            stats["class_names"],
-            official,
-        )
+        return cls(arrays, stats, qa, splits, stats["class_names"], official)
+
+
+def _backing_file(array: np.ndarray) -> Path | None:
+    """The file a memory-mapped array reads from (None for arrays in RAM)."""
+    base: Any = array
+    while base is not None and not isinstance(base, np.memmap):
+        base = getattr(base, "base", None)
+    filename = getattr(base, "filename", None)
+    return Path(filename).resolve() if filename else None
 
 
 def data_config_digest(config: DataConfig) -> str:
@@ -168,54 +119,169 @@ def normalise(X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     return ((X - mean[None, :, None]) / std[None, :, None]).astype(np.float32)
 
 
-def prepare_data(config: DataConfig, windows: WindowSet | None = None) -> PreparedData:
-    """Load (unless given), check, repair, split by group, normalise with train stats, reshape."""
+def train_statistics(X: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std of the train windows, in float64, two passes over chunks."""
+    channels, length = X.shape[1], X.shape[2]
+    count = len(rows) * length
+    total = np.zeros(channels)
+    for start in range(0, len(rows), CHUNK_WINDOWS):
+        total += X[rows[start : start + CHUNK_WINDOWS]].sum(axis=(0, 2), dtype=np.float64)
+    mean = total / count
+    squares = np.zeros(channels)
+    for start in range(0, len(rows), CHUNK_WINDOWS):
+        centred = X[rows[start : start + CHUNK_WINDOWS]].astype(np.float64) - mean[None, :, None]
+        squares += (centred**2).sum(axis=(0, 2))
+    std = np.sqrt(squares / count)
+    return mean, np.where(std < MIN_STD, 1.0, std)
+
+
+def _fill_normalised(
+    out: np.ndarray, X: np.ndarray, rows: np.ndarray, mean: np.ndarray, std: np.ndarray,
+    channel_names: list[str],
+) -> None:  # fmt: skip
+    """Write normalised, Hailo-layout windows `rows` of X into `out`, chunk by chunk."""
+    for start in range(0, len(rows), CHUNK_WINDOWS):
+        chunk = to_hailo_layout(normalise(X[rows[start : start + CHUNK_WINDOWS]], mean, std))
+        if not np.isfinite(chunk).all():
+            channel = channel_names[int(np.argwhere(~np.isfinite(chunk))[0, 1])]
+            raise DataError(
+                f"channel '{channel}' overflows float32 after normalisation; rescale it or fix corrupt values"
+            )
+        out[start : start + len(chunk)] = chunk
+
+
+def _write_split(
+    X: np.ndarray, rows: np.ndarray, mean: np.ndarray, std: np.ndarray, path: Path | None,
+    channel_names: list[str],
+) -> np.ndarray:  # fmt: skip
+    """The split's model-ready array: in RAM, or written to `path` and memory-mapped back."""
+    shape = (len(rows), X.shape[1], 2, X.shape[2] // 2)
+    if path is None or not len(rows):  # (an empty array can't be memory-mapped)
+        out = np.empty(shape, dtype=np.float32)
+        _fill_normalised(out, X, rows, mean, std, channel_names)
+        return out if path is None else np.load(write_npy(path, out))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    mapped = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+    try:
+        _fill_normalised(mapped, X, rows, mean, std, channel_names)
+        mapped.flush()
+        del mapped
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return np.load(path, mmap_mode="c")
+
+
+def equal_length_note(length: int, config: DataConfig) -> dict[str, Any]:
+    """The length record of a source whose windows all had one length (nothing was changed)."""
+    return {"policy": config.length_policy, "source_min": length, "source_median": float(length),
+            "source_max": length, "target": length, "changed": 0}  # fmt: skip
+
+
+def check_trainable(windows: WindowSet) -> None:
+    """Refuse data a classifier can't learn from: fewer than two classes present."""
+    present = np.unique(windows.y)
+    if len(present) < 2:
+        name = windows.class_names[int(present[0])]
+        raise DataError(
+            f"{windows.source}: every window has the class '{name}'; a classifier needs at least "
+            "two classes: check the label column or files"
+        )
+
+
+def prepare_data(
+    config: DataConfig, windows: WindowSet | None = None, folder: str | Path | None = None
+) -> PreparedData:
+    """Load (unless given), select channels, check, repair, split, normalise with train stats,
+    reshape; with `folder`, the split arrays are written there and memory-mapped back."""
     windows = windows if windows is not None else load_source(config.source, config)
+    windows = select_channels(windows, config.channels)
+    check_trainable(windows)
     qa = quality_report(windows)
     windows, repair = repair_non_finite(windows, config.nan_strategy, config.max_nan_fraction)
     qa["repair"] = repair
-    split_of = assign_splits(windows, config)
-    for k, name in enumerate(windows.class_names):
-        missing = [SPLITS[s] for s in range(3) if not ((windows.y == k) & (split_of == s)).any()]
-        if missing:
-            n_groups = len(np.unique(windows.groups[windows.y == k]))
-            raise DataError(
-                f"class '{name}' has too few windows/groups ({int((windows.y == k).sum())} windows in {n_groups} groups) "
-                f"to appear in the {', '.join(missing)} split; add data for it or drop the class"
-            )
-    train = windows.X[split_of == 0]
-    mean = train.mean(axis=(0, 2)).astype(np.float64)
-    std = train.std(axis=(0, 2)).astype(np.float64)
-    std = np.where(std < MIN_STD, 1.0, std)
+    check_trainable(windows)
+    check_magnitudes(windows)
+    assignment = assign_splits(windows, config)
+    split_of = assignment.split_of
+    rows_of = {name: np.flatnonzero(split_of == index) for index, name in enumerate(SPLITS)}
+    empty = [name for name, rows in rows_of.items() if not len(rows)]
+    if empty:
+        raise DataError(
+            f"{windows.source}: too few windows ({len(split_of)}) for a {config.split_mode} split: "
+            f"the {' and '.join(empty)} split is empty; add data or raise its share in data.split_fractions"
+        )
+    mean, std = train_statistics(windows.X, rows_of["train"])
+    staging = _staging_folder(Path(folder)) if folder is not None else None
+    arrays, official = {}, {}
+    for name, rows in rows_of.items():
+        path = staging / f"X_{name}.npy" if staging is not None else None
+        X = _write_split(windows.X, rows, mean, std, path, windows.channel_names)
+        arrays[name] = (X, windows.y[rows])
+        if windows.official_test is not None:
+            official[name] = windows.official_test[rows]
     length = windows.window_length
     stats = {
         "schema_version": STATS_SCHEMA_VERSION,
+        "data_config_digest": data_config_digest(config),
         "source": windows.source,
         "provenance": windows.provenance,
         "channel_names": windows.channel_names,
+        "channel_selection": list(config.channels),
+        "channel_groups": windows.channel_groups,
         "class_names": windows.class_names,
         "fs": windows.fs,
         "window_length": length,
         "used_length": 2 * (length // 2),
         "dropped_last_sample": bool(length % 2),
+        "length_policy": windows.notes.get("length") or equal_length_note(length, config),
         "mean": mean.tolist(),
         "std": std.tolist(),
         "layout": "(B,C,T) -> (B,C,2,T/2): row 0 = first half, row 1 = second half",
     }
-    arrays, official = {}, {}
-    for index, name in enumerate(SPLITS):
-        mask = split_of == index
-        arrays[name] = (to_hailo_layout(normalise(windows.X[mask], mean, std)), windows.y[mask])
-        if windows.official_test is not None:
-            official[name] = windows.official_test[mask]
     splits = {
         "mode": config.split_mode,
         "seed": config.seed,
         "fractions": list(config.split_fractions),
-        "counts": {name: len(arrays[name][1]) for name in SPLITS},
-        "groups": {
-            name: sorted(set(windows.groups[split_of == i].tolist()))
-            for i, name in enumerate(SPLITS)
+        "counts": {name: len(rows) for name, rows in rows_of.items()},
+        "per_class": {
+            name: {
+                cls: int((windows.y[rows] == k).sum()) for k, cls in enumerate(windows.class_names)
+            }
+            for name, rows in rows_of.items()
         },
+        "groups": {
+            name: sorted(set(windows.groups[rows].tolist())) for name, rows in rows_of.items()
+        },
+        **assignment.info,
+        "warnings": assignment.warnings,
     }
-    return PreparedData(arrays, stats, qa, splits, windows.class_names, official)
+    prepared = PreparedData(arrays, stats, qa, splits, windows.class_names, official)
+    if folder is None or staging is None:
+        return prepared
+    prepared.save(staging)
+    del prepared, arrays  # drop the maps of the staging files before they move
+    _swap_in(staging, Path(folder))
+    reloaded = PreparedData.load(folder, config)
+    if reloaded is None:
+        raise DataError(f"{folder}: the prepared data could not be read back; check the disk")
+    return reloaded
+
+
+def _staging_folder(folder: Path) -> Path:
+    """An empty sibling of `folder` to write into; a failed preparation leaves `folder` as it was."""
+    staging = folder.with_name(f".{folder.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _swap_in(staging: Path, folder: Path) -> None:
+    """Replace `folder` by the complete `staging` folder with renames only."""
+    previous = folder.with_name(f".{folder.name}.previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, previous)
+    os.replace(staging, folder)
+    shutil.rmtree(previous, ignore_errors=True)

@@ -9,6 +9,9 @@ from edgekit.data.record import WindowSet
 from edgekit.errors import DataError
 
 FLAT_STD = 1e-6  # below this a channel carries no information (sensor off or disconnected)
+# Beyond this magnitude a value's square overflows float32 (sqrt(3.4e38)): the variance, and any
+# float32 normalisation or training step on the device side, turns to inf/NaN.
+MAX_ABS_VALUE = float(np.sqrt(np.finfo(np.float32).max))
 
 
 def quality_report(windows: WindowSet) -> dict[str, Any]:
@@ -17,7 +20,7 @@ def quality_report(windows: WindowSet) -> dict[str, Any]:
     per_channel = []
     for c, name in enumerate(windows.channel_names):
         values = X[:, c, :]
-        finite = values[np.isfinite(values)]
+        finite = values[np.isfinite(values)].astype(np.float64)  # float32 sums overflow near 1e38
         nan_count, inf_count = int(np.isnan(values).sum()), int(np.isinf(values).sum())
         std = float(finite.std()) if finite.size else 0.0
         per_channel.append(
@@ -87,6 +90,16 @@ def repair_non_finite(
     }
     if not bad.any():
         return windows, action
+    if bad.all():
+        raise DataError(
+            f"{windows.source}: every value is NaN/Inf; check the file's columns and number format"
+        )
+    all_bad = [n for c, n in enumerate(windows.channel_names) if bad[:, c, :].all()]
+    if all_bad:
+        raise DataError(
+            f"{windows.source}: channel {', '.join(repr(n) for n in all_bad)} holds no finite value; "
+            "leave it out with data.channels"
+        )
     if strategy == "raise":
         raise DataError(
             f"{windows.source}: {int(bad.sum())} NaN/Inf values ({100 * fraction:.2f}%); "
@@ -112,3 +125,17 @@ def repair_non_finite(
     repaired = windows.subset(np.ones(len(X), dtype=bool))
     repaired.X = X
     return repaired, action
+
+
+def check_magnitudes(windows: WindowSet) -> None:
+    """Refuse values whose square overflows float32: normalisation and training would diverge."""
+    peak = np.maximum(-windows.X.min(axis=(0, 2)), windows.X.max(axis=(0, 2)))  # no |X| copy
+    too_big = [
+        (n, float(p)) for n, p in zip(windows.channel_names, peak, strict=True) if p > MAX_ABS_VALUE
+    ]
+    if too_big:
+        name, value = too_big[0]
+        raise DataError(
+            f"{windows.source}: channel '{name}' reaches {value:.3g}, beyond float32 normalisation "
+            f"(|x| <= {MAX_ABS_VALUE:.3g}); rescale it (e.g. to SI units) or fix the corrupt values"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +24,9 @@ class WindowSet:
     official_test: np.ndarray | None = (
         None  # bool per window, where the source defines a test split
     )
+    starts: np.ndarray | None = None  # first sample of each window within its group's recording
+    channel_groups: dict[str, list[str]] = field(default_factory=dict)  # e.g. imu_hand -> names
+    notes: dict[str, object] = field(default_factory=dict)  # what loading did (length policy, ...)
 
     def __post_init__(self) -> None:
         if self.X.ndim != 3:
@@ -48,20 +52,38 @@ class WindowSet:
             raise DataError(
                 f"{self.source}: {self.X.shape[1]} channels but {len(self.channel_names)} names"
             )
+        if self.starts is not None:
+            self.starts = np.asarray(self.starts, dtype=np.int64)
+            if self.starts.shape != self.y.shape:
+                raise DataError(
+                    f"{self.source}: {len(self.X)} windows but {len(self.starts)} window starts"
+                )
 
     @property
     def window_length(self) -> int:
         return self.X.shape[2]
 
     def subset(self, mask: np.ndarray) -> WindowSet:
-        return WindowSet(
-            self.X[mask],
-            self.y[mask],
-            self.groups[mask],
-            self.class_names,
-            self.channel_names,
-            self.fs,
-            self.source,
-            self.provenance,
-            None if self.official_test is None else self.official_test[mask],
+        """The windows selected by `mask` (bool or indices), every per-window field kept aligned."""
+        return dataclasses.replace(
+            self,
+            X=self.X[mask],
+            y=self.y[mask],
+            groups=self.groups[mask],
+            official_test=None if self.official_test is None else self.official_test[mask],
+            starts=None if self.starts is None else self.starts[mask],
+        )
+
+    def with_channels(self, index: list[int]) -> WindowSet:
+        """Only the channels at `index`, in that order; channel groups shrink to what is kept."""
+        names = [self.channel_names[i] for i in index]
+        groups = {
+            group: [n for n in members if n in names]
+            for group, members in self.channel_groups.items()
+        }
+        return dataclasses.replace(
+            self,
+            X=self.X[:, index, :],
+            channel_names=names,
+            channel_groups={g: m for g, m in groups.items() if m},
         )

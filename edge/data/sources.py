@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 from edgekit.config import DataConfig
+from edgekit.data.lengths import fit_lengths
 from edgekit.data.record import WindowSet
 from edgekit.data.synthetic import make_synthetic
 from edgekit.errors import DataError
+from scipy.ndimage import median_filter
 
 # PAMAP2 protocol activity ids (0 = transient, dropped).
 PAMAP2_ACTIVITIES = {
@@ -38,10 +40,13 @@ def _existing(path: str, scheme: str) -> Path:
 
 
 # ---------------------------------------------------------------- UEA .ts (BasicMotions and others)
-def parse_ts(path: Path) -> tuple[np.ndarray, list[str]]:
-    """Parse a UEA `.ts` file: `ch0 values:ch1 values:...:label` per line after `@data`."""
+def parse_ts(path: Path) -> tuple[list[np.ndarray], list[str]]:
+    """Parse a UEA `.ts` file: `ch0 values:ch1 values:...:label` per line after `@data`.
+
+    Returns one `(C, T_i)` array per series; lengths may differ between series (not channels).
+    """
     rows, labels, in_data = [], [], False
-    for line_number, line in enumerate(path.read_text().splitlines(), start=1):
+    for line_number, line in enumerate(_read_text(path).splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -50,41 +55,61 @@ def parse_ts(path: Path) -> tuple[np.ndarray, list[str]]:
             continue
         *dims, label = line.split(":")
         try:
-            rows.append([np.array(d.split(","), dtype=np.float32) for d in dims])
+            channels = [np.array(d.split(","), dtype=np.float32) for d in dims]
         except ValueError:
             raise DataError(
                 f"{path}:{line_number}: not a numeric .ts series; missing values '?' are not supported"
             ) from None
+        if not channels or len({len(c) for c in channels}) != 1:
+            raise DataError(
+                f"{path}:{line_number}: the channels of one series differ in length; each series "
+                "needs one length for all its channels"
+            )
+        rows.append(np.stack(channels))
         labels.append(label.strip())
     if not rows:
         raise DataError(f"{path}: no series after @data; is this a UEA .ts file?")
-    lengths = {len(d) for r in rows for d in r}
-    if len({len(r) for r in rows}) != 1 or len(lengths) != 1:
-        raise DataError(
-            f"{path}: series have unequal lengths {sorted(lengths)[:5]}; resample to one length first"
-        )
-    return np.stack([np.stack(r) for r in rows]), labels
+    if len({r.shape[0] for r in rows}) != 1:
+        raise DataError(f"{path}: series have different numbers of channels; fix the file")
+    return rows, labels
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
 
 
 def _windows_from_ts_files(
-    files: list[tuple[Path, bool]], source: str, fs: float, names: list[str] | None
+    files: list[tuple[Path, bool]],
+    source: str,
+    fs: float,
+    names: list[str] | None,
+    config: DataConfig,
 ) -> WindowSet:
-    arrays, labels, test_marks = [], [], []
+    series: list[np.ndarray] = []
+    labels: list[str] = []
+    test_marks: list[bool] = []
+    groups: list[str] = []
     for path, is_test in sorted(files, key=lambda item: (item[1], item[0].name)):  # train first
-        X, y = parse_ts(path)
-        arrays.append(X)
+        rows, y = parse_ts(path)
+        series += rows
         labels += y
         test_marks += [is_test] * len(y)
-    X = np.concatenate(arrays)
+        groups += [f"{path.stem}:{i:05d}" for i in range(len(y))]  # each series its own recording
+    if len({s.shape[0] for s in series}) != 1:
+        raise DataError(f"{source}: the files have different numbers of channels")
+    X, length_note = fit_lengths(series, config.length_policy, config.target_length, source)
     class_names = sorted(set(labels))
-    y = np.array([class_names.index(label) for label in labels])
+    y_index = np.array([class_names.index(label) for label in labels])
     channels = (
         names if names and len(names) == X.shape[1] else [f"ch{c}" for c in range(X.shape[1])]
     )
-    groups = np.array([f"rec{i:05d}" for i in range(len(X))])  # each series is its own recording
     return WindowSet(
-        X, y, groups, class_names, channels, fs, source, official_test=np.array(test_marks)
-    )
+        X, y_index, np.array(groups), class_names, channels, fs, source,
+        official_test=np.array(test_marks), notes={"length": length_note},
+    )  # fmt: skip
 
 
 def locate_basicmotions() -> tuple[list[Path], str]:
@@ -114,7 +139,11 @@ def load_bundled(name: str, config: DataConfig) -> WindowSet:
     files, package = locate_basicmotions()
     channels = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
     windows = _windows_from_ts_files(
-        [(p, p.name.endswith("_TEST.ts")) for p in files], "bundled:basicmotions", 10.0, channels
+        [(p, p.name.endswith("_TEST.ts")) for p in files],
+        "bundled:basicmotions",
+        10.0,
+        channels,
+        config,
     )
     windows.class_names = [c.lower() for c in windows.class_names]
     windows.provenance = {
@@ -133,7 +162,7 @@ def load_ts(path: str, config: DataConfig) -> WindowSet:
             f"ts: no .ts files in {root}; point ts:PATH at a .ts file or a folder of them"
         )
     return _windows_from_ts_files(
-        [(f, f.stem.upper().endswith("_TEST")) for f in files], f"ts:{root}", 1.0, None
+        [(f, f.stem.upper().endswith("_TEST")) for f in files], f"ts:{root}", 1.0, None, config
     )
 
 
@@ -193,16 +222,31 @@ def load_uci_har(path: str, config: DataConfig) -> WindowSet:
 
 # ---------------------------------------------------------------- streams → windows (PAMAP2, CSV)
 def window_stream(
-    signals: np.ndarray, labels: np.ndarray, length: int, stride: int
-) -> tuple[list[np.ndarray], list[int]]:
-    """Cut `(T, C)` signals into windows inside each contiguous run of one label."""
-    windows, window_labels = [], []
-    boundaries = np.flatnonzero(np.diff(labels)) + 1
-    for run in np.split(np.arange(len(labels)), boundaries):
+    signals: np.ndarray,
+    labels: np.ndarray,
+    length: int,
+    stride: int,
+    breaks: np.ndarray | None = None,
+    skip_label: int | None = None,
+) -> tuple[list[np.ndarray], list[int], list[int]]:
+    """Cut `(T, C)` signals into windows inside each contiguous run of one label.
+
+    A run also ends where `breaks` is true (a timestamp gap before that row); runs labelled
+    `skip_label` are left out, so no window straddles a removed stretch. Returns the windows
+    `(C, length)`, their labels and their first row.
+    """
+    windows, window_labels, starts = [], [], []
+    new_run = np.diff(labels) != 0
+    if breaks is not None:
+        new_run |= breaks[1:]
+    for run in np.split(np.arange(len(labels)), np.flatnonzero(new_run) + 1):
+        if not len(run) or (skip_label is not None and labels[run[0]] == skip_label):
+            continue
         for start in range(0, len(run) - length + 1, stride):
             windows.append(signals[run[start] : run[start] + length].T)
             window_labels.append(int(labels[run[start]]))
-    return windows, window_labels
+            starts.append(int(run[start]))
+    return windows, window_labels, starts
 
 
 def fill_gaps(column: np.ndarray) -> np.ndarray:
@@ -212,6 +256,22 @@ def fill_gaps(column: np.ndarray) -> np.ndarray:
         return column
     index = np.arange(len(column))
     return np.interp(index, index[valid], column[valid])
+
+
+HEART_RATE_MEDIAN = 25  # samples; shared/reference/data.md §4.2
+
+
+def fill_heart_rate(column: np.ndarray) -> np.ndarray:
+    """Hold each ~9 Hz heart-rate reading (ffill, bfill before the first), then a rolling median."""
+    valid = np.isfinite(column)
+    if not valid.any():
+        return column
+    last = np.maximum.accumulate(np.where(valid, np.arange(len(column)), -1))
+    filled = column[np.where(last >= 0, last, np.argmax(valid))]
+    return median_filter(filled, size=HEART_RATE_MEDIAN, mode="nearest")
+
+
+PAMAP2_GAP_SECONDS = 1.5 / 100  # more than 1.5 sample periods at 100 Hz between rows is a gap
 
 
 def load_pamap2(path: str, config: DataConfig) -> WindowSet:
@@ -231,7 +291,7 @@ def load_pamap2(path: str, config: DataConfig) -> WindowSet:
         f"{imu}_{kind}_{axis}" for imu in _PAMAP2_IMUS for kind in ("acc", "gyro") for axis in "xyz"
     ]
     channel_names.append("heart_rate")
-    windows, labels, groups = [], [], []
+    windows, labels, groups, starts = [], [], [], []
     for file in files:
         try:
             table = np.loadtxt(file, ndmin=2)
@@ -243,17 +303,18 @@ def load_pamap2(path: str, config: DataConfig) -> WindowSet:
             raise DataError(
                 f"pamap2: {file.name} has {table.shape[1]} columns, expected {PAMAP2_COLUMNS}; is it a PAMAP2 .dat file?"
             )
-        table = table[table[:, 1] != 0]  # activity 0 = transient
-        if not len(table):
-            continue
-        heart_rate = fill_gaps(table[:, 2])  # ~9 Hz sensor in a 100 Hz table: fill per subject
+        # fill over the whole subject before activity 0 is left out: the signal is continuous
+        heart_rate = fill_heart_rate(table[:, 2])
         imu = np.stack([fill_gaps(table[:, c]) for c in imu_columns], axis=1)
         signals = np.concatenate([imu, heart_rate[:, None]], axis=1)
-        cut, cut_labels = window_stream(
-            signals, table[:, 1].astype(int), config.window_length, config.window_stride
-        )
+        gaps = np.concatenate([[False], np.diff(table[:, 0]) > PAMAP2_GAP_SECONDS])
+        cut, cut_labels, cut_starts = window_stream(
+            signals, table[:, 1].astype(int), config.window_length, config.window_stride,
+            breaks=gaps, skip_label=0,
+        )  # fmt: skip
         windows += cut
         labels += cut_labels
+        starts += cut_starts
         groups += [file.stem] * len(cut)
     if not windows:
         raise DataError(
@@ -271,16 +332,26 @@ def load_pamap2(path: str, config: DataConfig) -> WindowSet:
         channel_names,
         100.0,
         f"pamap2:{root}",
-    )
+        starts=np.array(starts),
+        channel_groups={
+            **{f"imu_{imu}": [n for n in channel_names if n.startswith(f"{imu}_")] for imu in _PAMAP2_IMUS},
+            "heart_rate": ["heart_rate"],
+        },
+    )  # fmt: skip
 
 
 def load_csv(path: str, config: DataConfig) -> WindowSet:
     """Long-format CSV: one row per sample with group and label columns; other numeric columns are channels."""
     file = _existing(path, "csv")
-    with open(file, newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        rows = list(reader)
+    if file.is_dir():
+        raise DataError(f"csv: {file} is a folder; give one CSV file as csv:FILE")
+    try:
+        with open(file, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            rows = list(reader)
+    except UnicodeDecodeError:
+        raise DataError(f"csv: {file} is not UTF-8 text; save it as UTF-8") from None
     if not header or not rows:
         raise DataError(f"csv: {file} is empty; expected a header and one row per sample")
     header = [h.strip() for h in header]
@@ -310,25 +381,27 @@ def load_csv(path: str, config: DataConfig) -> WindowSet:
     label_of_row = [r[label_index].strip() for r in rows]
     class_names = sorted(set(label_of_row))
     label_ids = np.array([class_names.index(v) for v in label_of_row])
-    windows, labels, groups = [], [], []
+    windows, labels, groups, starts = [], [], [], []
     for group in dict.fromkeys(group_of_row):
         mask = group_of_row == group
-        cut, cut_labels = window_stream(
+        cut, cut_labels, cut_starts = window_stream(
             values[mask], label_ids[mask], config.window_length, config.window_stride
         )
         windows += cut
         labels += cut_labels
+        starts += cut_starts
         groups += [group] * len(cut)
     if not windows:
         raise DataError(
             f"csv: no window of {config.window_length} samples in {file.name}; lower data.window_length"
         )
     return WindowSet(np.stack(windows), np.array(labels), np.array(groups), class_names,
-                     [header[i] for i in channel_index], 1.0, f"csv:{file}")  # fmt: skip
+                     [header[i] for i in channel_index], 1.0, f"csv:{file}", starts=np.array(starts))  # fmt: skip
 
 
 def load_npy(path: str, config: DataConfig) -> WindowSet:
-    """A folder with `X.npy (N, C, T)`, `y.npy` and optionally `groups.npy` and `classes.txt`."""
+    """A folder with `X.npy (N, C, T)`, `y.npy` and optionally `groups.npy`, `starts.npy` (first
+    sample of each window in its recording, for `data.split_mode=time`) and `classes.txt`."""
     root = _existing(path, "npy")
     for name in ("X.npy", "y.npy"):
         if not (root / name).is_file():
@@ -336,12 +409,13 @@ def load_npy(path: str, config: DataConfig) -> WindowSet:
                 f"npy: {root / name} is missing; the folder needs X.npy (N,C,T) and y.npy (N,)"
             )
     try:
-        X = np.load(root / "X.npy", allow_pickle=False)
+        X = np.load(root / "X.npy", allow_pickle=False, mmap_mode="r")  # read, not held twice
         y = np.load(root / "y.npy", allow_pickle=False)
-        groups = (
-            np.load(root / "groups.npy", allow_pickle=False)
-            if (root / "groups.npy").is_file()
+        groups, starts = (
+            np.load(root / f"{name}.npy", allow_pickle=False)
+            if (root / f"{name}.npy").is_file()
             else None
+            for name in ("groups", "starts")
         )
     except ValueError:
         raise DataError(
@@ -371,14 +445,21 @@ def load_npy(path: str, config: DataConfig) -> WindowSet:
         y_index = np.array([class_names.index(str(v)) for v in y])
     if groups is None:
         groups = np.array([f"win{i:06d}" for i in range(len(X))])
+    if starts is not None and (
+        starts.shape != y.shape or not np.issubdtype(starts.dtype, np.integer)
+    ):
+        raise DataError(
+            f"npy: starts.npy must be one integer per window, got {starts.dtype} {starts.shape}"
+        )
     return WindowSet(
-        X.astype(np.float32),
+        X.astype(np.float32, copy=False),
         y_index,
         groups,
         class_names,
         [f"ch{c}" for c in range(X.shape[1])],
         1.0,
         f"npy:{root}",
+        starts=starts,
     )
 
 

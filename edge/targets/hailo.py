@@ -226,6 +226,9 @@ def export_hailo(run: Run, target: Any, options: dict[str, Any], out_dir: Path) 
             "mean": stats["mean"],
             "std": stats["std"],
             "dropped_last_sample": stats["dropped_last_sample"],
+            "channels": stats["channel_names"],
+            # unequal-length sources: how recordings were brought to window_length (pad/truncate/resample)
+            "length_policy": stats.get("length_policy"),
             "normalize_in_net": False,
         },
         "quantization": {

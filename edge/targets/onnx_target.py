@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,9 @@ def quant_metadata(run: Run, model: torch.nn.Module) -> dict[str, str]:
         "edgekit_channel_mean": ",".join(map(repr, stats["mean"])),
         "edgekit_channel_std": ",".join(map(repr, stats["std"])),
         "edgekit_layout": "NCHW (B, C, 2, T/2), normalised per channel",
+        "edgekit_channel_names": ",".join(stats["channel_names"]),
+        "edgekit_window_length": str(stats["window_length"]),
+        "edgekit_length_policy": json.dumps(stats.get("length_policy")),
     }
 
 

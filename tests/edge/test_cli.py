@@ -51,6 +51,15 @@ def test_data_inspect_bundled() -> None:
         "bundled:basicmotions" in result.output and "80 x 6 channels x 100 samples" in result.output
     )
     assert "train 56 / val 12 / test 12" in result.output
+    assert "  badminton      14      3      3" in result.output  # per class and split
+
+
+def test_data_inspect_unequal_lengths_prints_what_was_done(tmp_path: Path) -> None:
+    lines = ["@data", "1,2,3:a", "1,2,3,4,5:b", "1,2:a", "4,5,6,7:b", "1,2,3,4:a", "3,4:b"]
+    (tmp_path / "Toy_TRAIN.ts").write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(cli, ["data", "inspect", "--data", f"ts:{tmp_path}"])
+    assert result.exit_code == 0, result.output
+    assert "6 series of 2–5 samples padded/cut to 6" in result.output
 
 
 def test_data_inspect_odd_length() -> None:
@@ -112,6 +121,12 @@ def test_train_evaluate_parity_commands(tmp_path: Path) -> None:
     assert "test accuracy int8" in result.output
     result = runner.invoke(cli, ["evaluate", str(out)])
     assert result.exit_code == 0 and "test accuracy" in result.output
+    result = runner.invoke(cli, ["evaluate", str(out), "--drop-channels", "gyro_*"])
+    assert result.exit_code == 0, result.output
+    assert "without gyro_x, gyro_y, gyro_z: test accuracy" in result.output
+    result = runner.invoke(cli, ["evaluate", str(out), "--drop-channels", "gyro_q"])
+    assert result.exit_code != 0 and "test accuracy" not in result.output
+    assert "--drop-channels: 'gyro_q' matches no channel" in str(result.exception)
     assert runner.invoke(cli, ["export", str(out), "--target", "onnx"]).exit_code == 0
     result = runner.invoke(cli, ["parity", str(out), "--target", "onnx"])
     assert "onnx/qat_torch_vs_ort_int8" in result.output

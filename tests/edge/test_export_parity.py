@@ -68,6 +68,16 @@ def test_hailo_artifacts(exported_run: Path) -> None:
     assert report["ready"] and [r["rule"] for r in report["rules"]] == [
         f"R{i}" for i in range(1, 17)
     ]
+    stats = json.loads((exported_run / "data/stats.json").read_text())
+    preprocessing = manifest["preprocessing"]  # what the device side must repeat
+    assert preprocessing["length_policy"] == stats["length_policy"]
+    assert preprocessing["length_policy"]["target"] == stats["window_length"]
+    assert preprocessing["channels"] == stats["channel_names"]
+    metadata = {
+        p.key: p.value
+        for p in load_onnx(exported_run / "export/onnx/model_int8.onnx").metadata_props
+    }
+    assert json.loads(metadata["edgekit_length_policy"]) == stats["length_policy"]
     compile(Path(folder / "build_hef.py").read_text(), "build_hef.py", "exec")
     compile(Path(folder / "run_hailort.py").read_text(), "run_hailort.py", "exec")
 

@@ -90,6 +90,7 @@ def test_resume_continues_exactly(
         ["train.optimizer=adam", "train.scheduler=plateau"],
         ["train.class_weights=true", "train.label_smoothing=0.1", "train.grad_accum=2"],
         ["model.quant_preset=po2"],
+        ["train.sampler=balanced", "train.select_on=macro_f1"],
     ],
 )
 def test_training_options(tmp_path: Path, options: list[str]) -> None:
@@ -145,3 +146,57 @@ def test_cuda_requested_without_cuda(tmp_path: Path, monkeypatch: pytest.MonkeyP
         run_training(
             load_config("tiny", ["train.device=cuda"]), tmp_path / "gpu", show_progress=False
         )
+
+
+def test_balanced_sampler_draws_every_class_equally_and_is_seeded() -> None:
+    import numpy as np
+    from edgekit.config import TrainConfig
+    from edgekit.train import epoch_order
+
+    y = np.array([0] * 900 + [1] * 90 + [2] * 10)
+    config = TrainConfig(sampler="balanced", seed=3)
+    order = epoch_order(config, y, epoch=0)
+    assert len(order) == len(y)
+    shares = np.bincount(y[order], minlength=3) / len(y)
+    assert np.all(np.abs(shares - 1 / 3) < 0.05), shares
+    assert np.array_equal(order, epoch_order(config, y, epoch=0))
+    assert not np.array_equal(order, epoch_order(config, y, epoch=1))
+    shuffled = epoch_order(TrainConfig(seed=3), y, epoch=0)
+    assert sorted(shuffled.tolist()) == list(range(len(y)))  # a permutation: each window once
+
+
+def test_selection_switches_to_macro_f1_on_imbalanced_train_splits() -> None:
+    import numpy as np
+    from edgekit.config import TrainConfig
+    from edgekit.train import IMBALANCE_RATIO, selection_metric
+
+    balanced = np.array([0] * 10 + [1] * 10)
+    just_under = np.array([0] * 15 + [1] * 10)  # ratio 1.5: not above the rule
+    skewed = np.array([0] * 16 + [1] * 10)
+    assert IMBALANCE_RATIO == 1.5
+    assert selection_metric(TrainConfig(), balanced, 2) == "accuracy"
+    assert selection_metric(TrainConfig(), just_under, 2) == "accuracy"
+    assert selection_metric(TrainConfig(), skewed, 2) == "macro_f1"
+    assert selection_metric(TrainConfig(select_on="accuracy"), skewed, 2) == "accuracy"
+
+
+def test_imbalanced_run_selects_on_macro_f1_and_reports_recall(tmp_path: Path) -> None:
+    import numpy as np
+
+    root = tmp_path / "npy"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], [120, 30, 12])
+    X = rng.normal(size=(len(y), 3, 32)).astype(np.float32) + y[:, None, None]
+    np.save(root / "X.npy", X)
+    np.save(root / "y.npy", y)
+    config = load_config(
+        "tiny", [f"data.source=npy:{root}", "train.float_epochs=2", "train.qat_epochs=1"]
+    )
+    metrics = run_training(config, tmp_path / "run", show_progress=False)
+    assert metrics["selection_metric"] == "macro_f1"
+    history = json.loads((tmp_path / "run/history.json").read_text())
+    assert all("val_macro_f1" in row for row in history)
+    report = (tmp_path / "run/report.md").read_text()
+    assert "| class | precision | recall | F1 | support |" in report  # per-class recall
+    assert "selected on validation macro_f1" in report

@@ -117,6 +117,69 @@ def test_drop_and_raise_and_threshold() -> None:
 def test_class_with_too_few_groups() -> None:
     windows = load_source("synthetic:n=40,length=16")
     windows.y[:] = 0
-    windows.y[:2] = 1  # class 'walk' has only two windows
+    windows.y[:1] = 1  # class 'walk' has one window: it can't be both trained on and tested
     with pytest.raises(DataError, match="class 'walk' has too few"):
         prepare_data(DataConfig(), windows)
+
+
+def test_single_class_is_refused() -> None:
+    windows = load_source("synthetic:n=40,length=16")
+    windows.y[:] = 2
+    with pytest.raises(DataError, match="every window has the class 'run'"):
+        prepare_data(DataConfig(), windows)
+
+
+def test_all_nan_is_refused_whatever_the_threshold() -> None:
+    windows = load_source("synthetic:n=40,length=16")
+    windows.X[:] = np.nan
+    with pytest.raises(DataError, match="every value is NaN/Inf"):
+        prepare_data(DataConfig(max_nan_fraction=1.0), windows)
+    windows = load_source("synthetic:n=40,length=16")
+    windows.X[:, 1] = np.nan
+    with pytest.raises(DataError, match="channel 'acc_y' holds no finite value.*data.channels"):
+        prepare_data(DataConfig(max_nan_fraction=1.0), windows)
+
+
+def test_values_that_overflow_float32_normalisation_are_refused() -> None:
+    windows = load_source("synthetic:n=40,length=16")
+    windows.X[3, 4, 5] = 1e38
+    report = quality_report(windows)
+    assert np.isfinite(report["per_channel"][4]["std"])  # inspect shows a number, not nan
+    with pytest.raises(DataError, match="channel 'gyro_y' reaches 1e\\+38.*rescale"):
+        prepare_data(DataConfig(), windows)
+    windows.X[3, 4, 5] = 1e18  # large but representable: fine
+    assert prepare_data(DataConfig(), windows).num_classes == 4
+
+
+def test_prepared_arrays_written_to_a_folder_are_memory_mapped(tmp_path) -> None:
+    from edgekit.data import PreparedData
+
+    config = DataConfig(source="synthetic:n=200,length=32")
+    in_ram = prepare_data(config)
+    on_disk = prepare_data(config, folder=tmp_path)
+    for split in ("train", "val", "test"):
+        X = on_disk.arrays[split][0]
+        assert isinstance(X, np.memmap)
+        assert np.array_equal(X, in_ram.arrays[split][0])
+    loaded = PreparedData.load(tmp_path, config)
+    assert loaded is not None and loaded.stats == on_disk.stats
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_failed_preparation_leaves_the_data_folder_as_it_was(tmp_path, monkeypatch) -> None:
+    import edgekit.data.prepare as prepare_module
+
+    config = DataConfig(source="synthetic:n=200,length=32")
+    prepare_data(config, folder=tmp_path / "data")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "data").iterdir()}
+
+    def broken_save(self, folder) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(prepare_module.PreparedData, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        prepare_data(
+            DataConfig(source="synthetic:n=200,length=32", seed=4), folder=tmp_path / "data"
+        )
+    after = {p.name: p.read_bytes() for p in (tmp_path / "data").iterdir()}
+    assert after == before

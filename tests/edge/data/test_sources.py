@@ -163,3 +163,121 @@ def test_empty_csv(tmp_path: Path) -> None:
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(DataError, match="is empty"):
         load_source(f"csv:{tmp_path / 'empty.csv'}")
+
+
+def test_pamap2_windows_never_straddle_a_removed_transient_or_a_gap(tmp_path: Path) -> None:
+    """300 walking rows, 100 transient rows, 300 walking rows: 6 windows of 100 at stride 100,
+    not 8; and a timestamp gap inside one activity ends its run as well."""
+    activities = [4] * 300 + [0] * 100 + [4] * 300 + [1] * 250
+    table = pamap2_table(activities)
+    table[700:, 0] += 5.0  # the sensor stopped for 5 s before the lying rows' second half...
+    table[825:, 0] += 5.0  # ...and again inside the lying activity
+    np.savetxt(tmp_path / "subject101.dat", table)
+    windows = load_source(f"pamap2:{tmp_path}", DataConfig(window_length=100, window_stride=100))
+    walking = windows.class_names.index("walking")
+    assert int((windows.y == walking).sum()) == 6
+    assert int((windows.y != walking).sum()) == 2  # 125 + 125 lying rows: one window each side
+    starts = windows.starts
+    assert starts is not None
+    for start in starts:  # no window covers a transient row or a gap
+        rows = np.arange(start, start + 100)
+        assert (np.array(activities)[rows] != 0).all()
+        assert np.all(np.diff(table[rows, 0]) < 0.02)
+
+
+def test_pamap2_heart_rate_held_and_median_smoothed(tmp_path: Path) -> None:
+    activities = [4] * 200
+    table = pamap2_table(activities)
+    table[:, 2] = np.nan
+    table[3::10, 2] = 100.0
+    table[53, 2] = 180.0  # one spurious reading: the 25-sample median removes it
+    np.savetxt(tmp_path / "subject101.dat", table)
+    windows = load_source(f"pamap2:{tmp_path}", DataConfig(window_length=200, window_stride=200))
+    heart_rate = windows.X[0, windows.channel_names.index("heart_rate")]
+    assert heart_rate[0] == 100.0  # before the first reading: back-filled
+    assert np.all(heart_rate == 100.0)  # held between readings, outlier smoothed away
+
+
+def test_pamap2_channel_groups_select_a_sensor(tmp_path: Path) -> None:
+    from edgekit.data import prepare_data
+
+    activities = ([1] * 100 + [4] * 100) * 4
+    for subject in range(101, 105):
+        np.savetxt(tmp_path / f"subject{subject}.dat", pamap2_table(activities))
+    config = DataConfig(
+        source=f"pamap2:{tmp_path}", window_length=20, window_stride=20,
+        channels=("imu_ankle", "heart_rate"),
+    )  # fmt: skip
+    prepared = prepare_data(config)
+    assert prepared.stats["channel_names"] == [
+        *(f"ankle_{k}_{a}" for k in ("acc", "gyro") for a in "xyz"), "heart_rate",
+    ]  # fmt: skip
+    assert prepared.input_shape[0] == 7
+    assert prepared.stats["channel_selection"] == ["imu_ankle", "heart_rate"]
+    glob = prepare_data(
+        DataConfig(
+            source=config.source, window_length=20, window_stride=20, channels=("hand_acc_*",)
+        )
+    )
+    assert glob.stats["channel_names"] == ["hand_acc_x", "hand_acc_y", "hand_acc_z"]
+    with pytest.raises(DataError, match="did you mean 'imu_hand'"):
+        prepare_data(DataConfig(source=config.source, window_length=20, channels=("imu_hnd",)))
+
+
+@pytest.mark.parametrize(
+    ("policy", "target", "expected_length"),
+    [("pad", 0, 10), ("truncate", 0, 4), ("resample", 0, 6), ("pad", 6, 6)],
+)
+def test_unequal_lengths_follow_the_policy(
+    tmp_path: Path, policy: str, target: int, expected_length: int
+) -> None:
+    lengths = [5, 9, 6]  # median 6, max 9 -> 10 (even), min 5 -> 4 (even)
+    write_ts(
+        tmp_path / "Toy_TRAIN.ts",
+        [(np.arange(n * 2, dtype=float).reshape(2, n), f"c{n % 2}") for n in lengths],
+    )
+    write_ts(tmp_path / "Toy_TEST.ts", [(np.ones((2, 6)), "c0")])  # all: 5, 9, 6, 6
+    windows = load_source(f"ts:{tmp_path}", DataConfig(length_policy=policy, target_length=target))
+    assert windows.X.shape == (4, 2, expected_length)
+    note = windows.notes["length"]
+    assert note["policy"] == policy and note["target"] == expected_length
+    assert (note["source_min"], note["source_max"]) == (5, 9)
+    first = windows.X[0, 0]  # the 5-sample series 0..4
+    if policy == "pad":
+        assert first[:5].tolist() == [0, 1, 2, 3, 4] and np.all(first[5:] == 4)  # held last value
+    elif policy == "truncate":
+        assert first.tolist() == [0, 1, 2, 3]
+    else:
+        assert first[0] == 0 and first[-1] == 4 and np.all(np.diff(first) > 0)  # same span
+
+
+def test_unequal_lengths_refused_under_error_policy(tmp_path: Path) -> None:
+    write_ts(tmp_path / "Toy_TRAIN.ts", [(np.ones((1, 5)), "a"), (np.ones((1, 8)), "b")])
+    with pytest.raises(DataError, match="unequal lengths .*data.length_policy"):
+        load_source(f"ts:{tmp_path}", DataConfig(length_policy="error"))
+
+
+SKTIME_SETS = ["BasicMotions", "GunPoint", "ArrowHead", "OSULeaf", "ACSF1", "ItalyPowerDemand",
+               "JapaneseVowels", "PLAID"]  # fmt: skip
+
+
+def sktime_set(name: str) -> Path:
+    import importlib.metadata
+
+    distribution = importlib.metadata.distribution("sktime")
+    return Path(str(distribution.locate_file(f"sktime/datasets/data/{name}")))
+
+
+@pytest.mark.parametrize("name", SKTIME_SETS)
+def test_every_accuracy_reference_set_loads_with_its_official_split(name: str) -> None:
+    """shared/reference/accuracy.md: all eight sets, unequal lengths included, split officially."""
+    from edgekit.data import prepare_data
+
+    prepared = prepare_data(DataConfig(source=f"ts:{sktime_set(name)}", split_mode="official"))
+    per_class = prepared.splits["per_class"]
+    assert all(per_class["train"][c] > 0 for c in prepared.class_names)
+    assert all(per_class["val"][c] > 0 for c in prepared.class_names)  # every class has >= 2
+    assert not prepared.official_test["train"].any() and not prepared.official_test["val"].any()
+    assert prepared.official_test["test"].all()
+    if name in ("JapaneseVowels", "PLAID"):
+        assert prepared.stats["length_policy"]["changed"] > 0

@@ -1,0 +1,186 @@
+"""Split invariants over random class shares and group structures (hypothesis), official and time modes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from edgekit.config import DataConfig
+from edgekit.data import WindowSet, prepare_data, split_groups
+from edgekit.data.split import GAP, assign_splits, split_time
+from edgekit.errors import DataError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+FRACTIONS = (0.7, 0.15, 0.15)
+
+
+@st.composite
+def grouped_labels(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
+    """Single-class groups: class shares down to 1 %, group sizes 1..max_size."""
+    num_classes = draw(st.integers(2, 6))
+    weights = np.array(
+        draw(st.lists(st.integers(1, 100), min_size=num_classes, max_size=num_classes))
+    )
+    total = draw(st.integers(60, 1500))
+    max_size = draw(st.sampled_from([1, 1, 3, 10]))
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    windows_per_class = np.maximum(1, np.round(total * weights / weights.sum())).astype(int)
+    labels, groups = [], []
+    for k, n in enumerate(windows_per_class):
+        made = 0
+        while made < n:
+            size = int(min(rng.integers(1, max_size + 1), n - made))
+            labels += [k] * size
+            groups += [f"c{k}g{made}"] * size
+            made += size
+    order = rng.permutation(len(labels))
+    return np.array(labels)[order], np.array(groups)[order]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grouped_labels(), st.integers(0, 1000))
+def test_group_split_properties(data: tuple[np.ndarray, np.ndarray], seed: int) -> None:
+    y, groups = data
+    split = split_groups(y, groups, FRACTIONS, seed)
+    for group in np.unique(groups):  # no group in two splits
+        assert len(set(split[groups == group])) == 1
+    for k in np.unique(y):
+        of_class = y == k
+        class_groups = np.unique(groups[of_class])
+        if len(class_groups) >= 3:  # every split reached
+            assert set(split[of_class]) == {0, 1, 2}, (k, np.bincount(split[of_class]))
+        largest = max(int((groups == g).sum()) for g in class_groups)
+        target = of_class.sum() * np.array(FRACTIONS)
+        counts = np.bincount(split[of_class], minlength=3)
+        # within one group of the target where the coverage rule does not force a group
+        slack = largest + (largest if len(class_groups) < 10 else 0)
+        assert np.all(np.abs(counts - target) <= slack + 1e-9), (k, counts, target, largest)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(2, 5), st.integers(6, 12), st.integers(0, 1000))
+def test_mixed_class_groups_keep_every_class_in_every_split(
+    num_classes: int, num_groups: int, seed: int
+) -> None:
+    """Subjects that each did most activities (PAMAP2-like): groups are mixed. (With few groups
+    and sparse classes an exact cover can be impossible, e.g. four classes on three of four
+    subjects each; the coverage check reports those.)"""
+    rng = np.random.default_rng(seed)
+    labels, groups = [], []
+    for g in range(num_groups):
+        for k in range(num_classes):
+            n = int(rng.integers(1, 20)) if rng.random() < 0.9 or g < 3 else 0
+            labels += [k] * n
+            groups += [f"subject{g}"] * n
+    y, groups_array = np.array(labels), np.array(groups)
+    if len(np.unique(y)) < 2:
+        return
+    split = split_groups(y, groups_array, FRACTIONS, seed)
+    for group in np.unique(groups_array):
+        assert len(set(split[groups_array == group])) == 1
+    for k in np.unique(y):
+        if len(np.unique(groups_array[y == k])) >= 3:
+            assert set(split[y == k]) == {0, 1, 2}
+
+
+@pytest.mark.parametrize(
+    ("shares", "n"),
+    [
+        ((0.6, 0.25, 0.1, 0.05), 2000),
+        ((0.4, 0.3, 0.2, 0.1), 2000),
+        ((0.828, 0.025, 0.066, 0.007, 0.074), 3000),
+    ],
+)
+def test_imbalanced_groupless_data_is_stratified(shares: tuple[float, ...], n: int) -> None:
+    """The cases a user hit: npy without groups.npy, and an ECG-like 5-class set down to 0.7 %."""
+    y = np.repeat(np.arange(len(shares)), np.round(np.array(shares) * n).astype(int))
+    groups = np.array([f"win{i}" for i in range(len(y))])
+    split = split_groups(y, groups, FRACTIONS, seed=0)
+    for k in range(len(shares)):
+        counts = np.bincount(split[y == k], minlength=3)
+        assert np.all(np.abs(counts - (y == k).sum() * np.array(FRACTIONS)) <= 1), (k, counts)
+
+
+def _windows(y: np.ndarray, groups: np.ndarray, **extra: object) -> WindowSet:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(len(y), 2, 16)).astype(np.float32)
+    names = [f"class{k}" for k in range(int(y.max()) + 1)]
+    return WindowSet(X, y, groups, names, ["a", "b"], 10.0, "test", **extra)  # type: ignore[arg-type]
+
+
+def test_split_records_per_class_counts() -> None:
+    prepared = prepare_data(DataConfig(source="synthetic:n=200,length=16"))
+    per_class = prepared.splits["per_class"]
+    for split, counts in prepared.splits["counts"].items():
+        assert sum(per_class[split].values()) == counts
+        assert np.array_equal(
+            [per_class[split][c] for c in prepared.class_names],
+            np.bincount(prepared.arrays[split][1], minlength=prepared.num_classes),
+        )
+
+
+def test_official_split_never_trains_on_official_test_windows() -> None:
+    """From splits.json: no window of the _TEST file is in train or val, and all of them are in test."""
+    prepared = prepare_data(DataConfig(split_mode="official"))
+    groups = prepared.splits["groups"]
+    assert all(g.startswith("BasicMotions_TRAIN:") for g in groups["train"] + groups["val"])
+    assert all(g.startswith("BasicMotions_TEST:") for g in groups["test"])
+    assert len(groups["test"]) == 40 and prepared.official_test["test"].all()
+    assert not prepared.official_test["train"].any() and not prepared.official_test["val"].any()
+
+
+def test_official_val_cut_with_one_window_classes_warns() -> None:
+    """A 1-window class in the official train part stays in train; val can't have it: a warning."""
+    y = np.array([0] * 10 + [1] * 2 + [2] * 1 + [0, 1, 2] * 3)
+    official = np.array([False] * 13 + [True] * 9)
+    windows = _windows(y, np.array([f"r{i}" for i in range(len(y))]), official_test=official)
+    result = assign_splits(windows, DataConfig(split_mode="official"))
+    assert set(result.split_of[y == 1][:2]) == {0, 1}  # 2 windows: one train, one val
+    assert result.split_of[12] == 0
+    assert any("class2" in w and "val" in w for w in result.warnings)
+    assert (result.split_of[official] == 2).all() and (result.split_of[~official] != 2).all()
+
+
+def test_class_with_one_group_is_refused_and_two_groups_warn() -> None:
+    y = np.array([0] * 30 + [1] * 30 + [2])
+    with pytest.raises(DataError, match="class 'class2' has too few"):
+        assign_splits(_windows(y, np.array([f"w{i}" for i in range(len(y))])), DataConfig())
+    y = np.array([0] * 30 + [1] * 30 + [2] * 2)
+    result = assign_splits(_windows(y, np.array([f"w{i}" for i in range(len(y))])), DataConfig())
+    assert set(result.split_of[y == 2]) == {0, 2}  # trained on and tested; val goes without
+    assert any("'class2'" in w for w in result.warnings)
+
+
+def test_time_split_is_chronological_with_a_gap() -> None:
+    """One animal recorded continuously: 70/15/15 by window start inside each class run, and no
+    two windows of different splits share a sample."""
+    length, stride = 16, 8
+    y = np.repeat([0, 1, 0], [40, 40, 20])
+    starts = np.arange(len(y)) * stride
+    windows = _windows(y, np.array(["dog1"] * len(y)), starts=starts)
+    result = split_time(windows, DataConfig(split_mode="time", window_stride=stride))
+    split = result.split_of
+    kept = split != GAP
+    for k in (0, 1):
+        mine = (y == k) & kept
+        order = np.argsort(starts[mine])
+        assert np.all(np.diff(split[mine][order]) >= 0)  # train, then val, then test in time
+        assert set(split[mine]) == {0, 1, 2}
+    for i in np.flatnonzero(kept):
+        for j in np.flatnonzero(kept):
+            if split[i] != split[j]:
+                assert abs(starts[i] - starts[j]) >= length
+    assert result.info["gap_windows_dropped"] == int((~kept).sum()) > 0
+    counts = np.bincount(split[kept], minlength=3)
+    assert counts[0] > counts[1] > 0 and counts[2] > 0
+
+
+def test_time_split_recorded_and_refused_without_recordings() -> None:
+    prepared = prepare_data(
+        DataConfig(source="synthetic:n=400,length=16,group_size=50", split_mode="time")
+    )
+    assert prepared.splits["mode"] == "time" and "gap_windows_dropped" in prepared.splits
+    assert "file order" in prepared.splits["starts"]
+    with pytest.raises(DataError, match="split_mode=time needs recordings"):
+        prepare_data(DataConfig(source="synthetic:n=40,length=16", split_mode="time"))
