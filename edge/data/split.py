@@ -123,7 +123,7 @@ def _repair_coverage(
             for g in np.flatnonzero(present[:, k]):
                 current = int(assignment[g])
                 if all(
-                    current not in required[j] or holders(j, current) > 1
+                    current not in required[j] or holders(int(j), current) > 1
                     for j in np.flatnonzero(present[g])
                 ):
                     assignment[g] = s
