@@ -39,10 +39,10 @@ def split_groups(
     """Assign whole groups to splits (0/1/2), stratified per class.
 
     Classes are interleaved, the rarest first in each round, each class's groups largest first.
-    Each group goes to the split whose
-    squared deviation from the per-class targets (relative to the class size) grows least, except
-    that a class is sent to a split it has not reached yet once its remaining groups are only just
-    enough to reach every split (train, then test, then val when there are too few).
+    Each group goes to the split whose squared deviation from the per-class targets (relative to
+    the class size) grows least, except that a class is sent to a split it has not reached yet
+    once its remaining groups are only just enough to reach every split (train, then test, then
+    val when there are too few).
     """
     rng = np.random.default_rng(seed)
     unique_groups, group_index = np.unique(groups, return_inverse=True)
