@@ -97,7 +97,7 @@ def data_inspect(
         f"split       train {counts['train']} / val {counts['val']} / test {counts['test']}  ({prepared.splits['mode']}, seed {prepared.splits['seed']})"
     )
     per_class = prepared.splits["per_class"]
-    width = max(len(name) for name in prepared.class_names)
+    width = max(len("class"), *(len(name) for name in prepared.class_names))
     click.echo(f"  {'class':<{width}}  {'train':>6} {'val':>6} {'test':>6}")
     for name in prepared.class_names:
         row = " ".join(f"{per_class[split][name]:>6}" for split in ("train", "val", "test"))
@@ -173,19 +173,17 @@ def evaluate(run_dir: Path, checkpoint: str, drop_channels: str) -> None:
     from edgekit.train import evaluate_run
 
     patterns = tuple(p.strip() for p in drop_channels.split(",") if p.strip())
-    dropped = (
-        evaluate_run(run_dir, checkpoint, patterns) if patterns else None
-    )  # checks names first
-    metrics = evaluate_run(run_dir, checkpoint)
+    metrics = evaluate_run(run_dir, checkpoint, patterns)  # checks the names before any work
     click.echo(
         f"test accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  ({metrics['windows']} windows)"
     )
     click.echo(
         f"FSQ codes used {metrics['fsq']['codes_used']}/{metrics['fsq']['codebook_size']}, perplexity {metrics['fsq']['perplexity']:.2f}"
     )
+    dropped = metrics.get("without_channels")
     if dropped is not None:
         click.echo(
-            f"without {', '.join(dropped['dropped_channels'])}: test accuracy {dropped['accuracy']:.4f} "
+            f"without {', '.join(dropped['channels'])}: test accuracy {dropped['accuracy']:.4f} "
             f"({100 * (dropped['accuracy'] - metrics['accuracy']):+.2f} pp), macro F1 {dropped['macro_f1']:.4f}"
         )
         for name, row in dropped["per_class"].items():

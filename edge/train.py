@@ -396,24 +396,30 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Recompute test metrics from a checkpoint and the run's saved split.
 
-    `drop_channels` (names, globs or channel groups) are replaced by their train mean (0 after
-    normalisation), as a firmware would feed a sensor that dropped out.
+    With `drop_channels` (names, globs or channel groups), `metrics["without_channels"]` holds the
+    same metrics with those channels replaced by their train mean (0 after normalisation), as a
+    firmware would feed a sensor that dropped out.
     """
     from edgekit.runs import Run
 
     run = Run(run_dir)
-    model, _ = load_checkpoint(run.checkpoints / checkpoint)
     data = run.data
+    names = data.stats["channel_names"]
+    index = (
+        resolve_channels(
+            drop_channels, names, data.stats.get("channel_groups", {}), key="--drop-channels"
+        )
+        if drop_channels
+        else []
+    )  # checked before any work
+    model, _ = load_checkpoint(run.checkpoints / checkpoint)
     X_test, y_test = data.arrays["test"]
-    if drop_channels:
-        index = resolve_channels(
-            drop_channels, data.stats["channel_names"], data.stats.get("channel_groups", {}),
-            key="--drop-channels",
-        )  # fmt: skip
-        X_test = np.array(X_test)  # a private copy: the saved split stays as it is
-        X_test[:, index] = 0.0
     metrics = evaluate_model(model, X_test, y_test, data.class_names)
-    metrics["dropped_channels"] = (
-        [data.stats["channel_names"][i] for i in index] if drop_channels else []
-    )
+    if index:
+        X_dropped = np.array(X_test)  # a private copy: the saved split stays as it is
+        X_dropped[:, index] = 0.0
+        metrics["without_channels"] = {
+            "channels": [names[i] for i in index],
+            **evaluate_model(model, X_dropped, y_test, data.class_names),
+        }
     return metrics

@@ -37,20 +37,25 @@ def _resample(series: np.ndarray, length: int) -> np.ndarray:
     return np.stack([np.interp(new, old, channel) for channel in series])
 
 
+def unchanged_length(length: int, policy: str) -> dict[str, Any]:
+    """The length record of windows that all had one length: the policy had nothing to do."""
+    return {"policy": policy, "source_min": length, "source_median": float(length),
+            "source_max": length, "target": length, "changed": 0}  # fmt: skip
+
+
 def fit_lengths(
     series: list[np.ndarray], policy: str, requested: int, source: str
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Stack `(C, T_i)` series into `(N, C, T)` by the policy; returns the array and what was done."""
     lengths = np.array([s.shape[1] for s in series])
+    if lengths.min() == lengths.max() and not requested:
+        return np.stack(series).astype(np.float32), unchanged_length(int(lengths[0]), policy)
     note: dict[str, Any] = {
         "policy": policy,
         "source_min": int(lengths.min()),
         "source_median": float(np.median(lengths)),
         "source_max": int(lengths.max()),
     }
-    if lengths.min() == lengths.max() and not requested:
-        note.update(target=int(lengths[0]), changed=0)
-        return np.stack(series).astype(np.float32), note
     if policy == "error":
         raise DataError(
             f"{source}: series have unequal lengths ({lengths.min()}–{lengths.max()} samples); "

@@ -19,6 +19,7 @@ import numpy as np
 from edgekit.artifacts import read_json, write_json, write_npy
 from edgekit.config import DataConfig
 from edgekit.data.channels import select_channels
+from edgekit.data.lengths import unchanged_length
 from edgekit.data.qa import check_magnitudes, quality_report, repair_non_finite
 from edgekit.data.record import WindowSet
 from edgekit.data.sources import load_source
@@ -62,17 +63,21 @@ class PreparedData:
         return list(self.splits.get("warnings", []))
 
     def save(self, folder: str | Path) -> None:
-        """JSON reports, plus any split array not already memory-mapped from this folder."""
+        """The split arrays, then the reports (for data prepared in RAM)."""
+        for split, (X, _) in self.arrays.items():
+            write_npy(Path(folder) / f"X_{split}.npy", np.asarray(X))
+        self.save_reports(folder)
+
+    def save_reports(self, folder: str | Path) -> None:
+        """Labels, official-test masks and JSON reports; stats.json last marks the folder complete."""
         folder = Path(folder)
-        for split, (X, y) in self.arrays.items():
-            for name, array in ((f"X_{split}", X), (f"y_{split}", y)):
-                if _backing_file(array) != (folder / f"{name}.npy").resolve():
-                    write_npy(folder / f"{name}.npy", np.asarray(array))
+        for split, (_, y) in self.arrays.items():
+            write_npy(folder / f"y_{split}.npy", y)
         for split, mask in self.official_test.items():
             write_npy(folder / f"official_{split}.npy", mask)
         write_json(folder / "qa_report.json", self.qa)
         write_json(folder / "splits.json", self.splits)
-        write_json(folder / "stats.json", self.stats)  # last: its presence marks a complete folder
+        write_json(folder / "stats.json", self.stats)
 
     @classmethod
     def load(cls, folder: str | Path, config: DataConfig) -> PreparedData | None:
@@ -98,15 +103,6 @@ class PreparedData:
         except (OSError, ValueError, KeyError):  # missing or damaged: re-derive from the source
             return None
         return cls(arrays, stats, qa, splits, stats["class_names"], official)
-
-
-def _backing_file(array: np.ndarray) -> Path | None:
-    """The file a memory-mapped array reads from (None for arrays in RAM)."""
-    base: Any = array
-    while base is not None and not isinstance(base, np.memmap):
-        base = getattr(base, "base", None)
-    filename = getattr(base, "filename", None)
-    return Path(filename).resolve() if filename else None
 
 
 def data_config_digest(config: DataConfig) -> str:
@@ -156,10 +152,10 @@ def _write_split(
 ) -> np.ndarray:  # fmt: skip
     """The split's model-ready array: in RAM, or written to `path` and memory-mapped back."""
     shape = (len(rows), X.shape[1], 2, X.shape[2] // 2)
-    if path is None or not len(rows):  # (an empty array can't be memory-mapped)
+    if path is None:
         out = np.empty(shape, dtype=np.float32)
         _fill_normalised(out, X, rows, mean, std, channel_names)
-        return out if path is None else np.load(write_npy(path, out))
+        return out
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     mapped = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
@@ -171,12 +167,6 @@ def _write_split(
     finally:
         tmp.unlink(missing_ok=True)
     return np.load(path, mmap_mode="c")
-
-
-def equal_length_note(length: int, config: DataConfig) -> dict[str, Any]:
-    """The length record of a source whose windows all had one length (nothing was changed)."""
-    return {"policy": config.length_policy, "source_min": length, "source_median": float(length),
-            "source_max": length, "target": length, "changed": 0}  # fmt: skip
 
 
 def check_trainable(windows: WindowSet) -> None:
@@ -197,7 +187,6 @@ def prepare_data(
     reshape; with `folder`, the split arrays are written there and memory-mapped back."""
     windows = windows if windows is not None else load_source(config.source, config)
     windows = select_channels(windows, config.channels)
-    check_trainable(windows)
     qa = quality_report(windows)
     windows, repair = repair_non_finite(windows, config.nan_strategy, config.max_nan_fraction)
     qa["repair"] = repair
@@ -235,7 +224,8 @@ def prepare_data(
         "window_length": length,
         "used_length": 2 * (length // 2),
         "dropped_last_sample": bool(length % 2),
-        "length_policy": windows.notes.get("length") or equal_length_note(length, config),
+        "length_policy": windows.notes.get("length")
+        or unchanged_length(length, config.length_policy),
         "mean": mean.tolist(),
         "std": std.tolist(),
         "layout": "(B,C,T) -> (B,C,2,T/2): row 0 = first half, row 1 = second half",
@@ -260,7 +250,7 @@ def prepare_data(
     prepared = PreparedData(arrays, stats, qa, splits, windows.class_names, official)
     if folder is None or staging is None:
         return prepared
-    prepared.save(staging)
+    prepared.save_reports(staging)  # the X arrays are already there
     del prepared, arrays  # drop the maps of the staging files before they move
     _swap_in(staging, Path(folder))
     reloaded = PreparedData.load(folder, config)

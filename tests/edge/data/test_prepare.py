@@ -176,7 +176,7 @@ def test_failed_preparation_leaves_the_data_folder_as_it_was(tmp_path, monkeypat
     def broken_save(self, folder) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(prepare_module.PreparedData, "save", broken_save)
+    monkeypatch.setattr(prepare_module.PreparedData, "save_reports", broken_save)
     with pytest.raises(OSError, match="disk full"):
         prepare_data(
             DataConfig(source="synthetic:n=200,length=32", seed=4), folder=tmp_path / "data"
