@@ -2,6 +2,7 @@
 
 uv run python -m bench            # all
 uv run python -m bench training   # one or more of: training inference link fuzz memory
+uv run python -m bench accuracy   # public sets, seeds, ablation arms: see bench/accuracy.py
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import fuzz, inference, link, memory, training
+from bench import accuracy, fuzz, inference, link, memory, training
 
 BENCHMARKS = {
     "training": training.run,
@@ -97,4 +98,7 @@ def main(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:2] == ["accuracy"]:
+        accuracy.main(sys.argv[2:])
+    else:
+        main(sys.argv[1:])

@@ -149,8 +149,11 @@ def train(
     else:
         config = build_config(config_file, overrides, data_spec, **{"train.device": device})
     metrics = run_training(config, run_dir, resume=resume)
+    test = metrics["test"]
+    low, high = test["accuracy_interval_95"]
     click.echo(
-        f"test accuracy int8 {metrics['int8_test_accuracy']:.4f} (float twin {metrics['float_test_accuracy']:.4f}); "
+        f"test accuracy int8 {metrics['int8_test_accuracy']:.4f} (95 % CI {low:.3f}-{high:.3f}, {test['windows']} windows; "
+        f"majority baseline {test['majority_baseline']:.3f}; float twin {metrics['float_test_accuracy']:.4f}); "
         f"FSQ codes used {metrics['fsq_train']['codes_used']}/{metrics['fsq_train']['codebook_size']}; "
         f"{metrics['train_seconds']} s -> {run_dir}"
     )

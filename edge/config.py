@@ -23,6 +23,7 @@ SPLIT_MODES = ("group", "official", "time")
 LENGTH_POLICIES = ("error", "pad", "truncate", "resample")
 SAMPLERS = ("shuffle", "balanced")
 SELECTION_METRICS = ("auto", "accuracy", "macro_f1")
+MODEL_SIZES = ("auto", "tiny", "small", "medium", "large")
 
 
 @dataclass(frozen=True)
@@ -49,14 +50,31 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    channels: tuple[int, ...] = (
-        16,
-        32,
-        32,
-    )  # conv widths: stem, down, row-mix (+ one more at the last width)
+    """Every field left at its "from the data" value follows the documented size rule (edgekit.sizing)."""
+
+    size: str = (
+        "auto"  # auto | tiny | small | medium | large (widths; auto = from the train windows)
+    )
+    channels: tuple[
+        int, ...
+    ] = ()  # conv widths: stem, first stride-2 stage, row mix; () = from size
     kernel_size: int = 5  # (1, k) kernels along time
-    fsq_levels: tuple[int, ...] = (8, 6, 5)
+    downsample: int = 0  # stride-2 stages; 0 = from the window length (encoder ends near 8 steps)
+    fsq_levels: tuple[int, ...] = ()  # () = from the number of classes
+    dropout: float = 0.1  # on the pooled features, training only
     quant_preset: str = "int8"  # int8 (float scales) | po2 (power-of-two scales for MCUs)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Host-side transforms of training batches only (never val, test, calibration or export); 0 = off."""
+
+    jitter: float = 0.03  # additive Gaussian noise, std in normalised units
+    scale: float = 0.1  # per-window, per-channel gain ~ N(1, scale)
+    shift: float = 0.1  # time shift of up to this fraction of the window, edges held
+    magnitude_warp: float = 0.0  # smooth random gain curve (4 knots) ~ N(1, magnitude_warp)
+    time_warp: float = 0.0  # smooth random speed change, up to this fraction
+    mixup: float = 0.0  # Beta(alpha, alpha) mixing of window pairs and their labels
 
 
 @dataclass(frozen=True)
@@ -80,7 +98,10 @@ class TrainConfig:
     # checkpoint selection on validation: auto = macro_f1 when the largest train class has more
     # than IMBALANCE_RATIO x the windows of the smallest, else accuracy
     select_on: str = "auto"
-    patience: int = 20  # early stopping on validation loss, per phase
+    # an epoch (one validation, one checkpoint) is at least this many optimizer steps: a 40-window
+    # set passes over its data several times per epoch instead of stopping after a few dozen steps
+    min_epoch_steps: int = 32
+    patience: int = 20  # early stopping: epochs without a better validation score; 0 = off
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads; 0 = torch default
@@ -119,6 +140,7 @@ class VerifyConfig:
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     calibrate: CalibrateConfig = field(default_factory=CalibrateConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
@@ -218,16 +240,36 @@ def _validate(config: RunConfig) -> None:
             f"data.split_fractions: must be 3 positive numbers summing to 1, got {list(fractions)}"
         )
     bad_levels = [lv for lv in config.model.fsq_levels if lv < 2]
-    if bad_levels or not config.model.fsq_levels:
+    if bad_levels:
         raise ConfigError(
-            f"model.fsq_levels: every level must be >= 2, got {list(config.model.fsq_levels)}; e.g. [8, 6, 5]"
+            f"model.fsq_levels: every level must be >= 2, got {list(config.model.fsq_levels)}; e.g. [8, 6, 5] or [] for the size rule"
+        )
+    _check_choice("model.size", config.model.size, MODEL_SIZES)
+    if config.model.downsample < 0 or config.model.kernel_size < 1:
+        raise ConfigError(
+            "model.downsample must be >= 0 (0 = from the window length) and model.kernel_size >= 1"
+        )
+    if not 0 <= config.model.dropout < 1:
+        raise ConfigError(f"model.dropout: must be in [0, 1), got {config.model.dropout}")
+    augment = dataclasses.asdict(config.augment)
+    if (
+        any(value < 0 for value in augment.values())
+        or config.augment.shift >= 1
+        or config.augment.time_warp >= 1
+    ):
+        raise ConfigError(
+            f"augment: every strength must be >= 0 and shift, time_warp < 1, got {augment}"
         )
     if config.model.quant_preset not in ("int8", "po2"):
         raise ConfigError(
             f"model.quant_preset: '{config.model.quant_preset}' is not one of int8, po2"
         )
-    if len(config.model.channels) != 3 or min(config.model.channels) < 1:
-        raise ConfigError("model.channels: give 3 positive widths, e.g. [16, 32, 32]")
+    if config.model.channels and (
+        len(config.model.channels) != 3 or min(config.model.channels) < 1
+    ):
+        raise ConfigError(
+            "model.channels: give 3 positive widths, e.g. [16, 32, 32], or [] for model.size"
+        )
     if config.train.optimizer not in ("adam", "adamw"):
         raise ConfigError(f"train.optimizer: '{config.train.optimizer}' is not one of adam, adamw")
     if config.train.scheduler not in ("cosine", "plateau"):
@@ -236,6 +278,8 @@ def _validate(config: RunConfig) -> None:
         )
     if config.train.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"train.device: '{config.train.device}' is not one of auto, cpu, cuda")
+    if config.train.min_epoch_steps < 0 or config.train.patience < 0:
+        raise ConfigError("train.min_epoch_steps and train.patience must be >= 0")
     if config.train.batch_size < 1 or config.train.grad_accum < 1:
         raise ConfigError("train.batch_size and train.grad_accum must be >= 1")
 

@@ -27,6 +27,31 @@ def predict(
     return np.concatenate(logits), np.concatenate(codes)
 
 
+MIN_TEST_WINDOWS = 30  # below this, one window moves accuracy by more than 3 pp
+
+
+def accuracy_interval(correct: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) binomial interval: honest at 0 or 100 % and for a dozen windows,
+    where the normal approximation collapses to a point."""
+    from scipy.special import betaincinv  # the Beta quantile; scipy.stats takes seconds to import
+
+    if total == 0:
+        return 0.0, 1.0
+    tail = (1 - confidence) / 2
+    low = 0.0 if correct == 0 else float(betaincinv(correct, total - correct + 1, tail))
+    high = 1.0 if correct == total else float(betaincinv(correct + 1, total - correct, 1 - tail))
+    return low, high
+
+
+def small_test_warning(windows: int) -> list[str]:
+    if windows >= MIN_TEST_WINDOWS:
+        return []
+    return [
+        f"the test split has only {windows} windows (< {MIN_TEST_WINDOWS}): one window is "
+        f"{100 / max(windows, 1):.0f} pp of accuracy; read the 95 % interval, not the point estimate"
+    ]
+
+
 def classification_metrics(
     y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]
 ) -> dict[str, Any]:
@@ -46,8 +71,10 @@ def classification_metrics(
             "support": int(confusion[i].sum()),
         }
     counts = np.bincount(y_true, minlength=k)
+    correct = int((y_true == y_pred).sum())
     return {
-        "accuracy": float((y_true == y_pred).mean()),
+        "accuracy": correct / len(y_true) if len(y_true) else 0.0,
+        "accuracy_interval_95": list(accuracy_interval(correct, len(y_true))),
         "macro_f1": float(np.mean([c["f1"] for c in per_class.values()])),
         "per_class": per_class,
         "confusion_matrix": confusion.tolist(),

@@ -58,6 +58,10 @@ def run_pipeline(
         "run": str(run_dir),
         "float_test_accuracy": results["train"]["float_test_accuracy"],
         "int8_test_accuracy": results["train"]["int8_test_accuracy"],
+        "int8_test_interval_95": results["train"]["test"]["accuracy_interval_95"],
+        "test_windows": results["train"]["test"]["windows"],
+        "majority_baseline": results["train"]["test"]["majority_baseline"],
+        "warnings": results["train"]["data_warnings"],
         "calibration_adopted": results["calibrate"]["adopted"],
         "parity": {
             r.name: {
@@ -109,7 +113,12 @@ def render_summary(summary: dict[str, Any]) -> str:
 
     rows = [
         ("test accuracy, float twin", f"{summary['float_test_accuracy']:.4f}"),
-        ("test accuracy, int8 (QAT)", f"{summary['int8_test_accuracy']:.4f}"),
+        (
+            "test accuracy, int8 (QAT)",
+            f"{summary['int8_test_accuracy']:.4f} (95 % CI {summary['int8_test_interval_95'][0]:.3f}-"
+            f"{summary['int8_test_interval_95'][1]:.3f} on {summary['test_windows']} windows; "
+            f"majority baseline {summary['majority_baseline']:.3f})",
+        ),
         (
             "parity",
             f"{'PASS' if summary['parity_passed'] else 'FAIL'}: {len(summary['parity'])} pairs, worst int8 {parity_worst:.2f} LSB",
@@ -123,6 +132,7 @@ def render_summary(summary: dict[str, Any]) -> str:
             "device latency p50",
             f"{fmt(device['latency_us_p50'], '.0f')} µs; {device['samples_per_s']:.0f} windows/s over the link",
         ),
+        *[("warning", warning) for warning in summary["warnings"]],
         *[(f"artifact: {name}", path) for name, path in summary["artifacts"].items()],
         *[
             (f"time: {name}", f"{seconds:.1f} s")

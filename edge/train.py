@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 from edgekit.artifacts import Manifest, write_json, write_text
+from edgekit.augment import augment_batch, mixup_batch
 from edgekit.calibrate.activations import calibrate_activations
 from edgekit.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from edgekit.config import RunConfig, TrainConfig
+from edgekit.config import AugmentConfig, RunConfig, TrainConfig
 from edgekit.data.channels import resolve_channels
 from edgekit.data.prepare import PreparedData, prepare_data
 from edgekit.errors import CheckpointError, DataError, TrainingError
@@ -27,11 +28,13 @@ from edgekit.evaluate import (
     evaluate_model,
     model_cost,
     predict,
+    small_test_warning,
     write_plots,
 )
 from edgekit.models import Conv2dFSQNet, NetConfig
 from edgekit.progress import Progress
 from edgekit.quantize.layers import fold_batchnorm
+from edgekit.sizing import resolve_net
 from torch import nn
 
 
@@ -45,11 +48,9 @@ def pick_device(name: str) -> torch.device:
 
 def net_config_for(config: RunConfig, data: PreparedData, quant: bool) -> NetConfig:
     channels, _, width = data.input_shape
-    net = NetConfig(
-        in_channels=channels, num_classes=data.num_classes, input_width=width,
-        channels=config.model.channels, kernel_size=config.model.kernel_size, fsq_levels=config.model.fsq_levels,
-        quant_preset=config.model.quant_preset if quant else None, batch_norm=not quant,
-    )  # fmt: skip
+    net = resolve_net(
+        config.model, channels, data.num_classes, width, len(data.arrays["train"][1]), quant
+    )
     if width < net.min_input_width():
         raise DataError(
             f"windows of {2 * width} samples are too short for kernel_size={net.kernel_size} (need >= {2 * net.min_input_width()}); "
@@ -60,15 +61,15 @@ def net_config_for(config: RunConfig, data: PreparedData, quant: bool) -> NetCon
 
 def folded_float_state(float_model: Conv2dFSQNet) -> dict[str, torch.Tensor]:
     """State dict of the BN-free twin: every conv absorbs the BatchNorm after it."""
+    conv_indices = [str(i) for i in range(0, len(float_model.encoder), 3)]
     state = {
         k: v
         for k, v in float_model.state_dict().items()
-        if not k.startswith("encoder.") or k.split(".")[1] in ("0", "3", "6", "9")
+        if not k.startswith("encoder.") or k.split(".")[1] in conv_indices
     }
-    for conv_index in (0, 3, 6, 9):
-        conv, norm = float_model.encoder[conv_index], float_model.encoder[conv_index + 1]
+    for index, (conv, norm) in zip(conv_indices, float_model.conv_norm_pairs(), strict=True):
         weight, bias = fold_batchnorm(conv, norm)
-        state[f"encoder.{conv_index}.weight"], state[f"encoder.{conv_index}.bias"] = weight, bias
+        state[f"encoder.{index}.weight"], state[f"encoder.{index}.bias"] = weight, bias
     return state
 
 
@@ -84,14 +85,27 @@ def selection_metric(config: TrainConfig, y_train: np.ndarray, num_classes: int)
     return "macro_f1" if counts.max() > IMBALANCE_RATIO * counts.min() else "accuracy"
 
 
+AUGMENT_STREAM = 7919  # offsets the augmentation generator's seed from the batch order's
+
+
+def passes_per_epoch(config: TrainConfig, train_windows: int) -> int:
+    """Passes over the train split that make one epoch of at least `min_epoch_steps` steps."""
+    steps_per_pass = math.ceil(train_windows / config.batch_size)
+    return max(1, math.ceil(config.min_epoch_steps / steps_per_pass))
+
+
 def epoch_order(config: TrainConfig, y_train: np.ndarray, epoch: int) -> np.ndarray:
-    """Window indices for one epoch: a seeded shuffle, or class-balanced draws with replacement."""
+    """Window indices for one epoch: seeded shuffles (or class-balanced draws with replacement),
+    one per pass over the data."""
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    passes = passes_per_epoch(config, len(y_train))
     if config.sampler == "balanced":
         counts = np.bincount(y_train)
         weights = torch.from_numpy(1.0 / counts[y_train])
-        return torch.multinomial(weights, len(y_train), True, generator=generator).numpy()
-    return torch.randperm(len(y_train), generator=generator).numpy()
+        return torch.multinomial(weights, passes * len(y_train), True, generator=generator).numpy()
+    return torch.cat(
+        [torch.randperm(len(y_train), generator=generator) for _ in range(passes)]
+    ).numpy()
 
 
 @dataclass
@@ -107,12 +121,14 @@ class Trainer:
     def __init__(
         self,
         config: TrainConfig,
+        augment: AugmentConfig,
         data: PreparedData,
         run_dir: Path,
         device: torch.device,
         show_progress: bool,
     ) -> None:
-        self.config, self.data, self.run_dir, self.device = config, data, run_dir, device
+        self.config, self.augment, self.data = config, augment, data
+        self.run_dir, self.device = run_dir, device
         self.show_progress = show_progress
         y_train = data.arrays["train"][1]
         weights = None
@@ -154,6 +170,20 @@ class Trainer:
         loss = self.eval_loss(torch.from_numpy(logits), torch.from_numpy(y))
         return {"loss": float(loss), "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
+    def batch_loss(
+        self, model: Conv2dFSQNet, X: np.ndarray, y: np.ndarray, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Training loss of one batch, augmented (and mixed up) on the host first."""
+        X_batch = augment_batch(torch.from_numpy(X), self.augment, generator)
+        target = torch.from_numpy(y)
+        if self.augment.mixup > 0:  # soft targets: each window's label share and its partner's
+            X_batch, y_partner, weight = mixup_batch(X_batch, target, self.augment.mixup, generator)
+            classes = self.data.num_classes
+            target = weight[:, None] * nn.functional.one_hot(target, classes) + (
+                1 - weight[:, None]
+            ) * nn.functional.one_hot(y_partner, classes)
+        return self.loss_fn(model(X_batch.to(self.device)), target.to(self.device))
+
     def run_phase(
         self, phase: str, model: Conv2dFSQNet, epochs: int, lr: float, history: list[dict[str, Any]],
         resume: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
@@ -171,17 +201,18 @@ class Trainer:
         X, y = self.data.arrays["train"]
         progress = Progress(epochs, f"{phase:>5}", enabled=self.show_progress)
         progress.update(state.epoch)
-        while state.epoch < epochs and state.bad_epochs < config.patience:
+        while state.epoch < epochs and (config.patience == 0 or state.bad_epochs < config.patience):
             start = time.perf_counter()
             model.train()
             order = epoch_order(config, y, state.epoch)
+            generator = torch.Generator().manual_seed(
+                config.seed * 100_003 + state.epoch + AUGMENT_STREAM
+            )
             total_loss = 0.0
             optimizer.zero_grad(set_to_none=True)
             batches = np.array_split(order, range(config.batch_size, len(order), config.batch_size))
             for step, index in enumerate(batches, start=1):
-                X_batch = torch.from_numpy(X[index]).to(self.device)
-                y_batch = torch.from_numpy(y[index]).to(self.device)
-                loss = self.loss_fn(model(X_batch), y_batch)
+                loss = self.batch_loss(model, X[index], y[index], generator)
                 if not torch.isfinite(loss):
                     raise TrainingError(
                         f"{phase} loss became {loss.item()} at epoch {state.epoch + 1}; the last good checkpoint is kept in "
@@ -208,7 +239,7 @@ class Trainer:
                 (key, 0) if improved else (state.best_key, state.bad_epochs + 1)
             )
             history.append({
-                "phase": phase, "step": state.epoch, "train_loss": total_loss / len(X), "val_loss": val_loss,
+                "phase": phase, "step": state.epoch, "train_loss": total_loss / len(order), "val_loss": val_loss,
                 "val_acc": val_acc, "val_macro_f1": val["macro_f1"], "lr": lr_now, "seconds": round(time.perf_counter() - start, 4),
             })  # fmt: skip
             if improved:
@@ -225,7 +256,7 @@ class Trainer:
                 best_key=list(state.best_key), bad_epochs=state.bad_epochs, optimizer=optimizer.state_dict(),
                 scheduler=scheduler.state_dict(), rng_state=torch.get_rng_state(), history=history, **(extra or {}),
             )  # fmt: skip
-            progress.update(state.epoch, loss=total_loss / len(X), val_acc=val_acc, lr=lr_now)
+            progress.update(state.epoch, loss=total_loss / len(order), val_acc=val_acc, lr=lr_now)
         progress.close()
         best, _ = load_checkpoint(best_path)
         return best.to(self.device)
@@ -271,7 +302,7 @@ def run_training(
     else:
         data.save(run_dir / "data")
     write_text(run_dir / "config.resolved.yaml", config.to_yaml())
-    trainer = Trainer(config.train, data, run_dir, device, show_progress)
+    trainer = Trainer(config.train, config.augment, data, run_dir, device, show_progress)
     float_net, qat_net = (
         net_config_for(config, data, quant=False),
         net_config_for(config, data, quant=True),
@@ -330,18 +361,29 @@ def summarise(
         X_test, y_test, data.class_names,
     )  # fmt: skip
     train_codes = evaluate_model(qat_model, *data.arrays["train"], data.class_names)["fsq"]
+    X_val, y_val = data.arrays["val"]
     metrics = {
         "test": test,
         "float_test_accuracy": float_test["accuracy"],
         "int8_test_accuracy": test["accuracy"],
         "int8_minus_float_pp": 100 * (test["accuracy"] - float_test["accuracy"]),
+        "int8_val_accuracy": evaluate_model(qat_model, X_val, y_val, data.class_names)["accuracy"],
+        "float_val_accuracy": evaluate_model(float_model, X_val, y_val, data.class_names)[
+            "accuracy"
+        ],
         "qat_float_view_test_accuracy": float_view["accuracy"],
         "int8_minus_float_view_pp": 100 * (test["accuracy"] - float_view["accuracy"]),
         "fsq_train": train_codes,
         "cost": model_cost(qat_model),
+        "model": {
+            "channels": list(qat_model.config.channels),
+            "kernel_size": qat_model.config.kernel_size,
+            "downsample": qat_model.config.downsample,
+            "fsq_levels": list(qat_model.config.fsq_levels),
+        },
         "splits": {name: len(y) for name, (_, y) in data.arrays.items()},
         "selection_metric": selection,
-        "data_warnings": data.warnings,
+        "data_warnings": data.warnings + small_test_warning(len(y_test)),
         "train_seconds": round(seconds, 2),
     }
     if "test" in data.official_test and data.official_test["test"].any():
@@ -361,20 +403,28 @@ def write_outputs(
 
 def render_report(metrics: dict[str, Any], class_names: list[str]) -> str:
     test, cost, fsq = metrics["test"], metrics["cost"], metrics["fsq_train"]
+    low, high = test["accuracy_interval_95"]
     lines = [
         "# Training report",
         "",
-        f"- test accuracy int8 (QAT): **{test['accuracy']:.4f}**, float twin: {metrics['float_test_accuracy']:.4f} "
-        f"({metrics['int8_minus_float_pp']:+.2f} pp); random baseline {test['random_baseline']:.3f}",
+        f"- test accuracy int8 (QAT): **{test['accuracy']:.4f}** (95 % interval {low:.3f}-{high:.3f}, "
+        f"{test['windows']} windows), float twin: {metrics['float_test_accuracy']:.4f} "
+        f"({metrics['int8_minus_float_pp']:+.2f} pp)",
+        f"- baselines on this test split: random {test['random_baseline']:.3f}, "
+        f"majority class {test['majority_baseline']:.3f}",
         f"- QAT weights with activation quantizers off (the Hailo float export): "
         f"{metrics['qat_float_view_test_accuracy']:.4f} ({metrics['int8_minus_float_view_pp']:+.2f} pp)",
         f"- windows train/val/test: {metrics['splits']['train']}/{metrics['splits']['val']}/{metrics['splits']['test']}",
         f"- FSQ (train): {fsq['codes_used']}/{fsq['codebook_size']} codes used, perplexity {fsq['perplexity']:.1f}",
-        f"- parameters {cost['parameters']}, MACs/window {cost['macs']}, int8 bytes {cost['int8_weight_bytes']}",
+        f"- model: widths {metrics['model']['channels']}, kernel {metrics['model']['kernel_size']}, "
+        f"{metrics['model']['downsample']} stride-2 stages, FSQ levels {metrics['model']['fsq_levels']}; "
+        f"parameters {cost['parameters']}, MACs/window {cost['macs']}, int8 bytes {cost['int8_weight_bytes']}",
         f"- training time {metrics['train_seconds']} s; checkpoints selected on validation "
         f"{metrics['selection_metric']} (macro-F1 when the largest train class exceeds "
         f"{IMBALANCE_RATIO}x the smallest, with train.select_on=auto)",
         *[f"- warning: {w}" for w in [*fsq["warnings"], *metrics["data_warnings"]]],
+        "",
+        "Per class on the test split (int8; recall = share of the class's windows found):",
         "",
         "| class | precision | recall | F1 | support |",
         "|---|---|---|---|---|",

@@ -1,7 +1,8 @@
 """Conv2d-FSQ classifier for IMU windows in Hailo layout `(B, C, 2, T/2)`.
 
-Encoder of `(1, k)` convolutions along time plus one `(2, 1)` convolution that mixes the two rows,
-global average pooling, a 1x1 projection to `len(levels)` dims (the device graph ends here), then
+Encoder of `(1, k)` convolutions along time plus one `(2, 1)` convolution that mixes the two rows:
+a stem, one stride-2 stage, the row mix, then `downsample - 1` more stride-2 stages (long windows
+get more, so the receptive field covers the window before pooling), global average pooling, a 1x1 projection to `len(levels)` dims (the device graph ends here), then
 FSQ and a 1x1 classifier head (run on the host for Hailo). Every tensor stays rank 4 until the
 final flatten of the logits.
 """
@@ -21,9 +22,15 @@ class NetConfig:
     in_channels: int
     num_classes: int
     input_width: int  # T/2
-    channels: tuple[int, int, int] = (16, 32, 32)
+    channels: tuple[int, int, int] = (
+        16,
+        32,
+        32,
+    )  # stem, first stride-2 stage, row mix and later stages
     kernel_size: int = 5
     fsq_levels: tuple[int, ...] = (8, 6, 5)
+    downsample: int = 2  # stride-2 (1, k) stages: one before the row mix, the rest after it
+    dropout: float = 0.0  # on the pooled features while training; nothing in the exported graph
     quant_preset: str | None = "int8"  # None builds the float twin
     batch_norm: bool = False  # float twin only; folded before QAT
 
@@ -40,7 +47,7 @@ class NetConfig:
     def encoder_width(self) -> int:
         """Time steps left after the two stride-2 stages."""
         width = self.input_width
-        for _ in range(2):
+        for _ in range(self.downsample):
             width = (width + 2 * (self.kernel_size // 2) - self.kernel_size) // 2 + 1
         return width
 
@@ -58,12 +65,20 @@ class Conv2dFSQNet(nn.Module):
         k, pad = config.kernel_size, config.kernel_size // 2
         dims = len(config.fsq_levels)
         self.input_quant = layers.input_quant()
-        self.encoder = nn.Sequential(
+        stages = [
             layers.conv(config.in_channels, c1, (1, k), padding=(0, pad)), layers.norm(c1), layers.relu(),
             layers.conv(c1, c2, (1, k), stride=(1, 2), padding=(0, pad)), layers.norm(c2), layers.relu(),
             layers.conv(c2, c3, (2, 1)), layers.norm(c3), layers.relu(),  # mixes the two rows: H 2 -> 1
-            layers.conv(c3, c3, (1, k), stride=(1, 2), padding=(0, pad)), layers.norm(c3), layers.relu(feeds_pool=True),
-        )  # fmt: skip
+        ]  # fmt: skip
+        for stage in range(1, config.downsample):
+            last = stage == config.downsample - 1
+            stages += [
+                layers.conv(c3, c3, (1, k), stride=(1, 2), padding=(0, pad)), layers.norm(c3),
+                layers.relu(feeds_pool=last),
+            ]  # fmt: skip
+        if config.downsample == 1:
+            stages[-1] = layers.relu(feeds_pool=True)
+        self.encoder = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.pool_quant = layers.pool_quant()
         self.project = layers.conv(c3, dims, (1, 1))
@@ -80,6 +95,8 @@ class Conv2dFSQNet(nn.Module):
         """Device part: `(B, C, 2, T/2) -> (B, D, 1, 1)`, the pre-FSQ projection."""
         h = self.encoder(self.input_quant(x))  # (B, c3, 1, W')
         h = self.pool_quant(self.pool(h))  # (B, c3, 1, 1)
+        if self.training and self.config.dropout > 0:
+            h = nn.functional.dropout(h, self.config.dropout)
         return self.pre_fsq_quant(self.project(h))
 
     def classify(self, z: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,9 @@ def test_pipeline_runs_every_stage(tmp_path: Path) -> None:
         assert stage in result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["parity_passed"] and summary["device"]["passed"]
+    low, high = summary["int8_test_interval_95"]
+    assert low <= summary["int8_test_accuracy"] <= high and high - low > 0
+    assert f"on {summary['test_windows']} windows; majority baseline" in result.output
     assert set(summary["stage_seconds"]) == {
         "train",
         "calibrate",

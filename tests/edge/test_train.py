@@ -165,6 +165,41 @@ def test_balanced_sampler_draws_every_class_equally_and_is_seeded() -> None:
     assert sorted(shuffled.tolist()) == list(range(len(y)))  # a permutation: each window once
 
 
+@pytest.mark.parametrize(
+    ("windows", "batch", "min_steps", "passes"),
+    [(30, 16, 32, 16), (33, 16, 32, 11), (500, 16, 32, 1), (30, 16, 0, 1), (64, 16, 4, 1)],
+)
+def test_an_epoch_is_at_least_min_epoch_steps(
+    windows: int, batch: int, min_steps: int, passes: int
+) -> None:
+    import numpy as np
+    from edgekit.config import TrainConfig
+    from edgekit.train import epoch_order, passes_per_epoch
+
+    config = TrainConfig(batch_size=batch, min_epoch_steps=min_steps)
+    assert passes_per_epoch(config, windows) == passes
+    order = epoch_order(config, np.arange(windows) % 3, epoch=0)
+    assert len(order) == passes * windows
+    assert all(
+        sorted(order[i * windows : (i + 1) * windows].tolist()) == list(range(windows))
+        for i in range(passes)
+    )
+
+
+def test_report_gives_the_interval_and_warns_on_a_small_test_split(tmp_path: Path) -> None:
+    config = load_config(
+        "tiny",
+        ["data.source=synthetic:n=80,length=32", "train.float_epochs=1", "train.qat_epochs=1"],
+    )
+    metrics = run_training(config, tmp_path / "run", show_progress=False)
+    report = (tmp_path / "run/report.md").read_text()
+    windows = metrics["test"]["windows"]
+    low, high = metrics["test"]["accuracy_interval_95"]
+    assert windows < 30 and f"95 % interval {low:.3f}-{high:.3f}, {windows} windows" in report
+    assert f"warning: the test split has only {windows} windows" in report
+    assert "majority class" in report and "| class | precision | recall |" in report
+
+
 def test_selection_switches_to_macro_f1_on_imbalanced_train_splits() -> None:
     import numpy as np
     from edgekit.config import TrainConfig

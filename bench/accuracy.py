@@ -1,0 +1,184 @@
+"""Accuracy on public sets that ship offline: the default config, each set's official split, several seeds.
+
+uv run python -m bench accuracy                              # every set, 3 seeds -> bench/accuracy.{md,json}
+uv run python -m bench accuracy --sets GunPoint,ArrowHead --seeds 1
+uv run python -m bench accuracy --set train.augment=false --out /tmp/no-augment   # one ablation arm
+
+No per-set tuning: every set gets the same config (plus the official split and the seed). The
+validation accuracy is reported so that recipes are chosen on it, never on test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+# Published means over 30 resamples (shared/reference/accuracy.md; aeon 1.6.0 results files).
+PUBLISHED: dict[str, dict[str, float]] = {
+    "BasicMotions": {"InceptionTime": 1.000, "HC2": 1.000},
+    "GunPoint": {"InceptionTime": 0.995, "HC2": 0.998},
+    "ArrowHead": {"InceptionTime": 0.880, "HC2": 0.899},
+    "OSULeaf": {"InceptionTime": 0.952, "HC2": 0.969},
+    "ACSF1": {"InceptionTime": 0.827, "HC2": 0.848},
+    "ItalyPowerDemand": {"InceptionTime": 0.960, "HC2": 0.963},
+    "JapaneseVowels": {},
+    "PLAID": {},
+}
+SETS = tuple(PUBLISHED)
+SMOKE_SETS = ("ItalyPowerDemand", "GunPoint")
+
+
+def data_folder(name: str) -> Path:
+    """The set's folder inside the installed sktime wheel (no network)."""
+    distribution = importlib.metadata.distribution("sktime")
+    for file in distribution.files or []:
+        if file.name == f"{name}_TRAIN.ts":
+            return Path(str(distribution.locate_file(file))).parent
+    raise SystemExit(
+        f"bench accuracy: sktime ships no {name}_TRAIN.ts; choose from {', '.join(SETS)}"
+    )
+
+
+def train_once(name: str, seed: int, overrides: list[str], folder: Path) -> dict[str, Any]:
+    from edgekit.config import load_config
+    from edgekit.train import run_training
+
+    config = load_config(None, [
+        f"data.source=ts:{data_folder(name)}", "data.split_mode=official", f"train.seed={seed}",
+        "train.threads=2", *overrides,
+    ])  # fmt: skip
+    metrics = run_training(config, folder, show_progress=False)
+    return {
+        "int8": metrics["int8_test_accuracy"],
+        "float": metrics["float_test_accuracy"],
+        "int8_val": metrics["int8_val_accuracy"],
+        "float_val": metrics["float_val_accuracy"],
+        "parameters": metrics["cost"]["parameters"],
+        "macs": metrics["cost"]["macs"],
+        "seconds": metrics["train_seconds"],
+        "windows": metrics["splits"],
+        "model": metrics["model"],
+    }
+
+
+def summarise(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def mean_sd(key: str) -> tuple[float, float]:
+        values = [r[key] for r in runs]
+        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+    int8, int8_sd = mean_sd("int8")
+    float_, _ = mean_sd("float")
+    row = {
+        "set": name, "seeds": len(runs), "int8_mean": int8, "int8_sd": int8_sd, "float_mean": float_,
+        "int8_minus_float_pp": 100 * (int8 - float_), "int8_val_mean": mean_sd("int8_val")[0],
+        "float_val_mean": mean_sd("float_val")[0], "parameters": runs[0]["parameters"], "macs": runs[0]["macs"],
+        "seconds_mean": mean_sd("seconds")[0], "windows": runs[0]["windows"], "model": runs[0]["model"],
+        "runs": runs, **{name_: value for name_, value in PUBLISHED[name].items()},
+    }  # fmt: skip
+    if "InceptionTime" in PUBLISHED[name]:
+        row["gap_to_inceptiontime_pp"] = 100 * (PUBLISHED[name]["InceptionTime"] - int8)
+    return row
+
+
+def render(result: dict[str, Any]) -> str:
+    rows = result["rows"]
+    lines = [
+        f"# Accuracy on public sets ({result['machine']})",
+        "",
+        f"`{result['command']}`; default config, official split, seeds {result['seeds']}; "
+        f"overrides: {result['overrides'] or 'none'}. Test accuracy mean ± sd over seeds; "
+        "val = the val cut of the official train split (recipes are chosen on it).",
+        "",
+        "| set | int8 test | float twin | int8 − float | int8 val | params | MACs/window | train s | InceptionTime | HC2 | gap to IT |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        it, hc2 = r.get("InceptionTime"), r.get("HC2")
+        gap = r.get("gap_to_inceptiontime_pp")
+        lines.append(
+            f"| {r['set']} | {r['int8_mean']:.3f} ± {r['int8_sd']:.3f} | {r['float_mean']:.3f} | "
+            f"{r['int8_minus_float_pp']:+.1f} pp | {r['int8_val_mean']:.3f} | {r['parameters']} | {r['macs']} | "
+            f"{r['seconds_mean']:.0f} | {'–' if it is None else f'{it:.3f}'} | {'–' if hc2 is None else f'{hc2:.3f}'} | "
+            f"{'–' if gap is None else f'{gap:+.1f} pp'} |"
+        )
+    lines += ["", *[f"- {line}" for line in result["summary_lines"]], ""]
+    return "\n".join(lines)
+
+
+def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
+    anchored = [r for r in rows if "gap_to_inceptiontime_pp" in r]
+    lines = []
+    if anchored:
+        gaps = [r["gap_to_inceptiontime_pp"] for r in anchored]
+        worst = max(anchored, key=lambda r: r["gap_to_inceptiontime_pp"])
+        lines.append(
+            f"mean gap to InceptionTime over {len(anchored)} sets: {statistics.fmean(gaps):+.1f} pp "
+            f"(largest: {worst['set']} {worst['gap_to_inceptiontime_pp']:+.1f} pp)"
+        )
+    lines.append(
+        "int8 − float (mean over seeds), worst set: "
+        + min(
+            (f"{r['int8_minus_float_pp']:+.1f} pp ({r['set']})" for r in rows),
+            key=lambda s: float(s.split()[0]),
+        )
+    )
+    lines.append(
+        "largest seed-to-seed sd: "
+        + max(
+            (f"{100 * r['int8_sd']:.1f} pp ({r['set']})" for r in rows),
+            key=lambda s: float(s.split()[0]),
+        )
+    )
+    lines.append(f"mean int8 val accuracy over sets: {statistics.fmean(r['int8_val_mean'] for r in rows):.4f}; "
+                 f"mean int8 test accuracy: {statistics.fmean(r['int8_mean'] for r in rows):.4f}")  # fmt: skip
+    lines.append(f"largest model: {max(r['parameters'] for r in rows)} parameters, {max(r['macs'] for r in rows)} MACs/window; "
+                 f"total training time {sum(r['seconds_mean'] * r['seeds'] for r in rows):.0f} s")  # fmt: skip
+    return lines
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench accuracy")
+    parser.add_argument("--sets", default=",".join(SETS), help="comma-separated set names")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--out", default=str(HERE / "accuracy"), help="writes OUT.md and OUT.json")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.sets.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PUBLISHED]
+    if unknown:
+        raise SystemExit(f"bench accuracy: unknown set(s) {unknown}; choose from {', '.join(SETS)}")
+    import torch
+    from edgekit.cli import quiet_third_party
+
+    quiet_third_party()
+    torch.set_num_threads(2)
+    started = time.time()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="edgekit-accuracy-") as tmp:
+        for name in names:
+            runs = []
+            for seed in range(args.seeds):
+                runs.append(train_once(name, seed, args.overrides, Path(tmp) / f"{name}-{seed}"))
+                print(f"bench accuracy: {name} seed {seed}: int8 {runs[-1]['int8']:.3f} "
+                      f"float {runs[-1]['float']:.3f} val {runs[-1]['int8_val']:.3f} ({runs[-1]['seconds']:.0f} s)", flush=True)  # fmt: skip
+            rows.append(summarise(name, runs))
+    result = {
+        "machine": f"{platform.machine()}, {platform.python_version()}, {__import__('os').cpu_count()} CPUs",
+        "command": "uv run python -m bench accuracy " + " ".join(argv),
+        "seeds": list(range(args.seeds)), "overrides": args.overrides, "rows": rows,
+        "summary_lines": summary_lines(rows), "wall_seconds": round(time.time() - started, 1),
+    }  # fmt: skip
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(render(result))
+    print(render(result))

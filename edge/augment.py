@@ -1,0 +1,83 @@
+"""Training-batch augmentation on the host: the device graph never sees it.
+
+Windows arrive in Hailo layout `(B, C, 2, T/2)`; every transform works on the window as one time
+series `(B, C, T)` and returns the same layout, so a shift or warp crosses the row boundary as the
+signal does. All randomness comes from the caller's generator: one seed, one sequence of batches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from edgekit.config import AugmentConfig
+
+WARP_KNOTS = 4  # smooth random curves: interpolated between this many random knots (plus ends)
+
+
+def _smooth_curve(
+    batch: int, length: int, sigma: float, generator: torch.Generator
+) -> torch.Tensor:
+    """`(B, T)` curves around 1: random knots ~ N(1, sigma), linearly interpolated."""
+    knots = 1 + sigma * torch.randn(batch, 1, WARP_KNOTS + 2, generator=generator)
+    return torch.nn.functional.interpolate(knots, size=length, mode="linear", align_corners=True)[
+        :, 0
+    ]
+
+
+def _resample(series: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of `(B, C, T)` at fractional `positions` `(B, T)` in [0, T-1]."""
+    low = positions.floor().long().clamp(0, series.shape[-1] - 1)
+    high = (low + 1).clamp(max=series.shape[-1] - 1)
+    weight = (positions - low).unsqueeze(1)
+    expand = (-1, series.shape[1], -1)
+    at_low = series.gather(2, low.unsqueeze(1).expand(*expand))
+    at_high = series.gather(2, high.unsqueeze(1).expand(*expand))
+    return at_low + weight * (at_high - at_low)
+
+
+def augment_batch(
+    X: torch.Tensor, config: AugmentConfig, generator: torch.Generator
+) -> torch.Tensor:
+    """A transformed copy of a `(B, C, 2, T/2)` training batch; the input is left untouched."""
+    batch, channels, rows, half = X.shape
+    series = X.reshape(batch, channels, rows * half)
+    length = series.shape[-1]
+    steps = torch.arange(length, dtype=X.dtype).expand(batch, length)
+    if config.time_warp > 0:
+        speed = _smooth_curve(batch, length, config.time_warp, generator).clamp(min=0.1)
+        warped = torch.cumsum(speed, dim=1)
+        warped = (
+            (warped - warped[:, :1])
+            / (warped[:, -1:] - warped[:, :1]).clamp(min=1e-6)
+            * (length - 1)
+        )
+        steps = warped
+    if config.shift > 0:
+        limit = config.shift * length
+        offsets = (torch.rand(batch, 1, generator=generator) * 2 - 1) * limit
+        steps = steps + offsets.round()
+    if config.time_warp > 0 or config.shift > 0:
+        series = _resample(series, steps.clamp(0, length - 1))
+    if config.scale > 0:
+        series = series * (1 + config.scale * torch.randn(batch, channels, 1, generator=generator))
+    if config.magnitude_warp > 0:
+        series = series * _smooth_curve(batch, length, config.magnitude_warp, generator).unsqueeze(
+            1
+        )
+    if config.jitter > 0:
+        series = series + config.jitter * torch.randn(series.shape, generator=generator)
+    return series.reshape(batch, channels, rows, half).contiguous()
+
+
+def mixup_batch(
+    X: torch.Tensor, y: torch.Tensor, alpha: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mix each window with a random partner: returns (mixed X, partner labels, weights of y)."""
+    seed = int(
+        torch.randint(2**31 - 1, (1,), generator=generator)
+    )  # torch's Beta takes no generator
+    weight = torch.from_numpy(np.random.default_rng(seed).beta(alpha, alpha, len(y))).to(X.dtype)
+    weight = torch.maximum(weight, 1 - weight)  # the window's own label stays the larger share
+    partner = torch.randperm(len(y), generator=generator)
+    shape = (-1,) + (1,) * (X.dim() - 1)
+    return weight.view(shape) * X + (1 - weight.view(shape)) * X[partner], y[partner], weight

@@ -1,0 +1,82 @@
+"""The size rule: how widths, depth and FSQ dimensions follow the data when the config leaves them open.
+
+- **Widths** (`model.size`): `auto` picks by train windows: fewer than 500 -> small, fewer than
+  5000 -> medium, else large; then steps down until the model fits the budgets below.
+- **Depth** (`model.downsample`, 0 = auto): stride-2 stages until the encoder output is at most
+  `TARGET_ENCODER_WIDTH` steps wide, so the receptive field spans the window before the global
+  average pool (a 24-sample window gets 1 stage, a 1460-sample one 6); at least 1.
+- **FSQ** (`model.fsq_levels`, () = auto): up to 4 classes, 3 dimensions `(8, 6, 5)`; more classes
+  need more dimensions for the linear head to separate them: 6 `(8, 8, 8, 5, 5, 5)` (level sets from
+  Mentzer et al. 2023, Table 1; 6 dims took ACSF1's 10-class val accuracy from 0.55 to 0.75).
+- **Budgets**: at most `MAX_PARAMETERS` parameters and `MAX_MACS` multiply-accumulates per
+  window (Cortex-M and Hailo-8L budgets); explicit widths that exceed them are kept (the user asked).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from edgekit.config import ModelConfig
+from edgekit.models import Conv2dFSQNet, NetConfig
+
+SIZES: dict[str, tuple[int, int, int]] = {
+    "tiny": (8, 16, 16),
+    "small": (16, 32, 32),
+    "medium": (24, 48, 48),
+    "large": (32, 64, 64),
+}
+AUTO_SIZE_BY_WINDOWS = ((500, "small"), (5000, "medium"))  # (fewer train windows than, size)
+TARGET_ENCODER_WIDTH = 8
+MAX_PARAMETERS = 100_000
+MAX_MACS = 5_000_000
+FEW_CLASSES = 4
+FSQ_FEW_CLASSES = (8, 6, 5)  # ~2^8 codes (Mentzer et al. 2023, Table 1)
+FSQ_MANY_CLASSES = (8, 8, 8, 5, 5, 5)  # ~2^16 codes
+
+
+def fsq_levels_for(num_classes: int) -> tuple[int, ...]:
+    return FSQ_FEW_CLASSES if num_classes <= FEW_CLASSES else FSQ_MANY_CLASSES
+
+
+def downsample_for(input_width: int, kernel_size: int) -> int:
+    net = NetConfig(
+        in_channels=1, num_classes=2, input_width=input_width, kernel_size=kernel_size, downsample=1
+    )
+    while net.encoder_width() > TARGET_ENCODER_WIDTH:
+        net = replace(net, downsample=net.downsample + 1)
+    return net.downsample
+
+
+def auto_size(train_windows: int) -> str:
+    return next((size for limit, size in AUTO_SIZE_BY_WINDOWS if train_windows < limit), "large")
+
+
+def within_budget(net: NetConfig) -> bool:
+    from edgekit.evaluate import model_cost
+
+    cost = model_cost(Conv2dFSQNet(replace(net, quant_preset=None)))
+    return cost["parameters"] <= MAX_PARAMETERS and cost["macs"] <= MAX_MACS
+
+
+def resolve_net(
+    model: ModelConfig, in_channels: int, num_classes: int, input_width: int, train_windows: int,
+    quant: bool,
+) -> NetConfig:  # fmt: skip
+    """The network a run trains: explicit config fields kept, open ones filled by the size rule."""
+    net = NetConfig(
+        in_channels=in_channels, num_classes=num_classes, input_width=input_width,
+        channels=SIZES["small"], kernel_size=model.kernel_size,
+        fsq_levels=model.fsq_levels or fsq_levels_for(num_classes),
+        downsample=model.downsample or downsample_for(input_width, model.kernel_size),
+        dropout=model.dropout, quant_preset=model.quant_preset if quant else None, batch_norm=not quant,
+    )  # fmt: skip
+    if model.channels:
+        return replace(net, channels=tuple(model.channels))  # type: ignore[arg-type]
+    names = list(SIZES)
+    size = auto_size(train_windows) if model.size == "auto" else model.size
+    index = names.index(size)
+    net = replace(net, channels=SIZES[size])
+    while model.size == "auto" and index > 0 and not within_budget(net):
+        index -= 1
+        net = replace(net, channels=SIZES[names[index]])
+    return net

@@ -1,0 +1,81 @@
+"""The size rule: FSQ dims by classes, depth by length, widths by windows, budgets respected."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from edgekit.config import ModelConfig
+from edgekit.evaluate import model_cost
+from edgekit.models import Conv2dFSQNet
+from edgekit.sizing import (
+    MAX_MACS,
+    MAX_PARAMETERS,
+    SIZES,
+    TARGET_ENCODER_WIDTH,
+    downsample_for,
+    fsq_levels_for,
+    resolve_net,
+)
+
+
+@pytest.mark.parametrize(("classes", "dims"), [(2, 3), (3, 3), (4, 3), (5, 6), (10, 6), (60, 6)])
+def test_fsq_dimensions_grow_with_classes(classes: int, dims: int) -> None:
+    levels = fsq_levels_for(classes)
+    assert len(levels) == dims and min(levels) >= 5
+
+
+@pytest.mark.parametrize("width", [6, 12, 15, 50, 75, 125, 213, 730, 5000])
+def test_depth_is_the_fewest_stages_reaching_the_target_width(width: int) -> None:
+    stages = downsample_for(width, 5)
+    net = resolve_net(ModelConfig(downsample=stages), 1, 2, width, 40, quant=False)
+    assert net.encoder_width() <= TARGET_ENCODER_WIDTH or stages == 1
+    if stages > 1:
+        shallower = dataclasses.replace(net, downsample=stages - 1)
+        assert shallower.encoder_width() > TARGET_ENCODER_WIDTH
+
+
+@pytest.mark.parametrize(
+    ("windows", "size"),
+    [(40, "small"), (499, "small"), (500, "medium"), (4999, "medium"), (100_000, "large")],
+)
+def test_auto_widths_follow_the_train_windows(windows: int, size: str) -> None:
+    net = resolve_net(ModelConfig(), 6, 4, 50, windows, quant=False)
+    assert net.channels == SIZES[size]
+
+
+def test_auto_steps_down_to_fit_the_budgets_and_explicit_choices_are_kept() -> None:
+    # 52 channels x 1460 samples: the large widths cost far more than 5 M MACs per window
+    net = resolve_net(ModelConfig(), 52, 12, 730, 100_000, quant=False)
+    cost = model_cost(Conv2dFSQNet(net))
+    assert net.channels != SIZES["large"]
+    assert cost["macs"] <= MAX_MACS and cost["parameters"] <= MAX_PARAMETERS
+    assert (
+        resolve_net(ModelConfig(size="large"), 52, 12, 730, 40, quant=False).channels
+        == SIZES["large"]
+    )
+    explicit = ModelConfig(channels=(4, 8, 8), fsq_levels=(5, 5), downsample=3, kernel_size=3)
+    net = resolve_net(explicit, 52, 12, 730, 100_000, quant=True)
+    assert (net.channels, net.fsq_levels, net.downsample, net.kernel_size) == (
+        (4, 8, 8),
+        (5, 5),
+        3,
+        3,
+    )
+    assert net.quant_preset == "int8" and not net.batch_norm
+
+
+def test_every_auto_model_builds_and_keeps_the_hailo_shape() -> None:
+    import torch
+
+    for width, channels, windows in [
+        (12, 1, 60),
+        (15, 12, 220),
+        (730, 1, 82),
+        (672, 1, 440),
+        (50, 6, 30),
+    ]:
+        net = resolve_net(ModelConfig(), channels, 5, width, windows, quant=True)
+        model = Conv2dFSQNet(net).eval()
+        z = model.encode(torch.zeros(2, channels, 2, width))
+        assert z.shape == (2, len(net.fsq_levels), 1, 1)
