@@ -238,7 +238,10 @@ def calibrate(run_dir: Path, overrides: tuple[str, ...]) -> None:
     help="onnx: also write a variant that takes int8 input.",
 )
 @click.option(
-    "--reference-samples", type=int, default=None, help="Windows saved in reference_io.npz."
+    "--reference-samples",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Windows saved in reference_io.npz.",
 )
 def export_command(run_dir: Path, target_name: str, **options: Any) -> None:
     """Export a trained run: --target onnx (int8 QDQ + float) or hailo (DFC package)."""
@@ -285,7 +288,12 @@ def check(onnx_file: Path, target_name: str, as_json: bool) -> None:
 @click.option(
     "--target", "targets", multiple=True, help="Only these targets (default: every exported one)."
 )
-@click.option("--limit", type=int, default=0, help="Only the first N test windows.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Only the first N test windows (0 = all).",
+)
 def parity(run_dir: Path, targets: tuple[str, ...], limit: int) -> None:
     """Compare every export with its CPU reference on the test split; non-zero exit on failure."""
     from edgekit.errors import ParityError

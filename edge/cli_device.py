@@ -19,14 +19,30 @@ from edgekit.cli_options import backend_option, device_run_option, run_argument
     metavar="URL",
     help="/dev/ttyUSB0, /dev/pts/N, socket://host:port or emu://[?faults=...].",
 )
-@click.option("--baud", type=int, default=None, help="Baud rate (default from config, 921600).")
-@click.option("--limit", type=int, default=None, help="Only the first N windows.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="Only the first N windows.")
 @click.option(
-    "--timeout", type=float, default=None, help="Seconds to wait for a reply before retransmitting."
+    "--baud",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Baud rate (default from config, 921600).",
 )
-@click.option("--retries", type=int, default=None, help="Retransmissions before re-synchronising.")
 @click.option(
-    "--max-resets", type=int, default=None, help="Device resets tolerated during the run."
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds to wait for a reply before retransmitting.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Retransmissions before re-synchronising.",
+)
+@click.option(
+    "--max-resets",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Device resets tolerated during the run.",
 )
 @click.option(
     "--no-reset", is_flag=True, help="Keep DTR/RTS low on open so the board does not reboot."

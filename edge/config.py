@@ -9,6 +9,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -223,46 +224,95 @@ def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{key}: '{value}' is not one of {', '.join(choices)}")
 
 
-def _validate(config: RunConfig) -> None:
-    if config.data.nan_strategy not in NAN_STRATEGIES:
-        raise ConfigError(
-            f"data.nan_strategy: '{config.data.nan_strategy}' is not one of {', '.join(NAN_STRATEGIES)}"
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of one numeric key; NaN and infinities are never allowed."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself excluded
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return self.high is None or not (
+            value > self.high or (self.high_open and value == self.high)
         )
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        assert self.low is not None
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+AT_LEAST_0, AT_LEAST_1, POSITIVE, FRACTION = (
+    Range(0),
+    Range(1),
+    Range(0, low_open=True),
+    Range(0, 1),
+)
+BELOW_1 = Range(0, 1, high_open=True)
+RANGES: dict[str, Range] = {
+    "data.window_length": Range(2), "data.window_stride": AT_LEAST_1, "data.max_nan_fraction": FRACTION,
+    "data.target_length": AT_LEAST_0, "data.seed": AT_LEAST_0,
+    "model.kernel_size": AT_LEAST_1, "model.downsample": AT_LEAST_0, "model.dropout": BELOW_1,
+    "augment.jitter": AT_LEAST_0, "augment.scale": AT_LEAST_0, "augment.shift": BELOW_1,
+    "augment.magnitude_warp": AT_LEAST_0, "augment.time_warp": BELOW_1, "augment.mixup": AT_LEAST_0,
+    "train.float_epochs": AT_LEAST_1, "train.qat_epochs": AT_LEAST_1, "train.batch_size": AT_LEAST_1,
+    "train.lr": POSITIVE, "train.qat_lr": POSITIVE, "train.weight_decay": AT_LEAST_0,
+    "train.warmup_epochs": AT_LEAST_0, "train.grad_clip": AT_LEAST_0, "train.grad_accum": AT_LEAST_1,
+    "train.label_smoothing": BELOW_1, "train.min_epoch_steps": AT_LEAST_0, "train.patience": AT_LEAST_0,
+    "train.seed": AT_LEAST_0, "train.threads": AT_LEAST_0,
+    "calibrate.num_windows": AT_LEAST_1, "calibrate.batch_size": AT_LEAST_1,
+    "export.opset": Range(13, 21), "export.reference_samples": AT_LEAST_1, "export.calib_windows": AT_LEAST_1,
+    "verify.baud": AT_LEAST_1, "verify.timeout": POSITIVE, "verify.retries": AT_LEAST_0,
+    "verify.limit": AT_LEAST_0, "verify.max_resets": AT_LEAST_0, "verify.min_agreement": FRACTION,
+    "verify.max_lsb": AT_LEAST_0,
+}  # fmt: skip
+MAX_CODE_STEPS = 127  # lcm of level // 2 over the FSQ dims: every code must be exact in int8
+
+
+def _check_ranges(config: RunConfig) -> None:
+    defaults = RunConfig()
+    for key, allowed in RANGES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if not allowed.holds(value):
+            example = getattr(getattr(defaults, section), name)
+            raise ConfigError(f"{key}: must be {allowed}, got {value!r}; e.g. {key}={example}")
+
+
+def _validate(config: RunConfig) -> None:
+    _check_choice("data.nan_strategy", config.data.nan_strategy, NAN_STRATEGIES)
     _check_choice("data.split_mode", config.data.split_mode, SPLIT_MODES)
     _check_choice("data.length_policy", config.data.length_policy, LENGTH_POLICIES)
     _check_choice("train.sampler", config.train.sampler, SAMPLERS)
     _check_choice("train.select_on", config.train.select_on, SELECTION_METRICS)
-    if config.data.target_length < 0:
-        raise ConfigError("data.target_length: must be >= 0 (0 = the policy's rule), e.g. 128")
-    fractions = config.data.split_fractions
-    if any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
-        raise ConfigError(
-            f"data.split_fractions: must be 3 positive numbers summing to 1, got {list(fractions)}"
-        )
-    bad_levels = [lv for lv in config.model.fsq_levels if lv < 2]
-    if bad_levels:
-        raise ConfigError(
-            f"model.fsq_levels: every level must be >= 2, got {list(config.model.fsq_levels)}; e.g. [8, 6, 5] or [] for the size rule"
-        )
     _check_choice("model.size", config.model.size, MODEL_SIZES)
-    if config.model.downsample < 0 or config.model.kernel_size < 1:
-        raise ConfigError(
-            "model.downsample must be >= 0 (0 = from the window length) and model.kernel_size >= 1"
-        )
-    if not 0 <= config.model.dropout < 1:
-        raise ConfigError(f"model.dropout: must be in [0, 1), got {config.model.dropout}")
-    augment = dataclasses.asdict(config.augment)
+    _check_choice("model.quant_preset", config.model.quant_preset, ("int8", "po2"))
+    _check_choice("train.optimizer", config.train.optimizer, ("adam", "adamw"))
+    _check_choice("train.scheduler", config.train.scheduler, ("cosine", "plateau"))
+    _check_choice("train.device", config.train.device, ("auto", "cpu", "cuda"))
+    _check_ranges(config)
+    fractions = config.data.split_fractions
     if (
-        any(value < 0 for value in augment.values())
-        or config.augment.shift >= 1
-        or config.augment.time_warp >= 1
+        not all(Range(0, low_open=True).holds(f) for f in fractions)
+        or abs(sum(fractions) - 1) > 1e-6
     ):
         raise ConfigError(
-            f"augment: every strength must be >= 0 and shift, time_warp < 1, got {augment}"
+            f"data.split_fractions: must be 3 positive numbers summing to 1, got {list(fractions)}; e.g. [0.7, 0.15, 0.15]"
         )
-    if config.model.quant_preset not in ("int8", "po2"):
+    levels = config.model.fsq_levels
+    if any(level < 2 for level in levels) or (
+        levels and math.lcm(*(lv // 2 for lv in levels)) > MAX_CODE_STEPS
+    ):
         raise ConfigError(
-            f"model.quant_preset: '{config.model.quant_preset}' is not one of int8, po2"
+            f"model.fsq_levels: every level must be >= 2 and the least common multiple of level // 2 at most "
+            f"{MAX_CODE_STEPS} (so every code is exact in int8), got {list(levels)}; e.g. [8, 6, 5] or [] for the size rule"
         )
     if config.model.channels and (
         len(config.model.channels) != 3 or min(config.model.channels) < 1
@@ -270,18 +320,6 @@ def _validate(config: RunConfig) -> None:
         raise ConfigError(
             "model.channels: give 3 positive widths, e.g. [16, 32, 32], or [] for model.size"
         )
-    if config.train.optimizer not in ("adam", "adamw"):
-        raise ConfigError(f"train.optimizer: '{config.train.optimizer}' is not one of adam, adamw")
-    if config.train.scheduler not in ("cosine", "plateau"):
-        raise ConfigError(
-            f"train.scheduler: '{config.train.scheduler}' is not one of cosine, plateau"
-        )
-    if config.train.device not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"train.device: '{config.train.device}' is not one of auto, cpu, cuda")
-    if config.train.min_epoch_steps < 0 or config.train.patience < 0:
-        raise ConfigError("train.min_epoch_steps and train.patience must be >= 0")
-    if config.train.batch_size < 1 or config.train.grad_accum < 1:
-        raise ConfigError("train.batch_size and train.grad_accum must be >= 1")
 
 
 def parse_set_option(item: str) -> tuple[list[str], Any]:

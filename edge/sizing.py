@@ -4,7 +4,7 @@
   5000 -> medium, else large; then steps down until the model fits the budgets below.
 - **Depth** (`model.downsample`, 0 = auto): stride-2 stages until the encoder output is at most
   `TARGET_ENCODER_WIDTH` steps wide, so the receptive field spans the window before the global
-  average pool (a 24-sample window gets 1 stage, a 1460-sample one 6); at least 1.
+  average pool (a 24-sample window gets 1 stage, a 1460-sample one 7); at least 1.
 - **FSQ** (`model.fsq_levels`, () = auto): up to 4 classes, 3 dimensions `(8, 6, 5)`; more classes
   need more dimensions for the linear head to separate them: 6 `(8, 8, 8, 5, 5, 5)` (level sets from
   Mentzer et al. 2023, Table 1; 6 dims took ACSF1's 10-class val accuracy from 0.55 to 0.75).

@@ -134,3 +134,24 @@ def test_train_evaluate_parity_commands(tmp_path: Path) -> None:
 
 def test_main_is_the_entry_point() -> None:
     assert callable(main)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["parity", "RUN", "--limit", "-3"],
+        ["export", "RUN", "--target", "onnx", "--reference-samples", "0"],
+        ["export", "RUN", "--target", "onnx", "--reference-samples", "-5"],
+        ["verify", "RUN", "--device", "emu://", "--limit", "-3"],
+        ["verify", "RUN", "--device", "emu://", "--timeout", "0"],
+        ["verify", "RUN", "--device", "emu://", "--retries", "-1"],
+        ["verify", "RUN", "--device", "emu://", "--baud", "0"],
+    ],
+)
+def test_out_of_range_options_are_refused_before_any_work(tmp_path: Path, args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    result = CliRunner().invoke(cli, [str(run_dir) if a == "RUN" else a for a in args])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value" in result.output and "Traceback" not in result.output
+    assert list(run_dir.iterdir()) == []  # nothing written

@@ -52,3 +52,66 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
     (tmp_path / "config.resolved.yaml").write_text(config.to_yaml())
     assert load_run_config(tmp_path) == config
     assert config.digest() != load_config("tiny").digest()
+
+
+def _range_cases() -> list[tuple[str, str]]:
+    """`(key, YAML value)` just outside each Range, plus NaN and infinity for float keys (an integer
+    key can't be given them: the type check refuses those first)."""
+    from edgekit.config import RANGES
+
+    cases = []
+    for key, allowed in RANGES.items():
+        section, name = key.split(".")
+        is_int = type(getattr(getattr(RunConfig(), section), name)) is int
+        outside = []
+        if allowed.low is not None:
+            outside.append(allowed.low if allowed.low_open else allowed.low - 1)
+        if allowed.high is not None:
+            outside.append(allowed.high if allowed.high_open else allowed.high + 1)
+        cases += [(key, str(int(v)) if is_int else repr(float(v))) for v in outside]
+        if not is_int:
+            cases += [(key, ".nan"), (key, ".inf" if allowed.high is None else "-.inf")]
+    return cases
+
+
+@pytest.mark.parametrize(("key", "raw"), _range_cases())
+def test_every_numeric_key_is_range_checked(key: str, raw: str) -> None:
+    from edgekit.config import RANGES
+
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [f"{key}={raw}"])
+    message = str(info.value)
+    assert message.startswith(f"{key}: must be {RANGES[key]}") and f"e.g. {key}=" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.lr=.nan", "train.lr: must be > 0"),
+        ("train.lr=-0.001", "train.lr: must be > 0"),
+        ("train.label_smoothing=2", "train.label_smoothing: must be in [0, 1)"),
+        ("train.threads=-4", "train.threads: must be >= 0"),
+        ("train.qat_epochs=0", "train.qat_epochs: must be >= 1"),
+        ("model.kernel_size=0", "model.kernel_size: must be >= 1"),
+        ("model.kernel_size=-1", "model.kernel_size: must be >= 1"),
+        ("data.window_stride=0", "data.window_stride: must be >= 1"),
+        ("model.fsq_levels=[1000, 1000, 1000]", "least common multiple"),
+        ("data.split_fractions=[0.5, 0.5, .nan]", "summing to 1"),
+        ("model.channels=[16, 32]", "give 3 positive widths"),
+    ],
+)
+def test_listed_bad_values_are_refused(override: str, message: str) -> None:
+    with pytest.raises(
+        ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
+    ):
+        load_config(None, [override])
+
+
+def test_defaults_and_range_edges_are_accepted() -> None:
+    config = load_config(
+        None,
+        ["train.label_smoothing=0", "train.threads=0", "verify.min_agreement=1", "model.fsq_levels=[255]",
+         "export.opset=13", "augment.shift=0.99", "train.patience=0"],
+    )  # fmt: skip
+    assert config.model.fsq_levels == (255,)  # lcm 127: the largest exact int8 code grid

@@ -35,6 +35,11 @@ def test_depth_is_the_fewest_stages_reaching_the_target_width(width: int) -> Non
         assert shallower.encoder_width() > TARGET_ENCODER_WIDTH
 
 
+def test_documented_depths() -> None:
+    assert downsample_for(12, 5) == 1  # 24 samples
+    assert downsample_for(730, 5) == 7  # 1460 samples
+
+
 @pytest.mark.parametrize(
     ("windows", "size"),
     [(40, "small"), (499, "small"), (500, "medium"), (4999, "medium"), (100_000, "large")],
