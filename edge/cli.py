@@ -21,6 +21,7 @@ from edgekit.cli_options import (
     out_option,
     run_argument,
     set_option,
+    writing,
 )
 from edgekit.errors import EdgekitError
 
@@ -148,7 +149,8 @@ def train(
         config = load_run_config(run_dir)
     else:
         config = build_config(config_file, overrides, data_spec, **{"train.device": device})
-    metrics = run_training(config, run_dir, resume=resume)
+    with writing(run_dir, "train", create=True):
+        metrics = run_training(config, run_dir, resume=resume)
     test = metrics["test"]
     low, high = test["accuracy_interval_95"]
     click.echo(
@@ -208,7 +210,8 @@ def calibrate(run_dir: Path, overrides: tuple[str, ...]) -> None:
             "calibrate takes only calibrate.* keys in --set, e.g. --set calibrate.num_windows=256"
         )
     config = load_config(None, overrides, base=load_run_config(run_dir)).calibrate
-    report = run_calibration(run_dir, config)
+    with writing(run_dir, "calibrate"):
+        report = run_calibration(run_dir, config)
     before, after = report["before"], report["after"]
     click.echo(
         f"representative set: {report['windows']} train windows, per class {report['class_counts']}"
@@ -247,7 +250,8 @@ def export_command(run_dir: Path, target_name: str, **options: Any) -> None:
     """Export a trained run: --target onnx (int8 QDQ + float) or hailo (DFC package)."""
     from edgekit.targets import export_run
 
-    summary = export_run(run_dir, target_name, **options)
+    with writing(run_dir, f"export --target {target_name}"):
+        summary = export_run(run_dir, target_name, **options)
     click.echo(f"exported {target_name} -> {summary['folder']} in {summary['seconds']:.1f} s")
     if summary.get("warnings"):
         click.echo(
@@ -299,7 +303,8 @@ def parity(run_dir: Path, targets: tuple[str, ...], limit: int) -> None:
     from edgekit.errors import ParityError
     from edgekit.parity import format_table, run_parity
 
-    reports = run_parity(run_dir, list(targets) or None, limit)
+    with writing(run_dir, "parity"):
+        reports = run_parity(run_dir, list(targets) or None, limit)
     click.echo(format_table(reports))
     failed = [r.name for r in reports if not r.passed]
     if failed:
@@ -341,7 +346,8 @@ def pipeline(
     from edgekit.pipeline import run_pipeline
 
     config = build_config(config_file, overrides, data_spec)
-    run_pipeline(config, run_dir, target, device_url, echo=click.echo)
+    with writing(run_dir, "pipeline", create=True):
+        run_pipeline(config, run_dir, target, device_url, echo=click.echo)
 
 
 def quiet_third_party() -> None:

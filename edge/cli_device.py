@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from edgekit.cli_options import backend_option, device_run_option, run_argument
+from edgekit.cli_options import backend_option, device_run_option, run_argument, writing
 
 
 # ------------------------------------------------------------------ verify / device
@@ -94,7 +94,8 @@ def verify(
         switch_baud=switch_baud,
         **values,
     )
-    report = run_verify(run_dir, options)
+    with writing(run_dir, "verify"):
+        report = run_verify(run_dir, options)
     rows = report["rows"]
     agreement = rows["device_vs_reference"]
     if report["samples_done"]:  # a device that never answered gets only the one-line error

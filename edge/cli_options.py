@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +68,27 @@ backend_option = click.option(
     "--backend", type=click.Choice(["onnxruntime", "int-reference"]), default="onnxruntime", show_default=True,
     help="Model runtime on the device side.",
 )  # fmt: skip
+
+
+@contextmanager
+def writing(run_dir: Path, command: str, create: bool = False) -> Iterator[None]:
+    """Hold the run's lock while a command writes into it (see edgekit.runlock).
+
+    `create` makes the folder first (train, pipeline); for the other stages a missing run is left
+    to the stage, whose own check names it.
+    """
+    from edgekit.errors import ConfigError
+    from edgekit.runlock import run_lock
+
+    if create:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(
+                f"cannot create the run folder {run_dir} ({err.strerror}); choose another --out"
+            ) from None
+    if not run_dir.is_dir():
+        yield
+        return
+    with run_lock(run_dir, command):
+        yield

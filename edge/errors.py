@@ -45,3 +45,9 @@ class GateError(EdgekitError):
     """On-device results failed a verification gate."""
 
     exit_code = 6
+
+
+class RunLockError(EdgekitError):
+    """Another edgekit process is writing the same run folder."""
+
+    exit_code = 7
