@@ -141,14 +141,13 @@ def train(
     from edgekit.config import load_run_config
     from edgekit.train import run_training
 
-    if (
-        resume
-        and not (config_file or data_spec or overrides)
-        and (run_dir / "config.resolved.yaml").is_file()
-    ):
-        config = load_run_config(run_dir)
-    else:
-        config = build_config(config_file, overrides, data_spec, **{"train.device": device})
+    # --resume starts from the run's own config; run_training refuses overrides that change shapes
+    base = (
+        load_run_config(run_dir)
+        if resume and (run_dir / "config.resolved.yaml").is_file()
+        else None
+    )
+    config = build_config(config_file, overrides, data_spec, base=base, **{"train.device": device})
     with writing(run_dir, "train", create=True):
         metrics = run_training(config, run_dir, resume=resume)
     test = metrics["test"]

@@ -45,16 +45,17 @@ def build_config(
     config_file: str | None,
     overrides: tuple[str, ...],
     data_spec: str | None = None,
+    base: Any = None,
     **section_values: Any,
 ) -> Any:
-    """defaults < YAML < --data and typed flags < --set items."""
+    """defaults (or `base`, a run's own config) < YAML < --data and typed flags < --set items."""
     from edgekit.config import load_config
 
     extra = [f"data.source={json.dumps(data_spec)}"] if data_spec else []
     extra += [
         f"{key}={json.dumps(value)}" for key, value in section_values.items() if value is not None
     ]
-    return load_config(config_file, [*extra, *overrides])
+    return load_config(config_file, [*extra, *overrides], base=base)
 
 
 device_run_option = click.option(

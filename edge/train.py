@@ -19,10 +19,10 @@ from edgekit.artifacts import Manifest, write_json, write_text
 from edgekit.augment import augment_batch, mixup_batch
 from edgekit.calibrate.activations import calibrate_activations
 from edgekit.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from edgekit.config import AugmentConfig, RunConfig, TrainConfig
+from edgekit.config import AugmentConfig, RunConfig, TrainConfig, load_run_config
 from edgekit.data.channels import resolve_channels
 from edgekit.data.prepare import PreparedData, prepare_data
-from edgekit.errors import CheckpointError, DataError, TrainingError
+from edgekit.errors import CheckpointError, ConfigError, DataError, TrainingError
 from edgekit.evaluate import (
     classification_metrics,
     evaluate_model,
@@ -262,6 +262,33 @@ class Trainer:
         return best.to(self.device)
 
 
+# Keys a resumed run may change: they steer the remaining epochs, not the data, the network or
+# anything already trained. Everything else would mix two runs in one folder.
+RESUME_SAFE_KEYS = frozenset({
+    "train.float_epochs", "train.qat_epochs", "train.patience", "train.lr", "train.qat_lr",
+    "train.device", "train.threads",
+})  # fmt: skip
+
+
+def resume_changes(saved: RunConfig, requested: RunConfig) -> dict[str, list[Any]]:
+    """`{key: [old, new]}` for the safe keys that differ; refuses any other difference."""
+    old, new = saved.to_dict(), requested.to_dict()
+    changed = {
+        f"{section}.{key}": [old[section][key], new[section][key]]
+        for section in new
+        for key in new[section]
+        if old.get(section, {}).get(key) != new[section][key]
+    }
+    unsafe = sorted(set(changed) - RESUME_SAFE_KEYS)
+    if unsafe:
+        key = unsafe[0]
+        raise ConfigError(
+            f"--resume keeps the run's own config, but {key} would change ({changed[key][0]!r} -> {changed[key][1]!r}); "
+            f"resume changing only {', '.join(sorted(RESUME_SAFE_KEYS))}, or train into a new --out"
+        )
+    return changed
+
+
 def start_qat_model(
     float_model: Conv2dFSQNet, net: NetConfig, X_calib: np.ndarray, batch_size: int
 ) -> Conv2dFSQNet:
@@ -288,16 +315,20 @@ def run_training(
     run_dir = Path(run_dir)
     started = time.perf_counter()
     last_path = run_dir / "checkpoints" / "last.pt"
-    resume_state = None
+    resume_state, changed = None, {}
     if resume:
         if not last_path.is_file():
             raise CheckpointError(f"--resume: no {last_path}; start without --resume")
+        changed = resume_changes(load_run_config(run_dir), config)
         resume_state = read_checkpoint(last_path)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     device = pick_device(config.train.device)
     torch.manual_seed(config.train.seed)
-    if data is None:
+    saved = PreparedData.load(run_dir / "data", config.data) if resume else None
+    if saved is not None:
+        data = saved  # the split training started on, untouched
+    elif data is None:
         data = prepare_data(config.data, folder=run_dir / "data")
     else:
         data.save(run_dir / "data")
@@ -308,6 +339,8 @@ def run_training(
         net_config_for(config, data, quant=True),
     )
     history: list[dict[str, Any]] = list(resume_state["history"]) if resume_state else []
+    if resume_state is not None and changed:
+        history.append({"phase": "resume", "step": len(history), "changed": changed})
     X_train = data.arrays["train"][0]
 
     if resume_state is None or resume_state["phase"] == "float":
