@@ -33,7 +33,15 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} does not exist; run `edgekit train` first")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as err:
+    except (
+        RuntimeError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        EOFError,
+        ValueError,
+        OSError,
+    ) as err:
+        # a truncated zip makes torch's reader raise OSError (Errno 22)
         raise CheckpointError(
             f"checkpoint {path} is corrupt or not an edgekit checkpoint ({type(err).__name__}); retrain or restore it"
         ) from None

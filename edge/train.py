@@ -486,6 +486,11 @@ def evaluate_run(
     from edgekit.runs import Run
 
     run = Run(run_dir)
+    if Path(checkpoint).name != checkpoint:
+        raise CheckpointError(
+            f"--checkpoint takes a file name inside {run.checkpoints} (best.pt, float.pt, last.pt, calibrated.pt), "
+            f"got {checkpoint!r}; copy the checkpoint into that run to evaluate it"
+        )
     data = run.data
     names = data.stats["channel_names"]
     index = (

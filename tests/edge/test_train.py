@@ -125,10 +125,12 @@ def test_window_too_short_for_encoder(tmp_path: Path) -> None:
 
 
 def test_checkpoint_errors(tmp_path: Path, trained_run: Path) -> None:
-    corrupt = tmp_path / "corrupt.pt"
-    corrupt.write_bytes((trained_run / "checkpoints/best.pt").read_bytes()[:500])
-    with pytest.raises(CheckpointError, match="corrupt"):
-        load_checkpoint(corrupt)
+    whole = (trained_run / "checkpoints/best.pt").read_bytes()
+    for length in (0, 500, 5000, len(whole) // 2, len(whole) - 1):  # 5000 bytes: OSError in torch
+        corrupt = tmp_path / f"corrupt{length}.pt"
+        corrupt.write_bytes(whole[:length])
+        with pytest.raises(CheckpointError, match="corrupt"):
+            load_checkpoint(corrupt)
     other = Conv2dFSQNet(NetConfig(6, 4, 32, channels=(4, 8, 8)))
     save_checkpoint(tmp_path / "other.pt", other)
     payload = torch.load(tmp_path / "other.pt", weights_only=True)
@@ -284,3 +286,11 @@ def test_resume_keeps_the_runs_config_and_refuses_shape_changes(tmp_path: Path) 
     assert all(
         after[name] == before[name] for name in before if name.startswith("data/")
     )  # split untouched
+
+
+def test_evaluate_refuses_a_checkpoint_outside_the_run(trained_run: Path) -> None:
+    from edgekit.train import evaluate_run
+
+    for name in ("/etc/passwd", "../checkpoints/best.pt", str(trained_run / "checkpoints/best.pt")):
+        with pytest.raises(CheckpointError, match="takes a file name inside"):
+            evaluate_run(trained_run, checkpoint=name)
