@@ -124,20 +124,12 @@ def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
             f"mean gap to InceptionTime over {len(anchored)} sets: {statistics.fmean(gaps):+.1f} pp "
             f"(largest: {worst['set']} {worst['gap_to_inceptiontime_pp']:+.1f} pp)"
         )
+    quant = min(rows, key=lambda r: r["int8_minus_float_pp"])
+    spread = max(rows, key=lambda r: r["int8_sd"])
     lines.append(
-        "int8 − float (mean over seeds), worst set: "
-        + min(
-            (f"{r['int8_minus_float_pp']:+.1f} pp ({r['set']})" for r in rows),
-            key=lambda s: float(s.split()[0]),
-        )
+        f"int8 − float (mean over seeds), worst set: {quant['int8_minus_float_pp']:+.1f} pp ({quant['set']})"
     )
-    lines.append(
-        "largest seed-to-seed sd: "
-        + max(
-            (f"{100 * r['int8_sd']:.1f} pp ({r['set']})" for r in rows),
-            key=lambda s: float(s.split()[0]),
-        )
-    )
+    lines.append(f"largest seed-to-seed sd: {100 * spread['int8_sd']:.1f} pp ({spread['set']})")
     lines.append(f"mean int8 val accuracy over sets: {statistics.fmean(r['int8_val_mean'] for r in rows):.4f}; "
                  f"mean int8 test accuracy: {statistics.fmean(r['int8_mean'] for r in rows):.4f}")  # fmt: skip
     lines.append(f"largest model: {max(r['parameters'] for r in rows)} parameters, {max(r['macs'] for r in rows)} MACs/window; "
@@ -173,7 +165,7 @@ def main(argv: list[str]) -> None:
             rows.append(summarise(name, runs))
     result = {
         "machine": f"{platform.machine()}, {platform.python_version()}, {__import__('os').cpu_count()} CPUs",
-        "command": "uv run python -m bench accuracy " + " ".join(argv),
+        "command": " ".join(["uv run python -m bench accuracy", *argv]),
         "seeds": list(range(args.seeds)), "overrides": args.overrides, "rows": rows,
         "summary_lines": summary_lines(rows), "wall_seconds": round(time.time() - started, 1),
     }  # fmt: skip
