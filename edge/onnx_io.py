@@ -60,7 +60,18 @@ class OnnxRunner:
             if isinstance(path_or_model, str | Path)
             else path_or_model.SerializeToString()
         )
-        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # InvalidProtobuf, InvalidArgument, Fail, ... (pybind classes)
+            where = (
+                path_or_model if isinstance(path_or_model, str | Path) else "the in-memory model"
+            )
+            detail = (
+                str(err).strip().splitlines()[0][-120:] if str(err).strip() else type(err).__name__
+            )
+            raise ExportError(
+                f"onnxruntime cannot load {where} ({detail}); re-export it with `edgekit export`"
+            ) from None
         self.input = self.session.get_inputs()[0]
         self.output_names = [o.name for o in self.session.get_outputs()]
 

@@ -245,3 +245,31 @@ def test_export_config_section_sets_target_defaults(run_copy: Path) -> None:
     assert (
         export_run(run_copy, "hailo", hw_arch="hailo10h")["hw_arch"] == "hailo10h"
     )  # the flag wins
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "random"])
+def test_parity_on_a_damaged_int8_model_is_one_line(run_copy: Path, damage: str) -> None:
+    import hashlib
+    import subprocess
+    import sys
+
+    model = run_copy / "export/onnx/model_int8.onnx"
+    whole = model.read_bytes()
+    model.write_bytes(
+        {"truncated": whole[: len(whole) // 3], "empty": b"", "random": bytes(range(256)) * 8}[
+            damage
+        ]
+    )
+    before = {
+        p: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_copy.rglob("*") if p.is_file()
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "from edgekit.cli import main; main()", "parity", str(run_copy)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert len(errors) == 1 and "model_int8.onnx" in errors[0] and "re-export" in errors[0]
+    assert {
+        p: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_copy.rglob("*") if p.is_file()
+    } == before
