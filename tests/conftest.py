@@ -63,3 +63,17 @@ def run_copy(tmp_path: Path, exported_run: Path) -> Path:
     target = tmp_path / "run"
     shutil.copytree(exported_run, target)
     return target
+
+
+def folder_digest(folder: Path) -> dict[str, str]:
+    """sha256 of every file under `folder`, by relative path: "the run is byte-identical" checks."""
+    from edgekit.artifacts import sha256_file
+
+    return {
+        str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+@pytest.fixture(scope="session")
+def digest():
+    return folder_digest

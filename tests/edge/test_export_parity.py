@@ -248,8 +248,7 @@ def test_export_config_section_sets_target_defaults(run_copy: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["truncated", "empty", "random"])
-def test_parity_on_a_damaged_int8_model_is_one_line(run_copy: Path, damage: str) -> None:
-    import hashlib
+def test_parity_on_a_damaged_int8_model_is_one_line(run_copy: Path, damage: str, digest) -> None:
     import subprocess
     import sys
 
@@ -260,9 +259,7 @@ def test_parity_on_a_damaged_int8_model_is_one_line(run_copy: Path, damage: str)
             damage
         ]
     )
-    before = {
-        p: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_copy.rglob("*") if p.is_file()
-    }
+    before = digest(run_copy)
     result = subprocess.run(
         [sys.executable, "-c", "from edgekit.cli import main; main()", "parity", str(run_copy)],
         capture_output=True, text=True,
@@ -270,6 +267,4 @@ def test_parity_on_a_damaged_int8_model_is_one_line(run_copy: Path, damage: str)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert len(errors) == 1 and "model_int8.onnx" in errors[0] and "re-export" in errors[0]
-    assert {
-        p: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_copy.rglob("*") if p.is_file()
-    } == before
+    assert digest(run_copy) == before

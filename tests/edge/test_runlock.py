@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -16,14 +15,6 @@ from click.testing import CliRunner
 from edgekit.cli import cli
 from edgekit.errors import RunLockError
 from edgekit.runlock import LOCK_NAME, run_lock
-
-
-def tree_digest(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 def write_lock(run_dir: Path, pid: int, host: str | None = None) -> None:
@@ -70,11 +61,11 @@ def test_a_lock_from_another_host_is_never_taken_over(tmp_path: Path) -> None:
     assert (tmp_path / LOCK_NAME).exists()
 
 
-def test_second_writer_gets_one_line_and_the_run_is_untouched(run_copy: Path) -> None:
+def test_second_writer_gets_one_line_and_the_run_is_untouched(run_copy: Path, digest) -> None:
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         write_lock(run_copy, holder.pid)
-        before = tree_digest(run_copy)
+        before = digest(run_copy)
         for args in (["parity", str(run_copy)], ["calibrate", str(run_copy)],
                      ["export", str(run_copy), "--target", "onnx"], ["train", "--config", "tiny", "--out", str(run_copy)]):  # fmt: skip
             result = CliRunner().invoke(cli, args)
@@ -89,7 +80,7 @@ def test_second_writer_gets_one_line_and_the_run_is_untouched(run_copy: Path) ->
         errors = [line for line in console.stderr.splitlines() if line.startswith("error:")]
         assert console.returncode == 7 and len(errors) == 1 and "Traceback" not in console.stderr
         assert f"pid {holder.pid}" in errors[0] and "delete" in errors[0]
-        assert tree_digest(run_copy) == before
+        assert digest(run_copy) == before
         # read-only commands need no lock
         assert CliRunner().invoke(cli, ["evaluate", str(run_copy)]).exit_code == 0
     finally:

@@ -239,31 +239,21 @@ def test_imbalanced_run_selects_on_macro_f1_and_reports_recall(tmp_path: Path) -
     assert "selected on validation macro_f1" in report
 
 
-def _digest(folder: Path) -> dict[str, str]:
-    import hashlib
-
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
-
-
-def test_resume_keeps_the_runs_config_and_refuses_shape_changes(tmp_path: Path) -> None:
+def test_resume_keeps_the_runs_config_and_refuses_shape_changes(tmp_path: Path, digest) -> None:
     from click.testing import CliRunner
     from edgekit.cli import cli
 
     out = tmp_path / "run"
     base = ["--config", "tiny", "--set", "train.float_epochs=2", "--set", "train.qat_epochs=1"]
     assert CliRunner().invoke(cli, ["train", *base, "--out", str(out)]).exit_code == 0
-    before = _digest(out)
+    before = digest(out)
     for extra in (["--set", "model.kernel_size=5"], ["--set", "data.seed=3"], ["--data", "synthetic:n=300,length=64"],
                   ["--set", "augment.jitter=0"]):  # fmt: skip
         result = CliRunner().invoke(cli, ["train", "--out", str(out), "--resume", *extra])
         assert result.exit_code != 0 and "--resume keeps the run's own config" in str(
             result.exception
         ), extra
-        assert _digest(out) == before, extra  # refused before anything was written
+        assert digest(out) == before, extra  # refused before anything was written
     # a safe change: more QAT epochs; the rest of the config is the run's own (tiny), not the defaults
     result = CliRunner().invoke(
         cli, ["train", "--out", str(out), "--resume", "--set", "train.qat_epochs=3"]
@@ -282,7 +272,7 @@ def test_resume_keeps_the_runs_config_and_refuses_shape_changes(tmp_path: Path) 
     assert (
         "synthetic" in (out / "config.resolved.yaml").read_text()
     )  # tiny's data, not the defaults
-    after = _digest(out)
+    after = digest(out)
     assert all(
         after[name] == before[name] for name in before if name.startswith("data/")
     )  # split untouched
