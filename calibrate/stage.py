@@ -17,8 +17,8 @@ from edgekit.calibrate.activations import activation_ranges, calibrate_activatio
 from edgekit.calibrate.representative import save_calibration_set, select_representative
 from edgekit.checkpoint import load_checkpoint, save_checkpoint
 from edgekit.config import CalibrateConfig
-from edgekit.errors import CheckpointError
 from edgekit.evaluate import predict
+from edgekit.transaction import transactional
 
 
 def _effect(model: Any, float_logits: np.ndarray, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -30,8 +30,9 @@ def _effect(model: Any, float_logits: np.ndarray, X: np.ndarray, y: np.ndarray) 
     }
 
 
+@transactional()
 def run_calibration(run_dir: str | Path, config: CalibrateConfig | None = None) -> dict[str, Any]:
-    from edgekit.runs import Run
+    from edgekit.runs import CALIBRATION_SCHEMA_VERSION, Run
 
     start = time.perf_counter()
     run = Run(run_dir)
@@ -43,8 +44,7 @@ def run_calibration(run_dir: str | Path, config: CalibrateConfig | None = None) 
     hashes = save_calibration_set(folder, X_calib, y_calib, indices)
 
     source = run.checkpoints / "best.pt"
-    if not source.is_file():
-        raise CheckpointError(f"{source} is missing; run `edgekit train --out {run.path}` first")
+    run.verified("checkpoints/best.pt")
     model, _ = load_checkpoint(source)
     X_val, y_val = run.data.arrays["val"]
     float_logits, _ = predict(run.float_model(), X_val)
@@ -64,6 +64,7 @@ def run_calibration(run_dir: str | Path, config: CalibrateConfig | None = None) 
     ranges = activation_ranges(calibrated if adopted else model)
     write_json(folder / "activation_ranges.json", ranges)
     report = {
+        "schema_version": CALIBRATION_SCHEMA_VERSION,
         "windows": len(indices),
         "class_counts": np.bincount(y_calib, minlength=run.data.num_classes).tolist(),
         "sha256": hashes,

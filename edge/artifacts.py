@@ -7,6 +7,7 @@ failing stage never leaves a half-written file and never destroys the previous g
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -17,21 +18,40 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from edgekit.errors import StorageError
+
 MANIFEST_SCHEMA_VERSION = 1
+
+
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def storage_error(path: Path, err: OSError) -> StorageError:
+    """One line for a write the file system refused, with the fix that fits the cause."""
+    fix = (
+        "free disk space and run the stage again"
+        if err.errno in {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+        else "make the folder writable or choose another --out"
+    )
+    return StorageError(f"cannot write {path} ({err.strerror}); {fix}")
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    # Mode 0666 minus the user's umask, as for any file they create (mkstemp would force 0600
-    # and make a copied Hailo package unreadable to the colleague running the DFC).
-    os.close(os.open(tmp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Mode 0666 minus the user's umask, as for any file they create (mkstemp would force 0600
+        # and make a copied Hailo package unreadable to the colleague running the DFC).
+        os.close(os.open(tmp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as err:
+        if err.errno in STORAGE_ERRNOS:
+            raise storage_error(path, err) from None
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -128,4 +148,10 @@ class Manifest:
         self.data["stages"][name] = {"seconds": round(seconds, 3), "finished": time.time(), **info}
 
     def save(self) -> None:
+        """Write the manifest; entries of artifacts a stage removed are dropped."""
+        self.data["artifacts"] = {
+            rel: entry
+            for rel, entry in self.data["artifacts"].items()
+            if (self.run_dir / rel).is_file()
+        }
         write_json(self.path, self.data)

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 from edgekit.artifacts import atomic_path
-from edgekit.errors import CheckpointError
+from edgekit.errors import CheckpointError, StorageError
 from edgekit.models import Conv2dFSQNet, NetConfig
 
 CHECKPOINT_SCHEMA_VERSION = 1
@@ -23,7 +23,12 @@ def save_checkpoint(path: str | Path, model: Conv2dFSQNet, **state: Any) -> Path
         **state,
     }
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as err:  # torch reports a failed write (disk full) as RuntimeError
+            raise StorageError(
+                f"cannot write {path} ({str(err).splitlines()[-1][:120]}); free disk space and train again"
+            ) from None
     return Path(path)
 
 

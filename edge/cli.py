@@ -380,9 +380,20 @@ def main() -> None:
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as err:
+        from edgekit.transaction import Interrupted
+
+        click.echo(f"interrupted: {str(err) or 'Ctrl-C'}", err=True)
+        sys.exit(143 if isinstance(err, Interrupted) else 130)
+    except OSError as err:  # a file system refusal no stage anticipated
+        if verbose:
+            traceback.print_exc()
+        where = f"{err.filename}: " if err.filename else ""
+        click.echo(
+            f"error: {where}{err.strerror or err}; check the path, its permissions and free disk space",
+            err=True,
+        )
+        sys.exit(8)
 
 
 if __name__ == "__main__":

@@ -55,19 +55,25 @@ from edgekit.cli_options import backend_option, device_run_option, run_argument,
 )
 @click.option(
     "--min-agreement",
-    type=float,
+    type=click.FloatRange(0, 1),
     default=None,
     help="Gate: top-1 agreement device vs CPU reference.",
 )
 @click.option(
-    "--max-lsb", type=int, default=None, help="Gate: max |Δ| in output LSB device vs CPU reference."
+    "--max-lsb",
+    type=click.IntRange(0),
+    default=None,
+    help="Gate: max |Δ| in output LSB device vs CPU reference.",
 )
 @click.option(
-    "--min-accuracy", type=float, default=0.0, help="Gate: device accuracy against labels."
+    "--min-accuracy",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="Gate: device accuracy against labels.",
 )
 @click.option(
     "--switch-baud",
-    type=int,
+    type=click.IntRange(0),
     default=0,
     help="After HELLO, switch both sides to this baud (SET_BAUD).",
 )

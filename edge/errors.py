@@ -25,6 +25,10 @@ class TrainingError(EdgekitError):
     exit_code = 3
 
 
+class ArtifactError(EdgekitError):
+    """A run artifact is missing, unrecorded, damaged or of another schema than this edgekit reads."""
+
+
 class ExportError(EdgekitError):
     """An export cannot be produced or fails its readiness checks."""
 
@@ -51,3 +55,9 @@ class RunLockError(EdgekitError):
     """Another edgekit process is writing the same run folder."""
 
     exit_code = 7
+
+
+class StorageError(EdgekitError):
+    """An artifact cannot be written: disk full, read-only or permission denied."""
+
+    exit_code = 8

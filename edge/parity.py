@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from edgekit.artifacts import Manifest, write_json
 from edgekit.errors import ParityError
+from edgekit.transaction import transactional
 
 
 class ShapeMismatchError(ParityError):
@@ -141,6 +142,7 @@ def format_table(reports: list[PairReport]) -> str:
     return "\n".join(rows)
 
 
+@transactional()
 def run_parity(
     run_dir: str | Path, targets: list[str] | None = None, limit: int = 0
 ) -> list[PairReport]:
@@ -158,6 +160,7 @@ def run_parity(
     reports: list[PairReport] = []
     for name in names:
         target = get_target(name)
+        run.verified_folder(f"export/{name}")  # nothing damaged or edited since the export
         reports += target.parity(run, target, limit)
     result = {
         "schema_version": 1,

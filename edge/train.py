@@ -19,7 +19,7 @@ from edgekit.artifacts import Manifest, write_json, write_text
 from edgekit.augment import augment_batch, mixup_batch
 from edgekit.calibrate.activations import calibrate_activations
 from edgekit.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from edgekit.config import AugmentConfig, RunConfig, TrainConfig, load_run_config
+from edgekit.config import AugmentConfig, RunConfig, TrainConfig
 from edgekit.data.channels import resolve_channels
 from edgekit.data.prepare import PreparedData, prepare_data
 from edgekit.errors import CheckpointError, ConfigError, DataError, TrainingError
@@ -34,7 +34,9 @@ from edgekit.evaluate import (
 from edgekit.models import Conv2dFSQNet, NetConfig
 from edgekit.progress import Progress
 from edgekit.quantize.layers import fold_batchnorm
+from edgekit.runs import Run, clear_outputs
 from edgekit.sizing import resolve_net
+from edgekit.transaction import keep_on_failure, transactional
 from torch import nn
 
 
@@ -123,12 +125,12 @@ class Trainer:
         config: TrainConfig,
         augment: AugmentConfig,
         data: PreparedData,
-        run_dir: Path,
+        manifest: Manifest,
         device: torch.device,
         show_progress: bool,
     ) -> None:
         self.config, self.augment, self.data = config, augment, data
-        self.run_dir, self.device = run_dir, device
+        self.manifest, self.run_dir, self.device = manifest, manifest.run_dir, device
         self.show_progress = show_progress
         y_train = data.arrays["train"][1]
         weights = None
@@ -256,6 +258,8 @@ class Trainer:
                 best_key=list(state.best_key), bad_epochs=state.bad_epochs, optimizer=optimizer.state_dict(),
                 scheduler=scheduler.state_dict(), rng_state=torch.get_rng_state(), history=history, **(extra or {}),
             )  # fmt: skip
+            self.manifest.record(self.run_dir / "checkpoints")  # so --resume can check them
+            self.manifest.save()
             progress.update(state.epoch, loss=total_loss / len(order), val_acc=val_acc, lr=lr_now)
         progress.close()
         best, _ = load_checkpoint(best_path)
@@ -289,6 +293,9 @@ def resume_changes(saved: RunConfig, requested: RunConfig) -> dict[str, list[Any
     return changed
 
 
+RESUMED_FROM = ("config.resolved.yaml", "manifest.json", "data", "checkpoints")
+
+
 def start_qat_model(
     float_model: Conv2dFSQNet, net: NetConfig, X_calib: np.ndarray, batch_size: int
 ) -> Conv2dFSQNet:
@@ -304,6 +311,7 @@ def start_qat_model(
     return model
 
 
+@transactional(create=True)
 def run_training(
     config: RunConfig,
     run_dir: str | Path,
@@ -311,29 +319,54 @@ def run_training(
     data: PreparedData | None = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Train float twin then QAT model into `run_dir`; returns the metrics written to `metrics.json`."""
+    """Train float twin then QAT model into `run_dir`; returns the metrics written to `metrics.json`.
+
+    A failure rolls the run back. So does Ctrl-C/SIGTERM when the folder held a finished run;
+    otherwise the interrupted training is kept for `--resume`.
+    """
     run_dir = Path(run_dir)
+    unfinished = not (run_dir / "metrics.json").is_file()
+    try:
+        return _train(config, run_dir, resume, data, show_progress)
+    except KeyboardInterrupt as err:
+        if unfinished and (run_dir / "checkpoints" / "last.pt").is_file():
+            keep_on_failure(run_dir)
+            err.args = (
+                f"{str(err) or 'Ctrl-C'}; continue with `edgekit train --out {run_dir} --resume`",
+            )
+        raise
+
+
+def _train(
+    config: RunConfig, run_dir: Path, resume: bool, data: PreparedData | None, show_progress: bool
+) -> dict[str, Any]:
     started = time.perf_counter()
     last_path = run_dir / "checkpoints" / "last.pt"
     resume_state, changed = None, {}
     if resume:
         if not last_path.is_file():
             raise CheckpointError(f"--resume: no {last_path}; start without --resume")
-        changed = resume_changes(load_run_config(run_dir), config)
+        run = Run(run_dir)  # config, data and last.pt checked against the manifest
+        changed = resume_changes(run.config, config)
+        run.verified("checkpoints/last.pt")
         resume_state = read_checkpoint(last_path)
+        data = run.data  # the split training started on, untouched
+    # a new model: no checkpoint, calibration, export or report of the old one may survive
+    clear_outputs(run_dir, keep=RESUMED_FROM if resume else ())
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     device = pick_device(config.train.device)
     torch.manual_seed(config.train.seed)
-    saved = PreparedData.load(run_dir / "data", config.data) if resume else None
-    if saved is not None:
-        data = saved  # the split training started on, untouched
-    elif data is None:
+    if data is None:
         data = prepare_data(config.data, folder=run_dir / "data")
-    else:
+    elif not resume:
         data.save(run_dir / "data")
     write_text(run_dir / "config.resolved.yaml", config.to_yaml())
-    trainer = Trainer(config.train, config.augment, data, run_dir, device, show_progress)
+    manifest = Manifest(run_dir)
+    manifest.data["config_hash"] = config.digest()
+    manifest.record(run_dir / "config.resolved.yaml", run_dir / "data")
+    manifest.save()
+    trainer = Trainer(config.train, config.augment, data, manifest, device, show_progress)
     float_net, qat_net = (
         net_config_for(config, data, quant=False),
         net_config_for(config, data, quant=True),
@@ -365,14 +398,7 @@ def run_training(
     seconds = time.perf_counter() - started
     metrics = summarise(float_model, qat_model, data, seconds, trainer.select_on)
     write_outputs(run_dir, history, metrics, data.class_names)
-    manifest = Manifest(run_dir)
-    manifest.data["config_hash"] = config.digest()
-    manifest.record(
-        run_dir / "config.resolved.yaml",
-        run_dir / "data",
-        run_dir / "checkpoints",
-        run_dir / "metrics.json",
-    )
+    manifest.record(run_dir / "checkpoints", run_dir / "metrics.json")
     manifest.stage("train", seconds, device=str(device))
     manifest.save()
     return metrics
@@ -500,6 +526,7 @@ def evaluate_run(
         if drop_channels
         else []
     )  # checked before any work
+    run.verified(f"checkpoints/{checkpoint}")
     model, _ = load_checkpoint(run.checkpoints / checkpoint)
     X_test, y_test = data.arrays["test"]
     metrics = evaluate_model(model, X_test, y_test, data.class_names)

@@ -368,4 +368,6 @@ class DeviceAgent:
         result = wire.Result(
             infer.sample_id, ResultStatus.OK, micros * 100, micros, 0, out.tobytes()
         )
+        if self.faults is not None and (broken := self.faults.malformed_reply(frame, result)):
+            return broken
         return self.reply(frame, MessageType.RESULT, result.pack())

@@ -11,14 +11,17 @@ import os
 import random
 import threading
 import tty
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from edgekit.errors import DeviceError
+from edgekit.firmware_bridge import protocol as wire
 from edgekit.firmware_bridge.agent import DeviceAgent, FdPort, ThrottledPort, load_backend
+from edgekit.firmware_bridge.protocol import Frame, MessageType
 
+MALFORMED = ("empty_log", "unknown_error", "short_result", "wrong_sample", "long_result")
 BANNER = b"\r\nU-Boot-ish edgekit emulator\r\nbooting... ok\r\n"
 
 
@@ -37,6 +40,7 @@ class Faults:
     oversize_after: int = 0  # once, send a run longer than any frame, without delimiter
     perturb_lsb: int = 0  # add ±k LSB to every output
     infer_us: int = 0  # extra time per inference: a slower device
+    malformed: str = ""  # once, a CRC-valid frame a buggy firmware sends: one of MALFORMED
     seed: int = 0
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -58,10 +62,16 @@ class Faults:
                 values[key] = (
                     raw.lower() in ("1", "true", "yes", "")
                     if names[key] == "bool"
+                    else raw
+                    if names[key] == "str"
                     else (float(raw) if names[key] == "float" else int(raw))
                 )
             except ValueError:
                 raise DeviceError(f"fault {key}={raw!r} is not a number") from None
+        if values.get("malformed", "") not in ("", *MALFORMED):
+            raise DeviceError(
+                f"unknown malformed={values['malformed']}; use {', '.join(MALFORMED)}"
+            )
         return cls(**values)
 
     def _count(self, name: str) -> None:
@@ -129,6 +139,23 @@ class Faults:
             self._count("oversize")
             return bytes(self.random.randrange(1, 256) for _ in range(5000))
         return b""
+
+    def malformed_reply(self, request: Frame, result: wire.Result) -> bytes | None:
+        """Once, instead of a good RESULT: what a firmware with a protocol bug sends."""
+        if not self.malformed or "malformed" in self.counts:
+            return None
+        self._count("malformed")
+        good = wire.encode_frame(Frame(MessageType.RESULT, request.seq, result.pack()))
+        if self.malformed == "empty_log":  # legal to survive: logged empty, the RESULT still counts
+            return wire.encode_frame(Frame(MessageType.LOG, 0, b"")) + good
+        payload = {
+            "unknown_error": wire.Error(200, "").pack(),
+            "short_result": result.pack()[:6],
+            "wrong_sample": replace(result, sample_id=result.sample_id + 1000).pack(),
+            "long_result": result.pack() + b"\x00",
+        }[self.malformed]
+        kind = MessageType.ERROR if self.malformed == "unknown_error" else MessageType.RESULT
+        return wire.encode_frame(Frame(kind, request.seq, payload))
 
     def model_hash(self, real: bytes) -> bytes:
         return bytes(b ^ 0xFF for b in real) if self.wrong_hash else real

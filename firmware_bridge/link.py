@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import math
+import struct
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -19,6 +20,35 @@ from edgekit.firmware_bridge.protocol import ErrorCode, Frame, MessageType, Resu
 
 HELLO_ATTEMPTS = 3
 SEQ_WINDOW = 32  # never run more than this many seqs ahead of the oldest unanswered request
+
+
+def malformed(frame: Frame, why: str) -> DeviceError:
+    name = (
+        MessageType(frame.type).name
+        if frame.type in set(MessageType)
+        else f"type 0x{frame.type:02x}"
+    )
+    return DeviceError(
+        f"device sent a malformed {name} frame ({why}); the firmware does not follow docs/PROTOCOL.md"
+    )
+
+
+def decoded(frame: Frame, message: Any) -> Any:
+    """The frame's payload as `message`; a payload that does not parse is the device's fault."""
+    try:
+        return message.unpack(frame.payload)
+    except (ValueError, struct.error) as err:  # ProtocolError is a ValueError
+        raise malformed(frame, str(err)) from None
+
+
+def describe(error: wire.Error) -> str:
+    """`BAD_OFFSET 80+16 > 84`; a code this host does not know is named by its number."""
+    name = (
+        ErrorCode(error.code).name
+        if error.code in set(ErrorCode)
+        else f"unknown error code {error.code}"
+    )
+    return f"{name} {error.detail}".rstrip()
 
 
 def open_port(url: str, baud: int, no_reset: bool = False) -> Any:
@@ -137,7 +167,8 @@ class HostLink:
         frames = []
         for frame in self.decoder.feed(data):
             if frame.type == MessageType.LOG:
-                self.stats.logs.append(wire.Log.unpack(frame.payload).text)
+                text = frame.payload[1:].decode(errors="replace") if frame.payload else ""
+                self.stats.logs.append(text)  # an empty LOG is logged empty, not fatal
             else:
                 frames.append(frame)
         return frames
@@ -161,10 +192,8 @@ class HostLink:
                     if frame.seq != seq:
                         self.stats.stray_replies += 1
                     elif frame.type == MessageType.ERROR:
-                        error = wire.Error.unpack(frame.payload)
-                        raise DeviceError(
-                            f"device refused {msg_type.name}: {ErrorCode(error.code).name} {error.detail}"
-                        )
+                        error = decoded(frame, wire.Error)
+                        raise DeviceError(f"device refused {msg_type.name}: {describe(error)}")
                     elif frame.type == expect:
                         return frame
             self.stats.timeouts += 1
@@ -175,13 +204,14 @@ class HostLink:
 
     # ------------------------------------------------------------------ handshake
     def hello(self) -> wire.HelloAck:
-        ack = wire.HelloAck.unpack(
+        ack = decoded(
             self.transact(
                 MessageType.HELLO,
                 wire.Hello(host_max_frame=self.max_frame).pack(),
                 MessageType.HELLO_ACK,
                 HELLO_ATTEMPTS,
-            ).payload
+            ),
+            wire.HelloAck,
         )
         if ack.proto != wire.PROTOCOL_VERSION:
             raise DeviceError(
@@ -199,7 +229,9 @@ class HostLink:
 
     def ping(self) -> int:
         frame = self.transact(MessageType.PING, wire.U32.pack(0xC0FFEE), MessageType.PONG)
-        return wire.PONG.unpack(frame.payload)[1]
+        if len(frame.payload) != wire.PONG.size:
+            raise malformed(frame, f"{len(frame.payload)} bytes, expected {wire.PONG.size}")
+        return int(wire.PONG.unpack(frame.payload)[1])
 
     # ------------------------------------------------------------------ streaming
     def stream(
@@ -295,15 +327,22 @@ class HostLink:
                     self.stats.stray_replies += 1
                     continue
                 if frame.type == MessageType.ERROR:
-                    error = wire.Error.unpack(frame.payload)
+                    error = decoded(frame, wire.Error)
                     if error.code == ErrorCode.NEED_HELLO:  # the device rebooted under us
                         recover()
                         break
                     raise DeviceError(
-                        f"device refused {request.type.name} for sample {request.sample_id}: {ErrorCode(error.code).name} {error.detail}"
+                        f"device refused {request.type.name} for sample {request.sample_id}: {describe(error)}"
                     )
                 if frame.type == MessageType.RESULT:
-                    result = wire.Result.unpack(frame.payload)
+                    result = decoded(frame, wire.Result)
+                    if result.sample_id != request.sample_id or result.status not in set(
+                        ResultStatus
+                    ):
+                        raise malformed(
+                            frame,
+                            f"sample {result.sample_id} status {result.status} in answer to the INFER of sample {request.sample_id}",
+                        )
                     if (
                         result.status == ResultStatus.INCOMPLETE
                     ):  # input lost or evicted: load the sample again

@@ -26,6 +26,7 @@ from edgekit.firmware_bridge.metrics import (
 )
 from edgekit.firmware_bridge.protocol import DTYPE_NUMPY
 from edgekit.progress import Progress
+from edgekit.transaction import transactional
 
 
 @dataclass(frozen=True)
@@ -54,30 +55,73 @@ def device_url(url: str, run_dir: Path) -> str:
 
 
 def load_inputs(run: Any, inputs: str | None, limit: int) -> tuple[np.ndarray, np.ndarray | None]:
-    from edgekit.data.prepare import normalise, to_hailo_layout
-    from edgekit.errors import DataError
-
+    """The test split, or the user's `--inputs` .npz checked against what the model takes."""
     if inputs is None:
         X, y = run.data.arrays["test"]
     else:
-        path = Path(inputs)
-        if not path.is_file():
-            raise DataError(
-                f"--inputs {path} does not exist; give an .npz with 'inputs' (N,C,2,T/2) or raw (N,C,T)"
-            )
-        with np.load(path) as archive:
-            if "inputs" not in archive:
-                raise DataError(f"{path} has no 'inputs' array (found: {', '.join(archive.files)})")
-            X = archive["inputs"].astype(np.float32)
-            y = archive.get("labels", None)
-        if X.ndim == 3:  # raw windows: the deployment preprocessing
-            stats = run.data.stats
-            X = to_hailo_layout(normalise(X, np.asarray(stats["mean"]), np.asarray(stats["std"])))
+        X, y = read_inputs(Path(inputs), run.data)
     if limit:
         X, y = X[:limit], None if y is None else y[:limit]
     return X, y
 
 
+def read_inputs(path: Path, data: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """`inputs` (N,C,2,T/2) in model layout, or raw (N,C,T) windows given the deployment
+    preprocessing; optional integer `labels` (N,)."""
+    import zipfile
+
+    from edgekit.data.prepare import normalise, to_hailo_layout
+    from edgekit.errors import DataError
+
+    layout = data.input_shape
+    raw = (layout[0], int(data.stats.get("window_length", 2 * layout[2])))
+    expected = f"'inputs' of shape (N,{','.join(map(str, layout))}) or raw (N,{raw[0]},{raw[1]})"
+    if not path.is_file():
+        raise DataError(f"--inputs {path} does not exist; give an .npz with {expected}")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        archive = None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(
+            f"--inputs {path} is not an .npz archive; save it with np.savez(path, inputs=..., labels=...)"
+        )
+    with archive:
+        if "inputs" not in archive.files:
+            raise DataError(
+                f"--inputs {path} has no 'inputs' array (found: {', '.join(archive.files) or 'none'}); it needs {expected}"
+            )
+        try:
+            X = archive["inputs"]
+            y = archive["labels"] if "labels" in archive.files else None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            raise DataError(f"--inputs {path} is damaged; save it again") from None
+    if X.dtype.kind not in "biuf" or X.shape[1:] not in (layout, raw) or not len(X):
+        raise DataError(
+            f"--inputs {path}: 'inputs' is {X.dtype} {X.shape}; this model takes {expected}, N >= 1"
+        )
+    X = X.astype(np.float32)
+    bad = int((~np.isfinite(X.reshape(len(X), -1))).any(axis=1).sum())
+    if bad:
+        raise DataError(
+            f"--inputs {path}: 'inputs' has NaN/Inf in {bad} of {len(X)} windows; fill or drop them"
+        )
+    if X.ndim == 3:  # raw windows: the deployment preprocessing
+        stats = data.stats
+        X = to_hailo_layout(normalise(X, np.asarray(stats["mean"]), np.asarray(stats["std"])))
+    if y is not None:
+        if (
+            y.shape != (len(X),)
+            or y.dtype.kind not in "iu"
+            or not ((y >= 0) & (y < data.num_classes)).all()
+        ):
+            raise DataError(f"--inputs {path}: 'labels' must be {len(X)} class ids in 0..{data.num_classes - 1}, "
+                            f"got {y.dtype} {y.shape}; fix or drop 'labels'")  # fmt: skip
+        y = y.astype(np.int64)
+    return X, y
+
+
+@transactional()
 def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
     from edgekit.onnx_io import OnnxRunner
     from edgekit.quantize.integer_reference import IntegerReference
@@ -85,6 +129,7 @@ def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
 
     run = Run(run_dir)
     model_path = model_file(run.path)
+    run.verified(model_path.relative_to(run.path).as_posix())
     reference = IntegerReference.from_onnx(model_path)
     X, labels = load_inputs(run, options.inputs, options.limit)
     q_inputs = reference.quantize_input(X).astype(np.int8)
@@ -137,12 +182,23 @@ def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
             raise DeviceError(
                 f"device input {ack.inputs[0].shape if ack.inputs else None} != model input {q_inputs.shape[1:]}"
             )
+        if not ack.outputs or tuple(ack.outputs[0].shape) != cpu_q.shape[1:]:
+            raise DeviceError(
+                f"device output {ack.outputs[0].shape if ack.outputs else None} != model output {cpu_q.shape[1:]}"
+            )
         out_desc = ack.outputs[0]
+        out_dtype = np.dtype(DTYPE_NUMPY[out_desc.dtype])
+        out_bytes = cpu_q.shape[1] * out_dtype.itemsize
         progress = Progress(len(X), "verify", enabled=options.show_progress)
         sent_at = stream_start = time.perf_counter()
         tx_before = link.stats.tx_bytes
         for sample_id, result in link.stream([(i, q.tobytes()) for i, q in enumerate(q_inputs)]):
-            outputs[sample_id] = np.frombuffer(result.data, dtype=DTYPE_NUMPY[out_desc.dtype])
+            if len(result.data) != out_bytes:
+                raise DeviceError(
+                    f"device sent a RESULT of {len(result.data)} bytes for sample {sample_id}, expected {out_bytes}; "
+                    "the firmware does not follow its own HELLO_ACK descriptor"
+                )
+            outputs[sample_id] = np.frombuffer(result.data, dtype=out_dtype)
             micros[sample_id] = result.micros
             now = time.perf_counter()
             host_seconds[sample_id] = now - sent_at
@@ -152,8 +208,8 @@ def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
             )
         progress.close()
         report["partial"] = False
-    except KeyboardInterrupt:
-        report["error"] = "interrupted (Ctrl-C)"
+    except KeyboardInterrupt as err:
+        report["error"] = f"interrupted ({str(err) or 'Ctrl-C'})"
     except DeviceError as err:
         report["error"] = str(err)
     finally:

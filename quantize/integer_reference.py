@@ -110,8 +110,18 @@ class IntegerReference:
             )
         self.levels = tuple(int(v) for v in meta["edgekit_fsq_levels"].split(","))
         first = next(
-            n for n in self.nodes if n.op_type == "QuantizeLinear" and n.input[0] == self.input_name
+            (
+                n
+                for n in self.nodes
+                if n.op_type == "QuantizeLinear" and n.input[0] == self.input_name
+            ),
+            None,
         )
+        if first is None:
+            raise ExportError(
+                "the ONNX file does not quantize its input: it is a float model, not the int8 QDQ "
+                "export; give export/onnx/model_int8.onnx from `edgekit export --target onnx`"
+            )
         self.input_scale = float(self.constants[first.input[1]])
         self.input_zero_point = int(self.constants[first.input[2]])
         last_q = [n for n in self.nodes if n.op_type == "QuantizeLinear"][-1]

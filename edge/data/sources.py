@@ -182,8 +182,14 @@ def load_uci_har(path: str, config: DataConfig) -> WindowSet:
         raise DataError(
             f"uci-har: {labels_file} is missing; point uci-har:PATH at the 'UCI HAR Dataset' folder"
         )
-    activity = dict(line.split() for line in labels_file.read_text().splitlines() if line.strip())
-    class_ids = sorted(int(k) for k in activity)
+    try:
+        pairs = [line.split() for line in labels_file.read_text(encoding="utf-8").splitlines()]
+        activity = {pair[0]: pair[1] for pair in pairs if pair}
+        class_ids = sorted(int(k) for k in activity)
+    except (UnicodeDecodeError, IndexError, ValueError):
+        raise DataError(
+            f"uci-har: {labels_file} is not 'ID NAME' lines; re-extract the archive"
+        ) from None
     X_parts, y_parts, subject_parts = [], [], []
     for split in ("train", "test"):
         signal_dir = root / split / "Inertial Signals"
@@ -205,6 +211,23 @@ def load_uci_har(path: str, config: DataConfig) -> WindowSet:
             raise DataError(
                 f"uci-har: malformed numbers in the {split} split ({err}); re-extract the archive"
             ) from None
+        rows = {
+            f"{name}_{split}.txt": s.shape for name, s in zip(_UCI_SIGNALS, signals, strict=True)
+        }
+        rows |= {
+            f"y_{split}.txt": y_parts[-1].shape,
+            f"subject_{split}.txt": subject_parts[-1].shape,
+        }
+        if len({shape[0] for shape in rows.values()}) > 1 or len({s.shape for s in signals}) > 1:
+            sizes = ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in rows.items())
+            raise DataError(
+                f"uci-har: the {split} files disagree in rows or samples ({sizes}); re-extract the archive"
+            )
+        unknown = sorted(set(y_parts[-1].tolist()) - set(class_ids))
+        if unknown:
+            raise DataError(
+                f"uci-har: y_{split}.txt has labels {unknown[:5]} not in activity_labels.txt; re-extract the archive"
+            )
         X_parts.append(np.stack(signals, axis=1))
     if not X_parts:
         raise DataError(f"uci-har: no train/ or test/ 'Inertial Signals' folders in {root}")
@@ -368,6 +391,10 @@ def load_csv(path: str, config: DataConfig) -> WindowSet:
         {header.index(config.csv_time_column)} if config.csv_time_column in header else set()
     )
     channel_index = [i for i in range(len(header)) if i not in skip]
+    if not channel_index:
+        raise DataError(
+            f"csv: {file.name} has no channel columns (only {', '.join(header)}); add one numeric column per sensor channel"
+        )
     try:
         values = np.array(
             [[float(r[i]) if r[i].strip() else np.nan for i in channel_index] for r in rows],

@@ -8,6 +8,7 @@ from typing import Any
 from edgekit.errors import EdgekitError, ExportError
 from edgekit.targets import hailo, onnx_target
 from edgekit.targets.base import Target
+from edgekit.transaction import transactional
 
 TARGETS: dict[str, Target] = {t.name: t for t in (onnx_target.TARGET, hailo.TARGET)}
 
@@ -32,35 +33,33 @@ def exported_targets(run_dir: Path) -> list[str]:
     return [name for name in TARGETS if (run_dir / "export" / name).is_dir()]
 
 
-def _export_staged(
+def _export_into(
     run: Any, target: Target, options: dict[str, Any], out_dir: Path
 ) -> dict[str, Any]:
-    """Export into a staging folder and swap it in only on success: a failure keeps the last good export."""
+    """Export into an emptied `out_dir`; on failure the stage's rollback restores the last good export,
+    but a readiness report explaining the failure is kept beside it."""
     import os
     import shutil
 
-    staging = out_dir.parent / f".staging-{out_dir.name}-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    from edgekit.transaction import keep_on_failure
+
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
     try:
-        summary = target.export(run, target, options, staging)
-    except BaseException as err:
-        report = staging / "readiness_report.json"
-        if isinstance(err, EdgekitError) and report.is_file():
+        summary = target.export(run, target, options, out_dir)
+    except EdgekitError as err:
+        report = out_dir / "readiness_report.json"
+        if report.is_file():
             kept = out_dir.parent / f"{out_dir.name}.failed_readiness_report.json"
             os.replace(report, kept)
+            keep_on_failure(kept)
             err.args = (f"{err} (report: {kept})",)
-        shutil.rmtree(staging, ignore_errors=True)
         raise
-    backup = out_dir.parent / f".previous-{out_dir.name}-{os.getpid()}"
-    if out_dir.exists():
-        os.replace(out_dir, backup)
-    os.replace(staging, out_dir)
-    shutil.rmtree(backup, ignore_errors=True)
     summary["folder"] = str(out_dir)
     return summary
 
 
+@transactional()
 def export_run(run_dir: str | Path, target_name: str, **options: Any) -> dict[str, Any]:
     """Export a trained run for one target (`edgekit export RUN --target NAME`)."""
     import time
@@ -78,7 +77,7 @@ def export_run(run_dir: str | Path, target_name: str, **options: Any) -> dict[st
     )
     start = time.perf_counter()
     out_dir = target.export_dir(run.path, resolved)
-    summary = _export_staged(run, target, resolved, out_dir)
+    summary = _export_into(run, target, resolved, out_dir)
     manifest = Manifest(run.path)
     manifest.record(out_dir)
     manifest.stage(f"export:{target_name}", time.perf_counter() - start, options=resolved)

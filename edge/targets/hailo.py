@@ -126,6 +126,8 @@ def export_hailo(run: Run, target: Any, options: dict[str, Any], out_dir: Path) 
     device_graph = load_onnx(out_dir / "model_device.onnx")
     end_node = next(n for n in device_graph.graph.node if "pre_fsq" in n.output)
 
+    if (run.path / "calibration" / "calib_set.npz").is_file():
+        run.verified("calibration/calib_set.npz")
     calibration = load_calibration_set(run.path)
     if calibration is None:
         X_train, y_train = run.data.arrays["train"]

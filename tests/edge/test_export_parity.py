@@ -9,8 +9,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from edgekit.artifacts import Manifest
 from edgekit.checkpoint import load_checkpoint, save_checkpoint
-from edgekit.errors import CheckpointError, ExportError, ParityError
+from edgekit.errors import ArtifactError, ExportError, ParityError
 from edgekit.onnx_io import OnnxRunner, load_onnx, op_counts
 from edgekit.parity import ShapeMismatchError, Tolerance, compare, run_parity
 from edgekit.runs import Run
@@ -98,6 +99,13 @@ def test_parity_onnx_and_hailo_pass(exported_run: Path) -> None:
     assert json.loads((exported_run / "parity.json").read_text())["passed"]
 
 
+def record_edits(run_dir: Path, *paths: Path) -> None:
+    """Deliberate edits, entered in the manifest as a stage would (else the run refuses them)."""
+    manifest = Manifest(run_dir)
+    manifest.record(*paths)
+    manifest.save()
+
+
 def test_parity_catches_perturbed_weights(run_copy: Path) -> None:
     """Re-export from a perturbed checkpoint, then compare with the unperturbed PyTorch model."""
     from edgekit.targets.onnx_target import INT8
@@ -116,11 +124,15 @@ def test_parity_catches_perturbed_weights(run_copy: Path) -> None:
             if k not in ("net_config", "model_state", "schema_version")
         },
     )
-    (run_copy / "calibration/report.json").write_text(json.dumps({"adopted": False}))
+    (run_copy / "calibration/report.json").write_text(
+        json.dumps({"schema_version": 1, "adopted": False})
+    )
+    record_edits(run_copy, path, run_copy / "calibration/report.json")
     export_run(run_copy, "onnx")
     path.write_bytes(
         original
     )  # PyTorch reference back to the trained weights; the ONNX stays perturbed
+    record_edits(run_copy, path)
     reports = {r.name: r for r in TARGETS["onnx"].parity(Run(run_copy), TARGETS["onnx"])}
     assert not reports["onnx/qat_torch_vs_ort_int8"].passed
     assert reports[
@@ -191,7 +203,7 @@ def test_bad_inputs(tmp_path: Path, run_copy: Path) -> None:
     (run_copy / "checkpoints/best.pt").unlink()
     (run_copy / "calibration/report.json").unlink()
     before = (run_copy / "export/onnx/model_int8.onnx").read_bytes()
-    with pytest.raises(CheckpointError, match="best.pt is missing"):
+    with pytest.raises(ArtifactError, match="best.pt is missing"):
         export_run(run_copy, "onnx")
     assert (
         run_copy / "export/onnx/model_int8.onnx"
@@ -205,6 +217,9 @@ def test_nan_calibration_set_is_refused(run_copy: Path) -> None:
     archive = dict(np.load(path))
     archive["X"][0, 0, 0, 0] = np.nan
     np.savez(path, **archive)
+    with pytest.raises(ArtifactError, match="calib_set.npz does not match its sha256"):
+        export_run(run_copy, "hailo")
+    record_edits(run_copy, path)
     with pytest.raises(DataError, match="calib_set.npz has NaN/Inf in 1 windows"):
         export_run(run_copy, "hailo")
 
@@ -216,9 +231,11 @@ def test_stale_calibration_is_ignored_after_retraining(run_copy: Path) -> None:
     report = json.loads(report_path.read_text())
     report["adopted"] = True
     report_path.write_text(json.dumps(report))
+    record_edits(run_copy, report_path)
     assert Run(run_copy).qat_checkpoint().name == "calibrated.pt"
     report["source_checkpoint_sha256"] = "0" * 64  # best.pt changed since (a new training)
     report_path.write_text(json.dumps(report))
+    record_edits(run_copy, report_path)
     assert Run(run_copy).qat_checkpoint().name == "best.pt"
 
 
@@ -238,6 +255,7 @@ def test_calibration_report(exported_run: Path) -> None:
 def test_export_config_section_sets_target_defaults(run_copy: Path) -> None:
     config_file = run_copy / "config.resolved.yaml"
     config_file.write_text(config_file.read_text().replace("hw_arch: hailo8", "hw_arch: hailo8l"))
+    record_edits(run_copy, config_file)
     summary = export_run(run_copy, "hailo")
     assert (
         summary["hw_arch"] == "hailo8l" and (run_copy / "export/hailo/hailo8l/model.alls").is_file()
@@ -247,8 +265,12 @@ def test_export_config_section_sets_target_defaults(run_copy: Path) -> None:
     )  # the flag wins
 
 
+@pytest.mark.parametrize("recorded", [False, True], ids=["damaged", "recorded"])
 @pytest.mark.parametrize("damage", ["truncated", "empty", "random"])
-def test_parity_on_a_damaged_int8_model_is_one_line(run_copy: Path, damage: str, digest) -> None:
+def test_parity_on_a_damaged_int8_model_is_one_line(
+    run_copy: Path, damage: str, recorded: bool, digest
+) -> None:
+    """Damage is caught by the manifest; were it recorded there, onnxruntime's refusal is one line too."""
     import subprocess
     import sys
 
@@ -259,6 +281,8 @@ def test_parity_on_a_damaged_int8_model_is_one_line(run_copy: Path, damage: str,
             damage
         ]
     )
+    if recorded:
+        record_edits(run_copy, model)
     before = digest(run_copy)
     result = subprocess.run(
         [sys.executable, "-c", "from edgekit.cli import main; main()", "parity", str(run_copy)],
@@ -266,5 +290,6 @@ def test_parity_on_a_damaged_int8_model_is_one_line(run_copy: Path, damage: str,
     )  # fmt: skip
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert len(errors) == 1 and "model_int8.onnx" in errors[0] and "re-export" in errors[0]
+    fix = "re-export" if recorded else "does not match its sha256 in manifest.json"
+    assert len(errors) == 1 and "model_int8.onnx" in errors[0] and fix in errors[0]
     assert digest(run_copy) == before

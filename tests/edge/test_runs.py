@@ -6,7 +6,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
+from edgekit.artifacts import Manifest
 from edgekit.data.prepare import PreparedData, prepare_data
+from edgekit.errors import ArtifactError
 from edgekit.runs import Run
 
 
@@ -22,25 +25,69 @@ def test_saved_arrays_equal_a_fresh_preparation(trained_run: Path) -> None:
     assert saved.class_names == fresh.class_names and saved.stats == fresh.stats
 
 
-def test_changed_data_config_is_not_served_stale(trained_run: Path, tmp_path: Path) -> None:
+def test_an_edited_config_is_refused(trained_run: Path, tmp_path: Path) -> None:
     copy = tmp_path / "run"
     shutil.copytree(trained_run, copy)
     config_file = copy / "config.resolved.yaml"
     config_file.write_text(config_file.read_text().replace("seed: 0\n", "seed: 5\n", 1))
+    with pytest.raises(ArtifactError, match="config.resolved.yaml does not match its sha256"):
+        Run(copy)
+
+
+def test_data_of_another_config_is_refused(trained_run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run, copy)
+    config_file = copy / "config.resolved.yaml"
+    config_file.write_text(config_file.read_text().replace("seed: 0\n", "seed: 5\n", 1))
+    manifest = Manifest(copy)
+    manifest.record(config_file)  # as if a stage had written it
+    manifest.save()
     run = Run(copy)
     assert run.config.data.seed == 5
-    assert PreparedData.load(copy / "data", run.config.data) is None
-    assert run.data.splits["seed"] == 5
+    with pytest.raises(ArtifactError, match="does not belong to this run's data config"):
+        _ = run.data
 
 
-def test_damaged_saved_arrays_fall_back_to_the_source(trained_run: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("damage", ["truncate", "delete", "add"])
+def test_damaged_saved_data_is_refused(
+    trained_run: Path, tmp_path: Path, damage: str, digest
+) -> None:
     copy = tmp_path / "run"
     shutil.copytree(trained_run, copy)
     saved = copy / "data/X_test.npy"
-    saved.write_bytes(saved.read_bytes()[:200])
-    run = Run(copy)
-    assert PreparedData.load(copy / "data", run.config.data) is None
-    assert len(run.data.arrays["test"][1]) == len(prepare_data(run.config.data).arrays["test"][1])
+    if damage == "truncate":
+        saved.write_bytes(saved.read_bytes()[:200])
+    elif damage == "delete":
+        saved.unlink()
+    else:
+        (copy / "data/extra.npy").write_bytes(saved.read_bytes())
+    before = digest(copy)
+    name = "extra.npy is not recorded" if damage == "add" else "X_test.npy"
+    with pytest.raises(ArtifactError, match=name):
+        _ = Run(copy).data
+    assert digest(copy) == before
+
+
+@pytest.mark.parametrize(
+    "manifest, message",
+    [
+        (None, "manifest.json is missing"),
+        ("{not json", "not readable JSON"),
+        ('{"schema_version": 99, "artifacts": {}}', "schema_version 99, this edgekit reads 1"),
+        ('{"schema_version": 1}', "no artifact table"),
+    ],
+)
+def test_a_missing_or_foreign_manifest_is_refused(
+    trained_run: Path, tmp_path: Path, manifest: str | None, message: str
+) -> None:
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run, copy)
+    if manifest is None:
+        (copy / "manifest.json").unlink()
+    else:
+        (copy / "manifest.json").write_text(manifest)
+    with pytest.raises(ArtifactError, match=message):
+        Run(copy)
 
 
 def test_training_memory_maps_one_copy_of_each_split(trained_run: Path) -> None:
