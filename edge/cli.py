@@ -363,6 +363,14 @@ cli.add_command(verify)
 cli.add_command(device)
 
 
+def interrupted(err: KeyboardInterrupt | None) -> None:
+    """Ctrl-C exits 130, SIGTERM 143 (128 + signal), with what became of the run."""
+    from edgekit.transaction import Interrupted
+
+    click.echo(f"interrupted: {str(err or '') or 'Ctrl-C'}", err=True)
+    sys.exit(143 if isinstance(err, Interrupted) else 130)
+
+
 def main() -> None:
     """Entry point: user errors print one line and exit non-zero; --verbose shows the traceback."""
     verbose = "--verbose" in sys.argv or "-v" in sys.argv[1:2]
@@ -374,17 +382,15 @@ def main() -> None:
             traceback.print_exc()
         click.echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as err:
-        err.show()
+    except click.exceptions.Abort as err:  # click turns Ctrl-C into Abort; the cause says which
+        interrupted(err.__cause__ if isinstance(err.__cause__, KeyboardInterrupt) else None)
+    except click.ClickException as err:  # usage errors too: one line, with where to look
+        context = getattr(err, "ctx", None)
+        hint = f"; see `{context.command_path} --help`" if context is not None else ""
+        click.echo(f"error: {err.format_message()}{hint}", err=True)
         sys.exit(err.exit_code)
     except KeyboardInterrupt as err:
-        from edgekit.transaction import Interrupted
-
-        click.echo(f"interrupted: {str(err) or 'Ctrl-C'}", err=True)
-        sys.exit(143 if isinstance(err, Interrupted) else 130)
+        interrupted(err)
     except OSError as err:  # a file system refusal no stage anticipated
         if verbose:
             traceback.print_exc()

@@ -398,6 +398,10 @@ def load_config(
 def load_run_config(run_dir: str | Path) -> RunConfig:
     """Rebuild the config a run was made with from its `config.resolved.yaml`."""
     path = Path(run_dir) / "config.resolved.yaml"
+    if not Path(run_dir).is_dir():
+        raise ConfigError(
+            f"run directory {run_dir} does not exist; run `edgekit train --out {run_dir}` first"
+        )
     if not path.is_file():
         raise ConfigError(
             f"{run_dir} is not an edgekit run (no config.resolved.yaml); run `edgekit train` first"

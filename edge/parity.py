@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from edgekit.artifacts import Manifest, write_json
-from edgekit.errors import ParityError
+from edgekit.errors import ArtifactError, ParityError
 from edgekit.transaction import transactional
 
 
@@ -153,7 +153,7 @@ def run_parity(
     run = Run(run_dir)
     names = targets or exported_targets(run.path)
     if not names:
-        raise ParityError(
+        raise ArtifactError(
             f"{run.path} has no exports; run `edgekit export {run.path} --target onnx` first"
         )
     start = time.perf_counter()

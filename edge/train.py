@@ -217,8 +217,8 @@ class Trainer:
                 loss = self.batch_loss(model, X[index], y[index], generator)
                 if not torch.isfinite(loss):
                     raise TrainingError(
-                        f"{phase} loss became {loss.item()} at epoch {state.epoch + 1}; the last good checkpoint is kept in "
-                        f"{self.run_dir / 'checkpoints'}; lower train.lr or enable train.grad_clip"
+                        f"training diverged ({phase} loss {loss.item()} at epoch {state.epoch + 1}) and was rolled back; "
+                        "lower train.lr or enable train.grad_clip"
                     )
                 (loss / config.grad_accum).backward()
                 total_loss += float(loss.detach()) * len(index)

@@ -234,3 +234,33 @@ def test_permission_denied_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> Non
         DeviceError, match="permission denied on /dev/ttyS9; add your user to the 'dialout' group"
     ):
         open_port("/dev/ttyS9", 115200)
+
+
+@pytest.mark.parametrize("layout", ["raw", "model"])
+def test_user_inputs_raw_or_in_model_layout(
+    exported_run: Path, tmp_path: Path, layout: str
+) -> None:
+    """Raw (N,C,T) windows get the deployment preprocessing; both give the test split's results."""
+    from edgekit.runs import Run
+
+    run = Run(exported_run)
+    X, y = run.data.arrays["test"]
+    if layout == "raw":  # undo the normalisation and the (C,2,T/2) layout
+        stats = run.data.stats
+        flat = X.reshape(len(X), X.shape[1], -1)
+        X = (
+            flat * np.asarray(stats["std"])[None, :, None]
+            + np.asarray(stats["mean"])[None, :, None]
+        )
+    np.savez(tmp_path / "in.npz", inputs=X, labels=y)
+    report = verify(exported_run, "emu://", inputs=str(tmp_path / "in.npz"))
+    reference = verify(exported_run, "emu://")
+    assert_complete(report)
+    assert report["samples_total"] == len(y)
+    assert report["rows"]["device_vs_labels"] == reference["rows"]["device_vs_labels"]
+
+
+def test_an_empty_log_frame_is_logged_not_fatal(exported_run: Path) -> None:
+    report = verify(exported_run, "emu://?faults=malformed=empty_log")
+    assert_complete(report)
+    assert report["passed"] and "" in report["link_stats"]["logs"]
