@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 from edgekit.artifacts import Manifest, sha256_file, write_json
-from edgekit.calibrate.activations import activation_ranges, calibrate_activations, correct_biases
 from edgekit.calibrate.representative import save_calibration_set, select_representative
 from edgekit.checkpoint import load_checkpoint, save_checkpoint
 from edgekit.config import CalibrateConfig
 from edgekit.evaluate import predict
+from edgekit.quantize.activations import activation_ranges, calibrate_activations, correct_biases
 from edgekit.transaction import transactional
 
 

@@ -299,8 +299,9 @@ def check(onnx_file: Path, target_name: str, as_json: bool) -> None:
 )
 def parity(run_dir: Path, targets: tuple[str, ...], limit: int) -> None:
     """Compare every export with its CPU reference on the test split; non-zero exit on failure."""
+    from edgekit.compare import format_table
     from edgekit.errors import ParityError
-    from edgekit.parity import format_table, run_parity
+    from edgekit.parity import run_parity
 
     with writing(run_dir, "parity"):
         reports = run_parity(run_dir, list(targets) or None, limit)

@@ -114,7 +114,7 @@ def verify(
         )
     if agreement:
         click.echo(
-            f"device vs reference: top-1 {agreement['top1_agreement']:.4f}, max |Δ| {agreement['max_abs_lsb']} LSB, exact {agreement['exact_match_pct']:.1f} %"
+            f"device vs reference: top-1 {agreement['top1_agreement']:.4f}, max |Δ| {agreement['max_lsb']:g} LSB, exact {100 * agreement['exact_sample_fraction']:.1f} % (vs {report.get('reference')})"
         )
     if report["latency"]:
         click.echo(

@@ -1,145 +1,17 @@
-"""`edgekit parity`: every export against its CPU reference, with tolerances declared on each target.
-
-`compare()` is the one comparison: shape check first, then max/mean |Δ| (also in output LSB for int8),
-top-1 agreement, FSQ-code agreement, exact-match share and the worst sample ids.
-"""
+"""`edgekit parity`: every export against its CPU reference, with tolerances declared on each target
+(the comparison itself is edgekit.compare)."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 from edgekit.artifacts import Manifest, write_json
-from edgekit.errors import ArtifactError, ParityError
+from edgekit.compare import PairReport
+from edgekit.errors import ArtifactError, ConfigError
+from edgekit.runs import Run
+from edgekit.targets import exported_targets, get_target
 from edgekit.transaction import transactional
-
-
-class ShapeMismatchError(ParityError):
-    """The two sides of a pair do not even have the same shape."""
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """What a pair must meet. `max_lsb` applies when an output scale is known (int8 outputs)."""
-
-    atol: float = 0.0
-    rtol: float = 0.0
-    max_lsb: float | None = None
-    min_top1_agreement: float = 1.0
-    min_code_agreement: float = 1.0
-    min_exact_fraction: float = 0.0
-
-
-@dataclass
-class PairReport:
-    name: str
-    reference: str
-    candidate: str
-    samples: int
-    max_abs: float
-    mean_abs: float
-    top1_agreement: float
-    code_agreement: float | None
-    exact_fraction: float
-    worst_ids: list[int]
-    tolerance: dict[str, Any]
-    max_lsb: float | None = None
-    mean_lsb: float | None = None
-    failures: list[str] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "passed": self.passed}
-
-
-def compare(
-    name: str,
-    reference: np.ndarray,
-    candidate: np.ndarray,
-    tolerance: Tolerance,
-    labels: tuple[str, str] = ("reference", "candidate"),
-    lsb: float | None = None,
-    reference_codes: np.ndarray | None = None,
-    candidate_codes: np.ndarray | None = None,
-    worst: int = 5,
-) -> PairReport:
-    """Compare two `(N, K)` output arrays; the report lists every tolerance that failed."""
-    if reference.shape != candidate.shape:
-        raise ShapeMismatchError(
-            f"{name}: shapes differ, {labels[0]} {reference.shape} vs {labels[1]} {candidate.shape}"
-        )
-    if not np.isfinite(candidate).all():
-        raise ParityError(
-            f"{name}: {labels[1]} produced NaN/Inf outputs; the export is broken, re-export it"
-        )
-    reference64, candidate64 = reference.astype(np.float64), candidate.astype(np.float64)
-    delta = np.abs(reference64 - candidate64).reshape(len(reference), -1)
-    per_sample = delta.max(axis=1)
-    report = PairReport(
-        name=name,
-        reference=labels[0],
-        candidate=labels[1],
-        samples=len(reference),
-        max_abs=float(delta.max()),
-        mean_abs=float(delta.mean()),
-        top1_agreement=float(
-            (
-                reference.reshape(len(reference), -1).argmax(1)
-                == candidate.reshape(len(candidate), -1).argmax(1)
-            ).mean()
-        ),
-        code_agreement=None
-        if reference_codes is None
-        else float((reference_codes == candidate_codes).mean()),
-        exact_fraction=float((delta == 0).mean()),
-        worst_ids=[
-            int(i) for i in np.argsort(-per_sample, kind="stable")[:worst] if per_sample[i] > 0
-        ],
-        tolerance=asdict(tolerance),
-    )
-    if lsb is not None:
-        report.max_lsb = float(delta.max() / lsb)
-        report.mean_lsb = float(delta.mean() / lsb)
-        if tolerance.max_lsb is not None and report.max_lsb > tolerance.max_lsb + 1e-6:
-            report.failures.append(f"max |Δ| {report.max_lsb:.3f} LSB > {tolerance.max_lsb} LSB")
-    else:
-        allowed = tolerance.atol + tolerance.rtol * np.abs(reference64).reshape(len(reference), -1)
-        if (delta > allowed).any():
-            report.failures.append(
-                f"max |Δ| {report.max_abs:.3g} exceeds atol {tolerance.atol:g} + rtol {tolerance.rtol:g}"
-            )
-    if report.top1_agreement < tolerance.min_top1_agreement:
-        report.failures.append(
-            f"top-1 agreement {report.top1_agreement:.4f} < {tolerance.min_top1_agreement}"
-        )
-    if report.code_agreement is not None and report.code_agreement < tolerance.min_code_agreement:
-        report.failures.append(
-            f"FSQ code agreement {report.code_agreement:.4f} < {tolerance.min_code_agreement}"
-        )
-    if report.exact_fraction < tolerance.min_exact_fraction:
-        report.failures.append(
-            f"exact outputs {report.exact_fraction:.4f} < {tolerance.min_exact_fraction}"
-        )
-    return report
-
-
-def format_table(reports: list[PairReport]) -> str:
-    header = f"{'pair':<34} {'n':>5} {'max|Δ|':>10} {'LSB':>6} {'top-1':>7} {'codes':>7} {'exact':>7}  result"
-    rows = [header, "-" * len(header)]
-    for r in reports:
-        lsb = f"{r.max_lsb:.2f}" if r.max_lsb is not None else "-"
-        codes = f"{r.code_agreement:.4f}" if r.code_agreement is not None else "-"
-        verdict = "PASS" if r.passed else "FAIL: " + "; ".join(r.failures)
-        rows.append(
-            f"{r.name:<34} {r.samples:>5} {r.max_abs:>10.3g} {lsb:>6} {r.top1_agreement:>7.4f} {codes:>7} {r.exact_fraction:>7.4f}  {verdict}"
-        )
-    return "\n".join(rows)
 
 
 @transactional()
@@ -147,9 +19,8 @@ def run_parity(
     run_dir: str | Path, targets: list[str] | None = None, limit: int = 0
 ) -> list[PairReport]:
     """Parity of every exported target of a run on its test split; writes `parity.json`."""
-    from edgekit.runs import Run
-    from edgekit.targets import exported_targets, get_target
-
+    if limit < 0:
+        raise ConfigError(f"parity limit must be >= 0 (0 = every test window), got {limit}")
     run = Run(run_dir)
     names = targets or exported_targets(run.path)
     if not names:

@@ -79,7 +79,8 @@ def run_pipeline(
             "samples": verify["samples_done"],
             "accuracy": verify["rows"]["device_vs_labels"].get("accuracy"),
             "top1_agreement": verify["rows"]["device_vs_reference"].get("top1_agreement"),
-            "max_abs_lsb": verify["rows"]["device_vs_reference"].get("max_abs_lsb"),
+            "max_abs_lsb": verify["rows"]["device_vs_reference"].get("max_lsb"),
+            "reference": verify.get("reference"),
             "latency_us_p50": verify["latency"].get("device_us_p50"),
             "samples_per_s": verify["samples_per_s"],
         },
@@ -125,7 +126,7 @@ def render_summary(summary: dict[str, Any]) -> str:
         ),
         ("device accuracy (emulator)", fmt(device["accuracy"], ".4f")),
         (
-            "device vs CPU reference",
+            f"device vs CPU ({device['reference'] or 'no reference'})",
             f"top-1 {fmt(device['top1_agreement'], '.4f')}, max {device['max_abs_lsb']} LSB",
         ),
         (

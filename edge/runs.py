@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import torch
 from edgekit.artifacts import MANIFEST_SCHEMA_VERSION, read_json, sha256_file
-from edgekit.checkpoint import build_model, load_checkpoint
+from edgekit.checkpoint import load_checkpoint
 from edgekit.config import RunConfig, load_run_config
 from edgekit.data.prepare import STATS_SCHEMA_VERSION, PreparedData
 from edgekit.errors import ArtifactError, CheckpointError
 from edgekit.models import Conv2dFSQNet
+from edgekit.models.transforms import folded_float_model
 
 CALIBRATION_SCHEMA_VERSION = 1
 
@@ -157,26 +156,5 @@ class Run:
 
     def float_model(self) -> Conv2dFSQNet:
         """The float twin with its BatchNorms folded (numerically the trained float model)."""
-        from edgekit.train import folded_float_state
-
         self.verified("checkpoints/float.pt")
-        trained, _ = load_checkpoint(self.checkpoints / "float.pt")
-        config = replace(trained.config, batch_norm=False)
-        return build_model(
-            config.to_dict(), folded_float_state(trained), str(self.checkpoints / "float.pt")
-        )
-
-
-def float_with_qat_weights(qat: Conv2dFSQNet) -> Conv2dFSQNet:
-    """Float graph carrying the QAT model's int8 weights and int32 biases (dequantized).
-
-    Hailo's compiler wants float ONNX and quantizes itself; this keeps the weights QAT learned.
-    """
-    config = replace(qat.config, quant_preset=None, batch_norm=False)
-    state = {}
-    with torch.no_grad():
-        for name, module in qat.named_modules():
-            if hasattr(module, "quant_weight"):
-                state[f"{name}.weight"] = module.quant_weight().value.detach().clone()
-                state[f"{name}.bias"] = module.bias.detach().clone()
-    return build_model(config.to_dict(), state, "QAT-effective float weights")
+        return folded_float_model(load_checkpoint(self.checkpoints / "float.pt")[0])

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from edgekit.artifacts import Manifest, write_json, write_text
 from edgekit.augment import augment_batch, mixup_batch
-from edgekit.calibrate.activations import calibrate_activations
 from edgekit.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from edgekit.config import AugmentConfig, RunConfig, TrainConfig
 from edgekit.data.channels import resolve_channels
@@ -32,8 +31,9 @@ from edgekit.evaluate import (
     write_plots,
 )
 from edgekit.models import Conv2dFSQNet, NetConfig
+from edgekit.models.transforms import float_with_qat_weights, folded_float_state
 from edgekit.progress import Progress
-from edgekit.quantize.layers import fold_batchnorm
+from edgekit.quantize.activations import calibrate_activations
 from edgekit.runs import Run, clear_outputs
 from edgekit.sizing import resolve_net
 from edgekit.transaction import keep_on_failure, transactional
@@ -59,20 +59,6 @@ def net_config_for(config: RunConfig, data: PreparedData, quant: bool) -> NetCon
             "use longer windows (data.window_length) or a smaller model.kernel_size"
         )
     return net
-
-
-def folded_float_state(float_model: Conv2dFSQNet) -> dict[str, torch.Tensor]:
-    """State dict of the BN-free twin: every conv absorbs the BatchNorm after it."""
-    conv_indices = [str(i) for i in range(0, len(float_model.encoder), 3)]
-    state = {
-        k: v
-        for k, v in float_model.state_dict().items()
-        if not k.startswith("encoder.") or k.split(".")[1] in conv_indices
-    }
-    for index, (conv, norm) in zip(conv_indices, float_model.conv_norm_pairs(), strict=True):
-        weight, bias = fold_batchnorm(conv, norm)
-        state[f"encoder.{index}.weight"], state[f"encoder.{index}.bias"] = weight, bias
-    return state
 
 
 IMBALANCE_RATIO = 1.5  # largest / smallest train class above this: select checkpoints on macro-F1
@@ -408,8 +394,6 @@ def summarise(
     float_model: Conv2dFSQNet, qat_model: Conv2dFSQNet, data: PreparedData, seconds: float,
     selection: str,
 ) -> dict[str, Any]:  # fmt: skip
-    from edgekit.runs import float_with_qat_weights
-
     X_test, y_test = data.arrays["test"]
     test = evaluate_model(qat_model, X_test, y_test, data.class_names)
     float_test = evaluate_model(float_model, X_test, y_test, data.class_names)

@@ -1,4 +1,4 @@
-"""On-device verification metrics: ST-style three rows, latency, link efficiency; report rendering."""
+"""On-device verification: latency, link efficiency and report rendering (comparisons: edgekit.compare)."""
 
 from __future__ import annotations
 
@@ -6,29 +6,6 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import numpy as np
-
-
-def output_agreement(device_q: np.ndarray, reference_q: np.ndarray, scale: float) -> dict[str, Any]:
-    """Device vs CPU reference on int8 outputs: in LSB, and in float after dequantisation."""
-    delta_lsb = np.abs(device_q.astype(np.int64) - reference_q.astype(np.int64))
-    device, reference = device_q.astype(np.float64) * scale, reference_q.astype(np.float64) * scale
-    error = device - reference
-    norms = np.linalg.norm(device, axis=1) * np.linalg.norm(reference, axis=1)
-    cosine = np.where(norms > 0, (device * reference).sum(axis=1) / np.maximum(norms, 1e-30), 1.0)
-    per_sample = delta_lsb.max(axis=1)
-    return {
-        "top1_agreement": float((device_q.argmax(1) == reference_q.argmax(1)).mean()),
-        "max_abs_lsb": int(delta_lsb.max()),
-        "mean_abs_lsb": float(delta_lsb.mean()),
-        "exact_match_pct": float(100 * (delta_lsb == 0).all(axis=1).mean()),
-        "rmse": float(np.sqrt((error**2).mean())),
-        "mae": float(np.abs(error).mean()),
-        "relative_l2": float(np.linalg.norm(error) / max(np.linalg.norm(reference), 1e-30)),
-        "cosine_mean": float(cosine.mean()),
-        "worst_sample_ids": [
-            int(i) for i in np.argsort(-per_sample, kind="stable")[:5] if per_sample[i] > 0
-        ],
-    }
 
 
 def latency(micros: np.ndarray, host_seconds: np.ndarray) -> dict[str, float]:
@@ -78,8 +55,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
         f"| device vs labels | {rows['device_vs_labels'].get('accuracy', float('nan')):.4f} | | | | |",
         f"| reference vs labels | {rows['reference_vs_labels'].get('accuracy', float('nan')):.4f} | | | | |",
-        f"| device vs reference | | {agreement.get('top1_agreement', float('nan')):.4f} | {agreement.get('max_abs_lsb', '-')} | "
-        f"{agreement.get('exact_match_pct', float('nan')):.2f} | {agreement.get('cosine_mean', float('nan')):.6f} |",
+        f"| device vs {report.get('reference', 'reference')} | | {agreement.get('top1_agreement', float('nan')):.4f} | "
+        f"{agreement.get('max_lsb', '-')} | {100 * agreement.get('exact_sample_fraction', float('nan')):.2f} | "
+        f"{agreement.get('cosine_mean', float('nan')):.6f} |",
         "",
         "Latency (device-measured): "
         + (", ".join(f"{k} {v:.1f}" for k, v in report["latency"].items()) or "none"),

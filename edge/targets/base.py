@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekit.parity import Tolerance
+from edgekit.compare import Tolerance
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ host (`model_host.onnx`). The float graph carries the QAT model's int8 weights.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -15,77 +14,21 @@ import numpy as np
 import torch
 from edgekit import __version__
 from edgekit.artifacts import sha256_file, write_json, write_npy, write_npz, write_text
-from edgekit.calibrate.activations import activation_ranges
 from edgekit.calibrate.representative import load_calibration_set, select_representative, to_nhwc
+from edgekit.compare import PairReport, Tolerance, compare
 from edgekit.errors import ExportError
 from edgekit.export import REFERENCE_SCHEMA_VERSION, Part, export_torch, set_metadata, simplify
-from edgekit.models import Conv2dFSQNet
+from edgekit.models.transforms import estimate_device_damage, float_with_qat_weights
 from edgekit.onnx_io import OnnxRunner, load_onnx, save_onnx
-from edgekit.parity import PairReport, Tolerance, compare
+from edgekit.quantize.activations import activation_ranges
 from edgekit.quantize.fsq_grid import fsq_indices
-from edgekit.runs import Run, float_with_qat_weights
+from edgekit.runs import Run
 from edgekit.targets import hailo_readiness as readiness
 from edgekit.targets.base import Target
 from edgekit.targets.hailo_scripts import BUILD_HEF, MODEL_SCRIPT, RUN_HAILORT
 
 HW_ARCHS = {"hailo8": ("3.x", "4.x"), "hailo8l": ("3.x", "4.x"), "hailo10h": ("5.x", "5.x")}
 NET_NAME = "imu_fsq_cls"
-
-
-@torch.no_grad()
-def estimate_device_damage(
-    model: Conv2dFSQNet, X_calib: np.ndarray, X_eval: np.ndarray, end_bits: int
-) -> dict[str, float]:
-    """Fake-quantize the device part as the DFC would (int8 per-channel weights, uint8/asym per-tensor
-    activations from calibration min/max) and count FSQ code flips against the float model."""
-    quantized = copy.deepcopy(model).eval()
-    for module in quantized.modules():
-        if isinstance(module, torch.nn.Conv2d) and module is not quantized.head:
-            scale = module.weight.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12) / 127
-            module.weight.copy_(torch.round(module.weight / scale).clamp(-127, 127) * scale)
-    points = {
-        "input": quantized.input_quant,
-        "pool": quantized.pool_quant,
-        "end": quantized.project,
-    }
-    points.update(
-        {f"relu{i}": m for i, m in enumerate(quantized.encoder) if isinstance(m, torch.nn.ReLU)}
-    )
-    ranges: dict[str, list[float]] = {}
-
-    def observe(name: str):
-        def hook(_module: Any, _inputs: Any, output: torch.Tensor) -> None:
-            lo, hi = ranges.get(name, [0.0, 0.0])
-            ranges[name] = [min(lo, float(output.min())), max(hi, float(output.max()))]
-
-        return hook
-
-    def fake_quantize(name: str, bits: int):
-        def hook(_module: Any, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
-            lo, hi = ranges[name]
-            scale = max(hi - lo, 1e-12) / (2**bits - 1)
-            zero = round(-lo / scale)
-            return (torch.clamp(torch.round(output / scale) + zero, 0, 2**bits - 1) - zero) * scale
-
-        return hook
-
-    handles = [m.register_forward_hook(observe(n)) for n, m in points.items()]
-    quantized.encode(torch.from_numpy(X_calib))
-    for handle in handles:
-        handle.remove()
-    for name, module in points.items():
-        module.register_forward_hook(fake_quantize(name, end_bits if name == "end" else 8))
-    X = torch.from_numpy(X_eval)
-    z_float, z_quant = model.encode(X), quantized.encode(X)
-    codes_float, codes_quant = model.fsq.indices(z_float), quantized.fsq.indices(z_quant)
-    agreement = (
-        (model.classify(z_float).argmax(1) == model.classify(z_quant).argmax(1)).float().mean()
-    )
-    return {
-        "end_node_bits": end_bits,
-        "top1_agreement": float(agreement),
-        "fsq_code_flip_rate": float((codes_float != codes_quant).float().mean()),
-    }
 
 
 def export_hailo(run: Run, target: Any, options: dict[str, Any], out_dir: Path) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 from edgekit.artifacts import write_json, write_npz
-from edgekit.calibrate.activations import activation_ranges
+from edgekit.compare import PairReport, Tolerance, compare
 from edgekit.export import (
     REFERENCE_SCHEMA_VERSION,
     WithPreFsq,
@@ -18,7 +18,7 @@ from edgekit.export import (
     simplify,
 )
 from edgekit.onnx_io import OnnxRunner, load_onnx, op_counts, save_onnx
-from edgekit.parity import PairReport, Tolerance, compare
+from edgekit.quantize.activations import activation_ranges
 from edgekit.quantize.fsq_grid import fsq_indices
 from edgekit.runs import Run
 from edgekit.targets.base import Target

@@ -11,9 +11,10 @@ import pytest
 import torch
 from edgekit.artifacts import Manifest
 from edgekit.checkpoint import load_checkpoint, save_checkpoint
+from edgekit.compare import ShapeMismatchError, Tolerance, compare
 from edgekit.errors import ArtifactError, ExportError, ParityError
 from edgekit.onnx_io import OnnxRunner, load_onnx, op_counts
-from edgekit.parity import ShapeMismatchError, Tolerance, compare, run_parity
+from edgekit.parity import run_parity
 from edgekit.runs import Run
 from edgekit.targets import TARGETS, export_run
 from edgekit.targets.hailo_readiness import check_hailo_readiness

@@ -1,0 +1,108 @@
+"""Transforms of a trained Conv2dFSQNet: BatchNorm folding, the float view of QAT weights, and an
+estimate of what the Hailo compiler's own quantization does to the device part.
+
+They know the network's layout, so they live beside it rather than in a stage or a target.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+from edgekit.models.network import Conv2dFSQNet
+from edgekit.quantize.layers import fold_batchnorm
+from torch import nn
+
+
+def folded_float_state(float_model: Conv2dFSQNet) -> dict[str, torch.Tensor]:
+    """State dict of the BN-free twin: every conv absorbs the BatchNorm after it."""
+    names = {id(module): name for name, module in float_model.named_modules()}
+    pairs = float_model.conv_norm_pairs()
+    norms = tuple(f"{names[id(norm)]}." for _, norm in pairs)
+    state = {k: v for k, v in float_model.state_dict().items() if not k.startswith(norms)}
+    for conv, norm in pairs:
+        weight, bias = fold_batchnorm(conv, norm)  # type: ignore[arg-type]
+        state[f"{names[id(conv)]}.weight"], state[f"{names[id(conv)]}.bias"] = weight, bias
+    return state
+
+
+def folded_float_model(float_model: Conv2dFSQNet) -> Conv2dFSQNet:
+    """The float twin without BatchNorm layers, numerically the same model in eval mode."""
+    model = Conv2dFSQNet(replace(float_model.config, batch_norm=False))
+    model.load_state_dict(folded_float_state(float_model))
+    return model.eval()
+
+
+def float_with_qat_weights(qat: Conv2dFSQNet) -> Conv2dFSQNet:
+    """Float graph carrying the QAT model's int8 weights and int32 biases (dequantized).
+
+    Hailo's compiler wants float ONNX and quantizes itself; this keeps the weights QAT learned.
+    """
+    model = Conv2dFSQNet(replace(qat.config, quant_preset=None, batch_norm=False))
+    state = {}
+    with torch.no_grad():
+        for name, module in qat.named_modules():
+            if hasattr(module, "quant_weight"):
+                state[f"{name}.weight"] = module.quant_weight().value.detach().clone()
+                state[f"{name}.bias"] = module.bias.detach().clone()
+    model.load_state_dict(state)
+    return model.eval()
+
+
+@torch.no_grad()
+def estimate_device_damage(
+    model: Conv2dFSQNet, X_calib: np.ndarray, X_eval: np.ndarray, end_bits: int
+) -> dict[str, float]:
+    """Fake-quantize the device part as the DFC would (int8 per-channel weights, uint8/asym per-tensor
+    activations from calibration min/max) and count FSQ code flips against the float model."""
+    quantized = copy.deepcopy(model).eval()
+    for module in quantized.modules():
+        if isinstance(module, nn.Conv2d) and module is not quantized.head:
+            scale = module.weight.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12) / 127
+            module.weight.copy_(torch.round(module.weight / scale).clamp(-127, 127) * scale)
+    points = {
+        "input": quantized.input_quant,
+        "pool": quantized.pool_quant,
+        "end": quantized.project,
+    }
+    points.update(
+        {f"relu{i}": m for i, m in enumerate(quantized.encoder) if isinstance(m, nn.ReLU)}
+    )
+    ranges: dict[str, list[float]] = {}
+
+    def observe(name: str):
+        def hook(_module: Any, _inputs: Any, output: torch.Tensor) -> None:
+            lo, hi = ranges.get(name, [0.0, 0.0])
+            ranges[name] = [min(lo, float(output.min())), max(hi, float(output.max()))]
+
+        return hook
+
+    def fake_quantize(name: str, bits: int):
+        def hook(_module: Any, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
+            lo, hi = ranges[name]
+            scale = max(hi - lo, 1e-12) / (2**bits - 1)
+            zero = round(-lo / scale)
+            return (torch.clamp(torch.round(output / scale) + zero, 0, 2**bits - 1) - zero) * scale
+
+        return hook
+
+    handles = [m.register_forward_hook(observe(n)) for n, m in points.items()]
+    quantized.encode(torch.from_numpy(X_calib))
+    for handle in handles:
+        handle.remove()
+    for name, module in points.items():
+        module.register_forward_hook(fake_quantize(name, end_bits if name == "end" else 8))
+    X = torch.from_numpy(X_eval)
+    z_float, z_quant = model.encode(X), quantized.encode(X)
+    codes_float, codes_quant = model.fsq.indices(z_float), quantized.fsq.indices(z_quant)
+    agreement = (
+        (model.classify(z_float).argmax(1) == model.classify(z_quant).argmax(1)).float().mean()
+    )
+    return {
+        "end_node_bits": end_bits,
+        "top1_agreement": float(agreement),
+        "fsq_code_flip_rate": float((codes_float != codes_quant).float().mean()),
+    }
