@@ -23,7 +23,9 @@ from edgekit.cli_options import (
     set_option,
     writing,
 )
+from edgekit.config import RANGES
 from edgekit.errors import EdgekitError
+from edgekit.targets import TARGETS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -228,25 +230,67 @@ def calibrate(run_dir: Path, overrides: tuple[str, ...]) -> None:
     click.echo(f"calibration {verdict}")
 
 
-@cli.command("export")
+class TargetCommand(click.Command):
+    """`edgekit export`: the options offered, accepted and listed by --help are those of the
+    --target given (every target's, each tagged, without one), all taken from the TARGETS table."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for index, arg in enumerate(args):
+            if arg == "--target" and index + 1 < len(args):
+                ctx.meta["target"] = args[index + 1]
+            elif arg.startswith("--target="):
+                ctx.meta["target"] = arg.partition("=")[2]
+        return super().parse_args(ctx, args)
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        chosen = TARGETS.get(ctx.meta.get("target", ""))
+        if chosen is None:
+            return super().get_params(ctx)
+        taken = {option.name for option in chosen.options}
+        return [
+            p for p in super().get_params(ctx) if p.name not in TARGET_OPTIONS or p.name in taken
+        ]
+
+
+def target_options(command: Any) -> Any:
+    """One click option per option any target declares: type, default and help from the table."""
+    for name in reversed(TARGET_OPTIONS):
+        users = [t for t in TARGETS.values() for o in t.options if o.name == name]
+        option = next(o for o in users[0].options if o.name == name)
+        flag = "--" + name.replace("_", "-")
+        tag = (
+            f"[{', '.join(t.name for t in users)}] " + option.help + f" (default {option.default})"
+        )
+        if option.kind == "bool":
+            decorator = click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=tag)
+        else:
+            allowed = RANGES.get(f"export.{name}")  # the config's range, checked before any work
+            kind: Any = {"int": int, "float": float}.get(option.kind, str)
+            if kind is int and allowed is not None:
+                low, high = allowed.low, allowed.high
+                kind = click.IntRange(
+                    None if low is None else int(low), None if high is None else int(high)
+                )
+            decorator = click.option(flag, name, type=kind, default=None, help=tag)
+        command = decorator(command)
+    return command
+
+
+TARGET_OPTIONS = list(dict.fromkeys(o.name for t in TARGETS.values() for o in t.options))
+
+
+@cli.command("export", cls=TargetCommand)
 @run_argument
-@click.option("--target", "target_name", required=True, metavar="NAME", help="onnx or hailo.")
-@click.option("--hw-arch", default=None, help="hailo: hailo8 (default), hailo8l, hailo10h.")
-@click.option("--opset", type=int, default=None, help="ONNX opset (default 13).")
 @click.option(
-    "--int8-input",
-    is_flag=True,
-    default=None,
-    help="onnx: also write a variant that takes int8 input.",
+    "--target",
+    "target_name",
+    required=True,
+    metavar="NAME",
+    help="onnx or hailo; with --help, lists that target's options.",
 )
-@click.option(
-    "--reference-samples",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Windows saved in reference_io.npz.",
-)
+@target_options
 def export_command(run_dir: Path, target_name: str, **options: Any) -> None:
-    """Export a trained run: --target onnx (int8 QDQ + float) or hailo (DFC package)."""
+    """Export a trained run for a target (onnx: int8 QDQ + float; hailo: the DFC package)."""
     from edgekit.targets import export_run
 
     with writing(run_dir, f"export --target {target_name}"):
@@ -272,12 +316,11 @@ def check(onnx_file: Path, target_name: str, as_json: bool) -> None:
     """Check any ONNX file against a target's readiness rules (Hailo R1-R16)."""
     from edgekit.errors import ExportError
     from edgekit.targets import get_target
-
-    target = get_target(target_name)
-    if target.readiness is None:
-        raise ExportError(f"target '{target_name}' has no readiness rules; try --target hailo")
-    report = target.readiness(str(onnx_file))
     from edgekit.targets.hailo_readiness import format_report
+
+    report = get_target(target_name).check_readiness(str(onnx_file))
+    if report is None:
+        raise ExportError(f"target '{target_name}' has no readiness rules; try --target hailo")
 
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
     if not report["ready"]:

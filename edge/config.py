@@ -121,7 +121,9 @@ class ExportConfig:
 
     opset: int = 13  # Hailo DFC 3.x wants 13; legacy exporter
     hw_arch: str = "hailo8"
-    int8_input: bool = False  # also emit a variant whose input is already int8
+    int8_input: bool = (
+        True  # also emit a variant whose input is already int8 (MCU firmware feeds int8)
+    )
     reference_samples: int = 64
     calib_windows: int = 1024
 

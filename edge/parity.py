@@ -32,7 +32,7 @@ def run_parity(
     for name in names:
         target = get_target(name)
         run.verified_folder(f"export/{name}")  # nothing damaged or edited since the export
-        reports += target.parity(run, target, limit)
+        reports += target.parity(run, limit)
     result = {
         "schema_version": 1,
         "split": "test",

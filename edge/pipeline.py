@@ -42,12 +42,7 @@ def run_pipeline(
     results["calibrate"] = stage("calibrate", lambda: run_calibration(run_dir))
     for name in targets:
         results[f"export {name}"] = stage(
-            f"export {name}",
-            lambda name=name: (
-                export_run(run_dir, name, int8_input=True)
-                if name == "onnx"
-                else export_run(run_dir, name)
-            ),
+            f"export {name}", lambda name=name: export_run(run_dir, name)
         )
     parity = stage("parity", lambda: run_parity(run_dir))
     verify_options = VerifyOptions(device=device, baud=config.verify.baud, timeout=config.verify.timeout, retries=config.verify.retries,

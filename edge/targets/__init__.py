@@ -1,4 +1,7 @@
-"""Export targets: one module each, registered in the one TARGETS table (registry and dispatcher)."""
+"""Export targets: one module each, registered in the one TARGETS table that also drives the CLI.
+
+Nothing here imports torch; a target's module is imported when it exports or checks parity.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,31 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import EdgekitError, ExportError
-from edgekit.targets import hailo, onnx_target
-from edgekit.targets.base import Target
+from edgekit.targets.base import Target, TargetOption
 from edgekit.transaction import transactional
 
-TARGETS: dict[str, Target] = {t.name: t for t in (onnx_target.TARGET, hailo.TARGET)}
+OPSET = TargetOption("opset", "ONNX opset (Hailo DFC 3.x/4.x reads 13).")
+REFERENCE_SAMPLES = TargetOption(
+    "reference_samples", "Test windows saved with their outputs in reference_io.npz."
+)
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target(
+            "onnx", "int8 QDQ ONNX (Brevitas QCDQ) for CPU/MCU runtimes plus the float twin",
+            "edgekit.targets.onnx_target",
+            (OPSET, TargetOption("int8_input", "Also write model_int8_int8in.onnx, whose input is already int8."),
+             REFERENCE_SAMPLES),
+        ),
+        Target(
+            "hailo", "float ONNX cut before FSQ + model script, calibration set and scripts for the Hailo DFC",
+            "edgekit.targets.hailo",
+            (TargetOption("hw_arch", "Hailo device: hailo8, hailo8l or hailo10h."), OPSET, REFERENCE_SAMPLES,
+             TargetOption("calib_windows", "Train windows in the DFC calibration set when the run has no calibration/.")),
+            folder="{hw_arch}", readiness="edgekit.targets.hailo_readiness:check_hailo_readiness",
+        ),
+    )
+}  # fmt: skip
 
 
 def get_target(name: str) -> Target:
@@ -19,14 +42,22 @@ def get_target(name: str) -> Target:
     return TARGETS[name]
 
 
-def resolve_options(target: Target, given: dict[str, Any]) -> dict[str, Any]:
-    """Defaults plus given options; an option the target does not accept is an error."""
-    unknown = sorted(k for k, v in given.items() if v is not None and k not in target.options)
+def resolve_options(target: Target, config: Any, given: dict[str, Any]) -> dict[str, Any]:
+    """The run's `export:` config for the options this target takes, then the given ones, checked
+    against the config's ranges; an option the target does not take is an error."""
+    import json
+
+    from edgekit.config import load_config
+
+    accepted = [option.name for option in target.options]
+    unknown = sorted(k for k, v in given.items() if v is not None and k not in accepted)
     if unknown:
         flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
-        accepted = ", ".join("--" + k.replace("_", "-") for k in target.options) or "none"
-        raise ExportError(f"target '{target.name}' does not accept {flags}; it accepts: {accepted}")
-    return {**target.options, **{k: v for k, v in given.items() if v is not None}}
+        names = ", ".join("--" + k.replace("_", "-") for k in accepted) or "none"
+        raise ExportError(f"target '{target.name}' does not accept {flags}; it accepts: {names}")
+    overrides = [f"export.{k}={json.dumps(v)}" for k, v in given.items() if v is not None]
+    export = load_config(None, overrides, base=config).export
+    return {name: getattr(export, name) for name in accepted}
 
 
 def exported_targets(run_dir: Path) -> list[str]:
@@ -46,7 +77,7 @@ def _export_into(
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
     try:
-        summary = target.export(run, target, options, out_dir)
+        summary = target.export(run, options, out_dir)
     except EdgekitError as err:
         report = out_dir / "readiness_report.json"
         if report.is_file():
@@ -63,18 +94,13 @@ def _export_into(
 def export_run(run_dir: str | Path, target_name: str, **options: Any) -> dict[str, Any]:
     """Export a trained run for one target (`edgekit export RUN --target NAME`)."""
     import time
-    from dataclasses import asdict
 
     from edgekit.artifacts import Manifest
     from edgekit.runs import Run
 
     target = get_target(target_name)
     run = Run(run_dir)
-    # the run's `export:` config section sets defaults for the options this target accepts
-    configured = {k: v for k, v in asdict(run.config.export).items() if k in target.options}
-    resolved = resolve_options(
-        target, {**configured, **{k: v for k, v in options.items() if v is not None}}
-    )
+    resolved = resolve_options(target, run.config, options)
     start = time.perf_counter()
     out_dir = target.export_dir(run.path, resolved)
     summary = _export_into(run, target, resolved, out_dir)

@@ -1,27 +1,68 @@
-"""The record every export target declares."""
+"""The record every export target declares; its implementation module loads only when used."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import importlib
+from dataclasses import dataclass, fields
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from edgekit.compare import Tolerance
+from edgekit.config import ExportConfig
+
+
+@dataclass(frozen=True)
+class TargetOption:
+    """One option of a target: `edgekit export --target T --NAME`. Its type and default are the
+    `export.NAME` config field's, so they are declared once."""
+
+    name: str
+    help: str
+
+    @property
+    def kind(self) -> str:
+        """The config field's type name: "int", "bool" or "str"."""
+        return str({f.name: f.type for f in fields(ExportConfig)}[self.name])
+
+    @property
+    def default(self) -> Any:
+        return getattr(ExportConfig(), self.name)
 
 
 @dataclass(frozen=True)
 class Target:
-    """What a target is: its options, its parity tolerances, its export, parity and readiness functions."""
+    """A target's name, options and output folder; `module` holds `export(run, target, options,
+    out_dir)`, `parity(run, target, limit)` and the parity `TOLERANCES`, imported on first use so
+    that `--help` and `edgekit check` never load torch."""
 
     name: str
     description: str
-    options: dict[str, Any]  # option name -> default
-    tolerances: dict[str, Tolerance]  # parity pair -> tolerance
-    export: Callable[..., dict[str, Any]]  # (run, target, options, out_dir) -> summary
-    parity: Callable[..., list]  # (run, target, limit) -> [PairReport]
-    readiness: Callable[..., dict[str, Any]] | None = None  # (onnx path) -> report
-    folder: str = field(default="")
+    module: str
+    options: tuple[TargetOption, ...]
+    folder: str = ""  # sub-folder of export/NAME, formatted with the options
+    readiness: str | None = None  # "module:function" checking any ONNX file (`edgekit check`)
+
+    def implementation(self) -> ModuleType:
+        return importlib.import_module(self.module)
+
+    @property
+    def tolerances(self) -> dict[str, Any]:
+        return dict(self.implementation().TOLERANCES)
+
+    def defaults(self) -> dict[str, Any]:
+        return {option.name: option.default for option in self.options}
+
+    def export(self, run: Any, options: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+        return dict(self.implementation().export(run, self, options, out_dir))
+
+    def parity(self, run: Any, limit: int = 0) -> list[Any]:
+        return list(self.implementation().parity(run, self, limit))
+
+    def check_readiness(self, onnx_path: str) -> dict[str, Any] | None:
+        if self.readiness is None:
+            return None
+        module, _, function = self.readiness.partition(":")
+        return dict(getattr(importlib.import_module(module), function)(onnx_path))
 
     def export_dir(self, run_dir: Path, options: dict[str, Any]) -> Path:
         return run_dir / "export" / self.name / self.folder.format(**options)

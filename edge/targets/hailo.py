@@ -31,7 +31,7 @@ HW_ARCHS = {"hailo8": ("3.x", "4.x"), "hailo8l": ("3.x", "4.x"), "hailo10h": ("5
 NET_NAME = "imu_fsq_cls"
 
 
-def export_hailo(run: Run, target: Any, options: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     hw_arch = options["hw_arch"]
     if hw_arch not in HW_ARCHS:
         raise ExportError(f"unknown --hw-arch '{hw_arch}'; use one of {', '.join(HW_ARCHS)}")
@@ -212,7 +212,7 @@ def export_hailo(run: Run, target: Any, options: dict[str, Any], out_dir: Path) 
     }
 
 
-def parity_hailo(run: Run, target: Any, limit: int = 0) -> list[PairReport]:
+def parity(run: Run, target: Target, limit: int = 0) -> list[PairReport]:
     from edgekit.evaluate import predict
 
     tol = target.tolerances
@@ -250,15 +250,3 @@ TOLERANCES = {
         atol=float("inf"), min_top1_agreement=0.95, min_code_agreement=0.0
     ),
 }
-
-
-TARGET = Target(
-    name="hailo",
-    description="float ONNX cut before FSQ + model script, calibration set and scripts for the Hailo DFC",
-    options={"hw_arch": "hailo8", "opset": 13, "reference_samples": 64, "calib_windows": 1024},
-    tolerances=TOLERANCES,
-    export=export_hailo,
-    parity=parity_hailo,
-    readiness=readiness.check_hailo_readiness,
-    folder="{hw_arch}",
-)

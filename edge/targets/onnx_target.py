@@ -74,7 +74,7 @@ def int8_input_variant(model: Any) -> Any:
     return variant
 
 
-def export_onnx(run: Run, target: Any, options: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     qat, float_model = run.qat_model(), run.float_model()
     channels, _, width = run.data.input_shape
     example = torch.zeros(1, channels, 2, width)
@@ -132,7 +132,7 @@ def _codes(output: dict[str, np.ndarray], levels: tuple[int, ...]) -> np.ndarray
     return fsq_indices(output["pre_fsq"], levels)
 
 
-def parity_onnx(run: Run, target: Any, limit: int = 0) -> list[PairReport]:
+def parity(run: Run, target: Target, limit: int = 0) -> list[PairReport]:
     from edgekit.evaluate import predict
     from edgekit.quantize.integer_reference import IntegerReference
 
@@ -185,13 +185,3 @@ TOLERANCES = {
     "simplified_vs_raw_float": Tolerance(atol=1e-5, rtol=1e-5),
     "int8_input_variant": Tolerance(max_lsb=0, min_exact_fraction=1.0),
 }
-
-
-TARGET = Target(
-    name="onnx",
-    description="int8 QDQ ONNX (Brevitas QCDQ) for CPU/MCU runtimes plus the float twin",
-    options={"opset": 13, "int8_input": False, "reference_samples": 64},
-    tolerances=TOLERANCES,
-    export=export_onnx,
-    parity=parity_onnx,
-)

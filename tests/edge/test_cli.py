@@ -21,9 +21,37 @@ def run(args: list[str]) -> tuple[int, str]:
     return result.returncode, result.stdout + result.stderr
 
 
+def imports_after(args: list[str]) -> set[str]:
+    """Top-level packages loaded by running the CLI with `args` in a fresh interpreter."""
+    code = (
+        "import sys; from edgekit.cli import main; sys.argv=['edgekit', *sys.argv[1:]]\n"
+        "try:\n main()\nexcept SystemExit: pass\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    return set(result.stdout.split())
+
+
 def test_help_does_not_import_torch() -> None:
-    code = "import sys; from edgekit.cli import cli; sys.argv=['edgekit','--help']\ntry:\n cli()\nexcept SystemExit: pass\nassert 'torch' not in sys.modules and 'onnx' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    assert {"click", "edgekit"} <= imports_after(["--help"])
+    assert not {"torch", "onnx"} & imports_after(["--help"])
+    assert "torch" not in imports_after(["export", "--target", "hailo", "--help"])
+
+
+def test_check_does_not_import_torch(exported_run: Path) -> None:
+    loaded = imports_after(["check", str(exported_run / "export/hailo/hailo8/model_device.onnx")])
+    assert "onnx" in loaded and "torch" not in loaded
+
+
+def test_export_help_lists_the_chosen_targets_options() -> None:
+    every = CliRunner().invoke(cli, ["export", "--help"]).output
+    onnx = CliRunner().invoke(cli, ["export", "--target", "onnx", "--help"]).output
+    hailo = " ".join(CliRunner().invoke(cli, ["export", "--target=hailo", "--help"]).output.split())
+    assert "--hw-arch" in every and "--int8-input" in every and "--calib-windows" in every
+    assert "--int8-input" in onnx and "--hw-arch" not in onnx and "--calib-windows" not in onnx
+    assert "--calib-windows" in hailo and "(default 1024)" in hailo and "--int8-input" not in hailo
+    refused = CliRunner().invoke(cli, ["export", "RUN", "--target", "onnx", "--hw-arch", "hailo8"])
+    assert refused.exit_code == 2 and "--hw-arch" in refused.output
 
 
 def test_help_lists_every_stage() -> None:

@@ -12,7 +12,7 @@ import torch
 from edgekit.artifacts import Manifest
 from edgekit.checkpoint import load_checkpoint, save_checkpoint
 from edgekit.compare import ShapeMismatchError, Tolerance, compare
-from edgekit.errors import ArtifactError, ExportError, ParityError
+from edgekit.errors import ArtifactError, ConfigError, ExportError, ParityError
 from edgekit.onnx_io import OnnxRunner, load_onnx, op_counts
 from edgekit.parity import run_parity
 from edgekit.runs import Run
@@ -134,7 +134,7 @@ def test_parity_catches_perturbed_weights(run_copy: Path) -> None:
         original
     )  # PyTorch reference back to the trained weights; the ONNX stays perturbed
     record_edits(run_copy, path)
-    reports = {r.name: r for r in TARGETS["onnx"].parity(Run(run_copy), TARGETS["onnx"])}
+    reports = {r.name: r for r in TARGETS["onnx"].parity(Run(run_copy))}
     assert not reports["onnx/qat_torch_vs_ort_int8"].passed
     assert reports[
         "onnx/int_reference_vs_ort_int8"
@@ -199,6 +199,8 @@ def test_bad_inputs(tmp_path: Path, run_copy: Path) -> None:
         export_run(run_copy, "hailo", hw_arch="hailo9")
     with pytest.raises(ExportError, match="does not accept --hw-arch"):
         export_run(run_copy, "onnx", hw_arch="hailo8")
+    with pytest.raises(ConfigError, match="export.opset: must be in"):
+        export_run(run_copy, "onnx", opset=99)
     with pytest.raises(ExportError, match="unknown target 'tflite'; valid targets: hailo, onnx"):
         export_run(run_copy, "tflite")
     (run_copy / "checkpoints/best.pt").unlink()
