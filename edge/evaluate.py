@@ -90,7 +90,7 @@ def model_cost(model: Conv2dFSQNet) -> dict[str, int]:
     macs = 0
     hooks = []
 
-    def count(module: torch.nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+    def count(module: torch.nn.Conv2d, _inputs: Any, output: torch.Tensor) -> None:
         nonlocal macs
         kh, kw = module.kernel_size
         macs += output[0].numel() * module.in_channels // module.groups * kh * kw

@@ -16,6 +16,7 @@ import torch
 from edgekit import __version__
 from edgekit.artifacts import atomic_path
 from edgekit.errors import ExportError
+from edgekit.models import Conv2dFSQNet
 from edgekit.onnx_io import op_counts
 from torch import nn
 
@@ -69,7 +70,7 @@ def export_torch(
     import onnx
 
     module = module.eval().cpu()
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "input_names": [input_name],
         "output_names": output_names,
         "do_constant_folding": True,
@@ -103,7 +104,7 @@ def export_torch(
 class WithPreFsq(nn.Module):
     """Outputs `(logits, pre_fsq)` so parity can compare FSQ codes, not only logits."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: Conv2dFSQNet) -> None:
         super().__init__()
         self.model = model
 
@@ -115,7 +116,7 @@ class WithPreFsq(nn.Module):
 class Part(nn.Module):
     """One side of the Hailo split: `encode` (device) or `classify` (host)."""
 
-    def __init__(self, model: nn.Module, part: str) -> None:
+    def __init__(self, model: Conv2dFSQNet, part: str) -> None:
         super().__init__()
         self.model, self.part = model, part
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,7 @@ def run_pipeline(
     )
     results["calibrate"] = stage("calibrate", lambda: run_calibration(run_dir))
     for name in targets:
-        results[f"export {name}"] = stage(
-            f"export {name}", lambda name=name: export_run(run_dir, name)
-        )
+        results[f"export {name}"] = stage(f"export {name}", partial(export_run, run_dir, name))
     parity = stage("parity", lambda: run_parity(run_dir))
     verify_options = VerifyOptions(device=device, baud=config.verify.baud, timeout=config.verify.timeout, retries=config.verify.retries,
                                    max_resets=config.verify.max_resets, min_agreement=config.verify.min_agreement,

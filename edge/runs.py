@@ -118,7 +118,7 @@ class Run:
                 f"{path} has schema_version {found!r}, this edgekit reads {version}; "
                 f"run `{remake_command(self.path, relative)}` with this version"
             )
-        return content  # type: ignore[return-value]
+        return dict(content)
 
     @cached_property
     def data(self) -> PreparedData:

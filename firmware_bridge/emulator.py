@@ -80,18 +80,18 @@ class Faults:
     def _mangle(self, data: bytes, direction: str) -> bytes:
         if not data:
             return data
-        data = bytearray(data)
+        mangled = bytearray(data)
         if self.bitflip and self.random.random() < self.bitflip:
-            data[self.random.randrange(len(data))] ^= 1 << self.random.randrange(8)
+            mangled[self.random.randrange(len(mangled))] ^= 1 << self.random.randrange(8)
             self._count(f"bitflip_{direction}")
         if self.drop and self.random.random() < self.drop:
-            del data[self.random.randrange(len(data))]
+            del mangled[self.random.randrange(len(mangled))]
             self._count(f"drop_{direction}")
-        if self.duplicate and data and self.random.random() < self.duplicate:
-            index = self.random.randrange(len(data))
-            data.insert(index, data[index])
+        if self.duplicate and mangled and self.random.random() < self.duplicate:
+            index = self.random.randrange(len(mangled))
+            mangled.insert(index, mangled[index])
             self._count(f"duplicate_{direction}")
-        return bytes(data)
+        return bytes(mangled)
 
     def corrupt_incoming(self, data: bytes) -> bytes:
         return self._mangle(data, "in")

@@ -11,6 +11,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 PROTOCOL_VERSION = 1
 HEADER = struct.Struct("<BBBHH")  # version u8 | type u8 | flags u8 | seq u16 | payload length u16
@@ -161,7 +162,7 @@ class FrameDecoder:
         self.stats = DecoderStats()
 
     def feed(self, data: bytes) -> list[Frame]:
-        frames = []
+        frames: list[Frame] = []
         start = 0
         while True:
             end = data.find(b"\x00", start)
@@ -214,7 +215,7 @@ def _unpack_str(data: bytes, offset: int) -> tuple[str, int]:
     return data[offset + 1 : end].decode(errors="replace"), end
 
 
-def _unpack(fmt: struct.Struct, data: bytes, offset: int = 0) -> tuple:
+def _unpack(fmt: struct.Struct, data: bytes, offset: int = 0) -> tuple[Any, ...]:
     if len(data) < offset + fmt.size:
         raise ProtocolError(f"payload too short ({len(data)} < {offset + fmt.size} bytes)")
     return fmt.unpack_from(data, offset)
@@ -383,8 +384,8 @@ class Result:
 
     @classmethod
     def unpack(cls, data: bytes) -> Result:
-        fields = _unpack(cls.FORMAT, data)
-        return cls(*fields, bytes(data[cls.FORMAT.size :]))
+        sample_id, status, cycles, micros, tensor = _unpack(cls.FORMAT, data)
+        return cls(sample_id, status, cycles, micros, tensor, bytes(data[cls.FORMAT.size :]))
 
 
 @dataclass(frozen=True)

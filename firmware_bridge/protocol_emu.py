@@ -15,11 +15,11 @@ from edgekit.firmware_bridge.emulator import Emulator, Faults
 
 class Serial(serial.Serial):
     def open(self) -> None:
-        url = urlparse(self.portstr)
+        url = urlparse(str(self.portstr))
         options = {k: v[-1] for k, v in parse_qs(url.query).items()}
         if "run" not in options:
             raise DeviceError("emu:// needs ?run=RUN_DIR (edgekit verify adds it for you)")
-        self.emulator = Emulator(
+        self.emulator: Emulator | None = Emulator(
             options["run"], options.get("backend", "onnxruntime"), int(options.get("baud", 0)),
             Faults.parse(options.get("faults", "")) if options.get("faults") else None, int(options.get("credits", 4)),
         ).start()  # fmt: skip

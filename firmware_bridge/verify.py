@@ -262,7 +262,7 @@ def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
         "samples_done": len(done), "seconds": seconds, "stream_seconds": stream_seconds,
         "samples_per_s": len(done) / stream_seconds if stream_seconds else 0.0,
         "rows": rows, "latency": latency(np.array([micros[i] for i in done]), np.array([host_seconds[i] for i in done])),
-        "link": link_efficiency({**link_stats, "tx_bytes": link_stats["tx_bytes"] - tx_before}, stream_seconds, link.baud) if link_stats else {},
+        "link": link_efficiency({**link_stats, "tx_bytes": link_stats["tx_bytes"] - tx_before}, stream_seconds, link.baud) if link is not None and link_stats else {},
         "link_stats": link_stats,
         "missing_sample_ids": [i for i in range(len(X)) if i not in outputs][:50],
     })  # fmt: skip

@@ -17,6 +17,12 @@ class FSQ(nn.Module):
     plain `torch.round` (half to even, like ONNX Round) so the exported graph is `... -> Round -> Div`.
     """
 
+    half_width: torch.Tensor  # buffers, set in __init__
+    offset: torch.Tensor
+    shift: torch.Tensor
+    half_levels: torch.Tensor
+    basis: torch.Tensor
+
     def __init__(self, levels: tuple[int, ...]) -> None:
         super().__init__()
         self.levels = tuple(int(level) for level in levels)

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from edgekit.errors import ExportError
 from edgekit.quantize.fsq_grid import fsq_thresholds
+
+if TYPE_CHECKING:
+    from onnx import ModelProto, NodeProto
 
 FSQ_OPS = ("Add", "Tanh", "Mul", "Sub", "Round", "Div")
 
@@ -70,7 +74,8 @@ def requantize(
     total_shift = (31 + shift).reshape(1, -1, 1, 1)
     product = acc * multiplier.reshape(1, -1, 1, 1)  # |acc| < 2^31 / 2^8 keeps this in int64
     rounded = (product + (np.int64(1) << (total_shift - 1))) >> total_shift  # round half up
-    return np.clip(rounded + zero_point, lo, hi)
+    result: np.ndarray = np.clip(rounded + zero_point, lo, hi)
+    return result
 
 
 def _conv(x: np.ndarray, w: np.ndarray, strides: list[int], pads: list[int]) -> np.ndarray:
@@ -81,18 +86,19 @@ def _conv(x: np.ndarray, w: np.ndarray, strides: list[int], pads: list[int]) -> 
         x, (kh, kw), axis=(2, 3)
     )  # (N, C, H', W', kh, kw)
     windows = windows[:, :, :: strides[0], :: strides[1]]
-    return np.einsum("nchwij,ocij->nohw", windows, w, dtype=np.int64, optimize=True)
+    result: np.ndarray = np.einsum("nchwij,ocij->nohw", windows, w, dtype=np.int64, optimize=True)
+    return result
 
 
 class IntegerReference:
     """Integer interpreter of the edgekit QDQ graph (Conv/Relu/GlobalAveragePool/FSQ/Flatten chain)."""
 
-    def __init__(self, model: object) -> None:
+    def __init__(self, model: ModelProto) -> None:
         import onnx
         from onnx import numpy_helper
 
         self.model = model
-        graph = model.graph  # type: ignore[attr-defined]
+        graph = model.graph
         self.constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
         for node in graph.node:
             if node.op_type == "Constant":
@@ -103,7 +109,7 @@ class IntegerReference:
         ]
         self.input_name = graph.input[0].name
         self.output_names = [o.name for o in graph.output]
-        meta = {p.key: p.value for p in model.metadata_props}  # type: ignore[attr-defined]
+        meta = {p.key: p.value for p in model.metadata_props}
         if "edgekit_fsq_levels" not in meta:
             raise ExportError(
                 "the ONNX file carries no edgekit_fsq_levels metadata; export it with `edgekit export`"
@@ -136,7 +142,8 @@ class IntegerReference:
     def quantize_input(self, X: np.ndarray) -> np.ndarray:
         """Host-side input quantization, matching ONNX QuantizeLinear (float32, half to even)."""
         q = np.rint(X.astype(np.float32) / np.float32(self.input_scale)) + self.input_zero_point
-        return np.clip(q, -128, 127).astype(np.int64)
+        result: np.ndarray = np.clip(q, -128, 127).astype(np.int64)
+        return result
 
     def run(self, X: np.ndarray) -> ReferenceResult:
         return self.run_quantized(self.quantize_input(X))
@@ -199,14 +206,17 @@ class IntegerReference:
 
     @staticmethod
     def _dequantize(x: Quantized) -> np.ndarray:
-        return ((x.q - x.zero_point).astype(np.float32) * np.float32(x.scale)).astype(np.float32)
+        result: np.ndarray = (x.q - x.zero_point).astype(np.float32) * np.float32(x.scale)
+        return result.astype(np.float32)
 
-    def _conv_node(self, node: object, attrs: dict, values: dict) -> Accumulator:
-        x, w = values[node.input[0]], values[node.input[1]]  # type: ignore[attr-defined]
+    def _conv_node(
+        self, node: NodeProto, attrs: dict[str, Any], values: dict[str, object]
+    ) -> Accumulator:
+        x, w = values[node.input[0]], values[node.input[1]]
         if not isinstance(x, Quantized) or not isinstance(w, Weight) or attrs.get("group", 1) != 1:
             raise ExportError(
                 f"integer reference: Conv {node.name} is not an int8 x int8 convolution"
-            )  # type: ignore[attr-defined]
+            )
         acc = _conv(
             x.q - x.zero_point,
             w.q - w.zero_point.reshape(-1, 1, 1, 1),
@@ -214,12 +224,13 @@ class IntegerReference:
             attrs.get("pads", [0, 0, 0, 0]),
         )
         scale = x.scale * w.scale * np.ones(acc.shape[1])
-        if len(node.input) > 2:  # type: ignore[attr-defined]
-            bias = values[node.input[2]]  # type: ignore[attr-defined]
+        if len(node.input) > 2:
+            bias = values[node.input[2]]
+            assert isinstance(bias, Weight)
             if not np.allclose(bias.scale * np.ones_like(scale), scale, rtol=1e-5):
                 raise ExportError(
                     f"integer reference: bias of {node.name} is not int32 at input*weight scale"
-                )  # type: ignore[attr-defined]
+                )
             acc = acc + bias.q.reshape(1, -1, 1, 1)
         return Accumulator(acc, scale)
 
@@ -229,9 +240,9 @@ class IntegerReference:
             raise ExportError("integer reference: Relu must follow a Conv or pooling")
         return Accumulator(np.maximum(x.acc, 0), x.scale)
 
-    def _quantize(self, x: object, node: object) -> Quantized:
-        scale = float(self.constants[node.input[1]])  # type: ignore[attr-defined]
-        zero_point = self.constants[node.input[2]]  # type: ignore[attr-defined]
+    def _quantize(self, x: object, node: NodeProto) -> Quantized:
+        scale = float(self.constants[node.input[1]])
+        zero_point = self.constants[node.input[2]]
         lo, hi = (0, 255) if zero_point.dtype == np.uint8 else (-128, 127)
         if not isinstance(x, Accumulator):
             raise ExportError("integer reference: QuantizeLinear must follow an integer op")

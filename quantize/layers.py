@@ -93,6 +93,7 @@ def layer_factory(quant_preset: str | None, batch_norm: bool) -> FloatLayers | Q
 
 def fold_batchnorm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     """Weights and bias of `conv` followed by `norm` in eval mode, as one conv."""
+    assert norm.running_var is not None and norm.running_mean is not None, "BatchNorm without stats"
     scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
     weight = conv.weight * scale[:, None, None, None]
     bias = (

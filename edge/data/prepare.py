@@ -52,7 +52,8 @@ class PreparedData:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.arrays["train"][0].shape[1:])  # type: ignore[return-value]
+        channels, rows, width = self.arrays["train"][0].shape[1:]
+        return int(channels), int(rows), int(width)
 
     @property
     def num_classes(self) -> int:

@@ -71,18 +71,15 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
 
     if (run.path / "calibration" / "calib_set.npz").is_file():
         run.verified("calibration/calib_set.npz")
-    calibration = load_calibration_set(run.path)
-    if calibration is None:
+    saved = load_calibration_set(run.path)
+    if saved is not None:
+        X_calib = saved[0]
+    else:
         X_train, y_train = run.data.arrays["train"]
-        calibration = (
-            X_train[
-                select_representative(
-                    X_train, y_train, options["calib_windows"], run.config.data.seed
-                )
-            ],
-            None,
-        )
-    calib_nhwc = to_nhwc(calibration[0])
+        X_calib = X_train[
+            select_representative(X_train, y_train, options["calib_windows"], run.config.data.seed)
+        ]
+    calib_nhwc = to_nhwc(X_calib)
     write_npy(out_dir / "calib_nhwc.npy", calib_nhwc)
 
     X_test, y_test = run.data.arrays["test"]
@@ -99,8 +96,8 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
               input_nchw=X_ref, input_nhwc=to_nhwc(X_ref), device_out=device_out, codes=fsq_indices(device_out, model.config.fsq_levels),
               logits=full, labels=y_test[: len(X_ref)])  # fmt: skip
 
-    estimate_16 = estimate_device_damage(model, calibration[0], X_test, 16)
-    estimate_8 = estimate_device_damage(model, calibration[0], X_test, 8)
+    estimate_16 = estimate_device_damage(model, X_calib, X_test, 16)
+    estimate_8 = estimate_device_damage(model, X_calib, X_test, 8)
     rules = [
         *readiness.graph_rules(device_graph),
         readiness.split_rule(

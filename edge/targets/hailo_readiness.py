@@ -6,6 +6,7 @@ the run (split check, calibration set, 8-bit damage estimate) and are skipped on
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -222,7 +223,7 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
             weight = list(initializers[node.input[1]].dims)
             out = shapes.get(node.output[0], [])
             if out and all(isinstance(d, int) for d in out):
-                macs += int(np.prod(out[1:])) * int(np.prod(weight[1:]))
+                macs += math.prod(int(d) for d in out[1:]) * math.prod(weight[1:])
             if max(weight[2:]) > 7:
                 long_kernels.append(
                     f"{label(node)} kernel {weight[2:]} (unverified on the DFC; may need compiler resources)"

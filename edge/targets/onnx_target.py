@@ -17,6 +17,7 @@ from edgekit.export import (
     set_metadata,
     simplify,
 )
+from edgekit.models import Conv2dFSQNet
 from edgekit.onnx_io import OnnxRunner, load_onnx, op_counts, save_onnx
 from edgekit.quantize.activations import activation_ranges
 from edgekit.quantize.fsq_grid import fsq_indices
@@ -32,7 +33,7 @@ def unsimplified(name: str) -> str:
     return name.replace(".onnx", ".unsimplified.onnx")
 
 
-def quant_metadata(run: Run, model: torch.nn.Module) -> dict[str, str]:
+def quant_metadata(run: Run, model: Conv2dFSQNet) -> dict[str, str]:
     ranges = activation_ranges(model)
     stats = run.data.stats
     return {
