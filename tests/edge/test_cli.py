@@ -160,8 +160,18 @@ def test_train_evaluate_parity_commands(tmp_path: Path) -> None:
     assert "onnx/qat_torch_vs_ort_int8" in result.output
 
 
-def test_main_is_the_entry_point() -> None:
-    assert callable(main)
+def test_main_is_the_console_script_and_maps_errors_to_exit_codes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["edgekit"] == "edgekit.cli:main"
+    monkeypatch.setattr(sys, "argv", ["edgekit", "data", "inspect", "--data", "nope:x"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.startswith("error: unknown data source 'nope'")
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 import torch
 from edgekit.artifacts import Manifest
 from edgekit.checkpoint import load_checkpoint, save_checkpoint
-from edgekit.compare import ShapeMismatchError, Tolerance, compare
+from edgekit.compare import ShapeMismatchError, Tolerance, compare, format_table
 from edgekit.errors import ArtifactError, ConfigError, ExportError, ParityError
 from edgekit.onnx_io import OnnxRunner, load_onnx, op_counts
 from edgekit.parity import run_parity
@@ -296,3 +296,17 @@ def test_parity_on_a_damaged_int8_model_is_one_line(
     fix = "re-export" if recorded else "does not match its sha256 in manifest.json"
     assert len(errors) == 1 and "model_int8.onnx" in errors[0] and fix in errors[0]
     assert digest(run_copy) == before
+
+
+def test_the_table_says_pass_and_fail_and_why() -> None:
+    same = np.eye(3)
+    passed = compare("a/pair", same, same, Tolerance())
+    failed = compare("b/pair", same, same + 0.5, Tolerance(atol=0.1))
+    lines = format_table([passed, failed]).splitlines()
+    assert lines[2].startswith("a/pair") and lines[2].endswith("PASS")
+    assert lines[3].startswith("b/pair") and "FAIL: max |Δ| 0.5 exceeds atol 0.1" in lines[3]
+
+
+def test_a_negative_parity_limit_is_refused(exported_run: Path) -> None:
+    with pytest.raises(ConfigError, match="limit must be >= 0"):
+        run_parity(exported_run, limit=-1)

@@ -184,3 +184,20 @@ def test_time_split_recorded_and_refused_without_recordings() -> None:
     assert "file order" in prepared.splits["starts"]
     with pytest.raises(DataError, match="split_mode=time needs recordings"):
         prepare_data(DataConfig(source="synthetic:n=40,length=16", split_mode="time"))
+
+
+def test_a_class_missing_from_the_test_split_is_refused() -> None:
+    """Group mode: a class whose every group lands in train/val can't be tested."""
+    from edgekit.data.split import check_class_coverage
+
+    y = np.array([0, 0, 0, 1, 1, 1])
+    windows = _windows(y, np.array(["a", "b", "c", "d", "e", "f"]))
+    assert check_class_coverage(windows, np.array([0, 1, 2, 0, 1, 2]), "group") == []
+    with pytest.raises(DataError, match="class 'class1' .* to appear in the test split"):
+        check_class_coverage(windows, np.array([0, 1, 2, 0, 1, 1]), "group")
+    with pytest.raises(DataError, match="class 'class0' .* in the train split"):
+        check_class_coverage(windows, np.array([1, 1, 2, 0, 1, 2]), "group")
+    # official mode: the source's test split may lack a class; that is only a warning
+    assert check_class_coverage(windows, np.array([0, 1, 2, 0, 1, 1]), "official") == [
+        "class 'class1' has no window in the official test split"
+    ]

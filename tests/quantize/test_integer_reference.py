@@ -1,0 +1,39 @@
+"""The integer-only reference's arithmetic: fixed-point multipliers, requantization, input saturation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from edgekit.quantize.integer_reference import IntegerReference, fixed_point_multiplier, requantize
+
+
+@pytest.mark.parametrize("real", [0.5, 0.75, 1e-3, 0.999999999999, 1 - 2**-40, 0.3])
+def test_fixed_point_multiplier_is_q31_and_exact_enough(real: float) -> None:
+    multiplier, shift = fixed_point_multiplier(np.array([real]))
+    assert 1 << 30 <= multiplier[0] < 1 << 31  # a Q31 mantissa in [0.5, 1), never 2^31
+    assert abs(multiplier[0] * 2.0 ** -(31 + shift[0]) - real) <= real * 2**-30
+
+
+def test_a_mantissa_that_rounds_up_to_one_moves_to_the_next_exponent() -> None:
+    """1 - 2^-40 rounds to 2^31 in Q31: halve it and raise the exponent (the overflow branch)."""
+    multiplier, shift = fixed_point_multiplier(np.array([1 - 2**-40, 0.5]))
+    assert multiplier.tolist() == [1 << 30, 1 << 30] and shift.tolist() == [-1, 0]
+
+
+def test_requantize_rounds_half_up_and_saturates() -> None:
+    acc = np.array([3, 5, -3, 1000, -1000], dtype=np.int64).reshape(1, -1, 1, 1)
+    out = requantize(acc, np.full(5, 0.5), 0, -128, 127).ravel()
+    assert out.tolist() == [2, 3, -1, 127, -128]  # 1.5 -> 2, 2.5 -> 3, -1.5 -> -1 (half up)
+    shifted = requantize(acc, np.full(5, 0.5), 10, 0, 255).ravel()
+    assert shifted.tolist() == [12, 13, 9, 255, 0]
+
+
+def test_input_quantization_saturates_at_the_int8_bounds(exported_run: Path) -> None:
+    reference = IntegerReference.from_onnx(exported_run / "export/onnx/model_int8.onnx")
+    X = np.zeros((1, 1, 1, 4), np.float32)
+    X[0, 0, 0] = [-1e6, 1e6, 0.0, 2.5 * reference.input_scale]
+    q = reference.quantize_input(X).ravel() - reference.input_zero_point
+    assert q[0] + reference.input_zero_point == -128 and q[1] + reference.input_zero_point == 127
+    assert q[2] == 0 and q[3] == 2  # half to even, as ONNX QuantizeLinear
