@@ -95,3 +95,75 @@ def test_truncated_payloads_raise_protocol_error() -> None:
     with pytest.raises(wire.ProtocolError):
         wire.Load.unpack(b"\x01")
     assert wire.chunk_size(1024) + wire.MIN_FRAME + wire.Load.OVERHEAD == 1024
+
+
+# Canonical COBS vectors (Cheshire & Baker 1999, as listed on Wikipedia's COBS page), no delimiter.
+SEQ_254 = bytes(range(1, 255))
+COBS_VECTORS = [
+    (b"\x00", b"\x01\x01"),
+    (b"\x00\x00", b"\x01\x01\x01"),
+    (b"\x00\x11\x00", b"\x01\x02\x11\x01"),
+    (b"\x11\x22\x00\x33", b"\x03\x11\x22\x02\x33"),
+    (b"\x11\x22\x33\x44", b"\x05\x11\x22\x33\x44"),
+    (b"\x11\x00\x00\x00", b"\x02\x11\x01\x01\x01"),
+    (SEQ_254 + b"\xff", b"\xff" + SEQ_254 + b"\x02\xff"),
+    (bytes(range(2, 256)) + b"\x00", b"\xff" + bytes(range(2, 256)) + b"\x01\x01"),
+    (bytes(range(3, 256)) + b"\x00\x01", b"\xfe" + bytes(range(3, 256)) + b"\x02\x01"),
+]
+
+
+@pytest.mark.parametrize(("data", "encoded"), COBS_VECTORS)
+def test_cobs_matches_the_canonical_vectors(data: bytes, encoded: bytes) -> None:
+    assert wire.cobs_encode(data) == encoded and wire.cobs_decode(encoded) == data
+
+
+def test_a_full_254_byte_run_at_the_end() -> None:
+    """The canonical form ends after the 0xFF block; ours adds an empty block (also valid COBS).
+    Both decode to the same bytes, so either peer may send either."""
+    assert wire.cobs_encode(SEQ_254) == b"\xff" + SEQ_254 + b"\x01"
+    assert wire.cobs_encode(b"\x00" + SEQ_254) == b"\x01\xff" + SEQ_254 + b"\x01"
+    assert (
+        wire.cobs_decode(b"\xff" + SEQ_254)
+        == wire.cobs_decode(b"\xff" + SEQ_254 + b"\x01")
+        == SEQ_254
+    )
+
+
+def test_sequence_numbers_wrap_at_16_bits() -> None:
+    for seq, on_wire in ((5, 5), (0xFFFF, 0xFFFF), (0x10000 + 5, 5)):
+        decoded = FrameDecoder().feed(wire.encode_frame(Frame(MessageType.PING, seq, b"")))
+        assert decoded[0].seq == on_wire
+
+
+def test_the_decoder_takes_a_frame_of_exactly_max_frame_bytes() -> None:
+    """max_frame counts decoded bytes (header + payload + CRC); one byte more is an oversize run."""
+    max_frame = 600
+    payload = b"\x07" * (max_frame - wire.MIN_FRAME)
+    fits = wire.encode_frame(Frame(MessageType.LOG, 0, payload))
+    decoder = FrameDecoder(max_frame=max_frame)
+    assert [f.payload for f in decoder.feed(fits)] == [payload]
+    assert decoder.stats.oversize == 0
+    too_long = wire.encode_frame(Frame(MessageType.LOG, 0, payload + b"\x07" * 4))
+    assert decoder.feed(too_long) == [] and decoder.stats.oversize == 1
+
+
+def test_payload_errors_name_the_sizes() -> None:
+    with pytest.raises(wire.ProtocolError, match=r"payload too short \(3 < 9 bytes\)"):
+        wire.Load.unpack(b"\x01\x02\x03")
+    with pytest.raises(wire.ProtocolError, match="truncated in model hash"):
+        wire.HelloAck.unpack(b"\x01" + b"\x00" * 4 + b"\x00" + b"\xaa" * 3)
+    with pytest.raises(wire.ProtocolError, match="string runs past"):
+        wire.Error.unpack(b"\x02\x00\x05ab")
+    assert wire.Error.unpack(b"\x03\x00") == wire.Error(3, "")
+
+
+def test_messages_are_immutable_values() -> None:
+    import dataclasses
+
+    for message in (
+        Frame(MessageType.PING, 1),
+        wire.Hello(1, 1, 512),
+        wire.Result(1, 0, 0, 0, 0, b""),
+    ):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            message.seq = 2  # type: ignore[misc,union-attr]

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from edgekit.quantize.integer_reference import IntegerReference, fixed_point_multiplier, requantize
 
+FIXTURES = Path(__file__).parent / "fixtures"
+
 
 @pytest.mark.parametrize("real", [0.5, 0.75, 1e-3, 0.999999999999, 1 - 2**-40, 0.3])
 def test_fixed_point_multiplier_is_q31_and_exact_enough(real: float) -> None:
@@ -30,10 +32,31 @@ def test_requantize_rounds_half_up_and_saturates() -> None:
     assert shifted.tolist() == [12, 13, 9, 255, 0]
 
 
-def test_input_quantization_saturates_at_the_int8_bounds(exported_run: Path) -> None:
-    reference = IntegerReference.from_onnx(exported_run / "export/onnx/model_int8.onnx")
+def test_input_quantization_saturates_at_the_int8_bounds() -> None:
+    reference = IntegerReference.from_onnx(FIXTURES / "model_int8.onnx")
     X = np.zeros((1, 1, 1, 4), np.float32)
     X[0, 0, 0] = [-1e6, 1e6, 0.0, 2.5 * reference.input_scale]
     q = reference.quantize_input(X).ravel() - reference.input_zero_point
     assert q[0] + reference.input_zero_point == -128 and q[1] + reference.input_zero_point == 127
     assert q[2] == 0 and q[3] == 2  # half to even, as ONNX QuantizeLinear
+
+
+@pytest.mark.parametrize("inputs", ["test windows", "wide noise"])
+def test_integer_reference_matches_onnxruntime_on_a_saved_export(inputs: str) -> None:
+    """Integers only vs onnxruntime's float QDQ kernels on the same file: at most 1 output LSB,
+    almost always exact, same FSQ codes; wide noise drives every quantizer into saturation."""
+    from edgekit.onnx_io import OnnxRunner
+    from edgekit.quantize.fsq_grid import fsq_indices
+
+    X = np.load(FIXTURES / "inputs.npy")
+    if inputs == "wide noise":
+        X = (np.random.default_rng(0).normal(size=(64, *X.shape[1:])) * 4).astype(np.float32)
+    reference = IntegerReference.from_onnx(FIXTURES / "model_int8.onnx")
+    ort = OnnxRunner(FIXTURES / "model_int8.onnx").run(X)
+    result = reference.run(X)
+    delta = np.abs(ort["logits"] - result.logits) / reference.output_scale
+    assert delta.max() <= 1 + 1e-6 and (delta < 1e-6).mean() >= 0.99
+    assert np.abs(result.logits_q * reference.output_scale - result.logits).max() < 1e-6
+    codes = fsq_indices(ort["pre_fsq"], reference.levels)
+    assert (codes == result.codes).mean() >= 0.98
+    assert len(np.unique(result.codes)) > 1  # the codes are computed, not a constant

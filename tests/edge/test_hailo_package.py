@@ -1,0 +1,87 @@
+"""The Hailo DFC package: a model script usable on its own, and build_hef.py's checks (run here with
+stand-ins for the DFC's HN dictionary: the DFC itself is not installable from a registry)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+from edgekit.targets.hailo_scripts import model_script
+
+
+@pytest.fixture(scope="module")
+def package(exported_run: Path) -> Path:
+    return exported_run / "export/hailo/hailo8"
+
+
+@pytest.fixture(scope="module")
+def build_hef(package: Path) -> ModuleType:
+    """The generated build_hef.py as a module; it imports the DFC only inside main()."""
+    spec = importlib.util.spec_from_file_location("build_hef", package / "build_hef.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_model_script_is_complete_and_sized_to_the_calibration_set(package: Path) -> None:
+    manifest = json.loads((package / "manifest.json").read_text())
+    script = (package / "model.alls").read_text()
+    lines = [line for line in script.splitlines() if line and not line.startswith("#")]
+    assert "<" not in script and ">" not in script  # no placeholder left to fill
+    assert "quantization_param(output_layer1, precision_mode=a16_w16)" in lines
+    assert "post_quantization_optimization(bias_correction, policy=enabled)" in lines
+    assert (
+        f"model_optimization_config(calibration, batch_size=8, calibset_size={manifest['quantization']['n']})"
+        in lines
+    )
+    small = manifest["quantization"]["n"] < 1024
+    assert (
+        f"post_quantization_optimization(finetune, policy={'disabled' if small else 'enabled'})"
+        in lines
+    )
+    big = model_script("0", "net", "hailo8", 2048)
+    assert "post_quantization_optimization(finetune, policy=enabled)" in big
+    assert "finetune, policy=disabled" in model_script("0", "net", "hailo8", 1023)
+
+
+HN = {
+    "input_layer1": {"type": "input_layer", "original_names": ["input"]},
+    "conv1": {
+        "type": "conv",
+        "original_names": ["/encoder/encoder.0/Conv"],
+        "input": ["input_layer1"],
+    },
+    "conv4": {"type": "conv", "original_names": ["/project/Conv"], "input": ["conv1"]},
+    "output_layer1": {"type": "output_layer", "input": ["conv4"]},
+}
+
+
+def test_the_output_layer_is_found_from_the_end_node(build_hef: ModuleType) -> None:
+    assert build_hef.output_layer_for(HN, ["/project/Conv"]) == "output_layer1"
+    with pytest.raises(SystemExit, match=r"0 HN layers hold the ONNX end node \['/nope'\]"):
+        build_hef.output_layer_for(HN, ["/nope"])
+    renamed = {**HN, "output_layer2": HN["output_layer1"]}
+    del renamed["output_layer1"]
+    with pytest.raises(SystemExit, match="feeds \\['output_layer2'\\]"):
+        build_hef.output_layer_for(renamed, ["/project/Conv"])
+
+
+def test_emulator_codes_are_computed_like_edgekits(build_hef: ModuleType, package: Path) -> None:
+    reference = np.load(package / "reference_io.npz")
+    levels = json.loads((package / "manifest.json").read_text())["postprocessing"]["fsq_levels"]
+    codes = build_hef.fsq_codes(reference["device_out"], levels)
+    assert np.array_equal(codes, reference["codes"]) and len(np.unique(codes)) > 1
+    nudged = build_hef.fsq_codes(reference["device_out"] + 0.5, levels)
+    assert not np.array_equal(nudged, reference["codes"])
+
+
+def test_optimization_level_follows_the_gpu(build_hef: ModuleType, package: Path) -> None:
+    script = (package / "model.alls").read_text()
+    assert "optimization_level=2" in build_hef.script_for(script, gpu=True)
+    assert "optimization_level=0" in build_hef.script_for(script, gpu=False)
+    assert isinstance(build_hef.gpu_available(), bool)  # no TensorFlow here: False, no error
