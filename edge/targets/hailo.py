@@ -25,7 +25,7 @@ from edgekit.quantize.fsq_grid import fsq_indices
 from edgekit.runs import Run
 from edgekit.targets import hailo_readiness as readiness
 from edgekit.targets.base import Target
-from edgekit.targets.hailo_scripts import BUILD_HEF, RUN_HAILORT, model_script
+from edgekit.targets.hailo_scripts import PACKAGE_SCHEMA, model_script, package_scripts
 
 HW_ARCHS = {"hailo8": ("3.x", "4.x"), "hailo8l": ("3.x", "4.x"), "hailo10h": ("5.x", "5.x")}
 NET_NAME = "imu_fsq_cls"
@@ -116,11 +116,11 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
     write_text(
         out_dir / "model.alls", model_script(__version__, NET_NAME, hw_arch, len(calib_nhwc))
     )
-    write_text(out_dir / "build_hef.py", BUILD_HEF)
-    write_text(out_dir / "run_hailort.py", RUN_HAILORT)
+    for name, script in package_scripts(REFERENCE_SCHEMA_VERSION).items():
+        write_text(out_dir / name, script)
     dfc, hailort = HW_ARCHS[hw_arch]
     manifest = {
-        "schema": "edgekit.hailo/1",
+        "schema": PACKAGE_SCHEMA,
         "edgekit_version": __version__,
         "network": {"name": NET_NAME, "task": "classification", "classes": run.data.class_names},
         "targets": [{"hw_arch": hw_arch, "dfc": dfc, "hailort": hailort}],

@@ -33,6 +33,29 @@ def model_script(version: str, net_name: str, hw_arch: str, calibset_size: int) 
                                calibset_size=calibset_size, finetune=finetune)  # fmt: skip
 
 
+PACKAGE_SCHEMA = "edgekit.hailo/1"
+PACKAGE_LOADER = '''
+def load_package(here: Path) -> tuple:
+    """manifest.json and reference_io.npz, refused if written for another version of this script."""
+    manifest = json.loads((here / "manifest.json").read_text())
+    if manifest.get("schema") != "{package_schema}":
+        raise SystemExit(f"error: manifest.json is {{manifest.get('schema')!r}}, this script reads {package_schema}; "
+                         "export the package again with `edgekit export RUN --target hailo`")
+    reference = np.load(here / manifest["evaluation"]["reference_io"])
+    if int(reference["schema_version"]) != {reference_schema}:
+        raise SystemExit(f"error: reference_io.npz has schema_version {{int(reference['schema_version'])}}, "
+                         "this script reads {reference_schema}; export the package again")
+    return manifest, reference
+'''
+
+
+def package_scripts(reference_schema: int) -> dict[str, str]:
+    """build_hef.py and run_hailort.py, each checking the package's schemas before use."""
+    loader = PACKAGE_LOADER.format(package_schema=PACKAGE_SCHEMA, reference_schema=reference_schema)
+    return {"build_hef.py": BUILD_HEF.replace("# <package loader>\n", loader),
+            "run_hailort.py": RUN_HAILORT.replace("# <package loader>\n", loader)}  # fmt: skip
+
+
 BUILD_HEF = '''\
 #!/usr/bin/env python3
 """Parse -> optimize -> check on the emulator -> compile model_device.onnx into a HEF.
@@ -47,6 +70,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+# <package loader>
 
 
 def output_layer_for(layers: dict, end_nodes: list) -> str:
@@ -91,7 +115,7 @@ def gpu_available() -> bool:
 def main() -> None:
     from hailo_sdk_client import ClientRunner, InferenceContext
 
-    manifest = json.loads((HERE / "manifest.json").read_text())
+    manifest, reference = load_package(HERE)
     parser = argparse.ArgumentParser()
     parser.add_argument("--no-gpu", action="store_true", help="optimization_level 0 even if a GPU is found")
     parser.add_argument("--force", action="store_true", help="compile even if FSQ codes disagree on the emulator")
@@ -112,7 +136,6 @@ def main() -> None:
     runner.optimize(np.load(HERE / manifest["quantization"]["calib_set"]))
     runner.save_har(str(HERE / f"{net}_quantized.har"))
 
-    reference = np.load(HERE / manifest["evaluation"]["reference_io"])
     with runner.infer_context(InferenceContext.SDK_QUANTIZED) as context:
         emulated = runner.infer(context, reference["input_nhwc"])
     emulated = np.asarray(emulated).reshape(reference["device_out"].shape)
@@ -147,8 +170,8 @@ import onnxruntime as ort
 from hailo_platform import FormatType, VDevice
 
 HERE = Path(__file__).resolve().parent
-manifest = json.loads((HERE / "manifest.json").read_text())
-reference = np.load(HERE / manifest["evaluation"]["reference_io"])
+# <package loader>
+manifest, reference = load_package(HERE)
 host = ort.InferenceSession(str(HERE / manifest["paths"]["host_onnx"]))
 hef = sys.argv[1] if len(sys.argv) > 1 else str(HERE / f"{manifest['network']['name']}.hef")
 

@@ -85,3 +85,26 @@ def test_optimization_level_follows_the_gpu(build_hef: ModuleType, package: Path
     assert "optimization_level=2" in build_hef.script_for(script, gpu=True)
     assert "optimization_level=0" in build_hef.script_for(script, gpu=False)
     assert isinstance(build_hef.gpu_available(), bool)  # no TensorFlow here: False, no error
+
+
+def test_the_scripts_refuse_a_package_of_another_schema(
+    build_hef: ModuleType, package: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    manifest, reference = build_hef.load_package(package)
+    assert manifest["schema"] == "edgekit.hailo/1" and int(reference["schema_version"]) == 1
+    copy = tmp_path / "pkg"
+    shutil.copytree(package, copy)
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "schema": "edgekit.hailo/9"}))
+    with pytest.raises(
+        SystemExit, match="manifest.json is 'edgekit.hailo/9', this script reads edgekit.hailo/1"
+    ):
+        build_hef.load_package(copy)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    np.savez(copy / "reference_io.npz", **{**dict(reference), "schema_version": np.array(7)})
+    with pytest.raises(SystemExit, match="reference_io.npz has schema_version 7"):
+        build_hef.load_package(copy)
+    for script in ("build_hef.py", "run_hailort.py"):
+        text = (package / script).read_text()
+        assert "def load_package" in text and "<package loader>" not in text
