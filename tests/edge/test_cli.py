@@ -11,14 +11,22 @@ from click.testing import CliRunner
 from edgekit.cli import cli, main
 
 
-def run(args: list[str]) -> tuple[int, str]:
-    """Invoke `main()` as the console script does (so EdgekitError maps to exit codes)."""
-    result = subprocess.run(
-        [sys.executable, "-c", "from edgekit.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-    )
-    return result.returncode, result.stdout + result.stderr
+@pytest.fixture
+def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """Invoke `main()` in-process as the console script does (EdgekitError -> exit code)."""
+
+    def invoke(args: list[str]) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["edgekit", *args])
+        try:
+            main()
+        except SystemExit as exited:
+            code = int(exited.code or 0)
+        else:
+            code = 0
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    return invoke
 
 
 def imports_after(args: list[str]) -> set[str]:
@@ -116,14 +124,14 @@ def test_data_inspect_odd_length() -> None:
         (["export", "/tmp/edgekit-no-run", "--target", "onnx"], "does not exist"),
     ],
 )
-def test_user_errors_are_one_line_without_traceback(args: list[str], message: str) -> None:
+def test_user_errors_are_one_line_without_traceback(run, args: list[str], message: str) -> None:
     code, output = run(args)
     assert code != 0
     assert message in output and "Traceback" not in output
     assert len([line for line in output.splitlines() if line.startswith("error:")]) == 1
 
 
-def test_verbose_shows_traceback() -> None:
+def test_verbose_shows_traceback(run) -> None:
     code, output = run(["--verbose", "data", "inspect", "--data", "ftp:x"])
     assert code != 0 and "Traceback" in output
 

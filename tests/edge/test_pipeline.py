@@ -57,6 +57,12 @@ def test_pipeline_fails_when_the_device_fails_its_gate(tmp_path: Path) -> None:
         "onnx",
         "--device",
         "emu://?faults=perturb_lsb=3",
+        *(
+            "--set",
+            "train.float_epochs=2",
+            "--set",
+            "train.qat_epochs=1",
+        ),  # accuracy is not the point
     ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code != 0

@@ -167,3 +167,50 @@ def test_messages_are_immutable_values() -> None:
     ):
         with pytest.raises(dataclasses.FrozenInstanceError):
             message.seq = 2  # type: ignore[misc,union-attr]
+
+
+def test_decoder_counts_frames_garbage_and_oversize_exactly() -> None:
+    decoder = FrameDecoder(max_frame=253)  # 253 // 254 == 0: no block overhead in the bound
+    good = wire.encode_frame(Frame(MessageType.PONG, 1, b"\x01\x02"))
+    assert len(decoder.feed(good + good)) == 2 and decoder.stats.frames == 2
+    decoder.feed(b"\x09\x01\x01\x01\x01\x00")  # a COBS block promising 8 bytes, cut at 4: dropped
+    assert decoder.stats.garbage_bytes == 6 and decoder.stats.frames == 2
+    run = b"\x55" * 256  # one byte over max_encoded (253 + 0 + 2)
+    for start in range(0, len(run), 16):  # fed in pieces, as a UART delivers it
+        decoder.feed(run[start : start + 16])
+    assert decoder.stats.oversize == 1  # skipped to the delimiter, not re-counted per piece
+    assert decoder.feed(b"\x00" + good)[0].seq == 1 and decoder.stats.frames == 3
+
+
+def test_unpack_checks_the_end_of_the_field_not_its_start() -> None:
+    with pytest.raises(wire.ProtocolError, match=r"\(7 < 8 bytes\)"):
+        wire._unpack(wire.U32, b"\x00" * 7, 4)
+    assert wire._unpack(wire.U32, b"\x00" * 4 + b"\x01\x00\x00\x00", 4) == (1,)
+
+
+@pytest.mark.parametrize("firmware", ["", "a", "ab", "abc", "fw 1.2.3-rc4"])
+def test_tensor_descriptors_parse_at_any_offset(firmware: str) -> None:
+    tensors = (
+        wire.TensorDesc(wire.DType.FLOAT32, (3, 5), 0.5, 7),
+        wire.TensorDesc(wire.DType.INT16, (4,), 2.0, -1),
+    )
+    ack = wire.HelloAck(
+        1,
+        7,
+        firmware,
+        b"\x02" * 8,
+        "rt" * len(firmware),
+        0,
+        512,
+        2,
+        115200,
+        tensors[:1],
+        tensors[1:],
+    )
+    assert wire.HelloAck.unpack(ack.pack()) == ack
+    assert [t.nbytes for t in tensors] == [60, 8]
+
+
+def test_strings_are_cut_at_255_bytes() -> None:
+    error = wire.Error(6, "x" * 300)
+    assert error.pack()[2] == 255 and wire.Error.unpack(error.pack()).detail == "x" * 255
