@@ -56,6 +56,11 @@ def package_scripts(reference_schema: int) -> dict[str, str]:
             "run_hailort.py": RUN_HAILORT.replace("# <package loader>\n", loader)}  # fmt: skip
 
 
+# build_hef.py follows public DFC usage (shared/reference/hailo.md §2): translate_onnx_model with
+# start/end nodes and net_input_shapes, save_har, load_model_script, optimize(calib NHWC), the
+# SDK_QUANTIZED emulator through infer_context, compile() (Hailo-Application-Code-Examples
+# pointpillars notebook; hailocs/hailo-whisper convert_whisper_encoder.py); HN names resolved from
+# get_hn_dict()["layers"][...]["original_names"] as luxonis/modelconverter's Hailo exporter does.
 BUILD_HEF = '''\
 #!/usr/bin/env python3
 """Parse -> optimize -> check on the emulator -> compile model_device.onnx into a HEF.
