@@ -43,10 +43,10 @@ class PairReport:
     exact_fraction: float
     worst_ids: list[int]
     tolerance: dict[str, Any]
-    rmse: float = 0.0
-    relative_l2: float = 0.0
-    cosine_mean: float = 1.0
-    exact_sample_fraction: float = 0.0  # samples whose every output is equal
+    rmse: float
+    relative_l2: float
+    cosine_mean: float
+    exact_sample_fraction: float  # samples whose every output is equal
     max_lsb: float | None = None
     mean_lsb: float | None = None
     failures: list[str] = field(default_factory=list)

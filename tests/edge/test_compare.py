@@ -101,3 +101,35 @@ def test_the_table_says_pass_and_fail_and_why() -> None:
     assert lines[0].startswith("pair") and set(lines[1]) == {"-"}
     assert lines[2].startswith("a/pair") and lines[2].endswith("PASS")
     assert lines[3].startswith("b/pair") and "FAIL: max |Δ| 0.5 exceeds atol 0.1" in lines[3]
+
+
+def test_lsb_and_rmse_of_uneven_errors() -> None:
+    reference = np.zeros((2, 2))
+    candidate = np.array([[0.75, 0.0], [0.0, -3.0]])
+    report = compare("x", reference, candidate, Tolerance(max_lsb=10), lsb=0.5)
+    assert report.max_lsb == 6.0 and report.mean_lsb == pytest.approx(3.75 / 4 / 0.5)
+    assert report.rmse == pytest.approx(np.sqrt((0.75**2 + 9) / 4))
+    single = compare("x", reference[:1], candidate[:1], Tolerance(max_lsb=10), lsb=0.5)
+    assert single.max_lsb == 1.5  # a fraction of an LSB is kept, not floored
+
+
+def test_cosine_of_small_orthogonal_and_zero_outputs() -> None:
+    reference = np.array([[0.5, 0.0], [1.0, 0.0], [0.0, 0.0]])
+    candidate = np.array([[0.0, 0.5], [1.0, 0.0], [0.0, 0.0]])
+    report = compare("x", reference, candidate, Tolerance(atol=1, min_top1_agreement=0))
+    assert report.cosine_mean == pytest.approx(
+        (0.0 + 1.0 + 1.0) / 3
+    )  # zero vs zero counts as equal
+
+
+def test_defaults_demand_agreement_and_list_five_worst() -> None:
+    flipped = REFERENCE[:, ::-1].copy()
+    assert "top-1 agreement" in compare("x", REFERENCE, flipped, Tolerance(atol=10)).failures[0]
+    reference = np.zeros((8, 2))
+    report = compare("x", reference, reference + np.arange(1, 9)[:, None], Tolerance(atol=100))
+    assert report.worst_ids == [7, 6, 5, 4, 3]
+
+
+def test_a_nan_error_names_the_side_that_produced_it() -> None:
+    with pytest.raises(ParityError, match="onnx/pair: ort-int8 produced NaN/Inf"):
+        compare("onnx/pair", REFERENCE, REFERENCE * np.nan, Tolerance(), ("torch", "ort-int8"))
