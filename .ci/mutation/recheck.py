@@ -39,6 +39,17 @@ def in_annotation(mutation: dict, spans: list) -> bool:
     return any(start <= position < end for start, end in spans)
 
 
+def run_tests(config: dict) -> int:
+    """The session's test command in the project environment (as cosmic-ray ran it); exit status."""
+    command = ["uv", "run", "--group", "mutation", *shlex.split(config["test-command"])]
+    try:
+        return subprocess.run(
+            command, cwd=ROOT, capture_output=True, timeout=config["timeout"]
+        ).returncode
+    except subprocess.TimeoutExpired:
+        return 1
+
+
 def main(name: str) -> None:
     config = tomllib.loads((ROOT / ".ci/mutation" / f"{name}.toml").read_text())["cosmic-ray"]
     dump = subprocess.run(
@@ -48,6 +59,8 @@ def main(name: str) -> None:
     jobs = [json.loads(line) for line in dump.stdout.splitlines() if line.strip()]
     done = [(job, result) for job, result in jobs if result is not None]
     survivors = [job for job, result in done if result.get("test_outcome") == "survived"]
+    if run_tests(config) != 0:
+        raise SystemExit(f"the tests fail without any mutant: {config['test-command']}")
     alive, equivalent = [], []
     spans = annotation_spans(ROOT / config["module-path"])
     for job in survivors:
@@ -60,9 +73,7 @@ def main(name: str) -> None:
                         mutation["operator_name"], str(mutation["occurrence"])], cwd=ROOT, check=True,
                        capture_output=True)  # fmt: skip
         try:
-            tests = subprocess.run(shlex.split(config["test-command"]), cwd=ROOT, capture_output=True,
-                                   timeout=config["timeout"])  # fmt: skip
-            killed = tests.returncode != 0
+            killed = run_tests(config) != 0
         except subprocess.TimeoutExpired:
             killed = True
         finally:
