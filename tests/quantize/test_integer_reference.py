@@ -60,3 +60,66 @@ def test_integer_reference_matches_onnxruntime_on_a_saved_export(inputs: str) ->
     codes = fsq_indices(ort["pre_fsq"], reference.levels)
     assert (codes == result.codes).mean() >= 0.98
     assert len(np.unique(result.codes)) > 1  # the codes are computed, not a constant
+
+
+def graph_variant(kind: str, folder: Path) -> Path:
+    """The saved export changed so that paths the trained graph never takes are taken; onnxruntime
+    runs the same changed file, so the two must still agree."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(FIXTURES / "model_int8.onnx"))
+    graph = model.graph
+    inits = {t.name for t in graph.initializer}
+    activation_q = [
+        n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in inits
+    ]
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+
+    def own_zero_point(node: object, array: np.ndarray) -> None:
+        """A new zero point for one activation's QuantizeLinear and the DequantizeLinear reading it
+        (the exporter shares zero-point constants between tensors)."""
+        name = f"{node.output[0]}_zero_point"  # type: ignore[attr-defined]
+        graph.initializer.append(numpy_helper.from_array(array, name))
+        for user in graph.node:
+            if user is node or (
+                user.op_type == "DequantizeLinear" and user.input[0] == node.output[0]
+            ):  # type: ignore[attr-defined]
+                user.input[2] = name
+
+    if kind == "zero points":  # asymmetric activations
+        for offset, node in enumerate(activation_q):
+            own_zero_point(node, np.array(-5 if offset == 0 else 3, dtype=np.int8))
+    elif kind == "uint8":  # the conv stack's activations as uint8 around 128 (input and FSQ stay
+        for node in [
+            n for n in activation_q if "/encoder/" in n.name
+        ]:  # int8, as edgekit exports them)
+            own_zero_point(node, np.array(128, dtype=np.uint8))
+    elif kind == "default attributes":  # zero pads and unit strides left to their ONNX defaults
+        for node in convs:
+            keep = [a for a in node.attribute
+                    if not (a.name == "pads" and set(a.ints) == {0}) and not (a.name == "strides" and set(a.ints) == {1})]  # fmt: skip
+            del node.attribute[:]
+            node.attribute.extend(keep)
+    elif kind == "no bias":
+        del convs[0].input[2]
+    del graph.value_info[:]  # the exporter's inferred types no longer hold
+    path = folder / f"{kind.replace(' ', '_')}.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["zero points", "uint8", "default attributes", "no bias"])
+def test_integer_reference_follows_graph_variants(kind: str, tmp_path: Path) -> None:
+    from edgekit.onnx_io import OnnxRunner
+
+    path = graph_variant(kind, tmp_path)
+    X = np.load(FIXTURES / "inputs.npy")
+    reference = IntegerReference.from_onnx(path)
+    ort = OnnxRunner(path).run(X)
+    result = reference.run(X)
+    delta = np.abs(ort["logits"] - result.logits) / reference.output_scale
+    assert delta.max() <= 1 + 1e-6 and (delta < 1e-6).mean() >= 0.95
+    plain = IntegerReference.from_onnx(FIXTURES / "model_int8.onnx").run(X)
+    if kind in ("zero points", "no bias"):  # the change reaches the outputs
+        assert not np.array_equal(plain.logits_q, result.logits_q)
