@@ -133,3 +133,25 @@ def test_defaults_demand_agreement_and_list_five_worst() -> None:
 def test_a_nan_error_names_the_side_that_produced_it() -> None:
     with pytest.raises(ParityError, match="onnx/pair: ort-int8 produced NaN/Inf"):
         compare("onnx/pair", REFERENCE, REFERENCE * np.nan, Tolerance(), ("torch", "ort-int8"))
+
+
+def test_default_tolerance_is_frozen_and_demands_equal_codes() -> None:
+    import dataclasses
+
+    tolerance = Tolerance()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tolerance.atol = 1.0  # type: ignore[misc]
+    codes, other = np.array([1, 2, 3]), np.array([1, 2, 4])
+    report = compare(
+        "x", REFERENCE, REFERENCE, tolerance, reference_codes=codes, candidate_codes=other
+    )
+    assert report.failures == ["FSQ code agreement 0.6667 < 1.0"]
+    assert report.tolerance == {"atol": 0.0, "rtol": 0.0, "max_lsb": None, "min_top1_agreement": 1.0,
+                                "min_code_agreement": 1.0, "min_exact_fraction": 0.0}  # fmt: skip
+
+
+def test_a_shape_mismatch_names_both_sides() -> None:
+    with pytest.raises(
+        ShapeMismatchError, match=r"x: shapes differ, torch \(3, 2\) vs ort \(1, 2\)"
+    ):
+        compare("x", REFERENCE, REFERENCE[:1], Tolerance(), ("torch", "ort"))
