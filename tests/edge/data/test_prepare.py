@@ -183,3 +183,54 @@ def test_failed_preparation_leaves_the_data_folder_as_it_was(tmp_path, monkeypat
         )
     after = {p.name: p.read_bytes() for p in (tmp_path / "data").iterdir()}
     assert after == before
+
+
+@pytest.mark.parametrize("chunk", [2048, 7])
+def test_saved_preparation_equals_the_in_memory_one_in_any_chunking(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """Saving (memory-mapped arrays, written chunk by chunk) and loading give exactly the arrays,
+    statistics and reports of an in-memory preparation; odd T drops the last sample."""
+    from pathlib import Path
+
+    from edgekit.data import prepare as prepare_module
+    from edgekit.data.prepare import PreparedData, prepare_data
+
+    config = DataConfig(source="synthetic:n=90,length=17,noise=0.5")
+    fresh = prepare_data(config)
+    monkeypatch.setattr(prepare_module, "CHUNK_WINDOWS", chunk)
+    saved = prepare_data(config, folder=Path(tmp_path) / "data")
+    loaded = PreparedData.load(Path(tmp_path) / "data", config)
+    assert loaded is not None
+    for prepared in (saved, loaded):
+        for split, (X, y) in fresh.arrays.items():
+            assert np.allclose(prepared.arrays[split][0], X, atol=1e-6)
+            assert np.array_equal(prepared.arrays[split][1], y)
+        exact = {k: v for k, v in prepared.stats.items() if k not in ("mean", "std")}
+        assert exact == {k: v for k, v in fresh.stats.items() if k not in ("mean", "std")}
+        for key in ("mean", "std"):  # chunked float64 sums may differ in the last bit
+            assert np.allclose(prepared.stats[key], fresh.stats[key], rtol=1e-12)
+        assert prepared.splits == fresh.splits
+        assert prepared.class_names == fresh.class_names
+    assert fresh.stats["dropped_last_sample"] and fresh.stats["used_length"] == 16
+    assert fresh.input_shape[2] == 8
+    other = DataConfig(source="synthetic:n=90,length=17,noise=0.5", seed=3)
+    assert PreparedData.load(Path(tmp_path) / "data", other) is None  # another config's data
+    assert sorted(p.name for p in (Path(tmp_path) / "data").iterdir()) == sorted(
+        [f"{a}_{s}.npy" for a in "Xy" for s in ("train", "val", "test")]
+        + ["qa_report.json", "splits.json", "stats.json"]
+    )
+
+
+def test_official_masks_are_saved_and_loaded(tmp_path) -> None:
+    from pathlib import Path
+
+    from edgekit.data.prepare import PreparedData, prepare_data
+
+    config = DataConfig(split_mode="official")
+    saved = prepare_data(config, folder=Path(tmp_path) / "data")
+    loaded = PreparedData.load(Path(tmp_path) / "data", config)
+    assert loaded is not None and set(loaded.official_test) == {"train", "val", "test"}
+    for split in ("train", "val", "test"):
+        assert np.array_equal(loaded.official_test[split], saved.official_test[split])
+    assert loaded.official_test["test"].all() and not loaded.official_test["train"].any()
