@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -176,7 +177,12 @@ def test_set_baud_and_ping(exported_run: Path) -> None:
         ack = link.hello()
         assert link.ping() == ack.boot_nonce
         link.set_baud(921600)
-        assert emulator.throttle.baud == 921600 and link.ping() == ack.boot_nonce
+        assert link.ping() == ack.boot_nonce  # answered at the new rate
+        # the device switches right after sending its ACK (PROTOCOL.md), on its own thread here
+        deadline = time.monotonic() + 2
+        while emulator.throttle.baud != 921600 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert emulator.throttle.baud == 921600
         link.close()
 
 
