@@ -9,34 +9,28 @@ import torch
 from torch import nn
 
 
-def _batches(X: np.ndarray, batch_size: int, device: torch.device) -> list[torch.Tensor]:
-    return [
-        torch.from_numpy(X[i : i + batch_size]).to(device) for i in range(0, len(X), batch_size)
-    ]
-
-
 @torch.no_grad()
+def _forward_in(mode: Any, model: nn.Module, X: np.ndarray, batch_size: int) -> None:
+    """Run `X` through `model` (eval mode, in batches) inside one of Brevitas' graph modes."""
+    device = next(model.parameters()).device
+    model.eval()
+    with mode(model):
+        for start in range(0, len(X), batch_size):
+            model(torch.from_numpy(X[start : start + batch_size]).to(device))
+
+
 def calibrate_activations(model: nn.Module, X: np.ndarray, batch_size: int = 64) -> None:
     """Set every activation quantizer's range from statistics over `X` (quantization off meanwhile)."""
     from brevitas.graph.calibrate import calibration_mode
 
-    device = next(model.parameters()).device
-    model.eval()
-    with calibration_mode(model):
-        for batch in _batches(X, batch_size, device):
-            model(batch)
+    _forward_in(calibration_mode, model, X, batch_size)
 
 
-@torch.no_grad()
 def correct_biases(model: nn.Module, X: np.ndarray, batch_size: int = 64) -> None:
     """Add to each layer's bias the mean error its quantized weights introduce (Brevitas bias correction)."""
     from brevitas.graph.calibrate import bias_correction_mode
 
-    device = next(model.parameters()).device
-    model.eval()
-    with bias_correction_mode(model):
-        for batch in _batches(X, batch_size, device):
-            model(batch)
+    _forward_in(bias_correction_mode, model, X, batch_size)
 
 
 def activation_ranges(model: nn.Module) -> dict[str, dict[str, Any]]:
