@@ -49,9 +49,6 @@ class Target:
     def tolerances(self) -> dict[str, Any]:
         return dict(self.implementation().TOLERANCES)
 
-    def defaults(self) -> dict[str, Any]:
-        return {option.name: option.default for option in self.options}
-
     def export(self, run: Any, options: dict[str, Any], out_dir: Path) -> dict[str, Any]:
         return dict(self.implementation().export(run, self, options, out_dir))
 
