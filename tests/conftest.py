@@ -7,8 +7,14 @@ import warnings
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 warnings.filterwarnings("ignore", message=".*fast_hadamard_transform.*")
+
+# The suite is a gate: the same examples every run (`--hypothesis-profile=explore` draws new ones).
+settings.register_profile("default", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile("default")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
