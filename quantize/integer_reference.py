@@ -66,6 +66,12 @@ def fixed_point_multiplier(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return multiplier, -exponent
 
 
+def integer_range(zero_point: np.ndarray) -> tuple[int, int]:
+    """The saturation bounds of a quantized tensor: its zero point's dtype (ONNX QuantizeLinear)."""
+    info = np.iinfo(zero_point.dtype)
+    return int(info.min), int(info.max)
+
+
 def requantize(
     acc: np.ndarray, real_multiplier: np.ndarray, zero_point: int, lo: int, hi: int
 ) -> np.ndarray:
@@ -115,21 +121,16 @@ class IntegerReference:
                 "the ONNX file carries no edgekit_fsq_levels metadata; export it with `edgekit export`"
             )
         self.levels = tuple(int(v) for v in meta["edgekit_fsq_levels"].split(","))
-        first = next(
-            (
-                n
-                for n in self.nodes
-                if n.op_type == "QuantizeLinear" and n.input[0] == self.input_name
-            ),
-            None,
-        )
-        if first is None:
+        first = next((n for n in self.nodes if self.input_name in n.input), None)
+        if first is None or first.op_type != "QuantizeLinear":
             raise ExportError(
                 "the ONNX file does not quantize its input: it is a float model, not the int8 QDQ "
                 "export; give export/onnx/model_int8.onnx from `edgekit export --target onnx`"
             )
+        self.input_quantizer = first
         self.input_scale = float(self.constants[first.input[1]])
         self.input_zero_point = int(self.constants[first.input[2]])
+        self.input_range = integer_range(self.constants[first.input[2]])
         last_q = [n for n in self.nodes if n.op_type == "QuantizeLinear"][-1]
         self.output_scale = float(self.constants[last_q.input[1]])
 
@@ -142,7 +143,7 @@ class IntegerReference:
     def quantize_input(self, X: np.ndarray) -> np.ndarray:
         """Host-side input quantization, matching ONNX QuantizeLinear (float32, half to even)."""
         q = np.rint(X.astype(np.float32) / np.float32(self.input_scale)) + self.input_zero_point
-        result: np.ndarray = np.clip(q, -128, 127).astype(np.int64)
+        result: np.ndarray = np.clip(q, *self.input_range).astype(np.int64)
         return result
 
     def run(self, X: np.ndarray) -> ReferenceResult:
@@ -155,7 +156,7 @@ class IntegerReference:
         while index < len(self.nodes):
             node, attrs = self.nodes[index], self.attributes[index]
             op = node.op_type
-            if op == "QuantizeLinear" and node.input[0] == self.input_name:
+            if node is self.input_quantizer:
                 values[node.output[0]] = Quantized(
                     q_input.astype(np.int64), self.input_scale, self.input_zero_point
                 )
@@ -180,7 +181,9 @@ class IntegerReference:
                 assert isinstance(x, Quantized)
                 area = x.q.shape[2] * x.q.shape[3]
                 acc = (x.q - x.zero_point).sum(axis=(2, 3), keepdims=True)
-                values[node.output[0]] = Accumulator(acc, np.full(acc.shape[1], x.scale / area))
+                values[node.output[0]] = Accumulator(
+                    acc, np.array([x.scale / area])
+                )  # all channels
             elif op == "QuantizeLinear":
                 values[node.output[0]] = self._quantize(values[node.input[0]], node)
             elif op == "Add" and isinstance(values.get(node.input[0]), Quantized):
@@ -223,11 +226,11 @@ class IntegerReference:
             attrs.get("strides", [1, 1]),
             attrs.get("pads", [0, 0, 0, 0]),
         )
-        scale = x.scale * w.scale * np.ones(acc.shape[1])
+        scale = np.broadcast_to(x.scale * w.scale, (acc.shape[1],))  # per output channel
         if len(node.input) > 2:
             bias = values[node.input[2]]
             assert isinstance(bias, Weight)
-            if not np.allclose(bias.scale * np.ones_like(scale), scale, rtol=1e-5):
+            if not np.allclose(bias.scale, scale, rtol=1e-5):
                 raise ExportError(
                     f"integer reference: bias of {node.name} is not int32 at input*weight scale"
                 )
@@ -243,10 +246,9 @@ class IntegerReference:
     def _quantize(self, x: object, node: NodeProto) -> Quantized:
         scale = float(self.constants[node.input[1]])
         zero_point = self.constants[node.input[2]]
-        lo, hi = (0, 255) if zero_point.dtype == np.uint8 else (-128, 127)
         if not isinstance(x, Accumulator):
             raise ExportError("integer reference: QuantizeLinear must follow an integer op")
-        q = requantize(x.acc, x.scale / scale, int(zero_point), lo, hi)
+        q = requantize(x.acc, x.scale / scale, int(zero_point), *integer_range(zero_point))
         return Quantized(q, scale, int(zero_point))
 
     def _fsq(self, index: int, x: Quantized) -> tuple[int, Quantized, np.ndarray]:
@@ -257,6 +259,7 @@ class IntegerReference:
         quant_node = self.nodes[index + len(FSQ_OPS)]
         out_scale = float(self.constants[quant_node.input[1]])
         out_zero_point = int(self.constants[quant_node.input[2]])
+        out_range = integer_range(self.constants[quant_node.input[2]])
         q = x.q.reshape(len(x.q), -1) - x.zero_point  # (N, D)
         out = np.empty_like(q)
         digits = np.empty_like(q)
@@ -269,7 +272,7 @@ class IntegerReference:
             rounded = step - level // 2
             digits[:, d] = step
             code_q = np.rint(rounded / (level // 2) / out_scale).astype(np.int64) + out_zero_point
-            out[:, d] = np.clip(code_q, -128, 127)
+            out[:, d] = np.clip(code_q, *out_range)
         basis = np.cumprod([1, *self.levels[:-1]])
         codes = (digits * basis).sum(axis=1)
         return (

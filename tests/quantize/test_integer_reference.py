@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from edgekit.quantize.integer_reference import IntegerReference, fixed_point_multiplier, requantize
+from edgekit.errors import ExportError
+from edgekit.quantize.integer_reference import (
+    Accumulator,
+    IntegerReference,
+    fixed_point_multiplier,
+    requantize,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -20,8 +27,11 @@ def test_fixed_point_multiplier_is_q31_and_exact_enough(real: float) -> None:
 
 def test_a_mantissa_that_rounds_up_to_one_moves_to_the_next_exponent() -> None:
     """1 - 2^-40 rounds to 2^31 in Q31: halve it and raise the exponent (the overflow branch)."""
-    multiplier, shift = fixed_point_multiplier(np.array([1 - 2**-40, 0.5]))
-    assert multiplier.tolist() == [1 << 30, 1 << 30] and shift.tolist() == [-1, 0]
+    near_one = 1 - 2**-40  # frexp exponents 0, 1 and -1 below: the exponent is raised by adding
+    multiplier, shift = fixed_point_multiplier(
+        np.array([near_one, 2 * near_one, near_one / 2, 0.5])
+    )
+    assert multiplier.tolist() == [1 << 30] * 4 and shift.tolist() == [-1, -2, 0, 0]
 
 
 def test_requantize_rounds_half_up_and_saturates() -> None:
@@ -30,6 +40,12 @@ def test_requantize_rounds_half_up_and_saturates() -> None:
     assert out.tolist() == [2, 3, -1, 127, -128]  # 1.5 -> 2, 2.5 -> 3, -1.5 -> -1 (half up)
     shifted = requantize(acc, np.full(5, 0.5), 10, 0, 255).ravel()
     assert shifted.tolist() == [12, 13, 9, 255, 0]
+
+
+def test_relu_clamps_the_accumulator_at_zero() -> None:
+    """At the accumulator, before requantization (a clamp at +-1 would vanish in the rounding)."""
+    out = IntegerReference._relu(Accumulator(np.array([-7, -1, 0, 1, 9]), np.ones(1)))
+    assert out.acc.tolist() == [0, 0, 0, 1, 9]
 
 
 def test_input_quantization_saturates_at_the_int8_bounds() -> None:
@@ -75,6 +91,11 @@ def graph_variant(kind: str, folder: Path) -> Path:
         n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in inits
     ]
     convs = [n for n in graph.node if n.op_type == "Conv"]
+    fsq_q = next(  # the QuantizeLinear closing the FSQ block (after its Div)
+        n
+        for n in activation_q
+        if any(d.op_type == "Div" and d.output[0] == n.input[0] for d in graph.node)
+    )
 
     def own_zero_point(node: object, array: np.ndarray) -> None:
         """A new zero point for one activation's QuantizeLinear and the DequantizeLinear reading it
@@ -95,10 +116,64 @@ def graph_variant(kind: str, folder: Path) -> Path:
             n for n in activation_q if "/encoder/" in n.name
         ]:  # int8, as edgekit exports them)
             own_zero_point(node, np.array(128, dtype=np.uint8))
-    elif kind == "default attributes":  # zero pads and unit strides left to their ONNX defaults
+    elif kind == "uint8 input":  # the input quantized as uint8 around 128 (a camera-style input)
+        own_zero_point(activation_q[0], np.array(128, dtype=np.uint8))
+    elif kind == "saturating":  # logits and FSQ codes on grids too fine for them: both saturate
+
+        def finer(name: str, factor: int) -> str:
+            array = numpy_helper.to_array(next(t for t in graph.initializer if t.name == name))
+            fine = (array / factor).astype(array.dtype)
+            graph.initializer.append(numpy_helper.from_array(fine, f"{name}_fine{factor}"))
+            return f"{name}_fine{factor}"
+
+        own_zero_point(fsq_q, np.array(3, dtype=np.int8))  # clipping depends on the zero point
+        for node in (activation_q[-1], fsq_q):
+            fine = finer(node.input[1], 40)
+            for user in graph.node:
+                if user is node or (
+                    user.op_type == "DequantizeLinear" and user.input[0] == node.output[0]
+                ):
+                    user.input[1] = fine
+        # the head's int32 bias follows its input's finer scale (same real bias, 40x the integers)
+        fsq_dq = next(
+            n
+            for n in graph.node
+            if n.op_type == "DequantizeLinear" and n.input[0] == fsq_q.output[0]
+        )
+        head = next(n for n in convs if n.input[0] == fsq_dq.output[0])
+        bias_dq = next(n for n in graph.node if n.output[0] == head.input[2])
+        bias = numpy_helper.to_array(
+            next(t for t in graph.initializer if t.name == bias_dq.input[0])
+        )
+        graph.initializer.append(numpy_helper.from_array(bias * 40, "head_bias_fine"))
+        bias_dq.input[0] = "head_bias_fine"
+        bias_dq.input[1] = finer(bias_dq.input[1], 40)
+    elif kind == "constants as nodes":  # scalars (scales, zero points) as Constant nodes
+        for tensor in [t for t in graph.initializer if not t.dims]:
+            graph.initializer.remove(tensor)
+            graph.node.insert(0, onnx.helper.make_node("Constant", [], [tensor.name], value=tensor))
+    elif kind == "reshape":  # the flattening as Reshape(x, [0, -1]), as other exporters write it
+        flatten = next(n for n in graph.node if n.op_type == "Flatten")
+        graph.initializer.append(numpy_helper.from_array(np.array([0, -1], np.int64), "flat_shape"))
+        reshape = onnx.helper.make_node(
+            "Reshape", [flatten.input[0], "flat_shape"], list(flatten.output)
+        )
+        graph.node.insert(list(graph.node).index(flatten), reshape)
+        graph.node.remove(flatten)
+    elif kind == "weight zero points":  # per-channel weight zero points other than 0
+        for conv in convs:
+            dq = next(n for n in graph.node if n.output[0] == conv.input[1])
+            scale = numpy_helper.to_array(
+                next(t for t in graph.initializer if t.name == dq.input[1])
+            )
+            zero_point = np.resize(np.array([1, -2, 0], np.int8), scale.shape)
+            graph.initializer.append(numpy_helper.from_array(zero_point, f"{dq.name}_zp"))
+            dq.input[2] = f"{dq.name}_zp"
+    elif kind == "default attributes":  # zero pads, unit strides, one group: the ONNX defaults
         for node in convs:
             keep = [a for a in node.attribute
-                    if not (a.name == "pads" and set(a.ints) == {0}) and not (a.name == "strides" and set(a.ints) == {1})]  # fmt: skip
+                    if not (a.name == "pads" and set(a.ints) == {0}) and not (a.name == "strides" and set(a.ints) == {1})
+                    and a.name != "group"]  # fmt: skip
             del node.attribute[:]
             node.attribute.extend(keep)
     elif kind == "no bias":
@@ -109,7 +184,20 @@ def graph_variant(kind: str, folder: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind", ["zero points", "uint8", "default attributes", "no bias"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "zero points",
+        "uint8",
+        "uint8 input",
+        "saturating",
+        "constants as nodes",
+        "reshape",
+        "weight zero points",
+        "default attributes",
+        "no bias",
+    ],
+)
 def test_integer_reference_follows_graph_variants(kind: str, tmp_path: Path) -> None:
     from edgekit.onnx_io import OnnxRunner
 
@@ -121,5 +209,62 @@ def test_integer_reference_follows_graph_variants(kind: str, tmp_path: Path) -> 
     delta = np.abs(ort["logits"] - result.logits) / reference.output_scale
     assert delta.max() <= 1 + 1e-6 and (delta < 1e-6).mean() >= 0.95
     plain = IntegerReference.from_onnx(FIXTURES / "model_int8.onnx").run(X)
-    if kind in ("zero points", "no bias"):  # the change reaches the outputs
+    if kind in (
+        "zero points",
+        "no bias",
+        "saturating",
+        "weight zero points",
+    ):  # the change reaches the outputs
         assert not np.array_equal(plain.logits_q, result.logits_q)
+    if kind == "saturating":  # saturated, still agreeing
+        assert result.logits_q.min() == -128 and (result.logits_q == -128).mean() < 0.9
+        assert np.array_equal(ort["pre_fsq"], result.pre_fsq)
+
+
+def broken_graph(kind: str) -> object:
+    """The saved export changed into graphs the reference must refuse (ONNX's checker would refuse
+    some of them before, so they are handed over unchecked)."""
+    import onnx
+
+    model = onnx.load(str(FIXTURES / "model_int8.onnx"))
+    nodes = list(model.graph.node)
+    ops = [n.op_type for n in nodes]
+    fsq_add = ops.index("Add")
+    if kind == "grouped conv":
+        conv = nodes[ops.index("Conv")]
+        del conv.attribute[:]
+        conv.attribute.extend([onnx.helper.make_attribute("group", 2)])
+    elif kind == "conv on an accumulator":  # a Conv reading a Relu with no QuantizeLinear between
+        relu, conv = nodes[ops.index("Relu")], nodes[ops.index("Conv", ops.index("Relu"))]
+        conv.input[0] = relu.output[0]
+    elif kind == "FSQ with Sigmoid":
+        nodes[fsq_add + 1].op_type = "Sigmoid"
+    elif kind == "FSQ with Neg":
+        nodes[fsq_add + 2].op_type = "Neg"
+    elif kind.startswith("FSQ followed by"):  # Identity and Relu: names on both sides of Q...
+        nodes[fsq_add + 6].op_type = kind.split()[-1]
+    elif kind.startswith("input read by"):
+        nodes[0].op_type = kind.split()[-1]
+    elif kind == "unnamed unsupported node":
+        nodes[ops.index("Flatten")].op_type = "Transpose"
+        nodes[ops.index("Flatten")].name = ""
+    return model
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("grouped conv", "is not an int8 x int8 convolution"),
+        ("conv on an accumulator", "is not an int8 x int8 convolution"),
+        ("FSQ with Sigmoid", "expected the FSQ block"),
+        ("FSQ with Neg", "expected the FSQ block"),
+        ("FSQ followed by Identity", "expected the FSQ block"),
+        ("FSQ followed by Relu", "expected the FSQ block"),
+        ("input read by Conv", "does not quantize its input"),
+        ("input read by Relu", "does not quantize its input"),
+        ("unnamed unsupported node", "unsupported node Transpose (Transpose)"),
+    ],
+)
+def test_integer_reference_refuses_what_it_cannot_run(kind: str, message: str) -> None:
+    with pytest.raises(ExportError, match=re.escape(message)):
+        IntegerReference(broken_graph(kind)).run(np.load(FIXTURES / "inputs.npy"))  # type: ignore[arg-type]
