@@ -51,9 +51,9 @@ def listed_equivalent(before: str, after: str, rules: list[dict]) -> dict | None
     """The `[[equivalent]]` rule whose substitution turns `before` into `after`, if any."""
     for rule in rules:
         old, new = squeeze(rule["old"]), squeeze(rule["new"])
-        if rule.get("line", "") in before and old in squeeze(before):
-            if squeeze(before).replace(old, new, 1) == squeeze(after):
-                return rule
+        narrowed = rule.get("line", "") in before and old in squeeze(before)
+        if narrowed and squeeze(before).replace(old, new, 1) == squeeze(after):
+            return rule
     return None
 
 
