@@ -101,9 +101,10 @@ class PreparedData:
                 if (folder / f"official_{split}.npy").is_file()
             }
             qa, splits = read_json(folder / "qa_report.json"), read_json(folder / "splits.json")
+            class_names = stats["class_names"]
         except (OSError, ValueError, KeyError):  # missing or damaged: re-derive from the source
             return None
-        return cls(arrays, stats, qa, splits, stats["class_names"], official)
+        return cls(arrays, stats, qa, splits, class_names, official)
 
 
 def data_config_digest(config: DataConfig) -> str:
@@ -133,35 +134,29 @@ def train_statistics(X: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def _fill_normalised(
-    out: np.ndarray, X: np.ndarray, rows: np.ndarray, mean: np.ndarray, std: np.ndarray,
-    channel_names: list[str],
-) -> None:  # fmt: skip
-    """Write normalised, Hailo-layout windows `rows` of X into `out`, chunk by chunk."""
+    out: np.ndarray, X: np.ndarray, rows: np.ndarray, mean: np.ndarray, std: np.ndarray
+) -> None:
+    """Write normalised, Hailo-layout windows `rows` of X into `out`, chunk by chunk. The result is
+    finite: X is (repair_non_finite) and |X| <= MAX_ABS_VALUE ~ 1.8e19 (check_magnitudes) with
+    std >= MIN_STD = 1e-6 keep |x - mean| / std below ~4e25, far inside float32."""
     for start in range(0, len(rows), CHUNK_WINDOWS):
         chunk = to_hailo_layout(normalise(X[rows[start : start + CHUNK_WINDOWS]], mean, std))
-        if not np.isfinite(chunk).all():
-            channel = channel_names[int(np.argwhere(~np.isfinite(chunk))[0, 1])]
-            raise DataError(
-                f"channel '{channel}' overflows float32 after normalisation; rescale it or fix corrupt values"
-            )
         out[start : start + len(chunk)] = chunk
 
 
 def _write_split(
-    X: np.ndarray, rows: np.ndarray, mean: np.ndarray, std: np.ndarray, path: Path | None,
-    channel_names: list[str],
-) -> np.ndarray:  # fmt: skip
+    X: np.ndarray, rows: np.ndarray, mean: np.ndarray, std: np.ndarray, path: Path | None
+) -> np.ndarray:
     """The split's model-ready array: in RAM, or written to `path` and memory-mapped back."""
     shape = (len(rows), X.shape[1], 2, X.shape[2] // 2)
     if path is None:
         out = np.empty(shape, dtype=np.float32)
-        _fill_normalised(out, X, rows, mean, std, channel_names)
+        _fill_normalised(out, X, rows, mean, std)
         return out
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     mapped = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
     try:
-        _fill_normalised(mapped, X, rows, mean, std, channel_names)
+        _fill_normalised(mapped, X, rows, mean, std)
         mapped.flush()
         del mapped
         os.replace(tmp, path)
@@ -207,7 +202,7 @@ def prepare_data(
     arrays, official = {}, {}
     for name, rows in rows_of.items():
         path = staging / f"X_{name}.npy" if staging is not None else None
-        X = _write_split(windows.X, rows, mean, std, path, windows.channel_names)
+        X = _write_split(windows.X, rows, mean, std, path)
         arrays[name] = (X, windows.y[rows])
         if windows.official_test is not None:
             official[name] = windows.official_test[rows]

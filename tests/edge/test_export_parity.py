@@ -279,3 +279,18 @@ def test_parity_on_a_damaged_int8_model_is_one_line(
 def test_a_negative_parity_limit_is_refused(exported_run: Path) -> None:
     with pytest.raises(ConfigError, match="limit must be >= 0"):
         run_parity(exported_run, limit=-1)
+
+
+def test_parity_of_one_target_on_a_few_windows_is_recorded(exported_run: Path) -> None:
+    """`--target onnx --limit 3`: only that target, three windows per pair, the stage's own time."""
+    import time
+
+    started = time.perf_counter()
+    reports = run_parity(exported_run, targets=["onnx"], limit=3)
+    elapsed = time.perf_counter() - started
+    assert reports and {r.name.split("/")[0] for r in reports} == {"onnx"}
+    assert {r.samples for r in reports} == {3}
+    written = json.loads((exported_run / "parity.json").read_text())
+    assert written["targets"] == ["onnx"] and len(written["pairs"]) == len(reports)
+    stage = json.loads((exported_run / "manifest.json").read_text())["stages"]["parity"]
+    assert 0 < stage["seconds"] <= elapsed + 1e-3 and stage["passed"] is written["passed"]

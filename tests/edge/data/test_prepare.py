@@ -31,6 +31,28 @@ def test_odd_length_is_recorded() -> None:
     prepared = prepare_data(DataConfig(source="synthetic:n=80,length=127"))
     assert prepared.input_shape == (6, 2, 63)
     assert prepared.stats["dropped_last_sample"] and prepared.stats["used_length"] == 126
+    even = prepare_data(DataConfig(source="synthetic:n=80,length=126"))
+    assert even.stats["dropped_last_sample"] is False and even.stats["used_length"] == 126
+
+
+def test_reports_count_each_class_per_split_and_keep_the_length_record() -> None:
+    windows = load_source("synthetic:n=120,length=16")
+    windows.notes["length"] = {"policy": "pad", "changed": 7}  # what the loader's policy did
+    prepared = prepare_data(DataConfig(), windows)
+    for split, (_, y) in prepared.arrays.items():
+        counts = np.bincount(y, minlength=prepared.num_classes).tolist()
+        assert list(prepared.splits["per_class"][split].values()) == counts
+    assert prepared.stats["length_policy"] == {"policy": "pad", "changed": 7}
+    plain = prepare_data(DataConfig(source="synthetic:n=120,length=16"))
+    assert plain.stats["length_policy"]["changed"] == 0
+
+
+def test_a_flat_channel_is_centred_not_divided_by_zero() -> None:
+    windows = load_source("synthetic:n=80,length=16")
+    windows.X[:, 2] = 3.5
+    prepared = prepare_data(DataConfig(), windows)
+    assert prepared.stats["std"][2] == 1.0 and prepared.stats["mean"][2] == 3.5
+    assert all(np.all(X[:, 2] == 0) for X, _ in prepared.arrays.values())
 
 
 @pytest.mark.parametrize("n", [80, 97, 400])
@@ -201,8 +223,10 @@ def test_saved_preparation_equals_the_in_memory_one_in_any_chunking(
     monkeypatch.setattr(prepare_module, "CHUNK_WINDOWS", chunk)
     saved = prepare_data(config, folder=Path(tmp_path) / "data")
     loaded = PreparedData.load(Path(tmp_path) / "data", config)
-    assert loaded is not None
-    for prepared in (saved, loaded):
+    fresh.save(Path(tmp_path) / "from_ram")  # data prepared in RAM, saved later (train's path)
+    reloaded = PreparedData.load(Path(tmp_path) / "from_ram", config)
+    assert loaded is not None and reloaded is not None
+    for prepared in (saved, loaded, reloaded):
         for split, (X, y) in fresh.arrays.items():
             assert np.allclose(prepared.arrays[split][0], X, atol=1e-6)
             assert np.array_equal(prepared.arrays[split][1], y)
@@ -214,8 +238,9 @@ def test_saved_preparation_equals_the_in_memory_one_in_any_chunking(
         assert prepared.class_names == fresh.class_names
     assert fresh.stats["dropped_last_sample"] and fresh.stats["used_length"] == 16
     assert fresh.input_shape[2] == 8
-    other = DataConfig(source="synthetic:n=90,length=17,noise=0.5", seed=3)
-    assert PreparedData.load(Path(tmp_path) / "data", other) is None  # another config's data
+    for seed in range(3, 9):  # another config's data (digests on both sides of this one's)
+        other = DataConfig(source="synthetic:n=90,length=17,noise=0.5", seed=seed)
+        assert PreparedData.load(Path(tmp_path) / "data", other) is None
     assert sorted(p.name for p in (Path(tmp_path) / "data").iterdir()) == sorted(
         [f"{a}_{s}.npy" for a in "Xy" for s in ("train", "val", "test")]
         + ["qa_report.json", "splits.json", "stats.json"]
@@ -228,9 +253,30 @@ def test_official_masks_are_saved_and_loaded(tmp_path) -> None:
     from edgekit.data.prepare import PreparedData, prepare_data
 
     config = DataConfig(split_mode="official")
-    saved = prepare_data(config, folder=Path(tmp_path) / "data")
-    loaded = PreparedData.load(Path(tmp_path) / "data", config)
+    saved = prepare_data(config, folder=Path(tmp_path) / "new" / "run" / "data")  # parents made
+    loaded = PreparedData.load(Path(tmp_path) / "new" / "run" / "data", config)
     assert loaded is not None and set(loaded.official_test) == {"train", "val", "test"}
     for split in ("train", "val", "test"):
         assert np.array_equal(loaded.official_test[split], saved.official_test[split])
     assert loaded.official_test["test"].all() and not loaded.official_test["train"].any()
+
+
+@pytest.mark.parametrize("damage", ["missing array", "corrupt report", "stats without classes"])
+def test_damaged_saved_data_is_prepared_anew(tmp_path, damage: str) -> None:
+    """load() gives None (re-derive from the source) instead of failing on a damaged folder."""
+    import json
+
+    from edgekit.data.prepare import PreparedData
+
+    config = DataConfig(source="synthetic:n=80,length=16")
+    prepare_data(config, folder=tmp_path)
+    assert PreparedData.load(tmp_path, config) is not None
+    if damage == "missing array":
+        (tmp_path / "X_test.npy").unlink()
+    elif damage == "corrupt report":
+        (tmp_path / "splits.json").write_text("{not json")
+    else:
+        stats = json.loads((tmp_path / "stats.json").read_text())
+        del stats["class_names"]
+        (tmp_path / "stats.json").write_text(json.dumps(stats))
+    assert PreparedData.load(tmp_path, config) is None
