@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from edgekit.cli import cli
+from edgekit.cli import cli, main
 from edgekit.errors import RunLockError
 from edgekit.runlock import LOCK_NAME, run_lock
 
@@ -61,7 +61,9 @@ def test_a_lock_from_another_host_is_never_taken_over(tmp_path: Path) -> None:
     assert (tmp_path / LOCK_NAME).exists()
 
 
-def test_second_writer_gets_one_line_and_the_run_is_untouched(run_copy: Path, digest) -> None:
+def test_second_writer_gets_one_line_and_the_run_is_untouched(
+    run_copy: Path, digest, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         write_lock(run_copy, holder.pid)
@@ -73,12 +75,12 @@ def test_second_writer_gets_one_line_and_the_run_is_untouched(run_copy: Path, di
             assert (
                 f"pid {holder.pid}" in str(result.exception) or f"pid {holder.pid}" in result.output
             )
-        console = subprocess.run(
-            [sys.executable, "-c", "from edgekit.cli import main; main()", "parity", str(run_copy)],
-            capture_output=True, text=True,
-        )  # fmt: skip
-        errors = [line for line in console.stderr.splitlines() if line.startswith("error:")]
-        assert console.returncode == 7 and len(errors) == 1 and "Traceback" not in console.stderr
+        monkeypatch.setattr(sys, "argv", ["edgekit", "parity", str(run_copy)])  # the console entry
+        with pytest.raises(SystemExit) as exited:
+            main()
+        stderr = capsys.readouterr().err
+        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+        assert exited.value.code == 7 and len(errors) == 1 and "Traceback" not in stderr
         assert f"pid {holder.pid}" in errors[0] and "delete" in errors[0]
         assert digest(run_copy) == before
         # read-only commands need no lock

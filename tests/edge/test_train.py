@@ -37,7 +37,7 @@ def test_run_directory_contents(trained_run: Path) -> None:
 
 def test_same_seed_same_model(tmp_path: Path, tiny_config) -> None:
     config = dataclasses.replace(
-        tiny_config, train=dataclasses.replace(tiny_config.train, float_epochs=3, qat_epochs=2)
+        tiny_config, train=dataclasses.replace(tiny_config.train, float_epochs=2, qat_epochs=1)
     )
     a = run_training(config, tmp_path / "a", show_progress=False)
     b = run_training(config, tmp_path / "b", show_progress=False)
@@ -51,7 +51,7 @@ def test_resume_continues_exactly(
     tmp_path: Path, tiny_config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = dataclasses.replace(
-        tiny_config, train=dataclasses.replace(tiny_config.train, float_epochs=4, qat_epochs=3)
+        tiny_config, train=dataclasses.replace(tiny_config.train, float_epochs=2, qat_epochs=2)
     )
     run_training(config, tmp_path / "full", show_progress=False)
     history_full = json.loads((tmp_path / "full/history.json").read_text())
@@ -60,15 +60,13 @@ def test_resume_continues_exactly(
 
     original, calls = Trainer.validate, {"n": 0}
 
-    def interrupt_after_five(
-        self, model
-    ):  # Ctrl-C during QAT epoch 2 (after 4 float + 1 QAT epochs)
+    def interrupt_after_three(self, model):  # Ctrl-C in QAT epoch 2 (after 2 float + 1 QAT)
         calls["n"] += 1
-        if calls["n"] > 5:
+        if calls["n"] > 3:
             raise KeyboardInterrupt
         return original(self, model)
 
-    monkeypatch.setattr(Trainer, "validate", interrupt_after_five)
+    monkeypatch.setattr(Trainer, "validate", interrupt_after_three)
     with pytest.raises(KeyboardInterrupt):
         run_training(config, tmp_path / "part", show_progress=False)
     monkeypatch.setattr(Trainer, "validate", original)

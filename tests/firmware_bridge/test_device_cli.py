@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from edgekit.firmware_bridge.verify import VerifyOptions, run_verify
 
 
@@ -136,13 +137,18 @@ def test_device_side_needs_only_the_int8_model_and_no_torch(
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
-def test_verify_on_a_missing_device_is_one_line(exported_run: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "edgekit.cli", "verify", str(exported_run), "--device", "/dev/ttyEDGEKIT9"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 5
-    lines = (result.stdout + result.stderr).strip().splitlines()
+def test_verify_on_a_missing_device_is_one_line(
+    exported_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgekit.cli import main
+
+    argv = ["edgekit", "verify", str(exported_run), "--device", "/dev/ttyEDGEKIT9"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 5
+    captured = capsys.readouterr()
+    lines = (captured.out + captured.err).strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
         "error: device /dev/ttyEDGEKIT9 does not exist"
     ), lines
