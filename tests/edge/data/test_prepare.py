@@ -31,8 +31,8 @@ def test_odd_length_is_recorded() -> None:
     prepared = prepare_data(DataConfig(source="synthetic:n=80,length=127"))
     assert prepared.input_shape == (6, 2, 63)
     assert prepared.stats["dropped_last_sample"] and prepared.stats["used_length"] == 126
-    even = prepare_data(DataConfig(source="synthetic:n=80,length=126"))
-    assert even.stats["dropped_last_sample"] is False and even.stats["used_length"] == 126
+    even = prepare_data(DataConfig(source="synthetic:n=80,length=128"))
+    assert even.stats["dropped_last_sample"] is False and even.stats["used_length"] == 128
 
 
 def test_reports_count_each_class_per_split_and_keep_the_length_record() -> None:
@@ -43,6 +43,7 @@ def test_reports_count_each_class_per_split_and_keep_the_length_record() -> None
         counts = np.bincount(y, minlength=prepared.num_classes).tolist()
         assert list(prepared.splits["per_class"][split].values()) == counts
     assert prepared.stats["length_policy"] == {"policy": "pad", "changed": 7}
+    assert prepared.warnings == prepared.splits["warnings"]
     plain = prepare_data(DataConfig(source="synthetic:n=120,length=16"))
     assert plain.stats["length_policy"]["changed"] == 0
 
@@ -280,3 +281,15 @@ def test_damaged_saved_data_is_prepared_anew(tmp_path, damage: str) -> None:
         del stats["class_names"]
         (tmp_path / "stats.json").write_text(json.dumps(stats))
     assert PreparedData.load(tmp_path, config) is None
+
+
+def test_train_statistics_are_numpys_over_the_given_rows_in_any_chunking(monkeypatch) -> None:
+    from edgekit.data import prepare as prepare_module
+
+    X = np.random.default_rng(0).normal(2.0, 3.0, size=(50, 3, 10)).astype(np.float32)
+    rows = np.array([0, 3, 4, 9, 20, 33, 49])
+    for chunk in (2048, 2):
+        monkeypatch.setattr(prepare_module, "CHUNK_WINDOWS", chunk)
+        mean, std = prepare_module.train_statistics(X, rows)
+        assert np.allclose(mean, X[rows].astype(np.float64).mean(axis=(0, 2)), rtol=1e-12)
+        assert np.allclose(std, X[rows].astype(np.float64).std(axis=(0, 2)), rtol=1e-12)
