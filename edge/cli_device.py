@@ -88,6 +88,7 @@ def verify(
 ) -> None:
     """Stream windows to a device over serial and compare with the CPU reference and labels."""
     from edgekit.config import load_run_config
+    from edgekit.firmware_bridge.metrics import fault_summary
     from edgekit.firmware_bridge.verify import VerifyOptions, raise_for_report, run_verify
 
     defaults = load_run_config(run_dir).verify
@@ -122,8 +123,7 @@ def verify(
         )
     stats = report["link_stats"]
     if stats:
-        click.echo(f"link: {report['link']['tx_bytes_per_s']:.0f} B/s; retries {stats['retries']}, CRC drops {stats['crc_errors']}, "
-                   f"garbage {stats['garbage_bytes']} B, resyncs {stats['oversize']}, resets {stats['resets']}")  # fmt: skip
+        click.echo(f"link: {report['link']['tx_bytes_per_s']:.0f} B/s; {fault_summary(stats)}")
     raise_for_report(report, run_dir / "verify")
     click.echo(f"all gates passed -> {run_dir / 'verify'}")
 

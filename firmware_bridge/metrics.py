@@ -7,6 +7,17 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
+# The link's fault and recovery counters, in the order the console and report.md print them.
+FAULT_COUNTERS = (
+    "retries", "timeouts", "crc_errors", "garbage_bytes", "oversize", "stray_replies",
+    "incomplete", "recoveries", "resets",
+)  # fmt: skip
+
+
+def fault_summary(stats: dict[str, Any]) -> str:
+    """One line of every fault counter, shared by the console and report.md so they never differ."""
+    return ", ".join(f"{name} {stats[name]}" for name in FAULT_COUNTERS)
+
 
 def latency(micros: np.ndarray, host_seconds: np.ndarray) -> dict[str, float]:
     if not len(micros):
@@ -71,19 +82,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [
             f"Link: {link['tx_bytes_per_s']:.0f} B/s sent, wire limit {link['wire_limit_bytes_per_s']:.0f} B/s at {link['baud']} baud{utilisation}",
             "",
-            "Faults seen: "
-            + ", ".join(
-                f"{k} {stats[k]}"
-                for k in (
-                    "retries",
-                    "timeouts",
-                    "crc_errors",
-                    "garbage_bytes",
-                    "oversize",
-                    "resets",
-                    "incomplete",
-                )
-            ),
+            "Faults seen: " + fault_summary(stats),
             "",
         ]
     lines += [

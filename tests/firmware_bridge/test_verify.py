@@ -96,6 +96,7 @@ def test_perturbed_device_fails_the_gate(exported_run: Path) -> None:
 def test_wrong_model_hash_stops_with_clear_error(exported_run: Path) -> None:
     report = verify(exported_run, "emu://?faults=wrong_hash=1")
     assert report["partial"] and "flash the model" in report["error"]
+    assert report["missing_sample_ids"] == list(range(report["samples_total"]))  # every one named
     with pytest.raises(DeviceError, match="partial report"):
         raise_for_report(report, exported_run / "verify")
 
@@ -270,3 +271,23 @@ def test_an_empty_log_frame_is_logged_not_fatal(exported_run: Path) -> None:
     report = verify(exported_run, "emu://?faults=malformed=empty_log")
     assert_complete(report)
     assert report["passed"] and "" in report["link_stats"]["logs"]
+
+
+def test_console_and_report_give_the_same_fault_counters(exported_run: Path) -> None:
+    """The console's link line and report.md list every fault counter with report.json's values."""
+    from click.testing import CliRunner
+    from edgekit.cli import cli
+    from edgekit.firmware_bridge.metrics import FAULT_COUNTERS, fault_summary
+
+    device = "emu://?faults=bitflip=0.05,seed=3"
+    result = CliRunner().invoke(
+        cli, ["verify", str(exported_run), "--device", device, "--limit", "6"]
+    )
+    report = json.loads((exported_run / "verify/report.json").read_text())
+    stats = report["link_stats"]
+    assert stats["crc_errors"] > 0 and stats["retries"] > 0  # the faults were seen and counted
+    line = fault_summary(stats)
+    assert all(f"{name} {stats[name]}" in line for name in FAULT_COUNTERS)
+    assert f"; {line}" in result.output
+    assert f"Faults seen: {line}" in (exported_run / "verify/report.md").read_text()
+    assert report["missing_sample_ids"] == []
