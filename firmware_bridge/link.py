@@ -100,6 +100,7 @@ class LinkStats:
     stray_replies: int = 0  # replies to a seq no longer outstanding (late duplicates)
     resets: int = 0
     recoveries: int = 0
+    superseded: int = 0  # unanswered requests dropped because their sample's RESULT came
     logs: list[str] = field(default_factory=list)
 
 
@@ -355,6 +356,13 @@ class HostLink:
                             )
                     elif result.sample_id not in done:
                         done.add(result.sample_id)
+                        # the device ran this sample's INFER after its LOADs: a LOAD whose ACK was
+                        # lost needs no retransmission
+                        for seq in [
+                            s for s, r in outstanding.items() if r.sample_id == result.sample_id
+                        ]:
+                            del outstanding[seq]
+                            self.stats.superseded += 1
                         yield result.sample_id, result
             now = time.perf_counter()
             for request in list(outstanding.values()):

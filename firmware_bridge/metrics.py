@@ -10,7 +10,7 @@ import numpy as np
 # The link's fault and recovery counters, in the order the console and report.md print them.
 FAULT_COUNTERS = (
     "retries", "timeouts", "crc_errors", "garbage_bytes", "oversize", "stray_replies",
-    "incomplete", "recoveries", "resets",
+    "incomplete", "superseded", "recoveries", "resets",
 )  # fmt: skip
 
 

@@ -291,3 +291,44 @@ def test_console_and_report_give_the_same_fault_counters(exported_run: Path) -> 
     assert f"; {line}" in result.output
     assert f"Faults seen: {line}" in (exported_run / "verify/report.md").read_text()
     assert report["missing_sample_ids"] == []
+
+
+def test_requests_of_a_finished_sample_are_never_sent_again(
+    exported_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lost LOAD ACKs: once a sample's RESULT is in, its unanswered LOADs are dropped, not resent."""
+    from edgekit.firmware_bridge.agent import DeviceAgent
+
+    finished: set[int] = set()
+    late: list[tuple[str, int]] = []
+    write, handle = HostLink._write, DeviceAgent.handle
+    swallowed: set[int] = set()
+
+    def watching_write(self: HostLink, frame: wire.Frame) -> None:
+        if frame.type in (wire.MessageType.LOAD, wire.MessageType.INFER):
+            sample_id = int.from_bytes(frame.payload[:4], "little")
+            if sample_id in finished:
+                late.append((frame.type.name, sample_id))
+        write(self, frame)
+
+    def losing_load_acks(self: DeviceAgent, frame: wire.Frame) -> bytes | None:
+        reply = handle(self, frame)  # the LOAD is executed and its ACK cached...
+        if frame.type == wire.MessageType.LOAD and frame.seq not in swallowed:
+            sample_id = int.from_bytes(frame.payload[:4], "little")
+            if sample_id % 3 == 0:  # ...but the ACK of every third sample's LOAD is lost once
+                swallowed.add(frame.seq)
+                return None
+        return reply
+
+    monkeypatch.setattr(HostLink, "_write", watching_write)
+    monkeypatch.setattr(DeviceAgent, "handle", losing_load_acks)
+    # 20 ms per inference: the stream outlasts the 0.1 s reply timeout many times over
+    with Emulator(exported_run, faults=Faults(infer_us=20000)) as emulator:
+        link = HostLink(emulator.path, timeout=0.1, retries=3)
+        size = int(np.prod(link.hello().inputs[0].shape))
+        X = np.random.default_rng(0).integers(-128, 128, size=(30, size), dtype=np.int8)
+        for sample_id, _ in link.stream([(i, x.tobytes()) for i, x in enumerate(X)]):
+            finished.add(sample_id)
+        link.close()
+    assert len(finished) == len(X) and late == []
+    assert link.stats.superseded == len(swallowed) == 10
