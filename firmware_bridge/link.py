@@ -18,7 +18,6 @@ from edgekit.errors import DeviceError
 from edgekit.firmware_bridge import protocol as wire
 from edgekit.firmware_bridge.protocol import ErrorCode, Frame, MessageType, ResultStatus
 
-HELLO_ATTEMPTS = 3
 SEQ_WINDOW = 32  # never run more than this many seqs ahead of the oldest unanswered request
 
 
@@ -183,6 +182,7 @@ class HostLink:
     ) -> Frame:
         """One request, stop-and-wait, retransmitting the same seq on timeout."""
         seq = self._next_seq()
+        damaged_before = self._damaged_bytes_and_frames()
         for attempt in range(attempts or self.retries + 1):
             self._write(Frame(msg_type, seq, payload, wire.Flags.RETRANSMIT if attempt else 0))
             self.stats.requests += 1
@@ -198,10 +198,26 @@ class HostLink:
                     elif frame.type == expect:
                         return frame
             self.stats.timeouts += 1
-        raise DeviceError(
-            f"no answer to {msg_type.name} from {self.url} at {self.baud} baud after {attempts or self.retries + 1} tries; "
-            "check the port, the baud rate and that the firmware speaks edgekit-wire/1"
+        tries = attempts or self.retries + 1
+        crc, garbage, oversize = (
+            now - before
+            for now, before in zip(self._damaged_bytes_and_frames(), damaged_before, strict=True)
         )
+        if crc or oversize:  # the device answered; the link corrupted what it said
+            raise DeviceError(
+                f"{msg_type.name} to {self.url} at {self.baud} baud failed after {tries} tries: replies "
+                f"arrived corrupted ({crc} CRC errors, {oversize} oversize runs, {garbage} garbage bytes); "
+                "the link is noisy: lower --baud, check cable and ground, or raise --retries"
+            )
+        raise DeviceError(
+            f"no answer to {msg_type.name} from {self.url} at {self.baud} baud after {tries} tries"
+            + (f" ({garbage} bytes of non-frame output seen)" if garbage else "")
+            + "; check the port, the baud rate and that the firmware speaks edgekit-wire/1"
+        )
+
+    def _damaged_bytes_and_frames(self) -> tuple[int, int, int]:
+        stats = self.decoder.stats
+        return stats.crc_errors, stats.garbage_bytes, stats.oversize
 
     # ------------------------------------------------------------------ handshake
     def hello(self) -> wire.HelloAck:
@@ -210,7 +226,6 @@ class HostLink:
                 MessageType.HELLO,
                 wire.Hello(host_max_frame=self.max_frame).pack(),
                 MessageType.HELLO_ACK,
-                HELLO_ATTEMPTS,
             ),
             wire.HelloAck,
         )

@@ -120,6 +120,22 @@ def test_device_that_never_answers_names_port_and_baud() -> None:
         os.close(slave)
 
 
+def test_a_link_that_corrupts_every_reply_is_named_as_such(exported_run: Path) -> None:
+    """The device answers, the link flips a bit in every reply: the error says so, with figures,
+    after the whole retry budget (not "no answer ... check the port")."""
+    faults = Faults(bitflip=1.0, seed=1)
+    faults.corrupt_incoming = lambda data: data  # type: ignore[method-assign]  # requests arrive intact
+    with Emulator(exported_run, faults=faults) as emulator:
+        link = HostLink(emulator.path, timeout=0.1, retries=4)
+        with pytest.raises(
+            DeviceError,
+            match=r"HELLO .* failed after 5 tries: replies arrived corrupted \((\d+) CRC errors",
+        ) as raised:
+            link.hello()
+        link.close()
+    assert "lower --baud" in str(raised.value) and link.stats.requests == 5
+
+
 def test_wrong_protocol_version(exported_run: Path) -> None:
     with Emulator(exported_run) as emulator:
         link = HostLink(emulator.path, timeout=0.2)
