@@ -96,7 +96,10 @@ def test_parity_onnx_and_hailo_pass(exported_run: Path) -> None:
     by_name = {r.name: r for r in reports}
     assert by_name["onnx/qat_torch_vs_ort_int8"].max_lsb <= 1
     assert by_name["onnx/int_reference_vs_ort_int8"].exact_fraction >= 0.999
-    assert json.loads((exported_run / "parity.json").read_text())["passed"]
+    written = json.loads((exported_run / "parity.json").read_text())
+    assert written["passed"] and written["schema_version"] == 1
+    test_windows = len(np.load(exported_run / "data/y_test.npy"))
+    assert {r.samples for r in reports if r.name.startswith("onnx/")} == {test_windows}  # limit 0
 
 
 def record_edits(run_dir: Path, *paths: Path) -> None:
@@ -294,3 +297,20 @@ def test_parity_of_one_target_on_a_few_windows_is_recorded(exported_run: Path) -
     assert written["targets"] == ["onnx"] and len(written["pairs"]) == len(reports)
     stage = json.loads((exported_run / "manifest.json").read_text())["stages"]["parity"]
     assert 0 < stage["seconds"] <= elapsed + 1e-3 and stage["passed"] is written["passed"]
+
+
+def test_a_parity_stage_that_fails_late_leaves_the_run_as_it_was(
+    run_copy: Path, digest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """parity.json is written before the manifest; a failure in between rolls it back."""
+    import edgekit.parity as parity_module
+
+    before = digest(run_copy)
+
+    def full_disk(self) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(parity_module.Manifest, "save", full_disk)
+    with pytest.raises(OSError):
+        run_parity(run_copy, targets=["onnx"], limit=2)
+    assert digest(run_copy) == before
