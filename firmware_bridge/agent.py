@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from edgekit.errors import DeviceError
@@ -31,6 +31,9 @@ from edgekit.firmware_bridge.protocol import (
     ResultStatus,
     TensorDesc,
 )
+
+if TYPE_CHECKING:
+    from edgekit.quantize.integer_reference import IntegerReference
 
 FIRMWARE = "edgekit-agent 0.1"
 REPLY_CACHE = 64  # >= the host's SEQ_WINDOW (32), so every retransmission finds its reply
@@ -173,6 +176,45 @@ def model_hash(path: Path) -> bytes:
     return hashlib.sha256(path.read_bytes()).digest()[:8]
 
 
+def model_descriptors(
+    reference: IntegerReference,
+) -> tuple[tuple[TensorDesc, ...], tuple[TensorDesc, ...]]:
+    """What travels for this model, as HELLO_ACK must describe it: one int8 input without the batch
+    dimension and one int8 output (the logits), each with the scale and zero point of its
+    QuantizeLinear in model_int8.onnx. pre_fsq is not streamed."""
+    graph = reference.model.graph
+    shape = tuple(d.dim_value for d in graph.input[0].type.tensor_type.shape.dim)[1:]
+    classes = graph.output[0].type.tensor_type.shape.dim[1].dim_value
+    return (
+        (TensorDesc(wire.DType.INT8, shape, reference.input_scale, reference.input_zero_point),),
+        (
+            TensorDesc(
+                wire.DType.INT8, (classes,), reference.output_scale, reference.output_zero_point
+            ),
+        ),
+    )
+
+
+def descriptor_mismatch(
+    role: str, advertised: tuple[TensorDesc, ...], expected: tuple[TensorDesc, ...]
+) -> str | None:
+    """The first field in which a device's descriptors differ from the model's, in words; scales are
+    compared as the float32 that travels."""
+    if len(advertised) != len(expected):
+        return f"{len(advertised)} {role} tensors advertised, the model streams {len(expected)}"
+    for index, (got, want) in enumerate(zip(advertised, expected, strict=True)):
+        fields = {
+            "dtype": (got.dtype, want.dtype),
+            "shape": (tuple(got.shape), tuple(want.shape)),
+            "scale": (np.float32(got.scale), np.float32(want.scale)),
+            "zero_point": (got.zero_point, want.zero_point),
+        }
+        for name, (device_value, model_value) in fields.items():
+            if device_value != model_value:
+                return f"{role} {index} {name} is {device_value}, the model's is {model_value}"
+    return None
+
+
 def load_backend(run_dir: str | Path, name: str = "onnxruntime") -> Backend:
     """`onnxruntime` runs the int8 QDQ export; `int-reference` the integer-only reference of the same file."""
     from edgekit.onnx_io import OnnxRunner
@@ -180,14 +222,7 @@ def load_backend(run_dir: str | Path, name: str = "onnxruntime") -> Backend:
 
     path = model_file(run_dir)
     reference = IntegerReference.from_onnx(path)
-    shape = tuple(d.dim_value for d in reference.model.graph.input[0].type.tensor_type.shape.dim)[
-        1:
-    ]
-    classes = reference.model.graph.output[0].type.tensor_type.shape.dim[1].dim_value
-    inputs = (
-        TensorDesc(wire.DType.INT8, shape, reference.input_scale, reference.input_zero_point),
-    )
-    outputs = (TensorDesc(wire.DType.INT8, (classes,), reference.output_scale, 0),)
+    inputs, outputs = model_descriptors(reference)
     if name == "int-reference":
 
         def run(q: np.ndarray) -> np.ndarray:

@@ -16,7 +16,12 @@ import numpy as np
 from edgekit.artifacts import Manifest, write_json, write_text
 from edgekit.compare import Tolerance, compare
 from edgekit.errors import DeviceError, GateError
-from edgekit.firmware_bridge.agent import model_file, model_hash
+from edgekit.firmware_bridge.agent import (
+    descriptor_mismatch,
+    model_descriptors,
+    model_file,
+    model_hash,
+)
 from edgekit.firmware_bridge.link import HostLink
 from edgekit.firmware_bridge.metrics import latency, link_efficiency, render_junit, render_markdown
 from edgekit.firmware_bridge.protocol import DTYPE_NUMPY
@@ -132,7 +137,9 @@ def cpu_reference(
         * np.float32(reference.input_scale)
     )["logits"]
     return "onnxruntime", np.clip(
-        np.rint(logits / np.float32(reference.output_scale)), -128, 127
+        np.rint(logits / np.float32(reference.output_scale)) + reference.output_zero_point,
+        -128,
+        127,
     ).astype(np.int8)
 
 
@@ -192,14 +199,17 @@ def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
         report["device"]["baud"] = link.baud
         cpu_name, cpu_q = cpu_reference(model_path, reference, q_inputs, ack.runtime)
         report["reference"] = cpu_name
-        if not ack.inputs or tuple(ack.inputs[0].shape) != q_inputs.shape[1:]:
-            raise DeviceError(
-                f"device input {ack.inputs[0].shape if ack.inputs else None} != model input {q_inputs.shape[1:]}"
-            )
-        if not ack.outputs or tuple(ack.outputs[0].shape) != cpu_q.shape[1:]:
-            raise DeviceError(
-                f"device output {ack.outputs[0].shape if ack.outputs else None} != model output {cpu_q.shape[1:]}"
-            )
+        expected_inputs, expected_outputs = model_descriptors(reference)
+        for role, advertised, expected_descs in (
+            ("input", ack.inputs, expected_inputs),
+            ("output", ack.outputs, expected_outputs),
+        ):
+            problem = descriptor_mismatch(role, advertised, expected_descs)
+            if problem:
+                raise DeviceError(
+                    f"device's HELLO_ACK does not describe {model_path.name}: {problem}; "
+                    "build the firmware's tensor descriptors from this model (docs/PROTOCOL.md)"
+                )
         out_desc = ack.outputs[0]
         out_dtype = np.dtype(DTYPE_NUMPY[out_desc.dtype])
         out_bytes = cpu_q.shape[1] * out_dtype.itemsize

@@ -133,6 +133,7 @@ class IntegerReference:
         self.input_range = integer_range(self.constants[first.input[2]])
         last_q = [n for n in self.nodes if n.op_type == "QuantizeLinear"][-1]
         self.output_scale = float(self.constants[last_q.input[1]])
+        self.output_zero_point = int(self.constants[last_q.input[2]])
 
     @classmethod
     def from_onnx(cls, path: str | Path) -> IntegerReference:

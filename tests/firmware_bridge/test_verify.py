@@ -5,6 +5,7 @@ The same tests run against real hardware with `pytest --device URL` (marker `har
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -348,3 +349,54 @@ def test_requests_of_a_finished_sample_are_never_sent_again(
         link.close()
     assert len(finished) == len(X) and late == []
     assert link.stats.superseded == len(swallowed) == 10
+
+
+def _scaled(desc: wire.TensorDesc, factor: float) -> wire.TensorDesc:
+    return dataclasses.replace(desc, scale=desc.scale * factor)
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda i, o: (i, (_scaled(o[0], 2),)), "output 0 scale"),
+        (lambda i, o: ((_scaled(i[0], 2),), o), "input 0 scale"),
+        (lambda i, o: ((_scaled(i[0], 1 + 1e-3),), o), "input 0 scale"),
+        (lambda i, o: ((dataclasses.replace(i[0], zero_point=1),), o), "input 0 zero_point"),
+        (lambda i, o: (i, (dataclasses.replace(o[0], zero_point=-1),)), "output 0 zero_point"),
+        (lambda i, o: ((dataclasses.replace(i[0], shape=(1, *i[0].shape)),), o), "input 0 shape"),
+        (lambda i, o: (i, (dataclasses.replace(o[0], dtype=wire.DType.INT16),)), "output 0 dtype"),
+        (lambda i, o: (i, (*o, o[0])), "2 output tensors advertised"),
+    ],
+)
+def test_descriptors_that_do_not_match_the_model_are_refused(
+    exported_run: Path, change, named: str
+) -> None:
+    """A device advertising another scale, zero point, shape, dtype or tensor count is refused
+    before streaming, with the field named (a doubled scale used to pass)."""
+    with Emulator(exported_run) as emulator:
+        backend = emulator.agent.backend
+        inputs, outputs = change(backend.inputs, backend.outputs)
+        emulator.agent.backend = dataclasses.replace(backend, inputs=inputs, outputs=outputs)
+        report = verify(exported_run, emulator.path)
+    assert report["partial"] and report["samples_done"] == 0
+    assert "HELLO_ACK does not describe model_int8.onnx" in report["error"], report["error"]
+    assert named in report["error"], report["error"]
+
+
+def test_the_emulators_descriptors_are_the_models(exported_run: Path) -> None:
+    from edgekit.firmware_bridge.agent import descriptor_mismatch, model_descriptors
+    from edgekit.quantize.integer_reference import IntegerReference
+
+    reference = IntegerReference.from_onnx(exported_run / "export/onnx/model_int8.onnx")
+    inputs, outputs = model_descriptors(reference)
+    windows = np.load(exported_run / "data/X_test.npy", mmap_mode="r")
+    classes = len(json.loads((exported_run / "data/stats.json").read_text())["class_names"])
+    assert inputs[0].shape == windows.shape[1:] and outputs[0].shape == (classes,)  # no batch
+    assert inputs[0].scale == reference.input_scale and outputs[0].scale == reference.output_scale
+    assert len(outputs) == 1  # the logits only: pre_fsq is not streamed
+    with Emulator(exported_run) as emulator:
+        link = HostLink(emulator.path, timeout=0.5)
+        ack = link.hello()
+        link.close()
+    assert descriptor_mismatch("input", ack.inputs, inputs) is None
+    assert descriptor_mismatch("output", ack.outputs, outputs) is None
