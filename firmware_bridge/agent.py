@@ -290,6 +290,9 @@ class DeviceAgent:
         self.port.write(encoded)
 
     def handle(self, frame: Frame) -> bytes | None:
+        if frame.type == MessageType.HELLO:  # a new host run: never replayed, forgets the last run
+            self.cache.clear()
+            self.buffers.clear()
         key = (frame.type, frame.seq)
         if key in self.cache:  # a retransmission: replay, never run twice
             return self.cache[key]
@@ -307,7 +310,7 @@ class DeviceAgent:
                         ErrorCode.BAD_VERSION,
                         f"device speaks version {wire.PROTOCOL_VERSION} only",
                     )
-                return self.reply(frame, MessageType.HELLO_ACK, self.hello(hello))
+                return self.reply(frame, MessageType.HELLO_ACK, self.hello(hello), cache=False)
             if not self.ready:
                 return self.error(frame, ErrorCode.NEED_HELLO, "send HELLO first")
             if frame.type == MessageType.LOAD:

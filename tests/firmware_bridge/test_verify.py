@@ -400,3 +400,24 @@ def test_the_emulators_descriptors_are_the_models(exported_run: Path) -> None:
         link.close()
     assert descriptor_mismatch("input", ack.inputs, inputs) is None
     assert descriptor_mismatch("output", ack.outputs, outputs) is None
+
+
+def test_a_second_run_against_a_running_device_gets_fresh_results(
+    exported_run: Path, tmp_path: Path
+) -> None:
+    """Each run restarts seq at 1. The device must not answer the new run's requests from the last
+    run's reply cache (stale RESULTs used to pass as the new windows' outputs)."""
+    X = np.load(exported_run / "data/X_test.npy")[:10]
+    reversed_inputs = tmp_path / "reversed.npz"
+    np.savez(reversed_inputs, inputs=X[::-1])
+    with Emulator(exported_run) as emulator:
+        # short runs (10 windows, 21 requests) that fit the reply cache; a board that keeps running
+        first = verify(exported_run, emulator.path, no_reset=True, limit=10)
+        second = verify(
+            exported_run, emulator.path, inputs=str(reversed_inputs), no_reset=True, limit=10
+        )
+        assert emulator.agent.inferences == 20  # the second run's windows were run, not replayed
+    for report in (first, second):
+        assert_complete(report)
+        assert report["rows"]["device_vs_reference"]["max_lsb"] == 0
+        assert report["rows"]["device_vs_reference"]["top1_agreement"] == 1.0
