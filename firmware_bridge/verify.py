@@ -154,7 +154,8 @@ def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
     reference = IntegerReference.from_onnx(model_path)
     X, labels = load_inputs(run, options.inputs, options.limit)
     q_inputs = reference.quantize_input(X).astype(np.int8)
-    classes = reference.model.graph.output[0].type.tensor_type.shape.dim[1].dim_value
+    expected_inputs, expected_outputs = model_descriptors(reference)  # what must travel
+    classes = expected_outputs[0].shape[0]
     cpu_name, cpu_q = (
         "",
         np.zeros((len(X), classes), np.int8),
@@ -199,7 +200,6 @@ def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
         report["device"]["baud"] = link.baud
         cpu_name, cpu_q = cpu_reference(model_path, reference, q_inputs, ack.runtime)
         report["reference"] = cpu_name
-        expected_inputs, expected_outputs = model_descriptors(reference)
         for role, advertised, expected_descs in (
             ("input", ack.inputs, expected_inputs),
             ("output", ack.outputs, expected_outputs),
