@@ -60,6 +60,13 @@ def render(results: dict) -> str:
                   f"| 921600 baud: achieved | {u['tx_bytes_per_s']:.0f} B/s = {100 * u['wire_utilisation']:.1f} % of the {u['wire_limit_bytes_per_s']:.0f} B/s wire limit |",
                   f"| 921600 baud: windows/s | {u['windows_per_s']:.1f} (wire limit {u['windows_per_s_wire_limit']:.1f} at {u['bytes_on_wire_per_window']:.0f} B/window) |",
                   f"| payload share of bytes sent | {100 * u['payload_fraction']:.1f} % |", ""]  # fmt: skip
+        n = li.get("noisy_lines")
+        if n:
+            lines += [f"### Noisy lines ({n['baud']} baud, `device serve` in its own process, {n['windows_per_run']} windows, median of 3 seeds)", "",
+                      "| line (per byte, both ways) | windows/s | of clean | chunk (B) | CRC errors | retries | INCOMPLETE | resent B | resyncs |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+            lines += [f"| {name} | {r['windows_per_s']:.2f} | {100 * r['of_clean']:.0f} % | {r['chunk_bytes']} | {r['crc_errors']} | {r['retries']} | "
+                      f"{r['incomplete']} | {r['resent_bytes']} | {r['recoveries']} |" for name, r in n["lines"].items()]  # fmt: skip
+            lines += [""]
     f = results.get("fuzz")
     if f:
         lines += ["## Frame decoder fuzz (hypothesis)", "", f"{f['cases']} cases in {f['seconds']:.1f} s, {f['frames']} frames decoded, "
@@ -82,10 +89,13 @@ def main(names: list[str]) -> None:
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         sys.exit(f"unknown benchmark {unknown}; choose from {list(BENCHMARKS)}")
-    results: dict = {
+    previous = HERE / "results.json"
+    # a subset run updates its own sections and keeps the others' last figures
+    results: dict = json.loads(previous.read_text()) if names and previous.is_file() else {}
+    results.update({
         "machine": f"{platform.machine()}, {platform.python_version()}, {__import__('os').cpu_count()} CPUs",
         "started": time.time(),
-    }
+    })  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
         for name in names or list(BENCHMARKS):
             print(f"bench: {name} ...", flush=True)

@@ -144,11 +144,13 @@ def device() -> None:
 @backend_option
 @click.option("--baud", type=int, default=921600, show_default=True)
 def device_serve(port_url: str, run_dir: Path, backend: str, baud: int) -> None:
-    """Serve edgekit-wire/1 on a board (e.g. a Raspberry Pi) until Ctrl-C."""
+    """Serve edgekit-wire/2 on a board (e.g. a Raspberry Pi) until Ctrl-C."""
     from edgekit.firmware_bridge.agent import DeviceAgent, SerialPort, load_backend
     from edgekit.firmware_bridge.link import open_port
 
-    agent = DeviceAgent(load_backend(run_dir, backend), SerialPort(open_port(port_url, baud)))
+    agent = DeviceAgent(
+        load_backend(run_dir, backend), SerialPort(open_port(port_url, baud)), baud=baud
+    )
     agent.baud_listeners.append(lambda new: setattr(agent.port.serial, "baudrate", new))  # type: ignore[attr-defined]
     click.echo(
         f"serving {backend} model from {run_dir} on {port_url} at {baud} baud; Ctrl-C to stop"
@@ -185,3 +187,41 @@ def device_emulate(run_dir: Path, backend: str, baud: int, faults: str) -> None:
     except KeyboardInterrupt:
         emulator.close()
         click.echo("stopped")
+
+
+@device.command("conformance")
+@click.option("--device", "device_url", required=True, metavar="URL",
+              help="The device to check: /dev/ttyACM0, /dev/pts/N, socket://host:port, emu://?run=RUN.")  # fmt: skip
+@click.option("--baud", type=click.IntRange(min=1), default=921600, show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Seconds to wait for each reply.")  # fmt: skip
+@click.option(
+    "--no-reset", is_flag=True, help="Keep DTR/RTS low on open so the board does not reboot."
+)
+@click.option("--junit", "junit_path", type=click.Path(path_type=Path), default=None,
+              help="Also write the results as a JUnit file.")  # fmt: skip
+def device_conformance(device_url: str, baud: int, timeout: float, no_reset: bool,
+                       junit_path: Path | None) -> None:  # fmt: skip
+    """Check a device against docs/PROTOCOL.md, check by check: run this on a board before verify."""
+    import time
+
+    from edgekit.artifacts import write_text
+    from edgekit.errors import GateError
+    from edgekit.firmware_bridge.conformance import Outcome, run_conformance
+    from edgekit.firmware_bridge.metrics import junit
+
+    def show(outcome: Outcome) -> None:
+        click.echo(f"{'PASS' if outcome.passed else 'FAIL'}  {outcome.name:<18} {outcome.detail}")
+
+    start = time.perf_counter()
+    outcomes = run_conformance(device_url, baud, timeout, no_reset, report=show)
+    if junit_path is not None:
+        cases = [(o.name, None if o.passed else o.detail) for o in outcomes]
+        write_text(junit_path, junit("edgekit.conformance", cases, time.perf_counter() - start))
+    failed = [o.name for o in outcomes if not o.passed]
+    if failed:
+        raise GateError(
+            f"{len(failed)} of {len(outcomes)} conformance checks failed ({', '.join(failed)}); "
+            "docs/PROTOCOL.md has each rule"
+        )
+    click.echo(f"all {len(outcomes)} conformance checks passed")

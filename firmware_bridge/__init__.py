@@ -1,1 +1,1 @@
-"""Host <-> device bridge: the edgekit-wire/1 protocol, host link, device agent, emulator and verify."""
+"""Host <-> device bridge: the edgekit-wire/2 protocol, host link, device agent, emulator and verify."""

@@ -19,6 +19,7 @@ import numpy as np
 from edgekit.errors import DeviceError
 from edgekit.firmware_bridge import protocol as wire
 from edgekit.firmware_bridge.agent import DeviceAgent, FdPort, ThrottledPort, load_backend
+from edgekit.firmware_bridge.line_noise import LineNoise, NoisyStream
 from edgekit.firmware_bridge.protocol import Frame, MessageType
 
 MALFORMED = ("empty_log", "unknown_error", "short_result", "wrong_sample", "long_result")
@@ -27,11 +28,13 @@ BANNER = b"\r\nU-Boot-ish edgekit emulator\r\nbooting... ok\r\n"
 
 @dataclass
 class Faults:
-    """Fault injection; probabilities are per frame (outgoing) or per read chunk (incoming)."""
+    """Fault injection. Line faults are per byte, each direction (line_noise.NoisyStream); the
+    rest are what a device does wrong."""
 
-    bitflip: float = 0.0  # flip one bit
-    drop: float = 0.0  # drop one byte
-    duplicate: float = 0.0  # duplicate one byte
+    bitflip: float = 0.0  # flip one bit of a byte
+    drop: float = 0.0  # lose a byte
+    duplicate: float = 0.0  # send a byte twice
+    garbage: float = 0.0  # insert a random byte
     banner: bool = False  # boot banner and printf noise between frames
     delay_ms: float = 0.0  # delay every `delay_every`-th RESULT
     delay_every: int = 0
@@ -47,7 +50,11 @@ class Faults:
     def __post_init__(self) -> None:
         self.random = random.Random(self.seed)
         self.results = 0
+        self.frames_out = 0
         self.reset_done = False
+        noise = LineNoise(self.bitflip, self.drop, self.duplicate, self.garbage)
+        self.incoming = NoisyStream(noise, 2 * self.seed)
+        self.outgoing = NoisyStream(noise, 2 * self.seed + 1)
 
     @classmethod
     def parse(cls, spec: str) -> Faults:
@@ -77,28 +84,13 @@ class Faults:
     def _count(self, name: str) -> None:
         self.counts[name] = self.counts.get(name, 0) + 1
 
-    def _mangle(self, data: bytes, direction: str) -> bytes:
-        if not data:
-            return data
-        mangled = bytearray(data)
-        if self.bitflip and self.random.random() < self.bitflip:
-            mangled[self.random.randrange(len(mangled))] ^= 1 << self.random.randrange(8)
-            self._count(f"bitflip_{direction}")
-        if self.drop and self.random.random() < self.drop:
-            del mangled[self.random.randrange(len(mangled))]
-            self._count(f"drop_{direction}")
-        if self.duplicate and mangled and self.random.random() < self.duplicate:
-            index = self.random.randrange(len(mangled))
-            mangled.insert(index, mangled[index])
-            self._count(f"duplicate_{direction}")
-        return bytes(mangled)
-
     def corrupt_incoming(self, data: bytes) -> bytes:
-        return self._mangle(data, "in")
+        return self.incoming(data)
 
     def corrupt_outgoing(self, data: bytes) -> bytes:
-        data = self._mangle(data, "out")
-        if self.banner and self.random.random() < 0.05:
+        data = self.outgoing(data)
+        self.frames_out += 1
+        if self.banner and self.frames_out % 10 == 1:  # printf noise before every tenth frame
             self._count("noise")
             data = b"[dbg] heap ok\r\n" + data
         return data
@@ -145,9 +137,11 @@ class Faults:
         if not self.malformed or "malformed" in self.counts:
             return None
         self._count("malformed")
-        good = wire.encode_frame(Frame(MessageType.RESULT, request.seq, result.pack()))
+        good = wire.encode_frame(
+            Frame(MessageType.RESULT, request.seq, result.pack(), session=request.session)
+        )
         if self.malformed == "empty_log":  # legal to survive: logged empty, the RESULT still counts
-            return wire.encode_frame(Frame(MessageType.LOG, 0, b"")) + good
+            return wire.encode_frame(Frame(MessageType.LOG, 0, b"", session=request.session)) + good
         payload = {
             "unknown_error": wire.Error(200, "").pack(),
             "short_result": result.pack()[:6],
@@ -155,7 +149,7 @@ class Faults:
             "long_result": result.pack() + b"\x00",
         }[self.malformed]
         kind = MessageType.ERROR if self.malformed == "unknown_error" else MessageType.RESULT
-        return wire.encode_frame(Frame(kind, request.seq, payload))
+        return wire.encode_frame(Frame(kind, request.seq, payload, session=request.session))
 
     def model_hash(self, real: bytes) -> bytes:
         return bytes(b ^ 0xFF for b in real) if self.wrong_hash else real
@@ -184,7 +178,7 @@ class Emulator:
             port = ThrottledPort(port, baud)
             self.throttle = port
         self.faults = faults
-        self.agent = DeviceAgent(self.backend, port, faults=faults, credits=credits)
+        self.agent = DeviceAgent(self.backend, port, faults=faults, credits=credits, baud=baud)
         if baud:
             self.agent.baud_listeners.append(lambda new: setattr(self.throttle, "baud", new))
         if faults is not None and faults.banner:

@@ -1,15 +1,20 @@
-"""Host side of edgekit-wire/1 over pyserial: handshake, pipelined streaming, retries, reset recovery.
+"""Host side of edgekit-wire/2 over pyserial: sessions, pipelined streaming, selective resends.
 
-Ports are pyserial URLs: `/dev/ttyUSB0`, `/dev/pts/N`, `socket://host:port`, `emu://?run=RUN`.
+A noisy link costs little: only the LOAD chunks the device reports missing are resent, the chunk
+size follows the measured byte error rate, a request passed over by a later reply is resent at once
+(the device answers in order), and the rest waits an adaptive timeout. Ports are pyserial URLs:
+`/dev/ttyUSB0`, `/dev/pts/N`, `socket://host:port`, `emu://?run=RUN`.
 """
 
 from __future__ import annotations
 
 import errno
+import itertools
 import math
+import secrets
 import struct
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,7 +23,17 @@ from edgekit.errors import DeviceError
 from edgekit.firmware_bridge import protocol as wire
 from edgekit.firmware_bridge.protocol import ErrorCode, Frame, MessageType, ResultStatus
 
-SEQ_WINDOW = 32  # never run more than this many seqs ahead of the oldest unanswered request
+MIN_RTO_S = 0.02  # the adaptive retransmission timeout never goes below this
+MIN_CHUNK = 16  # smallest LOAD chunk, however noisy the link
+NOISY_TRIES = (
+    4  # while the device keeps answering, a request gets NOISY_TRIES x (retries + 1) tries
+)
+ERROR_RATE_MEMORY = 0.97  # weight of past LOAD outcomes per new one in the error-rate estimate
+BAUD_GRACE_S = 2.0  # as the device's: it falls back to the old rate after this long without a frame
+
+
+class Refused(DeviceError):
+    """The device answered ERROR: a definite answer, not a lost one."""
 
 
 def malformed(frame: Frame, why: str) -> DeviceError:
@@ -93,17 +108,22 @@ class LinkStats:
     rx_bytes: int = 0
     tx_payload_bytes: int = 0  # input tensor bytes inside LOAD frames
     requests: int = 0
-    retries: int = 0
+    retries: int = 0  # retransmissions of a request with its seq
     timeouts: int = 0
-    incomplete: int = 0
+    incomplete: int = 0  # INCOMPLETE results: the device listed missing input bytes
+    resent_bytes: int = 0  # input bytes sent again because the device reported them missing
     stray_replies: int = 0  # replies to a seq no longer outstanding (late duplicates)
+    stale_replies: int = 0  # replies carrying another session's id, ignored
     resets: int = 0
     recoveries: int = 0
-    superseded: int = 0  # unanswered requests dropped because their sample's RESULT came
+    unconfirmed_loads: int = 0  # LOADs passed over or timed out unanswered: never resent, the
+    # sample's INFER answer (OK or the missing ranges) tells whether they arrived
+    chunk_bytes: int = 0  # LOAD chunk size in use, adapted to the error rate
+    byte_error_rate: float = 0.0  # estimated host->device byte error rate
     logs: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(eq=False)  # identity: two requests are never the same one
 class Request:
     type: MessageType
     payload: bytes
@@ -111,10 +131,64 @@ class Request:
     seq: int = 0
     sent: float = 0.0
     attempts: int = 0
+    first_order: int = 0  # send order of the first and the latest transmission
+    order: int = 0
+    wire_bytes: int = 0
+    span: tuple[int, int] = (0, 0)  # LOAD: the input bytes it carries
+
+
+class RoundTrip:
+    """Jacobson's smoothed round-trip time and variation, for one request type."""
+
+    def __init__(self) -> None:
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+
+    def sample(self, rtt: float) -> None:
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+
+    def timeout(self, ceiling: float) -> float:
+        if self.srtt is None:
+            return ceiling
+        return min(ceiling, max(MIN_RTO_S, self.srtt + 4 * self.rttvar))
+
+
+class ErrorRate:
+    """The host->device byte error rate, from which LOAD frames arrived (decaying memory)."""
+
+    def __init__(self) -> None:
+        self.frames = self.lost = self.bytes = 0.0
+
+    def record(self, wire_bytes: int, lost: bool) -> None:
+        self.frames = self.frames * ERROR_RATE_MEMORY + 1
+        self.lost = self.lost * ERROR_RATE_MEMORY + lost
+        self.bytes = self.bytes * ERROR_RATE_MEMORY + wire_bytes
+
+    @property
+    def per_byte(self) -> float:
+        if not self.frames:
+            return 0.0
+        survived = 1 - self.lost / (self.frames + 1)  # one imagined good frame: never 0
+        return 1 - survived ** (self.frames / self.bytes)
+
+
+def best_chunk(byte_error_rate: float, largest: int) -> int:
+    """The LOAD chunk that maximises payload per byte sent when each byte is lost with this rate:
+    c / (c + h) * (1 - e) ** (c + h), h the per-frame overhead, is largest at the root below."""
+    if byte_error_rate <= 0:
+        return largest
+    h = wire.WIRE_OVERHEAD + wire.Load.OVERHEAD
+    k = -math.log1p(-min(byte_error_rate, 0.5))
+    best = (-h + math.sqrt(h * h + 4 * h / k)) / 2
+    return int(min(largest, max(MIN_CHUNK, best)))
 
 
 class HostLink:
-    """One connection to a device speaking edgekit-wire/1."""
+    """One connection to a device speaking edgekit-wire/2."""
 
     def __init__(self, url: str, baud: int = 921600, timeout: float = 1.0, retries: int = 3, max_resets: int = 3,
                  no_reset: bool = False, max_frame: int = wire.DEFAULT_MAX_FRAME) -> None:  # fmt: skip
@@ -130,7 +204,12 @@ class HostLink:
         self.decoder = wire.FrameDecoder(max_frame)
         self.stats = LinkStats()
         self.seq = 0
+        self.session = 0  # PING and HELLO's errors before any session carry 0
+        self.sessions = {0}  # every session this link opened
         self.device: wire.HelloAck | None = None
+        self.round_trips: dict[MessageType, RoundTrip] = defaultdict(RoundTrip)
+        self.error_rate = ErrorRate()
+        self.orders = itertools.count()
 
     def close(self) -> None:
         self.port.close()
@@ -140,7 +219,7 @@ class HostLink:
         self.seq = (self.seq + 1) & 0xFFFF
         return self.seq
 
-    def _write(self, frame: Frame) -> None:
+    def _write(self, frame: Frame) -> int:
         encoded = wire.encode_frame(frame)
         try:
             self.port.write(encoded)
@@ -149,6 +228,7 @@ class HostLink:
                 f"write to {self.url} failed ({type(err).__name__}); was the device unplugged?"
             ) from None
         self.stats.tx_bytes += len(encoded)
+        return len(encoded)
 
     def _read(self, wait: float) -> list[Frame]:
         try:
@@ -166,66 +246,116 @@ class HostLink:
         self.stats.rx_bytes += len(data)
         frames = []
         for frame in self.decoder.feed(data):
+            if frame.version == 1:
+                raise DeviceError(
+                    f"device on {self.url} speaks edgekit-wire/1, this host speaks edgekit-wire/"
+                    f"{wire.PROTOCOL_VERSION}; update the firmware to docs/PROTOCOL.md (version 2)"
+                )
             if frame.type == MessageType.LOG:
                 text = frame.payload[1:].decode(errors="replace") if frame.payload else ""
                 self.stats.logs.append(text)  # an empty LOG is logged empty, not fatal
+            elif frame.session not in self.sessions:
+                name = (
+                    MessageType(frame.type).name if frame.type in set(MessageType) else frame.type
+                )
+                raise DeviceError(
+                    f"device answered {name} seq {frame.seq} with session {frame.session:08x}, "
+                    "which this host never opened: it replays replies cached in an earlier run; "
+                    "key the reply cache by (session, type, seq) and clear it on HELLO "
+                    "(docs/PROTOCOL.md, Sessions)"
+                )
+            elif frame.session != self.session:
+                self.stats.stale_replies += 1  # an earlier session of ours: never taken as fresh
             else:
                 frames.append(frame)
         return frames
+
+    def _damage(self) -> tuple[int, int, int]:
+        stats = self.decoder.stats
+        return stats.crc_errors, stats.garbage_bytes, stats.oversize
+
+    def noisy_error(self, what: str, tries: int, since: tuple[int, int, int]) -> DeviceError:
+        crc, garbage, oversize = (
+            now - then for now, then in zip(self._damage(), since, strict=True)
+        )
+        return DeviceError(
+            f"{what} to {self.url} at {self.baud} baud failed after {tries} tries: replies arrived "
+            f"corrupted ({crc} CRC errors, {oversize} oversize runs, {garbage} garbage bytes, "
+            f"{self.stats.retries} retries"
+            + (
+                f", estimated byte error rate {self.error_rate.per_byte:.2%}"
+                if self.error_rate.frames
+                else ""
+            )
+            + "); the link is noisy: lower --baud, check cable and ground, or raise --retries"
+        )
 
     def transact(
         self,
         msg_type: MessageType,
         payload: bytes,
         expect: MessageType,
-        attempts: int | None = None,
+        probe: bytes = b"",
     ) -> Frame:
-        """One request, stop-and-wait, retransmitting the same seq on timeout."""
+        """One request, stop-and-wait, retransmitting the same seq; `probe` is written after
+        every retransmission (HELLO's v1 probe). While replies arrive corrupted the device is
+        alive, and the request gets NOISY_TRIES times the tries."""
         seq = self._next_seq()
-        damaged_before = self._damaged_bytes_and_frames()
-        for attempt in range(attempts or self.retries + 1):
-            self._write(Frame(msg_type, seq, payload, wire.Flags.RETRANSMIT if attempt else 0))
+        damaged_before = self._damage()
+        timing = self.round_trips[msg_type]
+        tries = silent = 0
+        while silent <= self.retries and tries < NOISY_TRIES * (self.retries + 1):
+            damage = self._damage()
+            self._write(Frame(msg_type, seq, payload, wire.Flags.RETRANSMIT if tries else 0,
+                              self.session))  # fmt: skip
+            if tries and probe:
+                self.port.write(probe)
+            sent = time.perf_counter()
             self.stats.requests += 1
-            self.stats.retries += bool(attempt)
-            deadline = time.perf_counter() + self.timeout
+            self.stats.retries += bool(tries)
+            tries += 1
+            deadline = sent + timing.timeout(self.timeout) * 2 ** min(tries - 1, 6)
+            deadline = min(deadline, sent + self.timeout)
             while (left := deadline - time.perf_counter()) > 0:
                 for frame in self._read(left):
                     if frame.seq != seq:
                         self.stats.stray_replies += 1
                     elif frame.type == MessageType.ERROR:
                         error = decoded(frame, wire.Error)
-                        raise DeviceError(f"device refused {msg_type.name}: {describe(error)}")
+                        raise Refused(f"device refused {msg_type.name}: {describe(error)}")
                     elif frame.type == expect:
+                        if tries == 1:
+                            timing.sample(time.perf_counter() - sent)
                         return frame
             self.stats.timeouts += 1
-        tries = attempts or self.retries + 1
+            silent += self._damage() == damage  # nothing, not even a damaged frame, came back
         crc, garbage, oversize = (
-            now - before
-            for now, before in zip(self._damaged_bytes_and_frames(), damaged_before, strict=True)
+            now - before for now, before in zip(self._damage(), damaged_before, strict=True)
         )
         if crc or oversize:  # the device answered; the link corrupted what it said
-            raise DeviceError(
-                f"{msg_type.name} to {self.url} at {self.baud} baud failed after {tries} tries: replies "
-                f"arrived corrupted ({crc} CRC errors, {oversize} oversize runs, {garbage} garbage bytes); "
-                "the link is noisy: lower --baud, check cable and ground, or raise --retries"
-            )
+            raise self.noisy_error(msg_type.name, tries, damaged_before)
         raise DeviceError(
             f"no answer to {msg_type.name} from {self.url} at {self.baud} baud after {tries} tries"
             + (f" ({garbage} bytes of non-frame output seen)" if garbage else "")
-            + "; check the port, the baud rate and that the firmware speaks edgekit-wire/1"
+            + "; check the port, the baud rate and that the firmware speaks edgekit-wire/2"
         )
-
-    def _damaged_bytes_and_frames(self) -> tuple[int, int, int]:
-        stats = self.decoder.stats
-        return stats.crc_errors, stats.garbage_bytes, stats.oversize
 
     # ------------------------------------------------------------------ handshake
     def hello(self) -> wire.HelloAck:
+        """Start a new session: a fresh random id, so no reply of an earlier one can be taken."""
+        self.session = secrets.randbits(32) or 1
+        self.sessions.add(self.session)
+        # A v1 device drops v2 frames unanswered; a v1-framed HELLO asking for version 2 makes it
+        # answer ERROR(BAD_VERSION) in v1 framing, which _read names. A v2 device drops the probe.
+        probe = wire.encode_frame(
+            Frame(MessageType.HELLO, 0xFFFF, wire.Hello(2, 2, self.max_frame).pack(), version=1)
+        )
         ack = decoded(
             self.transact(
                 MessageType.HELLO,
                 wire.Hello(host_max_frame=self.max_frame).pack(),
                 MessageType.HELLO_ACK,
+                probe,
             ),
             wire.HelloAck,
         )
@@ -233,13 +363,43 @@ class HostLink:
             raise DeviceError(
                 f"device speaks edgekit-wire/{ack.proto}, this host speaks /{wire.PROTOCOL_VERSION}; update the firmware or edgekit"
             )
+        if not wire.MIN_LEGAL_FRAME <= ack.max_frame <= self.max_frame or ack.rx_credits < 1:
+            raise malformed(
+                Frame(MessageType.HELLO_ACK, 0),
+                f"max_frame {ack.max_frame} outside {wire.MIN_LEGAL_FRAME}..{self.max_frame} "
+                f"or rx_credits {ack.rx_credits} < 1",
+            )
         if self.device is not None and ack.boot_nonce != self.device.boot_nonce:
             self.stats.resets += 1
         self.device = ack
         return ack
 
     def set_baud(self, baud: int) -> None:
-        self.transact(MessageType.SET_BAUD, wire.U32.pack(baud), MessageType.ACK)
+        """Switch both sides; if the ACK was lost the device may have switched anyway: a PING at
+        the new rate finds out, else the device falls back after its grace time."""
+        old = self.baud
+        try:
+            self.transact(MessageType.SET_BAUD, wire.U32.pack(baud), MessageType.ACK)
+        except Refused:
+            raise
+        except DeviceError as lost:
+            for rate in (baud, old):
+                self._switch(rate)
+                if rate == old:
+                    time.sleep(BAUD_GRACE_S)
+                try:
+                    self.ping()
+                except DeviceError:
+                    continue
+                if rate == baud:
+                    return
+                raise DeviceError(
+                    f"device did not acknowledge SET_BAUD {baud}; it still answers at {old} baud"
+                ) from None
+            raise lost from None
+        self._switch(baud)
+
+    def _switch(self, baud: int) -> None:
         self.port.baudrate = baud
         self.baud = baud
 
@@ -255,7 +415,8 @@ class HostLink:
     ) -> Iterator[tuple[int, wire.Result]]:
         """Send every sample and yield `(sample_id, RESULT)` once per sample, in completion order.
 
-        Up to `rx_credits` requests are in flight, so the next LOAD overlaps the current INFER.
+        Requests are pipelined within the device's buffers (rx_credits frames of max_frame bytes,
+        sample_buffers open samples), so the next LOAD overlaps the current INFER.
         """
         assert self.device is not None, "call hello() first"
         done: set[int] = set()
@@ -263,45 +424,84 @@ class HostLink:
         data_of = dict(samples)
         queue: deque[Request] = deque()
         outstanding: dict[int, Request] = {}
+        unjudged: dict[int, list[Request]] = defaultdict(list)  # LOADs not yet known to arrive
+        last_life = last_progress = time.perf_counter()  # last valid frame, last sample done
+        opened: set[int] = set()  # samples started and not done: each holds a device buffer
 
-        def requests_for(sample_id: int, data: bytes) -> list[Request]:
-            chunk = wire.chunk_size(self.device.max_frame)  # type: ignore[union-attr]
+        def requests_for(sample_id: int, ranges: list[tuple[int, int]]) -> list[Request]:
+            """LOADs of the ranges in chunks sized for the error rate seen so far, then INFER."""
+            opened.add(sample_id)
+            largest = wire.chunk_size(self.device.max_frame)  # type: ignore[union-attr]
+            self.stats.byte_error_rate = self.error_rate.per_byte
+            chunk = self.stats.chunk_bytes = best_chunk(self.stats.byte_error_rate, largest)
+            data = data_of[sample_id]
             loads = [
                 Request(
                     MessageType.LOAD,
-                    wire.Load(sample_id, 0, o, data[o : o + chunk]).pack(),
+                    wire.Load(sample_id, 0, o, data[o : min(o + chunk, start + length)]).pack(),
                     sample_id,
+                    span=(o, min(o + chunk, start + length)),
                 )
-                for o in range(0, len(data), chunk)
+                for start, length in ranges
+                for o in range(start, start + length, chunk)
             ]
-            return [
-                *loads,
-                Request(MessageType.INFER, wire.Infer(sample_id, repeat).pack(), sample_id),
-            ]
+            infer = Request(MessageType.INFER, wire.Infer(sample_id, repeat).pack(), sample_id)
+            return [*loads, infer]
 
         def send(request: Request) -> None:
             if not request.attempts:
                 request.seq = self._next_seq()
-            self._write(
-                Frame(
-                    request.type,
-                    request.seq,
-                    request.payload,
-                    wire.Flags.RETRANSMIT if request.attempts else 0,
-                )
-            )
+            request.wire_bytes = self._write(
+                Frame(request.type, request.seq, request.payload,
+                      wire.Flags.RETRANSMIT if request.attempts else 0, self.session)
+            )  # fmt: skip
             request.sent, request.attempts = time.perf_counter(), request.attempts + 1
+            request.order = next(self.orders)
+            if request.attempts == 1:
+                request.first_order = request.order
             self.stats.requests += 1
+            self.stats.retries += request.attempts > 1
             if request.type == MessageType.LOAD:
-                self.stats.tx_payload_bytes += len(request.payload) - wire.Load.OVERHEAD
+                self.stats.tx_payload_bytes += request.span[1] - request.span[0]
+                unjudged[request.sample_id].append(request)
             outstanding[request.seq] = request
 
+        def resend(request: Request) -> None:
+            """Retransmit; a request past NOISY_TRIES x (retries + 1) tries ends the run only once
+            no sample has completed for the whole retry budget (a noisy line that still delivers
+            keeps going)."""
+            stalled = time.perf_counter() - last_progress > self.timeout * (self.retries + 1)
+            if request.attempts >= NOISY_TRIES * (self.retries + 1) and stalled:
+                raise self.noisy_error(
+                    f"{request.type.name} of sample {request.sample_id}",
+                    request.attempts,
+                    (0, 0, 0),
+                )
+            send(request)
+
+        def settle(request: Request) -> None:
+            """An unanswered request: a LOAD is left to its sample's INFER answer, the rest resent."""
+            if request.type == MessageType.LOAD:
+                del outstanding[request.seq]
+                self.stats.unconfirmed_loads += 1
+            else:
+                resend(request)
+
+        def judge(sample_id: int, missing: list[tuple[int, int]]) -> None:
+            """Record which LOADs of the sample arrived: those not overlapping a missing range."""
+            for load in unjudged.pop(sample_id, []):
+                lost = any(a < load.span[1] and load.span[0] < a + n for a, n in missing)
+                self.error_rate.record(load.wire_bytes, lost)
+
         def recover() -> None:
-            nonlocal position
+            nonlocal position, last_life
             self.stats.recoveries += 1
             outstanding.clear()
             queue.clear()
+            unjudged.clear()
+            opened.clear()  # the new session starts with empty buffers
             self.hello()
+            last_life = time.perf_counter()
             if self.stats.resets > self.max_resets:
                 raise DeviceError(
                     f"device on {self.url} reset {self.stats.resets} times (more than --max-resets {self.max_resets})"
@@ -312,28 +512,77 @@ class HostLink:
             )
 
         credits = max(1, self.device.rx_credits)
+        buffers = max(1, self.device.sample_buffers)
 
-        def in_window() -> bool:
-            # the device caches replies of the last SEQ_WINDOW seqs, so a retransmission can always be replayed
-            oldest = min(outstanding, key=lambda s: (s - self.seq) & 0xFFFF, default=None)
-            return oldest is None or ((self.seq + 1 - oldest) & 0xFFFF) < SEQ_WINDOW
+        def room() -> bool:
+            """The device buffers rx_credits frames of max_frame bytes: small frames fit more."""
+            in_flight = sum(r.wire_bytes for r in outstanding.values())
+            largest = self.device.max_frame + self.device.max_frame // 254 + 3  # type: ignore[union-attr]
+            return not outstanding or in_flight + largest <= credits * largest
+
+        def answered(frame: Frame, request: Request) -> Iterator[tuple[int, wire.Result]]:
+            nonlocal last_progress
+            if frame.type == MessageType.ERROR:
+                error = decoded(frame, wire.Error)
+                if error.code == ErrorCode.NEED_HELLO:  # the device rebooted or lost the session
+                    recover()
+                    return
+                raise Refused(
+                    f"device refused {request.type.name} for sample {request.sample_id}: {describe(error)}"
+                )
+            if frame.type == MessageType.ACK:
+                if request.type == MessageType.LOAD and request in unjudged[request.sample_id]:
+                    unjudged[request.sample_id].remove(request)
+                    self.error_rate.record(request.wire_bytes, False)
+                return
+            result = decoded(frame, wire.Result)
+            if result.sample_id != request.sample_id or result.status not in set(ResultStatus):
+                raise malformed(
+                    frame,
+                    f"sample {result.sample_id} status {result.status} in answer to the INFER of sample {request.sample_id}",
+                )
+            if result.sample_id in done:
+                return
+            if result.status == ResultStatus.INCOMPLETE:  # resend only what the device lacks
+                self.stats.incomplete += 1
+                missing = incomplete_ranges(frame, result, len(data_of[request.sample_id]))
+                judge(request.sample_id, missing)
+                self.stats.resent_bytes += sum(n for _, n in missing)
+                queue.extendleft(reversed(requests_for(request.sample_id, missing)))
+                return
+            last_progress = time.perf_counter()
+            judge(request.sample_id, [])
+            done.add(result.sample_id)
+            opened.discard(result.sample_id)
+            yield result.sample_id, result
+
+        # each request may wait behind the others in the window
+        ceiling = self.timeout + credits * (self.max_frame + 16) * 10 / max(self.baud, 1)
+
+        def deadline(request: Request) -> float:
+            """Adaptive timeout, doubled on each retransmission, never above `ceiling`."""
+            rto = self.round_trips[request.type].timeout(ceiling)
+            return request.sent + min(ceiling, rto * 2 ** min(request.attempts - 1, 6))
 
         while len(done) < len(samples):
-            while len(outstanding) < credits and in_window():
+            while room():
                 if not queue:
                     while position < len(samples) and samples[position][0] in done:
                         position += 1
-                    if position >= len(samples):
-                        break
-                    queue.extend(requests_for(*samples[position]))
+                    if position >= len(samples) or len(opened) >= buffers:
+                        break  # all sent, or as many samples open as the device buffers
+                    sample_id, data = samples[position]
+                    queue.extend(requests_for(sample_id, [(0, len(data))]))
                     position += 1
                 send(queue.popleft())
-            # each request may wait behind the others in the window
-            window_time = credits * (self.max_frame + 16) * 10 / max(self.baud, 1)
-            oldest = min((r.sent for r in outstanding.values()), default=time.perf_counter())
-            for frame in self._read(
-                max(0.0, min(0.05, oldest + self.timeout + window_time - time.perf_counter()))
-            ):
+            first_due = min(
+                (deadline(r) for r in outstanding.values()), default=time.perf_counter()
+            )
+            session = self.session
+            for frame in self._read(max(0.0, min(0.05, first_due - time.perf_counter()))):
+                if self.session != session:
+                    break  # recovered: the rest of this read belongs to the old session
+                last_life = time.perf_counter()
                 request = outstanding.pop(frame.seq, None)
                 if request is None or frame.type not in (
                     MessageType.ACK,
@@ -342,55 +591,36 @@ class HostLink:
                 ):
                     self.stats.stray_replies += 1
                     continue
-                if frame.type == MessageType.ERROR:
-                    error = decoded(frame, wire.Error)
-                    if error.code == ErrorCode.NEED_HELLO:  # the device rebooted under us
-                        recover()
-                        break
-                    raise DeviceError(
-                        f"device refused {request.type.name} for sample {request.sample_id}: {describe(error)}"
-                    )
-                if frame.type == MessageType.RESULT:
-                    result = decoded(frame, wire.Result)
-                    if result.sample_id != request.sample_id or result.status not in set(
-                        ResultStatus
-                    ):
-                        raise malformed(
-                            frame,
-                            f"sample {result.sample_id} status {result.status} in answer to the INFER of sample {request.sample_id}",
-                        )
-                    if (
-                        result.status == ResultStatus.INCOMPLETE
-                    ):  # input lost or evicted: load the sample again
-                        self.stats.incomplete += 1
-                        if request.sample_id not in done:
-                            queue.extendleft(
-                                reversed(
-                                    requests_for(request.sample_id, data_of[request.sample_id])
-                                )
-                            )
-                    elif result.sample_id not in done:
-                        done.add(result.sample_id)
-                        # the device ran this sample's INFER after its LOADs: a LOAD whose ACK was
-                        # lost needs no retransmission
-                        for seq in [
-                            s for s, r in outstanding.items() if r.sample_id == result.sample_id
-                        ]:
-                            del outstanding[seq]
-                            self.stats.superseded += 1
-                        yield result.sample_id, result
+                if request.attempts == 1:
+                    self.round_trips[request.type].sample(last_life - request.sent)
+                # The device answers in order: whatever was sent before this request's first
+                # transmission and is still unanswered was lost, or its reply was.
+                for passed in [r for r in outstanding.values() if r.order < request.first_order]:
+                    settle(passed)
+                yield from answered(frame, request)
             now = time.perf_counter()
-            for request in list(outstanding.values()):
-                if now - request.sent > self.timeout + window_time:
-                    self.stats.timeouts += 1
-                    if request.attempts > self.retries:
-                        recover()
-                        break
-                    self.stats.retries += 1
-                    send(request)
+            if outstanding and now - last_life > self.timeout * (self.retries + 1):
+                recover()  # silence for the whole retry budget: the device lost us
+                continue
+            for request in [r for r in outstanding.values() if now > deadline(r)]:
+                self.stats.timeouts += 1
+                settle(request)
 
     def stats_dict(self) -> dict[str, Any]:
         stats = asdict(self.stats)
         stats["logs"] = stats["logs"][-20:]
         stats.update({k: v for k, v in asdict(self.decoder.stats).items()})
         return stats
+
+
+def incomplete_ranges(frame: Frame, result: wire.Result, size: int) -> list[tuple[int, int]]:
+    """The missing input ranges an INCOMPLETE RESULT lists, checked against the input's size."""
+    try:
+        ranges = wire.unpack_ranges(result.data)
+    except wire.ProtocolError as err:
+        raise malformed(frame, str(err)) from None
+    if not ranges or any(n <= 0 or a + n > size for a, n in ranges):
+        raise malformed(
+            frame, f"INCOMPLETE lists missing ranges {ranges[:4]} of a {size}-byte input"
+        )
+    return ranges

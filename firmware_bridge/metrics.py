@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from typing import Any
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
 # The link's fault and recovery counters, in the order the console and report.md print them.
 FAULT_COUNTERS = (
     "retries", "timeouts", "crc_errors", "garbage_bytes", "oversize", "stray_replies",
-    "incomplete", "superseded", "recoveries", "resets",
+    "stale_replies", "incomplete", "resent_bytes", "unconfirmed_loads", "recoveries", "resets",
 )  # fmt: skip
 
 
@@ -97,21 +97,26 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_junit(report: dict[str, Any]) -> str:
-    cases = []
-    for gate in report["gates"]:
-        body = (
-            ""
-            if gate["passed"]
-            else f'<failure message="{escape(str(gate["value"]))} vs limit {escape(str(gate["limit"]))}"/>'
-        )
-        cases.append(
-            f'  <testcase classname="edgekit.verify" name="{escape(gate["name"])}">{body}</testcase>'
-        )
-    failures = sum(not g["passed"] for g in report["gates"])
+def junit(suite: str, cases: list[tuple[str, str | None]], seconds: float) -> str:
+    """A JUnit file: one testcase per `(name, failure message or None)`."""
+    lines = [
+        f"  <testcase classname={quoteattr(suite)} name={quoteattr(name)}>"
+        + ("" if failure is None else f"<failure message={quoteattr(failure)}/>")
+        + "</testcase>"
+        for name, failure in cases
+    ]
+    failures = sum(failure is not None for _, failure in cases)
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'
-        f'<testsuite name="edgekit.verify" tests="{len(cases)}" failures="{failures}" time="{report["seconds"]:.3f}">\n'
-        + "\n".join(cases)
+        f'<testsuite name={quoteattr(suite)} tests="{len(cases)}" failures="{failures}" time="{seconds:.3f}">\n'
+        + "\n".join(lines)
         + "\n</testsuite>\n"
     )
+
+
+def render_junit(report: dict[str, Any]) -> str:
+    cases = [
+        (gate["name"], None if gate["passed"] else f"{gate['value']} vs limit {gate['limit']}")
+        for gate in report["gates"]
+    ]
+    return junit("edgekit.verify", cases, report["seconds"])

@@ -1,8 +1,9 @@
-"""edgekit-wire/1: the wire protocol as pure functions and dataclasses (no I/O).
+"""edgekit-wire/2: the wire protocol as pure functions and dataclasses (no I/O).
 
 Frame on the wire: 0x00 COBS(header | payload | crc32_le(header | payload)) 0x00.
 Every 0x00 ends a frame, so a receiver resynchronises at the next delimiter after any garbage.
-docs/PROTOCOL.md is the normative description; this module follows it byte for byte.
+The header carries the host's session id, so a reply from an earlier session can't pass for a fresh
+one. docs/PROTOCOL.md is the normative description; this module follows it byte for byte.
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-PROTOCOL_VERSION = 1
-HEADER = struct.Struct("<BBBHH")  # version u8 | type u8 | flags u8 | seq u16 | payload length u16
+PROTOCOL_VERSION = 2
+# version u8 | type u8 | flags u8 | session u32 | seq u16 | payload length u16
+HEADER = struct.Struct("<BBBIHH")
+# edgekit-wire/1's header (no session): parsed only so a host can name a v1 device
+V1_HEADER = struct.Struct("<BBBHH")
 CRC = struct.Struct("<I")  # CRC-32/IEEE (zlib.crc32) of header + payload, little-endian
 DELIMITER = b"\x00"
-MIN_FRAME = HEADER.size + CRC.size  # 11 bytes before COBS
+MIN_FRAME = HEADER.size + CRC.size  # 15 bytes before COBS
+WIRE_OVERHEAD = MIN_FRAME + 3  # + two delimiters + one COBS code byte (frames up to 254 bytes)
+MIN_LEGAL_FRAME = 64  # every side accepts frames of at least this size
 DEFAULT_MAX_FRAME = 1024  # largest decoded frame (header + payload + CRC) a side accepts
 
 
@@ -52,7 +58,14 @@ class ErrorCode(IntEnum):
 
 class ResultStatus(IntEnum):
     OK = 0
-    INCOMPLETE = 1  # INFER for a sample whose input is not fully loaded; host reloads and retries
+    INCOMPLETE = 1  # input not fully loaded: data lists the missing byte ranges; host resends those
+
+
+class LogLevel(IntEnum):
+    DEBUG = 0
+    INFO = 1
+    WARNING = 2
+    ERROR = 3
 
 
 class DType(IntEnum):
@@ -115,29 +128,41 @@ class Frame:
     seq: int
     payload: bytes = b""
     flags: int = 0
+    session: int = 0  # the host's session id; a reply carries the one of its request
     version: int = PROTOCOL_VERSION
 
 
 def encode_frame(frame: Frame) -> bytes:
-    body = (
-        HEADER.pack(frame.version, frame.type, frame.flags, frame.seq & 0xFFFF, len(frame.payload))
-        + frame.payload
-    )
+    if frame.version == 1:  # only for naming v1 devices (the host's probe) and testing that
+        header = V1_HEADER.pack(1, frame.type, frame.flags, frame.seq & 0xFFFF, len(frame.payload))
+    else:
+        header = HEADER.pack(
+            frame.version, frame.type, frame.flags, frame.session & 0xFFFFFFFF,
+            frame.seq & 0xFFFF, len(frame.payload),
+        )  # fmt: skip
+    body = header + frame.payload
     # A leading delimiter ends any text the sender printed before the frame (boot banners, printf).
     return DELIMITER + cobs_encode(body + CRC.pack(zlib.crc32(body))) + DELIMITER
 
 
 def parse_frame(decoded: bytes) -> Frame:
-    """Check length and CRC of a COBS-decoded frame."""
-    if len(decoded) < MIN_FRAME:
+    """Check CRC and length of a COBS-decoded frame; the version byte picks the header layout."""
+    if len(decoded) < V1_HEADER.size + CRC.size:
         raise ProtocolError("frame shorter than header + CRC")
     body, (crc,) = decoded[:-4], CRC.unpack(decoded[-4:])
     if zlib.crc32(body) != crc:
         raise ProtocolError("CRC mismatch")
-    version, msg_type, flags, seq, length = HEADER.unpack_from(body)
-    if length != len(body) - HEADER.size:
+    if body[0] == 1:
+        version, msg_type, flags, seq, length = V1_HEADER.unpack_from(body)
+        session, size = 0, V1_HEADER.size
+    elif len(body) >= HEADER.size:
+        version, msg_type, flags, session, seq, length = HEADER.unpack_from(body)
+        size = HEADER.size
+    else:
+        raise ProtocolError("frame shorter than header + CRC")
+    if length != len(body) - size:
         raise ProtocolError("length field does not match the frame")
-    return Frame(msg_type, seq, bytes(body[HEADER.size :]), flags, version)
+    return Frame(msg_type, seq, bytes(body[size:]), flags, session, version)
 
 
 @dataclass
@@ -281,11 +306,13 @@ class HelloAck:
     capabilities: int
     max_frame: int
     rx_credits: int
+    sample_buffers: int  # samples the device can hold partly loaded at once
     max_baud: int
     inputs: tuple[TensorDesc, ...] = field(default_factory=tuple)
     outputs: tuple[TensorDesc, ...] = field(default_factory=tuple)
     FIXED = struct.Struct("<BI")
-    TAIL = struct.Struct("<IHBIBB")  # capabilities, max_frame, rx_credits, max_baud, n_in, n_out
+    # capabilities, max_frame, rx_credits, sample_buffers, max_baud, n_in, n_out
+    TAIL = struct.Struct("<IHBBIBB")
 
     def pack(self) -> bytes:
         data = (
@@ -298,6 +325,7 @@ class HelloAck:
             self.capabilities,
             self.max_frame,
             self.rx_credits,
+            self.sample_buffers,
             self.max_baud,
             len(self.inputs),
             len(self.outputs),
@@ -312,7 +340,7 @@ class HelloAck:
         if len(model_hash) != 8:
             raise ProtocolError("HELLO_ACK truncated in model hash")
         runtime, offset = _unpack_str(data, offset + 8)
-        caps, max_frame, credits, max_baud, n_in, n_out = _unpack(cls.TAIL, data, offset)
+        caps, max_frame, credits, buffers, max_baud, n_in, n_out = _unpack(cls.TAIL, data, offset)
         offset += cls.TAIL.size
         tensors = []
         for _ in range(n_in + n_out):
@@ -327,6 +355,7 @@ class HelloAck:
             caps,
             max_frame,
             credits,
+            buffers,
             max_baud,
             tuple(tensors[:n_in]),
             tuple(tensors[n_in:]),
@@ -421,6 +450,18 @@ class Log:
 
 U32 = struct.Struct("<I")
 PONG = struct.Struct("<II")  # echoed token, boot nonce
+RANGE = struct.Struct("<II")  # offset u32 | length u32: input bytes an INCOMPLETE RESULT lacks
+
+
+def pack_ranges(ranges: list[tuple[int, int]], room: int) -> bytes:
+    """As many missing `(offset, length)` ranges as fit in `room` bytes; the host asks again for the rest."""
+    return b"".join(RANGE.pack(*r) for r in ranges[: max(0, room) // RANGE.size])
+
+
+def unpack_ranges(data: bytes) -> list[tuple[int, int]]:
+    if len(data) % RANGE.size:
+        raise ProtocolError(f"{len(data)} bytes of missing ranges, not a multiple of {RANGE.size}")
+    return [RANGE.unpack_from(data, i) for i in range(0, len(data), RANGE.size)]
 
 
 def chunk_size(max_frame: int) -> int:

@@ -25,18 +25,28 @@ def test_cobs_block_boundaries(length: int) -> None:
         assert wire.cobs_decode(wire.cobs_encode(fill * length)) == fill * length
 
 
-def test_frame_layout_matches_protocol_doc() -> None:
-    """The PING example of docs/PROTOCOL.md, byte for byte."""
-    encoded = wire.encode_frame(Frame(MessageType.PING, 1, wire.U32.pack(0xC0FFEE)))
-    body = bytes([0x01, 0x30, 0x00, 0x01, 0x00, 0x04, 0x00, 0xEE, 0xFF, 0xC0, 0x00])
+def test_frame_layout_is_the_v2_header() -> None:
+    """version, type, flags, session u32, seq u16, length u16, payload, CRC-32 (little-endian)."""
+    encoded = wire.encode_frame(
+        Frame(MessageType.PING, 1, wire.U32.pack(0xC0FFEE), session=0x12345678)
+    )
+    body = bytes.fromhex("02 30 00 78 56 34 12 01 00 04 00 ee ff c0 00")
+    assert encoded[0] == encoded[-1] == 0 and b"\x00" not in encoded[1:-1]
     assert wire.cobs_decode(encoded[1:-1]) == body + zlib.crc32(body).to_bytes(4, "little")
-    assert encoded.hex(" ") == "00 03 01 30 02 01 02 04 04 ee ff c0 05 34 7b 03 d6 00"
+
+
+def test_a_v1_frame_is_recognised_as_v1() -> None:
+    """The host names a v1 device from its v1-framed answer, so parse_frame reads both headers."""
+    frame = Frame(MessageType.ERROR, 9, wire.Error(1, "v1 only").pack(), version=1)
+    encoded = wire.encode_frame(frame)
+    assert wire.cobs_decode(encoded[1:-1])[:7] == bytes.fromhex("01 21 00 09 00 0a 00")
+    assert FrameDecoder().feed(encoded) == [frame]
 
 
 def test_decoder_skips_garbage_and_counts_crc_errors() -> None:
     decoder = FrameDecoder()
     good = wire.encode_frame(Frame(MessageType.PING, 7, b"\x00\x01"))
-    body = wire.HEADER.pack(1, MessageType.PING, 0, 8, 3) + b"abc"
+    body = wire.HEADER.pack(2, MessageType.PING, 0, 0, 8, 3) + b"abc"
     corrupt = (
         b"\x00" + wire.cobs_encode(body + (zlib.crc32(body) ^ 1).to_bytes(4, "little")) + b"\x00"
     )
@@ -78,6 +88,7 @@ def test_payloads_round_trip() -> None:
         5,
         1024,
         4,
+        8,
         3_000_000,
         (tensor,),
         (wire.TensorDesc(wire.DType.INT8, (4,), 0.25, 0),),
@@ -203,6 +214,7 @@ def test_tensor_descriptors_parse_at_any_offset(firmware: str) -> None:
         0,
         512,
         2,
+        3,
         115200,
         tensors[:1],
         tensors[1:],

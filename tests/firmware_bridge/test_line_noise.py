@@ -1,0 +1,101 @@
+"""The seeded byte-level fault injector, and the chunk size the host picks for a given error rate."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from edgekit.errors import DeviceError
+from edgekit.firmware_bridge.line_noise import LineNoise, NoisyStream, NoisyWire
+from edgekit.firmware_bridge.link import ErrorRate, best_chunk
+
+DATA = bytes(range(1, 256)) * 400  # 102,000 bytes without a zero
+
+
+def test_each_fault_changes_the_stream_as_named() -> None:
+    flipped = NoisyStream(LineNoise(flip=0.01), seed=1)(DATA)
+    differ = np.frombuffer(flipped, np.uint8) ^ np.frombuffer(DATA, np.uint8)
+    assert len(flipped) == len(DATA) and all(bin(d).count("1") == 1 for d in differ[differ != 0])
+    dropped = NoisyStream(LineNoise(drop=0.01), seed=1)
+    assert len(dropped(DATA)) == len(DATA) - dropped.counts["drop"] > 0
+    doubled = NoisyStream(LineNoise(duplicate=0.01), seed=1)
+    assert len(doubled(DATA)) == len(DATA) + doubled.counts["duplicate"] > len(DATA)
+    garbage = NoisyStream(LineNoise(garbage=0.01), seed=1)
+    out = garbage(DATA)
+    assert len(out) == len(DATA) + garbage.counts["garbage"] and b"\x00" in out  # random bytes
+    assert NoisyStream(LineNoise(), seed=1)(DATA) == DATA
+
+
+@pytest.mark.parametrize("rate", [0.001, 0.01])
+def test_faults_are_per_byte_at_the_given_rate(rate: float) -> None:
+    stream = NoisyStream(LineNoise(flip=rate), seed=3)
+    for start in range(0, len(DATA), 777):  # in pieces, as reads arrive
+        stream(DATA[start : start + 777])
+    expected = rate * len(DATA)
+    assert abs(stream.counts["flip"] - expected) < 5 * expected**0.5  # five sigma
+
+
+def test_the_same_seed_gives_the_same_faults() -> None:
+    noise = LineNoise(flip=0.01, drop=0.01, duplicate=0.01, garbage=0.01)
+    assert NoisyStream(noise, 7)(DATA) == NoisyStream(noise, 7)(DATA) != NoisyStream(noise, 8)(DATA)
+
+
+def test_line_noise_parse_errors() -> None:
+    assert LineNoise.parse("flip=0.01,garbage=0.002") == LineNoise(flip=0.01, garbage=0.002)
+    with pytest.raises(DeviceError, match="unknown line fault 'lightning'"):
+        LineNoise.parse("lightning=1")
+    with pytest.raises(DeviceError, match="not a probability"):
+        LineNoise.parse("drop=2")
+
+
+def test_noisy_wire_joins_two_ptys() -> None:
+    with NoisyWire(LineNoise(), baud=0) as wire:
+        device = os.open(wire.device_path, os.O_RDWR | os.O_NOCTTY)
+        host = os.open(wire.host_path, os.O_RDWR | os.O_NOCTTY)
+        try:
+            os.write(host, b"ping\x00")
+            assert _read(device, 5) == b"ping\x00"
+            os.write(device, b"pong")
+            assert _read(host, 4) == b"pong"
+        finally:
+            os.close(device)
+            os.close(host)
+
+
+def _read(fd: int, size: int) -> bytes:
+    import select
+
+    data = b""
+    while len(data) < size and select.select([fd], [], [], 2)[0]:
+        data += os.read(fd, size - len(data))
+    return data
+
+
+def test_best_chunk_is_the_goodput_optimum() -> None:
+    """payload / bytes sent = c / (c + h) * (1 - e) ** (c + h) is largest at the chosen c."""
+    from edgekit.firmware_bridge import protocol as wire
+
+    h = wire.WIRE_OVERHEAD + wire.Load.OVERHEAD
+    assert best_chunk(0.0, 1000) == 1000  # a clean link sends the largest frames
+
+    def goodput(c: int, e: float) -> float:
+        return c / (c + h) * (1 - e) ** (c + h)
+
+    for e in (0.0005, 0.001, 0.01, 0.05):
+        chunk = best_chunk(e, 1000)
+        assert goodput(chunk, e) >= max(goodput(c, e) for c in range(16, 1001)) * 0.999
+    assert best_chunk(0.01, 1000) < best_chunk(0.001, 1000) < 1000
+    assert best_chunk(0.5, 1000) == 16 and best_chunk(0.001, 100) == 100
+
+
+def test_error_rate_estimate_follows_the_losses() -> None:
+    rate = ErrorRate()
+    assert rate.per_byte == 0.0
+    for i in range(400):  # frames of 100 bytes, every fourth lost: (1 - e) ** 100 = 0.75
+        rate.record(100, i % 4 == 0)
+    # within the bias of the decaying memory (about 33 frames) and its one imagined good frame
+    assert rate.per_byte == pytest.approx(1 - 0.75 ** (1 / 100), rel=0.15)
+    for _ in range(400):
+        rate.record(100, False)
+    assert rate.per_byte < 1e-6  # a link that became clean is trusted again
