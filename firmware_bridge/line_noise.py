@@ -137,9 +137,6 @@ class NoisyWire:
             with contextlib.suppress(BlockingIOError, InterruptedError):
                 data = data[os.write(fd, data) :]
 
-    def counts(self) -> dict[str, dict[str, int]]:
-        return {"to_device": dict(self.to_device.counts), "to_host": dict(self.to_host.counts)}
-
     def close(self) -> None:
         self.closed.set()
         for thread in self.threads:

@@ -140,6 +140,13 @@ def test_a_v1_device_gets_a_clear_protocol_version_error() -> None:
         thread.join(timeout=2)
 
 
+def test_a_v2_device_drops_the_v1_probe_unanswered(exported_run: Path) -> None:
+    with Emulator(exported_run) as emulator:
+        probe = Frame(MessageType.HELLO, 0xFFFF, wire.Hello(2, 2).pack(), version=1)
+        assert emulator.agent.handle(probe) is None and emulator.agent.foreign_frames == 1
+        assert not emulator.agent.ready  # no session was opened by it
+
+
 @pytest.mark.parametrize(
     "faults",
     ["bitflip=0.01,seed=5", "bitflip=0.002,drop=0.002,duplicate=0.002,garbage=0.002,seed=6"],
