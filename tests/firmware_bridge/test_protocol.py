@@ -226,3 +226,38 @@ def test_tensor_descriptors_parse_at_any_offset(firmware: str) -> None:
 def test_strings_are_cut_at_255_bytes() -> None:
     error = wire.Error(6, "x" * 300)
     assert error.pack()[2] == 255 and wire.Error.unpack(error.pack()).detail == "x" * 255
+
+
+def test_missing_ranges_pack_as_many_as_fit() -> None:
+    ranges = [(0, 1), (5, 2), (9, 3)]
+    assert wire.unpack_ranges(wire.pack_ranges(ranges, 24)) == ranges
+    assert wire.unpack_ranges(wire.pack_ranges(ranges, 23)) == ranges[:2]  # 8 bytes each
+    assert wire.pack_ranges(ranges, 16) == bytes.fromhex("00000000 01000000 05000000 02000000")
+    assert wire.pack_ranges(ranges, 7) == b"" == wire.pack_ranges(ranges, -8)
+    with pytest.raises(wire.ProtocolError, match="not a multiple of 8"):
+        wire.unpack_ranges(b"\x00" * 12)
+    assert wire.unpack_ranges(b"") == []
+
+
+def test_headers_of_both_versions_are_checked() -> None:
+    def body_of(frame: Frame) -> bytes:
+        return wire.cobs_decode(wire.encode_frame(frame)[1:-1])[:-4]
+
+    def with_crc(body: bytes) -> bytes:
+        return body + zlib.crc32(body).to_bytes(4, "little")
+
+    v2 = body_of(Frame(MessageType.PING, 3, b"abcd", session=(1 << 32) + 5))
+    assert v2[3:7] == (5).to_bytes(4, "little") and v2[0] == wire.PROTOCOL_VERSION == 2
+    assert wire.parse_frame(with_crc(v2)).session == 5
+    with pytest.raises(wire.ProtocolError, match="length field"):
+        wire.parse_frame(with_crc(v2 + b"x"))
+    v1 = body_of(Frame(MessageType.PING, 3, b"abcd", version=1))
+    assert wire.parse_frame(with_crc(v1)) == Frame(MessageType.PING, 3, b"abcd", version=1)
+    with pytest.raises(wire.ProtocolError, match="length field"):
+        wire.parse_frame(with_crc(v1 + b"x"))
+    empty_v1 = body_of(Frame(MessageType.PING, 3, b"", version=1))
+    short = bytes([2]) + empty_v1[1:]  # a v2 version byte on 7 bytes: too short for v2's header
+    with pytest.raises(wire.ProtocolError, match="shorter than header"):
+        wire.parse_frame(with_crc(short))
+    with pytest.raises(wire.ProtocolError, match="shorter than header"):
+        wire.parse_frame(with_crc(v1[:6]))
