@@ -19,7 +19,7 @@ import numpy as np
 from edgekit.errors import DeviceError
 from edgekit.firmware_bridge import protocol as wire
 from edgekit.firmware_bridge.agent import DeviceAgent, FdPort, ThrottledPort, load_backend
-from edgekit.firmware_bridge.line_noise import LineNoise, NoisyStream
+from edgekit.firmware_bridge.line_noise import LineNoise, NoisyStream, spec_items
 from edgekit.firmware_bridge.protocol import Frame, MessageType
 
 MALFORMED = ("empty_log", "unknown_error", "short_result", "wrong_sample", "long_result")
@@ -61,10 +61,7 @@ class Faults:
         """`bitflip=0.01,drop=0.01,reset_after=5,...`; keys are the field names."""
         names = {f.name: f.type for f in fields(cls) if f.name != "counts"}
         values: dict[str, Any] = {}
-        for item in filter(None, spec.split(",")):
-            key, _, raw = item.partition("=")
-            if key not in names:
-                raise DeviceError(f"unknown fault '{key}'; use {', '.join(names)}")
+        for key, raw in spec_items(spec, list(names), "fault"):
             try:
                 values[key] = (
                     raw.lower() in ("1", "true", "yes", "")

@@ -15,10 +15,20 @@ import threading
 import time
 import tty
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
 import numpy as np
 from edgekit.errors import DeviceError
+
+
+def spec_items(spec: str, names: list[str], what: str) -> Iterator[tuple[str, str]]:
+    """`key=value` items of a comma-separated fault spec; an unknown key is one clear error."""
+    for item in filter(None, spec.split(",")):
+        key, _, raw = item.partition("=")
+        if key not in names:
+            raise DeviceError(f"unknown {what} '{key}'; use {', '.join(names)}")
+        yield key, raw
 
 
 @dataclass(frozen=True)
@@ -33,12 +43,8 @@ class LineNoise:
     @classmethod
     def parse(cls, spec: str) -> LineNoise:
         """`flip=0.01,drop=0.002`; every value a probability per byte."""
-        names = [f.name for f in fields(cls)]
         values: dict[str, float] = {}
-        for item in filter(None, spec.split(",")):
-            key, _, raw = item.partition("=")
-            if key not in names:
-                raise DeviceError(f"unknown line fault '{key}'; use {', '.join(names)}")
+        for key, raw in spec_items(spec, [f.name for f in fields(cls)], "line fault"):
             try:
                 values[key] = float(raw)
             except ValueError:

@@ -514,10 +514,11 @@ class HostLink:
         credits = max(1, self.device.rx_credits)
         buffers = max(1, self.device.sample_buffers)
 
+        largest = self.device.max_frame + self.device.max_frame // 254 + 3  # encoded, delimited
+
         def room() -> bool:
             """The device buffers rx_credits frames of max_frame bytes: small frames fit more."""
             in_flight = sum(r.wire_bytes for r in outstanding.values())
-            largest = self.device.max_frame + self.device.max_frame // 254 + 3  # type: ignore[union-attr]
             return not outstanding or in_flight + largest <= credits * largest
 
         def answered(frame: Frame, request: Request) -> Iterator[tuple[int, wire.Result]]:
