@@ -1,7 +1,7 @@
 """Run every benchmark side by side in one process; write bench/results.json and bench/results.md.
 
 uv run python -m bench            # all
-uv run python -m bench training   # one or more of: training inference link fuzz memory
+uv run python -m bench training   # one or more of: training inference link fuzz memory mcu
 uv run python -m bench accuracy   # public sets, seeds, ablation arms: see bench/accuracy.py
 """
 
@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import accuracy, fuzz, inference, link, memory, training
+from bench import accuracy, fuzz, inference, link, mcu, memory, training
 
 BENCHMARKS = {
     "training": training.run,
@@ -22,6 +22,7 @@ BENCHMARKS = {
     "link": link.run,
     "fuzz": fuzz.run,
     "memory": memory.run,
+    "mcu": mcu.run,
 }
 HERE = Path(__file__).resolve().parent
 
@@ -79,6 +80,8 @@ def render(results: dict) -> str:
                   f"| peak above the tiny run | {m['large_run_above_tiny_mb']:.0f} MiB = {m['above_tiny_over_data_size']:.2f}x the data set (goal <= 2x) |",
                   f"| run's data/ folder on disk | {m['run_data_folder_mb']:.0f} MiB |",
                   f"| prepare (`edgekit data inspect`) | {m['prepare_seconds']:.1f} s, peak {m['prepare_peak_rss_mb']:.0f} MiB |", ""]  # fmt: skip
+    if results.get("mcu"):
+        lines += mcu.render(results["mcu"])
     return "\n".join(lines)
 
 

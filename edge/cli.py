@@ -286,7 +286,7 @@ TARGET_OPTIONS = list(dict.fromkeys(o.name for t in TARGETS.values() for o in t.
     "target_name",
     required=True,
     metavar="NAME",
-    help="onnx or hailo; with --help, lists that target's options.",
+    help="onnx, hailo or mcu; with --help, lists that target's options.",
 )
 @target_options
 def export_command(run_dir: Path, target_name: str, **options: Any) -> None:
@@ -295,6 +295,8 @@ def export_command(run_dir: Path, target_name: str, **options: Any) -> None:
 
     with writing(run_dir, f"export --target {target_name}"):
         summary = export_run(run_dir, target_name, **options)
+    for line in summary.get("report_lines", []):
+        click.echo(line)
     click.echo(f"exported {target_name} -> {summary['folder']} in {summary['seconds']:.1f} s")
     if summary.get("warnings"):
         click.echo(
@@ -364,17 +366,16 @@ def parity(run_dir: Path, targets: tuple[str, ...], limit: int) -> None:
 @out_option
 @click.option(
     "--target",
-    type=click.Choice(["hailo", "onnx"]),
+    type=click.Choice(["hailo", "onnx", "mcu"]),
     default="hailo",
     show_default=True,
-    help="Export target besides onnx.",
+    help="Export target besides onnx (mcu: generated C and firmware, verified on QEMU).",
 )
 @click.option(
     "--device",
     "device_url",
-    default="emu://",
-    show_default=True,
-    help="Device to verify on (default: the emulator).",
+    default=None,
+    help="Device to verify on (default: the emulator, emu://; with --target mcu the firmware in QEMU, qemu://).",
 )
 @set_option
 def pipeline(
@@ -382,15 +383,16 @@ def pipeline(
     data_spec: str | None,
     run_dir: Path,
     target: str,
-    device_url: str,
+    device_url: str | None,
     overrides: tuple[str, ...],
 ) -> None:
     """Run every stage: train, calibrate, export, parity, verify (emulated device by default)."""
     from edgekit.pipeline import run_pipeline
 
     config = build_config(config_file, overrides, data_spec)
+    device = device_url or ("qemu://" if target == "mcu" else "emu://")
     with writing(run_dir, "pipeline", create=True):
-        run_pipeline(config, run_dir, target, device_url, echo=click.echo)
+        run_pipeline(config, run_dir, target, device, echo=click.echo)
 
 
 def quiet_third_party() -> None:

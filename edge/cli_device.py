@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from edgekit.cli_options import backend_option, device_run_option, run_argument,
     "device_url",
     required=True,
     metavar="URL",
-    help="/dev/ttyUSB0, /dev/pts/N, socket://host:port or emu://[?faults=...].",
+    help="/dev/ttyUSB0, /dev/pts/N, socket://host:port, emu://[?faults=...] or qemu://[mps2-an386][?build=portable].",
 )
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="Only the first N windows.")
 @click.option(
@@ -89,9 +90,16 @@ def verify(
     """Stream windows to a device over serial and compare with the CPU reference and labels."""
     from edgekit.config import load_run_config
     from edgekit.firmware_bridge.metrics import fault_summary
-    from edgekit.firmware_bridge.verify import VerifyOptions, raise_for_report, run_verify
+    from edgekit.firmware_bridge.verify import (
+        QEMU_GATES,
+        VerifyOptions,
+        raise_for_report,
+        run_verify,
+    )
 
     defaults = load_run_config(run_dir).verify
+    if device_url.startswith("qemu://"):
+        defaults = replace(defaults, **QEMU_GATES)
     values = {k: (v if v is not None else getattr(defaults, k)) for k, v in flags.items()}
     options = VerifyOptions(
         device=device_url,
@@ -117,6 +125,9 @@ def verify(
         click.echo(
             f"device vs reference: top-1 {agreement['top1_agreement']:.4f}, max |Δ| {agreement['max_lsb']:g} LSB, exact {100 * agreement['exact_sample_fraction']:.1f} % (vs {report.get('reference')})"
         )
+    if "board" in report["device"]:
+        click.echo(f"board {report['device']['board']}: {report['device']['instructions_per_inference_median']:.0f} "
+                   "instructions per inference (median, QEMU -icount)")  # fmt: skip
     if report["latency"]:
         click.echo(
             f"device latency p50 {report['latency']['device_us_p50']:.0f} µs, p95 {report['latency']['device_us_p95']:.0f} µs"
@@ -187,6 +198,32 @@ def device_emulate(run_dir: Path, backend: str, baud: int, faults: str) -> None:
     except KeyboardInterrupt:
         emulator.close()
         click.echo("stopped")
+
+
+@device.command("qemu")
+@device_run_option
+@click.option("--board", default="mps2-an386", show_default=True, help="QEMU board.")
+@click.option("--portable", is_flag=True, help="Boot the portable build instead of the DSP build.")
+def device_qemu(run_dir: Path, board: str, portable: bool) -> None:
+    """Boot the run's MCU firmware in QEMU and print its serial pty for `edgekit verify --device`."""
+    import tempfile
+    import threading
+
+    from edgekit.firmware_bridge.protocol_qemu import boot, firmware, parse_url
+
+    parse_url(f"qemu://{board}")
+    with tempfile.TemporaryDirectory(prefix="edgekit-qemu-") as scratch:
+        elf = firmware(run_dir, "portable" if portable else "dsp", Path(scratch))
+        qemu = boot(elf, board)
+        click.echo(
+            f"{board} running {elf.name} on {qemu.pty}  (edgekit verify {run_dir} --device {qemu.pty}); Ctrl-C to stop"
+        )
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            click.echo("stopped")
+        finally:
+            qemu.close()
 
 
 @device.command("conformance")

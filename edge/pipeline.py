@@ -1,4 +1,5 @@
-"""`edgekit pipeline`: train -> calibrate -> export (onnx + hailo) -> parity -> verify on the emulator."""
+"""`edgekit pipeline`: train -> calibrate -> export (onnx + hailo or mcu) -> parity -> verify on the
+emulator (or, for mcu, the generated firmware in QEMU)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def run_pipeline(
     """Every stage into one run directory; returns the summary (also written to `summary.json`)."""
     from edgekit.artifacts import write_json
     from edgekit.calibrate.stage import run_calibration
-    from edgekit.firmware_bridge.verify import VerifyOptions, run_verify
+    from edgekit.firmware_bridge.verify import QEMU_GATES, VerifyOptions, run_verify
     from edgekit.parity import run_parity
     from edgekit.targets import export_run
     from edgekit.train import run_training
@@ -44,9 +45,14 @@ def run_pipeline(
     for name in targets:
         results[f"export {name}"] = stage(f"export {name}", partial(export_run, run_dir, name))
     parity = stage("parity", lambda: run_parity(run_dir))
+    gates: dict[str, Any] = {
+        "min_agreement": config.verify.min_agreement,
+        "max_lsb": config.verify.max_lsb,
+    }
+    if device.startswith("qemu://"):
+        gates = dict(QEMU_GATES)
     verify_options = VerifyOptions(device=device, baud=config.verify.baud, timeout=config.verify.timeout, retries=config.verify.retries,
-                                   max_resets=config.verify.max_resets, min_agreement=config.verify.min_agreement,
-                                   max_lsb=config.verify.max_lsb, show_progress=show_progress)  # fmt: skip
+                                   max_resets=config.verify.max_resets, show_progress=show_progress, **gates)  # fmt: skip
     verify = stage("verify", lambda: run_verify(run_dir, verify_options))
     summary = {
         "run": str(run_dir),
@@ -77,11 +83,14 @@ def run_pipeline(
             "reference": verify.get("reference"),
             "latency_us_p50": verify["latency"].get("device_us_p50"),
             "samples_per_s": verify["samples_per_s"],
+            "url": device,
+            "board": verify["device"].get("board"),
+            "instructions_per_inference": verify["device"].get("instructions_per_inference_median"),
         },
         "artifacts": {
             "checkpoint": str(run_dir / "checkpoints" / "best.pt"),
             "int8_onnx": str(run_dir / "export" / "onnx" / "model_int8.onnx"),
-            **({"hailo": results[f"export {target}"]["folder"]} if target == "hailo" else {}),
+            **({target: results[f"export {target}"]["folder"]} if target != "onnx" else {}),
             "parity": str(run_dir / "parity.json"),
             "verify": str(run_dir / "verify" / "report.md"),
         },
@@ -118,7 +127,7 @@ def render_summary(summary: dict[str, Any]) -> str:
             "parity",
             f"{'PASS' if summary['parity_passed'] else 'FAIL'}: {len(summary['parity'])} pairs, worst int8 {parity_worst:.2f} LSB",
         ),
-        ("device accuracy (emulator)", fmt(device["accuracy"], ".4f")),
+        (f"device accuracy ({device['board'] or device['url']})", fmt(device["accuracy"], ".4f")),
         (
             f"device vs CPU ({device['reference'] or 'no reference'})",
             f"top-1 {fmt(device['top1_agreement'], '.4f')}, max {device['max_abs_lsb']} LSB",
@@ -126,6 +135,16 @@ def render_summary(summary: dict[str, Any]) -> str:
         (
             "device latency p50",
             f"{fmt(device['latency_us_p50'], '.0f')} µs; {device['samples_per_s']:.0f} windows/s over the link",
+        ),
+        *(
+            [
+                (
+                    "instructions per inference",
+                    f"{device['instructions_per_inference']:.0f} (QEMU -icount)",
+                )
+            ]
+            if device["instructions_per_inference"]
+            else []
         ),
         *[("warning", warning) for warning in summary["warnings"]],
         *[(f"artifact: {name}", path) for name, path in summary["artifacts"].items()],

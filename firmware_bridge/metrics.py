@@ -74,6 +74,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         + (", ".join(f"{k} {v:.1f}" for k, v in report["latency"].items()) or "none"),
         "",
     ]
+    if "board" in report["device"]:
+        lines[-1:-1] = [f"Board: {report['device']['board_description']}; instructions per inference "
+                        f"{report['device']['instructions_per_inference_median']:.0f} (median; QEMU -icount counts them, "
+                        "receive interrupts during the inference included; export/mcu/report.json has the count without)"]  # fmt: skip
     link, stats = report["link"], report["link_stats"]
     if link:
         utilisation = (

@@ -28,6 +28,12 @@ from edgekit.firmware_bridge.protocol import DTYPE_NUMPY
 from edgekit.progress import Progress
 from edgekit.transaction import transactional
 
+INTEGER_EXACT_RUNTIME = "edgekit-c"  # HELLO_ACK runtime of the generated C firmware
+QEMU_GATES: dict[str, Any] = {
+    "min_agreement": 1.0,
+    "max_lsb": 0,
+}  # `qemu://`: the C matches bit for bit
+
 
 @dataclass(frozen=True)
 class VerifyOptions:
@@ -47,8 +53,8 @@ class VerifyOptions:
 
 
 def device_url(url: str, run_dir: Path) -> str:
-    """`emu://` without a run emulates the run being verified."""
-    if url.startswith("emu://") and "run=" not in url:
+    """`emu://` and `qemu://` without a run emulate the run being verified."""
+    if url.startswith(("emu://", "qemu://")) and "run=" not in url:
         separator = "&" if "?" in url else "?"
         return f"{url}{separator}{urlencode({'run': str(run_dir)})}"
     return url
@@ -125,10 +131,12 @@ def cpu_reference(
     model_path: Path, reference: Any, q_inputs: np.ndarray, device_runtime: str
 ) -> tuple[str, np.ndarray]:
     """int8 outputs of a CPU reference that is not the runtime the device reports, so agreement is
-    never true by construction: the integer-only reference for an onnxruntime device, else onnxruntime."""
+    never true by construction: the integer-only reference for an onnxruntime device and for
+    edgekit's generated C (its own implementation of the integer arithmetic, which it must match
+    bit for bit), else onnxruntime."""
     from edgekit.onnx_io import OnnxRunner
 
-    if device_runtime == "onnxruntime":
+    if device_runtime == "onnxruntime" or device_runtime.startswith(INTEGER_EXACT_RUNTIME):
         return "integer-reference", reference.run_quantized(
             q_inputs.astype(np.int64)
         ).logits_q.astype(np.int8)
@@ -170,6 +178,7 @@ def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
     }
     outputs: dict[int, np.ndarray] = {}
     micros: dict[int, int] = {}
+    cycles: dict[int, int] = {}
     host_seconds: dict[int, float] = {}
     start = stream_start = time.perf_counter()
     tx_before = 0
@@ -224,6 +233,7 @@ def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
                 )
             outputs[sample_id] = np.frombuffer(result.data, dtype=out_dtype)
             micros[sample_id] = result.micros
+            cycles[sample_id] = result.cycles
             now = time.perf_counter()
             host_seconds[sample_id] = now - sent_at
             sent_at = now
@@ -268,6 +278,8 @@ def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
                 (cpu_q[done].argmax(1) == labels[done]).mean()
             )
     link_stats = link.stats_dict() if link is not None else {}
+    if url.startswith("qemu://") and done:
+        report["device"].update(qemu_counts(url, np.array([cycles[i] for i in done])))
     report.update({
         "samples_done": len(done), "seconds": seconds, "stream_seconds": stream_seconds,
         "samples_per_s": len(done) / stream_seconds if stream_seconds else 0.0,
@@ -301,6 +313,20 @@ def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
     manifest.stage("verify", seconds, passed=report["passed"], partial=report["partial"])
     manifest.save()
     return report
+
+
+def qemu_counts(url: str, cycles: np.ndarray) -> dict[str, Any]:
+    """The emulated board and its instructions per inference: under `-icount shift=0` the
+    firmware's SysTick cycles are instructions (40 a tick). They include the receive interrupts
+    that ran during the inference (the host streams the next window meanwhile); the export's
+    self-test in export/mcu/report.json counts the model alone."""
+    from edgekit.firmware_bridge.protocol_qemu import parse_url
+    from edgekit.targets.mcu_toolchain import BOARDS, INSTRUCTIONS_PER_TICK
+
+    board, _ = parse_url(url)
+    return {"board": board, "board_description": BOARDS[board],
+            "instructions_per_inference_median": float(np.median(cycles) * INSTRUCTIONS_PER_TICK),
+            "instructions_per_inference_max": float(cycles.max() * INSTRUCTIONS_PER_TICK)}  # fmt: skip
 
 
 def raise_for_report(report: dict[str, Any], folder: Path) -> None:

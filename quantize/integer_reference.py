@@ -4,6 +4,9 @@ Reads the exported ONNX (not the PyTorch model), so it checks the artifact itsel
 int32 biases, int64 accumulators, fixed-point requantization (Q31 multiplier + shift, as in
 CMSIS-NN/gemmlowp), ReLU as a clamp in the integer domain, and FSQ by integer thresholds instead of
 tanh + round. Only the final dequantization of the outputs uses floats.
+
+The graph is first lowered to a chain of integer steps (`IntegerReference.steps`); NumPy runs
+them here and the MCU target generates C from the same steps, so both compute one thing.
 """
 
 from __future__ import annotations
@@ -22,28 +25,69 @@ if TYPE_CHECKING:
 FSQ_OPS = ("Add", "Tanh", "Mul", "Sub", "Round", "Div")
 
 
-@dataclass
-class Quantized:
-    """An activation: integers `q` with `real = (q - zero_point) * scale`."""
+@dataclass(frozen=True)
+class Tensor:
+    """An activation: integers `q` (shape `(C, H, W)` per window) with `real = (q - zero_point) * scale`,
+    saturating to `lo..hi` (the dtype of its QuantizeLinear's zero point)."""
 
-    q: np.ndarray
+    shape: tuple[int, ...]
     scale: float
     zero_point: int
+    lo: int
+    hi: int
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
 
 
-@dataclass
-class Accumulator:
-    """Integer sums with a per-channel scale (`real = acc * scale[channel]`), before requantization."""
+@dataclass(frozen=True)
+class ConvStep:
+    """Conv (groups 1) + optional ReLU on the accumulator + requantization to `output`."""
 
-    acc: np.ndarray  # int64 (N, C, H, W)
-    scale: np.ndarray  # (C,) float64
+    name: str
+    input: Tensor
+    output: Tensor
+    weight: np.ndarray  # int64 (O, C, kh, kw), zero point not subtracted
+    weight_zero_point: np.ndarray  # int64 (O,)
+    bias: np.ndarray  # int64 (O,), zeros without a bias
+    strides: tuple[int, int]
+    pads: tuple[int, int, int, int]  # top, left, bottom, right
+    dilations: tuple[int, int]
+    relu: bool
+    real_multiplier: np.ndarray  # (O,) float64: accumulator scale / output scale
+
+    @property
+    def macs(self) -> int:
+        return int(self.output.size * np.prod(self.weight.shape[1:]))
 
 
-@dataclass
-class Weight:
-    q: np.ndarray
-    scale: np.ndarray
-    zero_point: np.ndarray
+@dataclass(frozen=True)
+class PoolStep:
+    """GlobalAveragePool as an integer sum + optional ReLU + requantization (the division by the
+    area is folded into the multiplier)."""
+
+    name: str
+    input: Tensor
+    output: Tensor
+    relu: bool
+    real_multiplier: float
+
+
+@dataclass(frozen=True)
+class FsqStep:
+    """FSQ by integer thresholds: per dimension, the level is the number of thresholds the input
+    exceeds; `code_values[d][level]` is the requantized code, `levels` give the code index."""
+
+    name: str
+    input: Tensor
+    output: Tensor
+    levels: tuple[int, ...]
+    thresholds: tuple[np.ndarray, ...]  # int64 per dimension: level - 1 thresholds on q - zp
+    code_values: tuple[np.ndarray, ...]  # int64 per dimension: one output integer per level
+
+
+Step = ConvStep | PoolStep | FsqStep
 
 
 @dataclass
@@ -84,16 +128,69 @@ def requantize(
     return result
 
 
-def _conv(x: np.ndarray, w: np.ndarray, strides: list[int], pads: list[int]) -> np.ndarray:
-    """Integer NCHW convolution (groups = 1) by sliding windows and einsum in int64."""
-    x = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
-    kh, kw = w.shape[2:]
-    windows = np.lib.stride_tricks.sliding_window_view(
-        x, (kh, kw), axis=(2, 3)
-    )  # (N, C, H', W', kh, kw)
-    windows = windows[:, :, :: strides[0], :: strides[1]]
-    result: np.ndarray = np.einsum("nchwij,ocij->nohw", windows, w, dtype=np.int64, optimize=True)
+def conv_accumulate(x: np.ndarray, step: ConvStep) -> np.ndarray:
+    """Integer NCHW convolution (groups = 1) by sliding windows and einsum in int64, bias added."""
+    top, left, bottom, right = step.pads
+    x = np.pad(x - step.input.zero_point, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    w = step.weight - step.weight_zero_point.reshape(-1, 1, 1, 1)
+    (kh, kw), (dh, dw) = w.shape[2:], step.dilations
+    span = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
+    windows = np.lib.stride_tricks.sliding_window_view(x, span, axis=(2, 3))
+    windows = windows[
+        :, :, :: step.strides[0], :: step.strides[1], ::dh, ::dw
+    ]  # (N, C, H', W', kh, kw)
+    acc: np.ndarray = np.einsum("nchwij,ocij->nohw", windows, w, dtype=np.int64, optimize=True)
+    result: np.ndarray = acc + step.bias.reshape(1, -1, 1, 1)
     return result
+
+
+def run_step(step: Step, q: np.ndarray) -> np.ndarray:
+    """One step on a batch `(N, C, H, W)` of integers."""
+    out = step.output
+    if isinstance(step, FsqStep):
+        levels = fsq_levels(step, q)
+        values = np.stack(
+            [step.code_values[d][levels[:, d]] for d in range(levels.shape[1])], axis=1
+        )
+        return values.reshape(len(q), *out.shape)
+    if isinstance(step, ConvStep):
+        acc, multiplier = conv_accumulate(q, step), step.real_multiplier
+    else:  # (N, C, H, W) -> (N, C, 1, 1)
+        acc = (q - step.input.zero_point).sum(axis=(2, 3), keepdims=True)
+        multiplier = np.array([step.real_multiplier])
+    if step.relu:
+        acc = np.maximum(acc, 0)
+    return requantize(acc, multiplier, out.zero_point, out.lo, out.hi).reshape(len(q), *out.shape)
+
+
+def fsq_levels(step: FsqStep, q: np.ndarray) -> np.ndarray:
+    """`(N, D)` level per dimension: how many of its thresholds the input exceeds."""
+    flat = q.reshape(len(q), -1) - step.input.zero_point
+    return np.stack(
+        [(flat[:, d : d + 1] > t[None, :]).sum(axis=1) for d, t in enumerate(step.thresholds)],
+        axis=1,
+    )
+
+
+def fsq_code_index(step: FsqStep, q: np.ndarray) -> np.ndarray:
+    """The code index `sum(level_d * prod(levels[:d]))` of each window's FSQ input."""
+    basis = np.cumprod([1, *step.levels[:-1]])
+    result: np.ndarray = (fsq_levels(step, q) * basis).sum(axis=1)
+    return result
+
+
+@dataclass
+class _Pending:
+    """A Conv or pooling whose accumulator awaits its QuantizeLinear."""
+
+    node: NodeProto
+    source: int
+    input: Tensor
+    scale: np.ndarray  # accumulator scale, per output channel (pooling: one)
+    attrs: dict[str, Any]
+    weight: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # q, scale, zero point
+    bias: np.ndarray | None = None
+    relu: bool = False
 
 
 class IntegerReference:
@@ -134,6 +231,23 @@ class IntegerReference:
         last_q = [n for n in self.nodes if n.op_type == "QuantizeLinear"][-1]
         self.output_scale = float(self.constants[last_q.input[1]])
         self.output_zero_point = int(self.constants[last_q.input[2]])
+        dims = graph.input[0].type.tensor_type.shape.dim
+        self.input = Tensor(tuple(d.dim_value for d in dims)[1:], self.input_scale,
+                            self.input_zero_point, *self.input_range)  # fmt: skip
+        self.steps: list[Step] = []
+        self.sources: list[int] = []  # the step each step reads; -1 is the graph input
+        self.output_steps: dict[str, int] = {}  # graph output name -> step producing it
+        self._lower()
+
+    @property
+    def logits_tensor(self) -> Tensor:
+        """The quantized tensor behind graph output 0, the logits."""
+        return self.steps[self.output_steps[self.output_names[0]]].output
+
+    @property
+    def pre_fsq_tensor(self) -> Tensor:
+        """The quantized tensor behind graph output 1, the FSQ input."""
+        return self.steps[self.output_steps[self.output_names[1]]].output
 
     @classmethod
     def from_onnx(cls, path: str | Path) -> IntegerReference:
@@ -141,6 +255,150 @@ class IntegerReference:
 
         return cls(load_onnx(path))
 
+    # ------------------------------------------------------------------ lowering
+    def _lower(self) -> None:
+        """Walk the QDQ graph once, folding each integer op and its QuantizeLinear into a step."""
+        values: dict[str, object] = {}  # tensor name -> step index (int), _Pending or weight tuple
+        index = 0
+        while index < len(self.nodes):
+            node, attrs = self.nodes[index], self.attributes[index]
+            op = node.op_type
+            if node is self.input_quantizer:
+                values[node.output[0]] = -1
+            elif op == "DequantizeLinear":
+                source = node.input[0]
+                if source in self.constants:
+                    values[node.output[0]] = (
+                        self.constants[source].astype(np.int64),
+                        np.atleast_1d(self.constants[node.input[1]]).astype(np.float64),
+                        np.atleast_1d(self.constants[node.input[2]]).astype(np.int64),
+                    )
+                else:
+                    values[node.output[0]] = values[source]  # stays integer
+            elif op == "Conv":
+                values[node.output[0]] = self._conv_node(node, attrs, values)
+            elif op == "Relu":
+                pending = values[node.input[0]]
+                if not isinstance(pending, _Pending):
+                    raise ExportError("integer reference: Relu must follow a Conv or pooling")
+                pending.relu = True
+                values[node.output[0]] = pending
+            elif op == "GlobalAveragePool":
+                source = self._activation(values[node.input[0]], node)
+                x = self._tensor(source)
+                area = x.shape[1] * x.shape[2]
+                values[node.output[0]] = _Pending(
+                    node, source, x, np.array([x.scale / area]), attrs
+                )
+            elif op == "QuantizeLinear":
+                values[node.output[0]] = self._quantize(values[node.input[0]], node)
+            elif op == "Add" and isinstance(values.get(node.input[0]), int):
+                index = self._fsq(index, values[node.input[0]])  # type: ignore[arg-type]
+                values[self.nodes[index].output[0]] = len(self.steps) - 1
+            elif op in ("Flatten", "Reshape"):
+                values[node.output[0]] = self._activation(values[node.input[0]], node)
+            else:
+                raise ExportError(
+                    f"integer reference: unsupported node {node.name or op} ({op}); only edgekit's QDQ chain is supported"
+                )
+            index += 1
+        for name in self.output_names[:2]:
+            step = values.get(name)
+            if not isinstance(step, int) or step < 0:
+                raise ExportError(
+                    f"integer reference: graph output {name} is not a quantized activation"
+                )
+            self.output_steps[name] = step
+
+    def _tensor(self, source: int) -> Tensor:
+        return self.input if source < 0 else self.steps[source].output
+
+    @staticmethod
+    def _activation(value: object, node: NodeProto) -> int:
+        if not isinstance(value, int):
+            raise ExportError(
+                f"integer reference: {node.op_type} {node.name} must read a quantized activation"
+            )
+        return value
+
+    def _conv_node(
+        self, node: NodeProto, attrs: dict[str, Any], values: dict[str, object]
+    ) -> _Pending:
+        x, w = values[node.input[0]], values[node.input[1]]
+        if not isinstance(x, int) or not isinstance(w, tuple) or attrs.get("group", 1) != 1:
+            raise ExportError(
+                f"integer reference: Conv {node.name} is not an int8 x int8 convolution"
+            )
+        tensor = self._tensor(x)
+        scale = np.broadcast_to(tensor.scale * w[1], (w[0].shape[0],)).astype(np.float64)
+        pending = _Pending(node, x, tensor, scale, attrs, weight=w)
+        if len(node.input) > 2 and node.input[2]:
+            bias = values[node.input[2]]
+            if not isinstance(bias, tuple) or not np.allclose(bias[1], scale, rtol=1e-5):
+                raise ExportError(
+                    f"integer reference: bias of {node.name} is not int32 at input*weight scale"
+                )
+            pending.bias = bias[0].reshape(-1)
+        return pending
+
+    def _quantize(self, value: object, node: NodeProto) -> int:
+        if not isinstance(value, _Pending):
+            raise ExportError("integer reference: QuantizeLinear must follow an integer op")
+        scale = float(self.constants[node.input[1]])
+        zero_point = self.constants[node.input[2]]
+        x, name = value.input, value.node.name or value.node.op_type
+        if value.weight is None:  # pooling: one multiplier for all channels
+            output = Tensor((x.shape[0], 1, 1), scale, int(zero_point), *integer_range(zero_point))
+            self._append(
+                PoolStep(name, x, output, value.relu, float(value.scale[0] / scale)), value.source
+            )
+            return len(self.steps) - 1
+        weight, _, weight_zero_point = value.weight
+        strides = tuple(value.attrs.get("strides", [1, 1]))
+        pads = tuple(value.attrs.get("pads", [0, 0, 0, 0]))
+        dilations = tuple(value.attrs.get("dilations", [1, 1]))
+        kh, kw = weight.shape[2:]
+        height = (x.shape[1] + pads[0] + pads[2] - dilations[0] * (kh - 1) - 1) // strides[0] + 1
+        width = (x.shape[2] + pads[1] + pads[3] - dilations[1] * (kw - 1) - 1) // strides[1] + 1
+        output = Tensor(
+            (weight.shape[0], height, width), scale, int(zero_point), *integer_range(zero_point)
+        )
+        bias = value.bias if value.bias is not None else np.zeros(weight.shape[0], np.int64)
+        self._append(ConvStep(name, x, output, weight, np.broadcast_to(weight_zero_point, (weight.shape[0],)).copy(),
+                              bias.astype(np.int64), strides, pads, dilations,
+                              value.relu, value.scale / scale), value.source)  # fmt: skip
+        return len(self.steps) - 1
+
+    def _append(self, step: Step, source: int) -> None:
+        self.steps.append(step)
+        self.sources.append(source)
+
+    def _fsq(self, index: int, source: int) -> int:
+        """Replace Add -> Tanh -> Mul -> Sub -> Round -> Div -> QuantizeLinear by integer thresholds."""
+        ops = [n.op_type for n in self.nodes[index : index + len(FSQ_OPS)]]
+        if tuple(ops) != FSQ_OPS or self.nodes[index + len(FSQ_OPS)].op_type != "QuantizeLinear":
+            raise ExportError(f"integer reference: expected the FSQ block {FSQ_OPS}, found {ops}")
+        x = self._tensor(source)
+        quant_node = self.nodes[index + len(FSQ_OPS)]
+        out_scale = float(self.constants[quant_node.input[1]])
+        zero_point = self.constants[quant_node.input[2]]
+        output = Tensor(x.shape, out_scale, int(zero_point), *integer_range(zero_point))
+        thresholds, code_values = [], []
+        for level, real_thresholds in zip(self.levels, fsq_thresholds(self.levels), strict=True):
+            # q * scale > t  <=>  q > floor(t / scale) for integer q
+            thresholds.append(np.floor(real_thresholds / x.scale).astype(np.int64))
+            rounded = np.arange(level) - level // 2
+            code_q = (
+                np.rint(rounded / (level // 2) / out_scale).astype(np.int64) + output.zero_point
+            )
+            code_values.append(np.clip(code_q, output.lo, output.hi))
+        step = FsqStep(
+            quant_node.name or "fsq", x, output, self.levels, tuple(thresholds), tuple(code_values)
+        )
+        self._append(step, source)
+        return index + len(FSQ_OPS)
+
+    # ------------------------------------------------------------------ running
     def quantize_input(self, X: np.ndarray) -> np.ndarray:
         """Host-side input quantization, matching ONNX QuantizeLinear (float32, half to even)."""
         q = np.rint(X.astype(np.float32) / np.float32(self.input_scale)) + self.input_zero_point
@@ -151,133 +409,23 @@ class IntegerReference:
         return self.run_quantized(self.quantize_input(X))
 
     def run_quantized(self, q_input: np.ndarray) -> ReferenceResult:
-        values: dict[str, object] = {}
-        codes = None
-        index = 0
-        while index < len(self.nodes):
-            node, attrs = self.nodes[index], self.attributes[index]
-            op = node.op_type
-            if node is self.input_quantizer:
-                values[node.output[0]] = Quantized(
-                    q_input.astype(np.int64), self.input_scale, self.input_zero_point
-                )
-            elif op == "DequantizeLinear":
-                source = node.input[0]
-                if source in self.constants:
-                    values[node.output[0]] = Weight(
-                        self.constants[source].astype(np.int64),
-                        np.atleast_1d(self.constants[node.input[1]]).astype(np.float64),
-                        np.atleast_1d(self.constants[node.input[2]]).astype(np.int64),
-                    )
-                else:
-                    values[node.output[0]] = values[
-                        source
-                    ]  # stays integer: the next op reads q directly
-            elif op == "Conv":
-                values[node.output[0]] = self._conv_node(node, attrs, values)
-            elif op == "Relu":
-                values[node.output[0]] = self._relu(values[node.input[0]])
-            elif op == "GlobalAveragePool":
-                x = values[node.input[0]]
-                assert isinstance(x, Quantized)
-                area = x.q.shape[2] * x.q.shape[3]
-                acc = (x.q - x.zero_point).sum(axis=(2, 3), keepdims=True)
-                values[node.output[0]] = Accumulator(
-                    acc, np.array([x.scale / area])
-                )  # all channels
-            elif op == "QuantizeLinear":
-                values[node.output[0]] = self._quantize(values[node.input[0]], node)
-            elif op == "Add" and isinstance(values.get(node.input[0]), Quantized):
-                index, output, codes = self._fsq(index, values[node.input[0]])  # type: ignore[arg-type]
-                values[self.nodes[index].output[0]] = output
-            elif op in ("Flatten", "Reshape"):
-                x = values[node.input[0]]
-                assert isinstance(x, Quantized)
-                values[node.output[0]] = Quantized(x.q.reshape(len(x.q), -1), x.scale, x.zero_point)
-            else:
-                raise ExportError(
-                    f"integer reference: unsupported node {node.name or op} ({op}); only edgekit's QDQ chain is supported"
-                )
-            index += 1
-        logits, pre_fsq = (values[name] for name in self.output_names[:2])
-        assert isinstance(logits, Quantized) and isinstance(pre_fsq, Quantized)
+        outputs: list[np.ndarray] = []
+        codes = np.zeros(len(q_input), dtype=np.int64)
+        for step, source in zip(self.steps, self.sources, strict=True):
+            q = q_input.astype(np.int64) if source < 0 else outputs[source]
+            if isinstance(step, FsqStep):
+                codes = fsq_code_index(step, q)
+            outputs.append(run_step(step, q))
+        logits, pre_fsq = (outputs[self.output_steps[name]] for name in self.output_names[:2])
+        logits_q = logits.reshape(len(logits), -1)
         return ReferenceResult(
-            logits=self._dequantize(logits),
-            logits_q=logits.q,
-            pre_fsq=self._dequantize(pre_fsq),
-            codes=codes if codes is not None else np.zeros(len(logits.q), dtype=np.int64),
+            logits=self._dequantize(logits_q, self.logits_tensor),
+            logits_q=logits_q,
+            pre_fsq=self._dequantize(pre_fsq, self.pre_fsq_tensor),
+            codes=codes,
         )
 
     @staticmethod
-    def _dequantize(x: Quantized) -> np.ndarray:
-        result: np.ndarray = (x.q - x.zero_point).astype(np.float32) * np.float32(x.scale)
+    def _dequantize(q: np.ndarray, tensor: Tensor) -> np.ndarray:
+        result: np.ndarray = (q - tensor.zero_point).astype(np.float32) * np.float32(tensor.scale)
         return result.astype(np.float32)
-
-    def _conv_node(
-        self, node: NodeProto, attrs: dict[str, Any], values: dict[str, object]
-    ) -> Accumulator:
-        x, w = values[node.input[0]], values[node.input[1]]
-        if not isinstance(x, Quantized) or not isinstance(w, Weight) or attrs.get("group", 1) != 1:
-            raise ExportError(
-                f"integer reference: Conv {node.name} is not an int8 x int8 convolution"
-            )
-        acc = _conv(
-            x.q - x.zero_point,
-            w.q - w.zero_point.reshape(-1, 1, 1, 1),
-            attrs.get("strides", [1, 1]),
-            attrs.get("pads", [0, 0, 0, 0]),
-        )
-        scale = np.broadcast_to(x.scale * w.scale, (acc.shape[1],))  # per output channel
-        if len(node.input) > 2:
-            bias = values[node.input[2]]
-            assert isinstance(bias, Weight)
-            if not np.allclose(bias.scale, scale, rtol=1e-5):
-                raise ExportError(
-                    f"integer reference: bias of {node.name} is not int32 at input*weight scale"
-                )
-            acc = acc + bias.q.reshape(1, -1, 1, 1)
-        return Accumulator(acc, scale)
-
-    @staticmethod
-    def _relu(x: object) -> Accumulator:
-        if not isinstance(x, Accumulator):
-            raise ExportError("integer reference: Relu must follow a Conv or pooling")
-        return Accumulator(np.maximum(x.acc, 0), x.scale)
-
-    def _quantize(self, x: object, node: NodeProto) -> Quantized:
-        scale = float(self.constants[node.input[1]])
-        zero_point = self.constants[node.input[2]]
-        if not isinstance(x, Accumulator):
-            raise ExportError("integer reference: QuantizeLinear must follow an integer op")
-        q = requantize(x.acc, x.scale / scale, int(zero_point), *integer_range(zero_point))
-        return Quantized(q, scale, int(zero_point))
-
-    def _fsq(self, index: int, x: Quantized) -> tuple[int, Quantized, np.ndarray]:
-        """Replace Add -> Tanh -> Mul -> Sub -> Round -> Div -> QuantizeLinear by integer thresholds."""
-        ops = [n.op_type for n in self.nodes[index : index + len(FSQ_OPS)]]
-        if tuple(ops) != FSQ_OPS or self.nodes[index + len(FSQ_OPS)].op_type != "QuantizeLinear":
-            raise ExportError(f"integer reference: expected the FSQ block {FSQ_OPS}, found {ops}")
-        quant_node = self.nodes[index + len(FSQ_OPS)]
-        out_scale = float(self.constants[quant_node.input[1]])
-        out_zero_point = int(self.constants[quant_node.input[2]])
-        out_range = integer_range(self.constants[quant_node.input[2]])
-        q = x.q.reshape(len(x.q), -1) - x.zero_point  # (N, D)
-        out = np.empty_like(q)
-        digits = np.empty_like(q)
-        for d, (level, thresholds) in enumerate(
-            zip(self.levels, fsq_thresholds(self.levels), strict=True)
-        ):
-            # q * scale > t  <=>  q > floor(t / scale) for integer q
-            integer_thresholds = np.floor(thresholds / x.scale).astype(np.int64)
-            step = (q[:, d : d + 1] > integer_thresholds[None, :]).sum(axis=1)
-            rounded = step - level // 2
-            digits[:, d] = step
-            code_q = np.rint(rounded / (level // 2) / out_scale).astype(np.int64) + out_zero_point
-            out[:, d] = np.clip(code_q, *out_range)
-        basis = np.cumprod([1, *self.levels[:-1]])
-        codes = (digits * basis).sum(axis=1)
-        return (
-            index + len(FSQ_OPS),
-            Quantized(out.reshape(x.q.shape), out_scale, out_zero_point),
-            codes,
-        )

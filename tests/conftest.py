@@ -25,12 +25,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--device"):
-        return
-    skip = pytest.mark.skip(reason="needs real hardware: pass --device URL")
+    from edgekit.targets.mcu_toolchain import APT_INSTALL, ARM_TOOLS, missing_tools
+
+    missing = missing_tools(ARM_TOOLS)  # CI installs them (.ci/run), so these tests run there
+    skip_tools = pytest.mark.skip(reason=f"{', '.join(missing)} not installed: {APT_INSTALL}")
+    skip_hardware = pytest.mark.skip(reason="needs real hardware: pass --device URL")
     for item in items:
-        if "hardware" in item.keywords:
-            item.add_marker(skip)
+        if "hardware" in item.keywords and not config.getoption("--device"):
+            item.add_marker(skip_hardware)
+        if "mcu_tools" in item.keywords and missing:
+            item.add_marker(skip_tools)
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +64,7 @@ def exported_run(tmp_path_factory: pytest.TempPathFactory, trained_run: Path) ->
     run_calibration(run_dir)
     export_run(run_dir, "onnx", int8_input=True)
     export_run(run_dir, "hailo")
+    export_run(run_dir, "mcu")
     return run_dir
 
 

@@ -46,6 +46,11 @@ def test_built_wheel_has_one_namespace_and_imports(tmp_path: Path) -> None:
     assert top_level == {"edgekit"}, top_level
     assert "edgekit/configs/default.yaml" in names
     assert "edgekit/firmware_bridge/protocol.py" in names
+    # the MCU target copies these out of the installed package
+    source_c = {p.name for p in (ROOT / "firmware_bridge" / "c").iterdir()}
+    assert {
+        n.split("/")[-1] for n in names if n.startswith("edgekit/firmware_bridge/c/")
+    } == source_c
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = (

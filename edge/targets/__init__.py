@@ -32,6 +32,11 @@ TARGETS: dict[str, Target] = {
              TargetOption("calib_windows", "Train windows in the DFC calibration set when the run has no calibration/.")),
             folder="{hw_arch}", readiness="edgekit.targets.hailo_readiness:check_hailo_readiness",
         ),
+        Target(
+            "mcu", "C99 for the int8 model + edgekit-wire firmware (POSIX, MPS2 AN386 Cortex-M4) with its footprint",
+            "edgekit.targets.mcu",
+            (TargetOption("reference_samples", "Test windows in the firmware self-test and the host-build check."),),
+        ),
     )
 }  # fmt: skip
 

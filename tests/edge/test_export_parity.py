@@ -187,7 +187,9 @@ def test_bad_inputs(tmp_path: Path, run_copy: Path) -> None:
         export_run(run_copy, "onnx", hw_arch="hailo8")
     with pytest.raises(ConfigError, match="export.opset: must be in"):
         export_run(run_copy, "onnx", opset=99)
-    with pytest.raises(ExportError, match="unknown target 'tflite'; valid targets: hailo, onnx"):
+    with pytest.raises(
+        ExportError, match="unknown target 'tflite'; valid targets: hailo, mcu, onnx"
+    ):
         export_run(run_copy, "tflite")
     (run_copy / "checkpoints/best.pt").unlink()
     (run_copy / "calibration/report.json").unlink()

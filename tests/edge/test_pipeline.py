@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from edgekit.cli import cli
 
@@ -68,3 +69,23 @@ def test_pipeline_fails_when_the_device_fails_its_gate(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "edgekit pipeline summary" in result.output  # the summary is still printed
     assert not json.loads((out / "verify/report.json").read_text())["passed"]
+
+
+@pytest.mark.mcu_tools
+def test_pipeline_for_the_mcu_target_verifies_on_qemu(tmp_path: Path) -> None:
+    """`--target mcu`: the generated firmware in QEMU is the device, held to 100 % and 0 LSB."""
+    out = tmp_path / "run"
+    args = ["pipeline", "--config", "tiny", "--out", str(out), "--target", "mcu",
+            "--set", "train.float_epochs=3", "--set", "train.qat_epochs=1"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "[4/6] export mcu" in result.output and "device accuracy (mps2-an386)" in result.output
+    summary = json.loads((out / "summary.json").read_text())
+    device = summary["device"]
+    assert device["url"] == "qemu://" and device["board"] == "mps2-an386" and device["passed"]
+    assert device["max_abs_lsb"] == 0 and device["top1_agreement"] == 1.0
+    assert (
+        device["instructions_per_inference"] > 0 and "instructions per inference" in result.output
+    )
+    assert Path(summary["artifacts"]["mcu"], "report.json").is_file()
+    assert {"mcu/c_vs_int8_reference", "mcu/c_vs_ort_int8"} <= set(summary["parity"])

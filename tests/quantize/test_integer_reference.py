@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from edgekit.errors import ExportError
 from edgekit.quantize.integer_reference import (
-    Accumulator,
     IntegerReference,
+    PoolStep,
+    Tensor,
     fixed_point_multiplier,
     requantize,
+    run_step,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -44,8 +46,11 @@ def test_requantize_rounds_half_up_and_saturates() -> None:
 
 def test_relu_clamps_the_accumulator_at_zero() -> None:
     """At the accumulator, before requantization (a clamp at +-1 would vanish in the rounding)."""
-    out = IntegerReference._relu(Accumulator(np.array([-7, -1, 0, 1, 9]), np.ones(1)))
-    assert out.acc.tolist() == [0, 0, 0, 1, 9]
+    one_value = Tensor((1, 1, 1), 1.0, 0, -128, 127)
+    q = np.array([-7, -1, 0, 1, 9]).reshape(5, 1, 1, 1)  # five windows of one value each
+    for relu, expected in ((True, [0, 0, 0, 1, 9]), (False, [-7, -1, 0, 1, 9])):
+        step = PoolStep("pool", one_value, one_value, relu, 1.0 - 2**-31)
+        assert run_step(step, q).ravel().tolist() == expected
 
 
 def test_input_quantization_saturates_at_the_int8_bounds() -> None:

@@ -1,0 +1,352 @@
+"""C99 for the int8 model, generated from the integer reference's steps (the lowered QDQ graph).
+
+`model.c` holds const int8 weights, int32 biases, per-channel Q31 multipliers and shifts, one
+layer record per step and `edgekit_model_run`, which runs the steps through
+`edgekit_kernels.h` in a static arena planned here: in a chain only a step's input and output
+are alive, so each output goes to the end of the arena its input does not use.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+from edgekit.errors import ExportError
+from edgekit.quantize.integer_reference import (
+    ConvStep,
+    FsqStep,
+    IntegerReference,
+    PoolStep,
+    Step,
+    Tensor,
+    fixed_point_multiplier,
+)
+
+THRESHOLD_LIMIT = (
+    1 << 16
+)  # beyond any q - zero_point of an 8-bit tensor: clipping keeps comparisons
+
+
+@dataclass(frozen=True)
+class ArenaPlan:
+    """Where each tensor lives in the one static arena: tensor 0 is the input moved to HWC, tensor
+    i + 1 the output of step i. In a chain only a step's input and output are alive, so they sit
+    at opposite ends, and a convolution's im2col scratch goes in the gap between them."""
+
+    offsets: tuple[int, ...]  # per tensor
+    scratch_offsets: tuple[int, ...]  # per step; -1 for steps without scratch
+    size: int
+    scratch_bytes: int  # the largest convolution scratch (two int16 patches: 4 * k4)
+
+
+def _align4(n: int) -> int:
+    return -(-n // 4) * 4
+
+
+def storage_offset(tensor: Tensor) -> int:
+    """Stored int8 = q - offset: 128 for a uint8 tensor, 0 for int8."""
+    if (tensor.lo, tensor.hi) == (-128, 127):
+        return 0
+    if (tensor.lo, tensor.hi) == (0, 255):
+        return 128
+    raise ExportError(
+        f"mcu: a tensor quantized to {tensor.lo}..{tensor.hi} is not 8-bit; only int8/uint8 activations are supported"
+    )
+
+
+def k4(step: ConvStep) -> int:
+    return -(-int(np.prod(step.weight.shape[1:])) // 4) * 4
+
+
+def check_supported(reference: IntegerReference) -> None:
+    """The generator runs chains of int8 steps; anything else is refused before a file is written."""
+    for index, (step, source) in enumerate(zip(reference.steps, reference.sources, strict=True)):
+        if source != index - 1:
+            raise ExportError(
+                f"mcu: step {step.name} does not read the step before it; only chains are supported"
+            )
+        storage_offset(step.input)
+        storage_offset(step.output)
+        if isinstance(step, ConvStep | PoolStep):
+            multipliers = np.atleast_1d(step.real_multiplier)
+            _, shift = fixed_point_multiplier(multipliers)
+            if not ((31 + shift >= 1) & (31 + shift <= 62)).all() or (multipliers <= 0).any():
+                raise ExportError(
+                    f"mcu: {step.name} needs a requantisation scale outside 2^-31..2^30; retrain or recalibrate"
+                )
+        too_big = isinstance(step, ConvStep) and (
+            max(step.input.shape + step.output.shape) > 65535
+            or max(*step.strides, *step.pads, *step.dilations, *step.weight.shape[2:]) > 255
+        )
+        if too_big:
+            raise ExportError(
+                f"mcu: {step.name} has dimensions beyond the kernels' 16-bit sizes / 8-bit kernel fields"
+            )
+    if not isinstance(
+        reference.steps[reference.output_steps[reference.output_names[1]]], ConvStep | PoolStep
+    ):
+        raise ExportError("mcu: pre_fsq must be produced by a convolution or pooling")
+
+
+def plan_arena(reference: IntegerReference) -> ArenaPlan:
+    """Ping-pong at the two ends of the arena: tensor i at 0 for even i, at the end for odd i."""
+    sizes = [reference.input.size, *(step.output.size for step in reference.steps)]
+    scratch = [4 * k4(step) if isinstance(step, ConvStep) else 0 for step in reference.steps]
+    low = [
+        sizes[i] if i % 2 == 0 else sizes[i + 1] for i in range(len(reference.steps))
+    ]  # tensor at 0
+    high = [sizes[i + 1] if i % 2 == 0 else sizes[i] for i in range(len(reference.steps))]
+    body = _align4(max(_align4(lo) + extra + hi if extra else lo + hi
+                       for lo, extra, hi in zip(low, scratch, high, strict=True)))  # fmt: skip
+    # 4 spare bytes after the body: a one-row convolution's patch may read 3 bytes past its input
+    size = body + 4  # (see edgekit_patch)
+    offsets = tuple(0 if i % 2 == 0 else body - s for i, s in enumerate(sizes))
+    scratch_offsets = tuple(
+        _align4(lo) if extra else -1 for lo, extra in zip(low, scratch, strict=True)
+    )
+    return ArenaPlan(offsets, scratch_offsets, size, max(scratch))
+
+
+def activation_floor(reference: IntegerReference) -> int:
+    """RAM no plan can go below: the largest two activations alive together plus the input."""
+    sizes = [step.output.size for step in reference.steps]
+    return max([sizes[0], *(a + b for a, b in itertools.pairwise(sizes))]) + reference.input.size
+
+
+def float_bits(value: float) -> str:
+    return f"0x{struct.unpack('<I', struct.pack('<f', value))[0]:08x}u"
+
+
+def c_array(
+    ctype: str, name: str, values: np.ndarray | list[int] | list[str], per_line: int = 16
+) -> str:
+    flat = (
+        values
+        if isinstance(values, list) and values and isinstance(values[0], str)
+        else [int(v) for v in np.asarray(values).ravel()]
+    )
+    lines = [
+        ", ".join(str(v) for v in flat[i : i + per_line]) for i in range(0, len(flat), per_line)
+    ]
+    body = ",\n    ".join(lines) if lines else "0"
+    return (
+        f"static const {ctype} {name}[{max(len(flat), 1)}] EDGEKIT_ALIGNED = {{\n    {body}\n}};\n"
+    )
+
+
+def weight_words(step: ConvStep) -> np.ndarray:
+    """The kernels' weight layout as little-endian uint32 words: output channels in pairs (a zero
+    channel pads an odd count); per pair and group of four inputs one word per channel. A row is
+    flattened as (kh, kw, C), the order of an HWC patch, and zero padded to k4."""
+    weight = step.weight.transpose(0, 2, 3, 1).reshape(step.weight.shape[0], -1)
+    if (weight < -128).any() or (weight > 127).any():
+        raise ExportError(f"mcu: {step.name} has weights outside int8")
+    channels = weight.shape[0] + weight.shape[0] % 2
+    padded = np.zeros((channels, k4(step)), np.int64)
+    padded[: weight.shape[0], : weight.shape[1]] = weight
+    groups = padded.reshape(channels // 2, 2, -1, 4)  # (pairs, 2, groups, 4)
+    words = groups.transpose(0, 2, 1, 3).astype(np.int8).view(np.uint8)  # (pairs, groups, 2, 4)
+    return words.reshape(-1, 4).copy().view("<u4").ravel()
+
+
+def _stored(tensor: Tensor, value: int) -> int:
+    return value - storage_offset(tensor)
+
+
+def _requant_fields(multipliers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    multiplier, shift = fixed_point_multiplier(np.atleast_1d(multipliers))
+    return multiplier, 31 + shift
+
+
+def _conv_source(index: int, step: ConvStep) -> str:
+    name = f"step{index}"
+    multiplier, shift = _requant_fields(step.real_multiplier)
+    zero_points = step.weight_zero_point
+    c, h, w = step.input.shape
+    o, oh, ow = step.output.shape
+    kh, kw = step.weight.shape[2:]
+    out_zero_point = _stored(step.output, step.output.zero_point)
+    fast = [33 <= t <= 52 for t in shift]  # the kernels' 32-bit path (see edgekit_conv_output)
+    channels = ",\n    ".join(
+        f"{{{int(b)}, {int(m)}, {int(t)}, {int(t) - 32 if f else 0}, "
+        f"{(1 << (int(t) - 33)) + (out_zero_point << (int(t) - 32)) if f else 0}, {int(z)}}}"
+        for b, m, t, f, z in zip(step.bias, multiplier, shift, fast, zero_points, strict=True)
+    )
+    out_min = max(-128, out_zero_point) if step.relu else -128
+    return (
+        f"/* {index}: conv {step.name}: ({c},{h},{w}) -> ({o},{oh},{ow}), kernel {kh}x{kw}, "
+        f"stride {step.strides}, pads {step.pads}, dilation {step.dilations}{', relu' if step.relu else ''} */\n"
+        + c_array("uint32_t", f"{name}_weight", [f"0x{int(v):08x}u" for v in weight_words(step)], 8)
+        + f"static const edgekit_channel_t {name}_channels[{o}] = {{\n    {channels}\n}};\n"
+        f"static const edgekit_conv_t {name} = {{{name}_weight, {name}_channels, {int(bool(zero_points.any()))}, "
+        f"{c}, {h}, {w}, {o}, {oh}, {ow}, {k4(step)}, {kh}, {kw}, {step.strides[0]}, {step.strides[1]}, "
+        f"{step.dilations[0]}, {step.dilations[1]}, {step.pads[0]}, {step.pads[1]}, "
+        f"{_stored(step.input, step.input.zero_point)}, {out_zero_point}, {out_min}, {int(all(fast))}}};\n"
+    )
+
+
+def _pool_source(index: int, step: PoolStep) -> str:
+    multiplier, shift = _requant_fields(np.array([step.real_multiplier]))
+    c, h, w = step.input.shape
+    return (
+        f"/* {index}: global average pool {step.name}: ({c},{h},{w}) -> ({c},1,1){', relu' if step.relu else ''} */\n"
+        f"static const edgekit_pool_t step{index} = {{{c}, {h * w}, {int(multiplier[0])}, {int(shift[0])}, "
+        f"{int(step.relu)}, {_stored(step.input, step.input.zero_point)}, {_stored(step.output, step.output.zero_point)}}};\n"
+    )
+
+
+def _fsq_source(index: int, step: FsqStep) -> str:
+    name = f"step{index}"
+    parts = [f"/* {index}: FSQ {step.name}: levels {','.join(map(str, step.levels))} */\n"]
+    for d, (thresholds, values) in enumerate(zip(step.thresholds, step.code_values, strict=True)):
+        parts.append(
+            c_array(
+                "int32_t",
+                f"{name}_thresholds{d}",
+                np.clip(thresholds, -THRESHOLD_LIMIT, THRESHOLD_LIMIT),
+            )
+        )
+        parts.append(c_array("int8_t", f"{name}_values{d}", values - storage_offset(step.output)))
+    dims = len(step.levels)
+    parts.append(c_array("uint8_t", f"{name}_levels", np.array(step.levels)))
+    parts.append(f"static const int32_t *const {name}_thresholds[{dims}] = {{"
+                 + ", ".join(f"{name}_thresholds{d}" for d in range(dims)) + "};\n")  # fmt: skip
+    parts.append(f"static const int8_t *const {name}_values[{dims}] = {{"
+                 + ", ".join(f"{name}_values{d}" for d in range(dims)) + "};\n")  # fmt: skip
+    parts.append(f"static const edgekit_fsq_t {name} = {{{dims}, {_stored(step.input, step.input.zero_point)}, "
+                 f"{name}_levels, {name}_thresholds, {name}_values}};\n")  # fmt: skip
+    return "".join(parts)
+
+
+def _step_source(index: int, step: Step) -> str:
+    if isinstance(step, ConvStep):
+        return _conv_source(index, step)
+    if isinstance(step, PoolStep):
+        return _pool_source(index, step)
+    return _fsq_source(index, step)
+
+
+def _call(index: int, step: Step, source: str, target: str, scratch: int) -> str:
+    if isinstance(step, ConvStep):
+        return f"edgekit_conv(&step{index}, {source}, {target}, arena + {scratch});"
+    if isinstance(step, PoolStep):
+        return f"edgekit_pool(&step{index}, {source}, {target});"
+    return f"code = edgekit_fsq(&step{index}, {source}, {target});"
+
+
+def model_macs(reference: IntegerReference) -> int:
+    return sum(step.macs for step in reference.steps if isinstance(step, ConvStep))
+
+
+def generate(reference: IntegerReference, model_sha256: bytes) -> dict[str, str]:
+    """`model.h` and `model.c` for this model; raises ExportError for what the kernels cannot run."""
+    check_supported(reference)
+    plan = plan_arena(reference)
+    steps = reference.steps
+    logits_step = reference.output_steps[reference.output_names[0]]
+    pre_fsq_step = reference.output_steps[reference.output_names[1]]
+    logits, pre_fsq = reference.logits_tensor, reference.pre_fsq_tensor
+    shape = reference.input.shape
+    header = f"""/* Generated by `edgekit export --target mcu`; do not edit (re-export instead).
+ * Model: export/onnx/model_int8.onnx, sha256 {model_sha256.hex()}
+ * Stored activations are int8; a uint8 tensor is stored as q - 128.
+ */
+#ifndef EDGEKIT_MODEL_H
+#define EDGEKIT_MODEL_H
+
+#include <stdint.h>
+
+#define EDGEKIT_INPUT_DIMS 3
+#define EDGEKIT_INPUT_DIM0 {shape[0]}
+#define EDGEKIT_INPUT_DIM1 {shape[1]}
+#define EDGEKIT_INPUT_DIM2 {shape[2]}
+#define EDGEKIT_INPUT_BYTES {reference.input.size}
+#define EDGEKIT_INPUT_SCALE_BITS {float_bits(reference.input.scale)} /* float32 {reference.input.scale!r} */
+#define EDGEKIT_INPUT_ZERO_POINT {reference.input.zero_point}
+#define EDGEKIT_OUTPUT_BYTES {logits.size}
+#define EDGEKIT_OUTPUT_SCALE_BITS {float_bits(logits.scale)} /* float32 {logits.scale!r} */
+#define EDGEKIT_OUTPUT_ZERO_POINT {logits.zero_point}
+#define EDGEKIT_PRE_FSQ_BYTES {pre_fsq.size}
+#define EDGEKIT_ARENA_BYTES {plan.size} /* activations and im2col scratch */
+#define EDGEKIT_STEPS {len(steps)}
+#define EDGEKIT_MACS {model_macs(reference)}u
+#define EDGEKIT_MODEL_HASH {{{", ".join(f"0x{b:02x}" for b in model_sha256[:8])}}}
+
+typedef struct {{
+    int8_t pre_fsq[EDGEKIT_PRE_FSQ_BYTES]; /* the FSQ input, stored int8 */
+    uint32_t code;                         /* the FSQ code index */
+}} edgekit_detail_t;
+
+/* Run the model on one window of stored int8 input (C, 2, T/2) in C order; writes the logits
+ * (EDGEKIT_OUTPUT_BYTES int8) and, if `detail` is not NULL, the FSQ input and code. */
+void edgekit_model_run(const int8_t *input, int8_t *logits, edgekit_detail_t *detail);
+
+/* Quantise normalised float input as ONNX QuantizeLinear does (round half to even, saturate). */
+void edgekit_quantize_input(const float *x, int8_t *q);
+
+#endif /* EDGEKIT_MODEL_H */
+"""
+    calls = [f"    edgekit_to_hwc(input, arena, {shape[0]}, {shape[1] * shape[2]});"]
+    for index, step in enumerate(steps):
+        call = _call(
+            index,
+            step,
+            f"arena + {plan.offsets[index]}",
+            f"arena + {plan.offsets[index + 1]}",
+            plan.scratch_offsets[index],
+        )
+        calls.append(f"    {call}")
+        if index == pre_fsq_step:
+            calls.append(
+                f"    if (detail) memcpy(detail->pre_fsq, arena + {plan.offsets[index + 1]}, EDGEKIT_PRE_FSQ_BYTES);"
+            )
+        calls.append(f"    EDGEKIT_STEP_DONE({index});")
+    input_offset = storage_offset(reference.input)
+    source = f"""/* Generated by `edgekit export --target mcu`; do not edit (re-export instead). */
+#include <stddef.h>
+#include <string.h>
+
+#include "edgekit_kernels.h"
+#include "model.h"
+
+#if defined(__GNUC__)
+#define EDGEKIT_ALIGNED __attribute__((aligned(4)))
+#else
+#define EDGEKIT_ALIGNED
+#endif
+
+#ifdef EDGEKIT_PROFILE
+void edgekit_profile_step(int step); /* called after each step (the footprint self-test) */
+#define EDGEKIT_STEP_DONE(i) edgekit_profile_step(i)
+#else
+#define EDGEKIT_STEP_DONE(i) ((void)0)
+#endif
+
+{"".join(_step_source(i, s) + chr(10) for i, s in enumerate(steps))}
+static int8_t arena[EDGEKIT_ARENA_BYTES] EDGEKIT_ALIGNED;
+
+void edgekit_model_run(const int8_t *input, int8_t *logits, edgekit_detail_t *detail) {{
+    uint32_t code = 0;
+{chr(10).join(calls)}
+    memcpy(logits, arena + {plan.offsets[logits_step + 1]}, EDGEKIT_OUTPUT_BYTES);
+    if (detail) detail->code = code;
+    (void)code;
+}}
+
+void edgekit_quantize_input(const float *x, int8_t *q) {{
+    union {{ uint32_t bits; float value; }} scale = {{EDGEKIT_INPUT_SCALE_BITS}};
+    for (int i = 0; i < EDGEKIT_INPUT_BYTES; i++) {{
+        float v = x[i] / scale.value;
+        if (v > 1000.0f) v = 1000.0f;
+        if (v < -1000.0f || v != v) v = v != v ? 0.0f : -1000.0f;
+        /* round half to even: adding and subtracting 1.5 * 2^23 leaves the nearest integer */
+        volatile float shifted = v + 12582912.0f;
+        int32_t r = (int32_t)(shifted - 12582912.0f) + EDGEKIT_INPUT_ZERO_POINT;
+        r = r < {reference.input.lo} ? {reference.input.lo} : r > {reference.input.hi} ? {reference.input.hi} : r;
+        q[i] = (int8_t)(r - {input_offset});
+    }}
+}}
+"""
+    return {"model.h": header, "model.c": source}

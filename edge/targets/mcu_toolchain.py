@@ -1,0 +1,159 @@
+"""The C toolchain and QEMU around the generated model: make, section sizes, booting a firmware.
+
+Debian packages everything (shared/reference/mcu.md): gcc for host builds, gcc-arm-none-eabi +
+libnewlib-arm-none-eabi for Cortex-M, qemu-system-arm for the MPS2 AN386 board. A missing tool
+is one error line naming the apt-get command.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgekit.errors import EdgekitError, ExportError
+
+APT_INSTALL = (
+    "apt-get update && apt-get install -y gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+)
+HOST_TOOLS = ("gcc", "make")
+ARM_TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm")
+BOARDS = {"mps2-an386": "Arm MPS2 AN386, Cortex-M4 at 25 MHz (QEMU)"}
+SYSTICK_HZ = 25_000_000  # the MPS2 boards' processor clock, which SysTick counts
+ICOUNT_SHIFT = 0  # QEMU -icount: 2^shift ns of virtual time per instruction
+INSTRUCTIONS_PER_TICK = 1e9 / SYSTICK_HZ / 2**ICOUNT_SHIFT  # 40: SysTick ticks to instructions
+PTY_LINE = re.compile(rb"char device redirected to (/dev/pts/\d+)")  # QEMU's first line
+
+
+def missing_tools(names: tuple[str, ...]) -> list[str]:
+    return [name for name in names if shutil.which(name) is None]
+
+
+def require_tools(names: tuple[str, ...], error: type[EdgekitError], purpose: str) -> None:
+    missing = missing_tools(names)
+    if missing:
+        fix = "apt-get install -y gcc make" if set(missing) <= set(HOST_TOOLS) else APT_INSTALL
+        raise error(f"{', '.join(missing)} not found, needed to {purpose}; install with: {fix}")
+
+
+def make(
+    folder: Path, targets: list[str], build_dir: Path, error: type[EdgekitError] = ExportError
+) -> None:
+    """`make TARGETS` in an export/mcu folder; a compiler error becomes one line with its first message."""
+    result = subprocess.run(["make", "-s", "-C", str(folder), f"BUILD={build_dir}", *targets],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    if result.returncode:
+        lines = [
+            line for line in (result.stderr + result.stdout).splitlines() if "error" in line.lower()
+        ]
+        first = (lines or (result.stderr + result.stdout).splitlines() or ["no output"])[0]
+        raise error(f"building {' '.join(targets)} in {folder} failed: {first.strip()[:200]}")
+
+
+def section_sizes(elf: Path) -> dict[str, int]:
+    """Bytes per section (`arm-none-eabi-size -A`)."""
+    output = subprocess.run(["arm-none-eabi-size", "-A", str(elf)], capture_output=True, text=True,
+                            check=True).stdout  # fmt: skip
+    sizes = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].startswith(".") and parts[1].isdigit():
+            sizes[parts[0]] = int(parts[1])
+    return sizes
+
+
+@dataclass
+class QemuDevice:
+    """A firmware booted in `qemu-system-arm -icount shift=0`; `pty` is its UART0."""
+
+    process: subprocess.Popen[bytes]
+    pty: str
+    board: str
+    keepalive_fd: int | None = None  # a pty fd held open: QEMU drops UART output with no client
+
+    def close(self) -> None:
+        if self.keepalive_fd is not None:
+            os.close(self.keepalive_fd)
+            self.keepalive_fd = None
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def qemu_command(elf: Path, board: str, serial: str) -> list[str]:
+    return ["qemu-system-arm", "-M", board, "-nographic", "-monitor", "none",
+            "-icount", f"shift={ICOUNT_SHIFT},sleep=off", "-serial", serial, "-kernel", str(elf)]  # fmt: skip
+
+
+def _read_until(
+    process: subprocess.Popen[bytes], pattern: re.Pattern[bytes], timeout: float
+) -> re.Match[bytes] | None:
+    """Read QEMU's output until `pattern` matches, it exits, or `timeout` passes."""
+    import select
+
+    assert process.stdout is not None
+    output = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 0.1)
+        if ready:
+            chunk = os.read(process.stdout.fileno(), 4096)
+            if not chunk:
+                return None
+            output += chunk
+            found = pattern.search(output)
+            if found:
+                return found
+        elif process.poll() is not None:
+            return None
+    return None
+
+
+def boot_qemu(
+    elf: Path, board: str, error: type[EdgekitError], timeout: float = 20.0
+) -> QemuDevice:
+    """Boot `elf` with UART0 on a new pty; one error line if QEMU fails or prints no pty."""
+    if board not in BOARDS:
+        raise error(f"unknown QEMU board '{board}'; supported: {', '.join(BOARDS)}")
+    require_tools(("qemu-system-arm",), error, "boot the firmware")
+    process = subprocess.Popen(qemu_command(elf, board, "pty"), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+    found = _read_until(process, PTY_LINE, timeout)
+    if found is None:
+        device = QemuDevice(process, "", board)
+        device.close()
+        raise error(f"qemu-system-arm -M {board} did not start or printed no pty within {timeout:.0f} s "
+                    f"(exit code {process.returncode}); run `{' '.join(qemu_command(elf, board, 'pty'))}` to see why")  # fmt: skip
+    return QemuDevice(process, found.group(1).decode(), board)
+
+
+def run_selftest(elf: Path, board: str, timeout: float = 120.0) -> dict[str, object]:
+    """Boot a self-test firmware with UART0 on stdout and parse its one result line."""
+    process = subprocess.Popen(qemu_command(elf, board, "stdio"), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+    try:
+        found = _read_until(process, re.compile(rb"EDGEKIT-SELFTEST(.*?) end"), timeout)
+    finally:
+        QemuDevice(process, "", board).close()
+    if found is None:
+        raise ExportError(
+            f"the self-test firmware {elf.name} printed no result in QEMU within {timeout:.0f} s"
+        )
+    result: dict[str, object] = {"step_ticks": []}
+    for item in found.group(1).decode().split():  # name=value ... step=T0 step=T1 ...
+        name, _, value = item.partition("=")
+        if name == "step":
+            result["step_ticks"].append(int(value))  # type: ignore[attr-defined]
+        else:
+            result[name] = int(value)
+    return result

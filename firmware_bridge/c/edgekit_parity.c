@@ -1,0 +1,36 @@
+/* Host build of the generated model for parity checks: reads windows on stdin, writes results.
+ *   edgekit_parity run       stdin: N x EDGEKIT_INPUT_BYTES int8
+ *                            stdout: per window logits, pre_fsq (int8) and the FSQ code (u32 LE)
+ *   edgekit_parity quantize  stdin: N x EDGEKIT_INPUT_BYTES float32 LE; stdout: the int8 input
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "model.h"
+
+int main(int argc, char **argv) {
+    static int8_t input[EDGEKIT_INPUT_BYTES];
+    static float window[EDGEKIT_INPUT_BYTES];
+    if (argc == 2 && strcmp(argv[1], "quantize") == 0) {
+        while (fread(window, sizeof window, 1, stdin) == 1) {
+            edgekit_quantize_input(window, input);
+            fwrite(input, sizeof input, 1, stdout);
+        }
+        return 0;
+    }
+    if (argc != 2 || strcmp(argv[1], "run") != 0) {
+        fprintf(stderr, "usage: edgekit_parity run|quantize < windows > results\n");
+        return 2;
+    }
+    while (fread(input, sizeof input, 1, stdin) == 1) {
+        int8_t logits[EDGEKIT_OUTPUT_BYTES];
+        edgekit_detail_t detail;
+        edgekit_model_run(input, logits, &detail);
+        unsigned char code[4] = {(unsigned char)detail.code, (unsigned char)(detail.code >> 8),
+                                 (unsigned char)(detail.code >> 16), (unsigned char)(detail.code >> 24)};
+        fwrite(logits, sizeof logits, 1, stdout);
+        fwrite(detail.pre_fsq, sizeof detail.pre_fsq, 1, stdout);
+        fwrite(code, sizeof code, 1, stdout);
+    }
+    return 0;
+}

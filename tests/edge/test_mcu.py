@@ -1,0 +1,258 @@
+"""`--target mcu`: generated C bit-exact with the integer reference on every graph form the
+reference runs, the arena plan, the footprint report, and clean failures."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from edgekit.errors import ExportError
+from edgekit.quantize.integer_reference import ConvStep, IntegerReference
+from edgekit.targets import export_run
+from edgekit.targets import mcu_toolchain as toolchain
+from edgekit.targets.mcu import c_source, run_native
+from edgekit.targets.mcu_codegen import activation_floor, generate, plan_arena
+from onnx import numpy_helper
+
+from ..quantize.test_integer_reference import FIXTURES, graph_variant
+
+
+def build_host(reference: IntegerReference, folder: Path) -> Path:
+    """The generated C and the parity harness built with gcc -Wall -Wextra -Werror."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in generate(reference, hashlib.sha256(b"model").digest()).items():
+        (folder / name).write_text(text)
+    (folder / "firmware").mkdir(exist_ok=True)
+    for name in ("edgekit_kernels.h",):
+        (folder / name).write_text(c_source(name))
+    for name in ("edgekit_parity.c", "edgekit_device.c", "edgekit_hal.h", "edgekit_hal_posix.c"):
+        (folder / "firmware" / name).write_text(c_source(name))
+    (folder / "Makefile").write_text(c_source("Makefile"))
+    toolchain.make(folder, ["parity", "posix"], folder / "build")
+    return folder
+
+
+def assert_bit_exact(reference: IntegerReference, folder: Path, q_inputs: np.ndarray) -> None:
+    native = run_native(folder, q_inputs, reference)
+    expected = reference.run_quantized(q_inputs)
+    pre_fsq_tensor = reference.pre_fsq_tensor
+    pre_fsq_q = np.rint(
+        expected.pre_fsq.reshape(len(q_inputs), -1) / np.float32(pre_fsq_tensor.scale)
+    )
+    offset = 128 if pre_fsq_tensor.lo == 0 else 0
+    np.testing.assert_array_equal(native["logits_q"], expected.logits_q)
+    np.testing.assert_array_equal(native["codes"], expected.codes)
+    np.testing.assert_array_equal(
+        native["pre_fsq_q"] + offset - pre_fsq_tensor.zero_point, pre_fsq_q
+    )
+
+
+def layer_variant(kind: str, folder: Path) -> Path:
+    """The saved export with convolution attributes the trained graph never has."""
+    model = onnx.load(str(FIXTURES / "model_int8.onnx"))
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    first = convs[0]
+
+    def set_attr(node: onnx.NodeProto, name: str, value: list[int]) -> None:
+        kept = [a for a in node.attribute if a.name != name]
+        del node.attribute[:]
+        node.attribute.extend([*kept, onnx.helper.make_attribute(name, value)])
+
+    if kind == "dilation":
+        set_attr(first, "dilations", [1, 2])
+        set_attr(first, "pads", [0, 2, 0, 2])
+    elif kind == "wide padding":
+        set_attr(first, "pads", [1, 3, 0, 4])
+    elif kind == "stride 3":
+        set_attr(convs[1], "strides", [1, 3])
+    elif kind == "odd channels":  # the first conv loses an output channel (and the next an input)
+        inits = {t.name: t for t in model.graph.initializer}
+        weight_dq = next(n for n in model.graph.node if n.output[0] == first.input[1])
+        bias_dq = next(n for n in model.graph.node if n.output[0] == first.input[2])
+        next_dq = next(n for n in model.graph.node if n.output[0] == convs[1].input[1])
+        for name, axis in ((weight_dq.input[0], 0), (weight_dq.input[1], 0), (weight_dq.input[2], 0),
+                           (bias_dq.input[0], 0), (bias_dq.input[1], 0), (bias_dq.input[2], 0),
+                           (next_dq.input[0], 1)):  # fmt: skip
+            array = numpy_helper.to_array(inits[name])
+            trimmed = (
+                np.take(array, range(array.shape[axis] - 1), axis=axis) if array.ndim else array
+            )
+            inits[name].CopyFrom(numpy_helper.from_array(trimmed, name))
+    del model.graph.value_info[:]
+    path = folder / f"{kind.replace(' ', '_')}.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+VARIANTS = ["zero points", "uint8", "uint8 input", "saturating", "constants as nodes", "reshape",
+            "weight zero points", "default attributes", "no bias"]  # fmt: skip
+LAYERS = ["dilation", "wide padding", "stride 3", "odd channels"]
+
+
+@pytest.mark.parametrize("kind", ["as exported", *VARIANTS, *LAYERS])
+def test_generated_c_is_bit_exact_with_the_integer_reference(kind: str, tmp_path: Path) -> None:
+    """Logits, FSQ inputs and codes, on test windows and on noise wide enough to saturate."""
+    if kind == "as exported":
+        path = FIXTURES / "model_int8.onnx"
+    else:
+        path = (graph_variant if kind in VARIANTS else layer_variant)(kind, tmp_path)
+    reference = IntegerReference.from_onnx(path)
+    folder = build_host(reference, tmp_path / "c")
+    X = np.load(FIXTURES / "inputs.npy")
+    noise = (np.random.default_rng(0).normal(size=(64, *X.shape[1:])) * 4).astype(np.float32)
+    q_inputs = reference.quantize_input(np.concatenate([X, noise]))
+    assert len(np.unique(reference.run_quantized(q_inputs).codes)) > 1  # not a constant model
+    assert_bit_exact(reference, folder, q_inputs)
+
+
+def test_c_input_quantisation_matches_onnx(tmp_path: Path) -> None:
+    """edgekit_quantize_input: float32 division, half to even, saturation, as QuantizeLinear."""
+    reference = IntegerReference.from_onnx(FIXTURES / "model_int8.onnx")
+    folder = build_host(reference, tmp_path / "c")
+    X = np.random.default_rng(1).normal(size=(32, *reference.input.shape)).astype(np.float32) * 3
+    X[0].flat[:4] = [-1e9, 1e9, 0.5 * reference.input_scale, 2.5 * reference.input_scale]
+    out = subprocess.run([str(folder / "build" / "edgekit_parity"), "quantize"], input=X.tobytes(),
+                         capture_output=True, check=True).stdout  # fmt: skip
+    got = np.frombuffer(out, np.int8).reshape(X.shape)
+    np.testing.assert_array_equal(got, reference.quantize_input(X))
+    assert got[0].flat[2] == 0 and got[0].flat[3] == 2  # halves to even
+
+
+def test_arena_plan_keeps_live_tensors_apart() -> None:
+    """Each step's input, output and im2col scratch never overlap and fit the arena; the arena
+    stays within 10 % of the activation floor for the saved model."""
+    reference = IntegerReference.from_onnx(FIXTURES / "model_int8.onnx")
+    plan = plan_arena(reference)
+    sizes = [reference.input.size, *(s.output.size for s in reference.steps)]
+    for index, step in enumerate(reference.steps):
+        spans = [(plan.offsets[index], sizes[index]), (plan.offsets[index + 1], sizes[index + 1])]
+        if isinstance(step, ConvStep):
+            k4 = -(-int(np.prod(step.weight.shape[1:])) // 4) * 4
+            spans.append((plan.scratch_offsets[index], 4 * k4))
+            assert plan.scratch_offsets[index] % 4 == 0  # LDRD needs aligned words
+        spans.sort()
+        for (start, size), (next_start, _) in itertools.pairwise(spans):
+            assert start + size <= next_start
+        assert all(start >= 0 and start + size <= plan.size - 4 for start, size in spans)
+    assert plan.size + reference.input.size <= 1.1 * activation_floor(reference)
+
+
+def test_unsupported_graphs_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """A 16-bit activation: the integer reference runs it, the int8 kernels cannot."""
+    model = onnx.load(str(FIXTURES / "model_int8.onnx"))
+    quantizers = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    relu_q = next(n for n in quantizers if "encoder" in n.name)
+    model.graph.initializer.append(numpy_helper.from_array(np.array(0, np.int16), "zp16"))
+    for node in model.graph.node:
+        if node is relu_q or (
+            node.op_type == "DequantizeLinear" and node.input[0] == relu_q.output[0]
+        ):
+            node.input[2] = "zp16"
+    reference = IntegerReference(model)
+    with pytest.raises(ExportError, match="only int8/uint8 activations are supported"):
+        generate(reference, b"\0" * 32)
+
+
+def test_mcu_export_writes_sources_report_and_checks_itself(exported_run: Path) -> None:
+    folder = exported_run / "export" / "mcu"
+    for name in ("model.c", "model.h", "edgekit_kernels.h", "Makefile", "report.json",
+                 "firmware/edgekit_device.c", "firmware/edgekit_hal_posix.c", "firmware/edgekit_hal_mps2.c",
+                 "firmware/mps2_an386.ld", "build/edgekit_parity", "build/edgekit_device_posix"):  # fmt: skip
+        assert (folder / name).is_file(), name
+    report = json.loads((folder / "report.json").read_text())
+    model = report["model"]
+    assert model["macs_per_window"] == sum(s.get("macs", 0) for s in model["steps"]) > 0
+    assert (
+        model["sha256"]
+        == hashlib.sha256((exported_run / "export/onnx/model_int8.onnx").read_bytes()).hexdigest()
+    )
+    assert (
+        report["host_build_bit_exact_windows"].split("/")[0]
+        == report["host_build_bit_exact_windows"].split("/")[1]
+    )
+    header = (folder / "model.h").read_text()
+    assert f"#define EDGEKIT_MACS {model['macs_per_window']}u" in header
+    if toolchain.missing_tools(toolchain.ARM_TOOLS):
+        assert not report["target"]["measured"] and "apt-get" in report["target"]["reason"]
+
+
+@pytest.mark.mcu_tools
+def test_mcu_footprint_is_measured_on_the_emulated_board(exported_run: Path) -> None:
+    report = json.loads((exported_run / "export/mcu/report.json").read_text())
+    target = report["target"]
+    assert target["measured"] and target["board"] == "mps2-an386"
+    weights = report["model"]["weight_bytes"]
+    for kind in ("dsp", "portable"):
+        build = target["builds"][kind]
+        assert build["bit_exact"], build["bit_exact_windows"]
+        assert (
+            build["flash_bytes"] > weights and build["ram_bytes"] >= report["model"]["arena_bytes"]
+        )
+        assert 0 < build["stack_high_water_bytes"] < 16384
+        assert build["instructions_per_inference"] > report["model"]["macs_per_window"] / 2
+        assert len(build["step_instructions"]) == len(report["model"]["steps"])
+    # the DSP kernels do the same work in fewer instructions than the portable C
+    builds = target["builds"]
+    assert (
+        builds["dsp"]["instructions_per_inference"]
+        < builds["portable"]["instructions_per_inference"]
+    )
+    assert {g["name"] for g in target["goals"]} >= {"both builds bit-exact on the board"}
+    elf = (
+        exported_run / "export/mcu/build/edgekit_selftest_mps2.elf"
+    )  # -icount: the same count every run
+    assert toolchain.run_selftest(elf, "mps2-an386") == toolchain.run_selftest(elf, "mps2-an386")
+
+
+def test_a_failing_mcu_export_leaves_no_half_written_folder(run_copy: Path, digest,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    shutil.rmtree(run_copy / "export" / "mcu")
+    from edgekit.artifacts import Manifest
+
+    manifest = Manifest(run_copy)
+    manifest.data["artifacts"] = {
+        k: v for k, v in manifest.data["artifacts"].items() if not k.startswith("export/mcu/")
+    }
+    manifest.save()
+    before = digest(run_copy)
+
+    def broken(
+        folder: Path, targets: list[str], build_dir: Path, error: type = ExportError
+    ) -> None:
+        raise ExportError("building parity posix in x failed: model.c:1:1: error: boom")
+
+    monkeypatch.setattr(toolchain, "make", broken)
+    with pytest.raises(ExportError, match="error: boom"):
+        export_run(run_copy, "mcu")
+    assert not (run_copy / "export" / "mcu").exists()
+    assert digest(run_copy) == before
+
+
+def test_missing_tools_are_one_line_naming_the_install(
+    run_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_which = shutil.which
+    monkeypatch.setattr(
+        shutil, "which", lambda name: None if name in ("gcc", "make") else real_which(name)
+    )
+    with pytest.raises(ExportError, match=r"gcc, make not found.*apt-get install -y gcc make"):
+        export_run(run_copy, "mcu")
+    monkeypatch.setattr(shutil, "which", lambda name: None if "arm" in name else real_which(name))
+    summary = export_run(run_copy, "mcu")  # the C is still generated and checked on the host
+    report = json.loads((run_copy / "export/mcu/report.json").read_text())
+    assert not report["target"]["measured"]
+    assert "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm" in report["target"]["reason"]
+    assert any("not measured" in line for line in summary["report_lines"])
+
+
+def test_export_requires_the_onnx_export(run_copy: Path) -> None:
+    shutil.rmtree(run_copy / "export" / "onnx")
+    with pytest.raises(ExportError, match="--target onnx` first"):
+        export_run(run_copy, "mcu")
