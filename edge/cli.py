@@ -290,7 +290,7 @@ TARGET_OPTIONS = list(dict.fromkeys(o.name for t in TARGETS.values() for o in t.
 )
 @target_options
 def export_command(run_dir: Path, target_name: str, **options: Any) -> None:
-    """Export a trained run for a target (onnx: int8 QDQ + float; hailo: the DFC package)."""
+    """Export a trained run for a target (onnx: int8 QDQ + float; hailo: the DFC package; mcu: C and firmware)."""
     from edgekit.targets import export_run
 
     with writing(run_dir, f"export --target {target_name}"):

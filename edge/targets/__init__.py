@@ -14,7 +14,8 @@ from edgekit.transaction import transactional
 
 OPSET = TargetOption("opset", "ONNX opset (Hailo DFC 3.x/4.x reads 13).")
 REFERENCE_SAMPLES = TargetOption(
-    "reference_samples", "Test windows saved with their outputs in reference_io.npz."
+    "reference_samples",
+    "Test windows saved with their outputs (onnx, hailo: reference_io.npz; mcu: the firmware self-test).",
 )
 TARGETS: dict[str, Target] = {
     t.name: t
@@ -35,7 +36,7 @@ TARGETS: dict[str, Target] = {
         Target(
             "mcu", "C99 for the int8 model + edgekit-wire firmware (POSIX, MPS2 AN386 Cortex-M4) with its footprint",
             "edgekit.targets.mcu",
-            (TargetOption("reference_samples", "Test windows in the firmware self-test and the host-build check."),),
+            (REFERENCE_SAMPLES,),
         ),
     )
 }  # fmt: skip

@@ -171,7 +171,7 @@ static size_t hello_ack(uint32_t session, uint16_t seq) {
     static const uint8_t hash[8] = EDGEKIT_MODEL_HASH;
     static const uint16_t in_dims[3] = {EDGEKIT_INPUT_DIM0, EDGEKIT_INPUT_DIM1, EDGEKIT_INPUT_DIM2};
     static const uint16_t out_dims[1] = {EDGEKIT_OUTPUT_BYTES};
-#if defined(__ARM_FEATURE_DSP) && !defined(EDGEKIT_PORTABLE)
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && !defined(EDGEKIT_PORTABLE) /* as edgekit_kernels.h */
     static const char runtime[] = "edgekit-c dsp";
 #else
     static const char runtime[] = "edgekit-c portable";

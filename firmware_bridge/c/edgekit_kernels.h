@@ -1,9 +1,13 @@
 /* edgekit int8 kernels for the ops edgekit graphs contain; included by the generated model.c.
  *
  * Bit-exact with edgekit's integer reference (quantize/integer_reference.py): int32 accumulators,
- * Q31 fixed-point requantisation rounding half up, ReLU as a clamp of the accumulator, FSQ by
- * integer thresholds. Activations are stored as int8: a uint8 tensor is stored as q - 128 with its
+ * Q31 fixed-point requantisation rounding half up, ReLU (as a lower output bound, which equals
+ * clamping the accumulator), FSQ by integer thresholds. Activations are stored as int8: a uint8 tensor is stored as q - 128 with its
  * zero point and bounds moved by the same 128.
+ *
+ * Like the integer reference, it assumes an arithmetic right shift of negative integers and
+ * modular conversion to narrower signed types (gcc, clang, armcc and IAR all do so), and a
+ * little-endian target (every Cortex-M in practice).
  *
  * Two paths, one weight layout: the portable C path, and the Arm DSP path (ACLE __smlad/__sxtb16)
  * used when the compiler defines __ARM_FEATURE_DSP (Cortex-M4/M7/M33) unless EDGEKIT_PORTABLE is
@@ -17,11 +21,22 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__ARM_FEATURE_DSP) && !defined(EDGEKIT_PORTABLE)
+/* The DSP path's inline assembly is GNU syntax (gcc, clang, armclang); other compilers take the
+ * portable path, and the inlining hints become plain `static inline`. */
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && !defined(EDGEKIT_PORTABLE)
 #include <arm_acle.h>
 #define EDGEKIT_DSP 1
 #else
 #define EDGEKIT_DSP 0
+#endif
+#if defined(__GNUC__)
+#define EDGEKIT_INLINE static inline __attribute__((always_inline))
+#define EDGEKIT_NOINLINE static __attribute__((noinline))
+#define EDGEKIT_LIKELY(x) __builtin_expect(!!(x), 1)
+#else
+#define EDGEKIT_INLINE static inline
+#define EDGEKIT_NOINLINE static
+#define EDGEKIT_LIKELY(x) (x)
 #endif
 
 typedef struct {
@@ -61,7 +76,7 @@ typedef struct {
 } edgekit_fsq_t;
 
 /* clamp(round_half_up(acc * multiplier / 2^shift) + zero_point) to int8, shift in 1..62. */
-__attribute__((noinline)) static int32_t edgekit_requantize_wide(int32_t acc, int32_t multiplier, int shift) {
+EDGEKIT_NOINLINE int32_t edgekit_requantize_wide(int32_t acc, int32_t multiplier, int shift) {
     const int64_t rounded = ((int64_t)acc * multiplier + ((int64_t)1 << (shift - 1))) >> shift;
     return rounded > 1000 ? 1000 : rounded < -1000 ? -1000 : (int32_t)rounded;
 }
@@ -113,7 +128,7 @@ static inline void edgekit_pack(const int8_t *src, int groups, int16_t *dst, int
  * the int16 lanes e0 e2 e1 e3 (see edgekit_pack). Returns the sum of (x - zero point), for
  * weight zero points. Whole kernel rows inside the input are widened straight from it; a window
  * touching the padding (the borders) is gathered element by element. */
-static inline __attribute__((always_inline)) int32_t edgekit_patch(const edgekit_conv_t *l, const int8_t *in,
+EDGEKIT_INLINE int32_t edgekit_patch(const edgekit_conv_t *l, const int8_t *in,
                                                                    int pixel, int slot, int16_t *patch) {
     const int in_c = l->in_c, in_h = l->in_h, in_w = l->in_w, k_h = l->k_h, k_w = l->k_w;
     const int dil_h = l->dilation_h, dil_w = l->dilation_w, run = k_w * in_c, k4 = l->k4;
@@ -164,7 +179,7 @@ static inline int32_t edgekit_conv_output(const edgekit_conv_t *l, int32_t acc, 
     const int high_shift = channel->high_shift;
     const int32_t out_min = l->out_min, zero_point = l->out_zero_point;
     int32_t value;
-    if (l->all_high_shift || __builtin_expect(high_shift > 0, 1)) {
+    if (l->all_high_shift || EDGEKIT_LIKELY(high_shift > 0)) {
         const int32_t high = (int32_t)(((int64_t)acc * channel->multiplier) >> 32);
         value = edgekit_saturate((high + channel->offset) >> high_shift);
     } else {
@@ -175,7 +190,7 @@ static inline int32_t edgekit_conv_output(const edgekit_conv_t *l, int32_t acc, 
 
 /* Dot products of a channel pair with the two patch slots over `groups` groups of four inputs:
  * s = {ch0 x slot0, ch0 x slot1, ch1 x slot0, ch1 x slot1}. */
-static inline __attribute__((always_inline)) void edgekit_dot_2x2(const uint32_t *w, const int16_t *p, int groups, int32_t s[4]) {
+EDGEKIT_INLINE void edgekit_dot_2x2(const uint32_t *w, const int16_t *p, int groups, int32_t s[4]) {
 #if EDGEKIT_DSP
     /* 16 multiply-accumulates per 17 instructions: two LDRD of patch pairs, one LDRD of the two
      * channels' weight words, four SXTB16, eight SMLAD, the loop. Written out because gcc spills
@@ -209,15 +224,31 @@ static inline __attribute__((always_inline)) void edgekit_dot_2x2(const uint32_t
         : "cc", "memory");
     s[0] = s00, s[1] = s01, s[2] = s10, s[3] = s11;
 #else
+    /* Plain C; written so that a compiler for a DSP-capable core can still use its 16 x 16
+     * multiply-accumulates (gcc: SMLABB/SMLATB on the patch words' halves). */
     int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
     for (int g = 0; g < groups; g++, w += 2, p += 8) {
+        int32_t x[4];
+        memcpy(x, p, 16); /* slot 0: (e0, e2), (e1, e3); slot 1 likewise */
         const uint32_t a = w[0], b = w[1]; /* bytes w0 w1 w2 w3 of each channel */
         const int32_t a0 = (int8_t)a, a1 = (int8_t)(a >> 8), a2 = (int8_t)(a >> 16), a3 = (int8_t)(a >> 24);
         const int32_t b0 = (int8_t)b, b1 = (int8_t)(b >> 8), b2 = (int8_t)(b >> 16), b3 = (int8_t)(b >> 24);
-        s00 += a0 * p[0] + a2 * p[1] + a1 * p[2] + a3 * p[3];
-        s01 += a0 * p[4] + a2 * p[5] + a1 * p[6] + a3 * p[7];
-        s10 += b0 * p[0] + b2 * p[1] + b1 * p[2] + b3 * p[3];
-        s11 += b0 * p[4] + b2 * p[5] + b1 * p[6] + b3 * p[7];
+        s00 += (int16_t)x[0] * a0;
+        s00 += (x[0] >> 16) * a2;
+        s00 += (int16_t)x[1] * a1;
+        s00 += (x[1] >> 16) * a3;
+        s01 += (int16_t)x[2] * a0;
+        s01 += (x[2] >> 16) * a2;
+        s01 += (int16_t)x[3] * a1;
+        s01 += (x[3] >> 16) * a3;
+        s10 += (int16_t)x[0] * b0;
+        s10 += (x[0] >> 16) * b2;
+        s10 += (int16_t)x[1] * b1;
+        s10 += (x[1] >> 16) * b3;
+        s11 += (int16_t)x[2] * b0;
+        s11 += (x[2] >> 16) * b2;
+        s11 += (int16_t)x[3] * b1;
+        s11 += (x[3] >> 16) * b3;
     }
     s[0] = s00, s[1] = s01, s[2] = s10, s[3] = s11;
 #endif
@@ -227,7 +258,7 @@ static inline __attribute__((always_inline)) void edgekit_dot_2x2(const uint32_t
  * (the weight layout pairs the channels; an odd out_c is padded with a zero channel at export).
  * An odd last pixel reuses the other slot's stale patch and drops its outputs. `scratch` is
  * 4-byte aligned with 4 * k4 bytes: the two interleaved int16 slots. */
-static inline __attribute__((always_inline)) void edgekit_conv(const edgekit_conv_t *l, const int8_t *in, int8_t *out, void *scratch) {
+EDGEKIT_INLINE void edgekit_conv(const edgekit_conv_t *l, const int8_t *in, int8_t *out, void *scratch) {
     const int pixels = l->out_h * l->out_w, groups = l->k4 / 4, out_c = l->out_c;
     int16_t *patch = (int16_t *)scratch;
     for (int pixel = 0; pixel < pixels; pixel += 2) {

@@ -115,9 +115,28 @@ def test_qemu_urls_and_a_qemu_that_does_not_start_are_one_line(run_copy: Path, t
         toolchain.boot_qemu(tmp_path / "fw.elf", "mps2-an386", DeviceError, timeout=5)
 
 
-def test_qemu_needs_an_mcu_export(run_copy: Path) -> None:
+def test_qemu_needs_an_mcu_export_and_the_cross_compiler(
+    run_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import shutil
 
+    for elf in (run_copy / "export/mcu/build").glob(
+        "*.elf"
+    ):  # an export made without the toolchain
+        elf.unlink()
+    real_which = shutil.which
+    monkeypatch.setattr(
+        shutil, "which", lambda name: None if name.startswith("arm-none-eabi") else real_which(name)
+    )
+    report = run_verify(run_copy, VerifyOptions(device="qemu://", show_progress=False))
+    assert (
+        report["partial"]
+        and "arm-none-eabi-gcc not found, needed to build the firmware for QEMU" in report["error"]
+    )
+    assert (
+        "apt-get install -y gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+        in report["error"]
+    )
     shutil.rmtree(run_copy / "export/mcu")
     report = run_verify(run_copy, VerifyOptions(device="qemu://", show_progress=False))
     assert report["partial"] and "--target mcu` first" in report["error"]
