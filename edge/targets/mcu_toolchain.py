@@ -91,6 +91,10 @@ class QemuDevice:
 
 
 def qemu_command(elf: Path, board: str, serial: str) -> list[str]:
+    """`-icount shift=0`: one instruction per ns of virtual time, so counts repeat exactly.
+    `sleep=off`: with QEMU's default (an idle CPU waits for real time to reach its next timer)
+    replies came tens of ms late and verify timed out (measured: 113 timeouts in 36 windows,
+    against 0 with sleep=off)."""
     return ["qemu-system-arm", "-M", board, "-nographic", "-monitor", "none",
             "-icount", f"shift={ICOUNT_SHIFT},sleep=off", "-serial", serial, "-kernel", str(elf)]  # fmt: skip
 
