@@ -9,8 +9,8 @@
 #include "edgekit_hal.h"
 #include "model.h"
 
-#ifndef EDGEKIT_MAX_FRAME
-#define EDGEKIT_MAX_FRAME 256 /* decoded frame limit: header + payload + crc */
+#ifndef EDGEKIT_MAX_FRAME /* decoded frame limit: header + payload + crc; a RESULT must fit */
+#define EDGEKIT_MAX_FRAME (EDGEKIT_OUTPUT_BYTES + 29 > 256 ? EDGEKIT_OUTPUT_BYTES + 29 : 256)
 #endif
 #ifndef EDGEKIT_RX_CREDITS
 #define EDGEKIT_RX_CREDITS 4 /* frames of EDGEKIT_MAX_FRAME the HAL's receive buffer holds */
