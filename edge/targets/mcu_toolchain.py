@@ -44,7 +44,7 @@ def make(
     folder: Path, targets: list[str], build_dir: Path, error: type[EdgekitError] = ExportError
 ) -> None:
     """`make TARGETS` in an export/mcu folder; a compiler error becomes one line with its first message."""
-    result = subprocess.run(["make", "-s", "-C", str(folder), f"BUILD={build_dir}", *targets],
+    result = subprocess.run(["make", "-s", "-C", str(folder), f"BUILD={build_dir.resolve()}", *targets],
                             capture_output=True, text=True, check=False)  # fmt: skip
     if result.returncode:
         lines = [

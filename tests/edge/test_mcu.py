@@ -252,6 +252,14 @@ def test_missing_tools_are_one_line_naming_the_install(
     assert any("not measured" in line for line in summary["report_lines"])
 
 
+def test_export_of_a_run_given_by_a_relative_path(run_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """make runs in the export folder: the build folder it is given must not be relative."""
+    monkeypatch.chdir(run_copy.parent)
+    export_run(Path(run_copy.name), "mcu")
+    assert (run_copy / "export/mcu/build/edgekit_parity").is_file()
+    assert not (run_copy / "export/mcu" / run_copy.name).exists()
+
+
 def test_export_requires_the_onnx_export(run_copy: Path) -> None:
     shutil.rmtree(run_copy / "export" / "onnx")
     with pytest.raises(ExportError, match="--target onnx` first"):
