@@ -44,6 +44,8 @@ def run_pipeline(
     results["calibrate"] = stage("calibrate", lambda: run_calibration(run_dir))
     for name in targets:
         results[f"export {name}"] = stage(f"export {name}", partial(export_run, run_dir, name))
+        for line in results[f"export {name}"].get("report_lines", []):  # the MCU footprint
+            echo(line)
     parity = stage("parity", lambda: run_parity(run_dir))
     gates: dict[str, Any] = {
         "min_agreement": config.verify.min_agreement,

@@ -252,7 +252,9 @@ def test_missing_tools_are_one_line_naming_the_install(
     assert any("not measured" in line for line in summary["report_lines"])
 
 
-def test_export_of_a_run_given_by_a_relative_path(run_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_export_of_a_run_given_by_a_relative_path(
+    run_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """make runs in the export folder: the build folder it is given must not be relative."""
     monkeypatch.chdir(run_copy.parent)
     export_run(Path(run_copy.name), "mcu")

@@ -80,6 +80,7 @@ def test_pipeline_for_the_mcu_target_verifies_on_qemu(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "[4/6] export mcu" in result.output and "device accuracy (mps2-an386)" in result.output
+    assert "conv instr/MAC" in result.output  # the footprint table
     summary = json.loads((out / "summary.json").read_text())
     device = summary["device"]
     assert device["url"] == "qemu://" and device["board"] == "mps2-an386" and device["passed"]
