@@ -261,3 +261,25 @@ def test_headers_of_both_versions_are_checked() -> None:
         wire.parse_frame(with_crc(short))
     with pytest.raises(wire.ProtocolError, match="shorter than header"):
         wire.parse_frame(with_crc(v1[:6]))
+
+
+@pytest.mark.parametrize("payload_bytes", [0, 1, 100, 239])
+def test_wire_overhead_is_what_a_short_frame_costs_on_the_line(payload_bytes: int) -> None:
+    """Up to 254 decoded bytes a frame costs its payload + WIRE_OVERHEAD on the wire (header, CRC,
+    one COBS code byte, two delimiters), zeros in the payload or not: the link sizes chunks with it."""
+    for fill in (b"\x00", b"\x5a"):
+        encoded = wire.encode_frame(
+            Frame(MessageType.LOAD, 9, fill * payload_bytes, session=0x01020304)
+        )
+        assert len(encoded) == wire.WIRE_OVERHEAD + payload_bytes
+
+
+@pytest.mark.parametrize("max_frame", [64, 253, 254, 255, 508, 509, 1024])
+def test_the_decoder_bound_fits_the_largest_frame_of_any_limit(max_frame: int) -> None:
+    """A frame of exactly max_frame decoded bytes with no zero (the most COBS code bytes) decodes;
+    the buffer bound is the encoded size of that frame plus its leading delimiter's slack."""
+    payload = b"\x07" * (max_frame - wire.MIN_FRAME)
+    frame = wire.encode_frame(Frame(MessageType.LOG, 0, payload))
+    decoder = FrameDecoder(max_frame=max_frame)
+    assert [f.payload for f in decoder.feed(frame)] == [payload] and decoder.stats.oversize == 0
+    assert decoder.max_encoded == max_frame + max_frame // 254 + 2
