@@ -1,9 +1,8 @@
 """C99 for the int8 model, generated from the integer reference's steps (the lowered QDQ graph).
 
-`model.c` holds const int8 weights, int32 biases, per-channel Q31 multipliers and shifts, one
-layer record per step and `edgekit_model_run`, which runs the steps through
-`edgekit_kernels.h` in a static arena planned here: in a chain only a step's input and output
-are alive, so each output goes to the end of the arena its input does not use.
+`model.c` holds the int8 weights as words in the kernels' layout, per-channel bias and Q31
+requantisation records, one layer record per step and `edgekit_model_run`, which moves the input
+to HWC and runs the steps through `edgekit_kernels.h` in one static arena planned here.
 """
 
 from __future__ import annotations
@@ -24,9 +23,8 @@ from edgekit.quantize.integer_reference import (
     fixed_point_multiplier,
 )
 
-THRESHOLD_LIMIT = (
-    1 << 16
-)  # beyond any q - zero_point of an 8-bit tensor: clipping keeps comparisons
+# beyond any q - zero_point of an 8-bit tensor: clipping FSQ thresholds to it keeps every comparison
+THRESHOLD_LIMIT = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -119,21 +117,17 @@ def float_bits(value: float) -> str:
     return f"0x{struct.unpack('<I', struct.pack('<f', value))[0]:08x}u"
 
 
-def c_array(
-    ctype: str, name: str, values: np.ndarray | list[int] | list[str], per_line: int = 16
-) -> str:
-    flat = (
-        values
-        if isinstance(values, list) and values and isinstance(values[0], str)
-        else [int(v) for v in np.asarray(values).ravel()]
-    )
-    lines = [
-        ", ".join(str(v) for v in flat[i : i + per_line]) for i in range(0, len(flat), per_line)
-    ]
+def c_array(ctype: str, name: str, items: list[str], per_line: int = 16) -> str:
+    """A const array of already formatted C literals."""
+    lines = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
     body = ",\n    ".join(lines) if lines else "0"
     return (
-        f"static const {ctype} {name}[{max(len(flat), 1)}] EDGEKIT_ALIGNED = {{\n    {body}\n}};\n"
+        f"static const {ctype} {name}[{max(len(items), 1)}] EDGEKIT_ALIGNED = {{\n    {body}\n}};\n"
     )
+
+
+def literals(values: np.ndarray) -> list[str]:
+    return [str(int(v)) for v in np.asarray(values).ravel()]
 
 
 def weight_words(step: ConvStep) -> np.ndarray:
@@ -201,16 +195,13 @@ def _fsq_source(index: int, step: FsqStep) -> str:
     name = f"step{index}"
     parts = [f"/* {index}: FSQ {step.name}: levels {','.join(map(str, step.levels))} */\n"]
     for d, (thresholds, values) in enumerate(zip(step.thresholds, step.code_values, strict=True)):
+        clipped = np.clip(thresholds, -THRESHOLD_LIMIT, THRESHOLD_LIMIT)
+        parts.append(c_array("int32_t", f"{name}_thresholds{d}", literals(clipped)))
         parts.append(
-            c_array(
-                "int32_t",
-                f"{name}_thresholds{d}",
-                np.clip(thresholds, -THRESHOLD_LIMIT, THRESHOLD_LIMIT),
-            )
+            c_array("int8_t", f"{name}_values{d}", literals(values - storage_offset(step.output)))
         )
-        parts.append(c_array("int8_t", f"{name}_values{d}", values - storage_offset(step.output)))
     dims = len(step.levels)
-    parts.append(c_array("uint8_t", f"{name}_levels", np.array(step.levels)))
+    parts.append(c_array("uint8_t", f"{name}_levels", literals(np.array(step.levels))))
     parts.append(f"static const int32_t *const {name}_thresholds[{dims}] = {{"
                  + ", ".join(f"{name}_thresholds{d}" for d in range(dims)) + "};\n")  # fmt: skip
     parts.append(f"static const int8_t *const {name}_values[{dims}] = {{"

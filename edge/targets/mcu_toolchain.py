@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shutil
 import subprocess
 import time
@@ -103,8 +104,6 @@ def _read_until(
     process: subprocess.Popen[bytes], pattern: re.Pattern[bytes], timeout: float
 ) -> re.Match[bytes] | None:
     """Read QEMU's output until `pattern` matches, it exits, or `timeout` passes."""
-    import select
-
     assert process.stdout is not None
     output = b""
     deadline = time.monotonic() + timeout
