@@ -75,7 +75,8 @@ typedef struct {
     const int8_t *const *code_values; /* per dimension: the stored output of each level */
 } edgekit_fsq_t;
 
-/* clamp(round_half_up(acc * multiplier / 2^shift) + zero_point) to int8, shift in 1..62. */
+/* round_half_up(acc * multiplier / 2^shift) for any shift in 1..62, held within +-1000 so that
+ * adding a zero point cannot overflow (the caller saturates to int8). */
 EDGEKIT_NOINLINE int32_t edgekit_requantize_wide(int32_t acc, int32_t multiplier, int shift) {
     const int64_t rounded = ((int64_t)acc * multiplier + ((int64_t)1 << (shift - 1))) >> shift;
     return rounded > 1000 ? 1000 : rounded < -1000 ? -1000 : (int32_t)rounded;
@@ -89,9 +90,10 @@ static inline int32_t edgekit_saturate(int32_t value) {
 #endif
 }
 
-/* For shift >= 33 (multipliers below 1/4, the usual case) the high word of the product is
- * enough: floor((P + 2^(s-1)) / 2^s) = floor((floor(P / 2^32) + 2^(s-33)) / 2^(s-32)), one SMULL
- * and three instructions; other shifts take the 64-bit path, out of line. */
+/* clamp(round_half_up(acc * multiplier / 2^shift) + zero_point) to int8. For shift >= 33
+ * (multipliers below 1/4, the usual case) the high word of the product P is enough:
+ * floor((P + 2^(s-1)) / 2^s) = floor((floor(P / 2^32) + 2^(s-33)) / 2^(s-32)), one SMULL and
+ * three instructions; other shifts take the 64-bit path, out of line. */
 static inline int8_t edgekit_requantize(int32_t acc, int32_t multiplier, int shift, int32_t zero_point) {
     if (shift >= 33) {
         const int32_t high = (int32_t)(((int64_t)acc * multiplier) >> 32);

@@ -14,7 +14,12 @@ import numpy as np
 import onnx
 import pytest
 from edgekit.errors import ExportError
-from edgekit.quantize.integer_reference import ConvStep, IntegerReference
+from edgekit.quantize.integer_reference import (
+    ConvStep,
+    IntegerReference,
+    PoolStep,
+    fixed_point_multiplier,
+)
 from edgekit.targets import export_run
 from edgekit.targets import mcu_toolchain as toolchain
 from edgekit.targets.mcu import c_source, run_native
@@ -72,6 +77,20 @@ def layer_variant(kind: str, folder: Path) -> Path:
         set_attr(first, "pads", [1, 3, 0, 4])
     elif kind == "stride 3":
         set_attr(convs[1], "strides", [1, 3])
+    elif kind.startswith(
+        "pool input scale"
+    ):  # x4 takes the pooling, /100 the last conv off the 32-bit path
+        factor = 4.0 if kind.endswith("x4") else 0.01
+        inits = {t.name: t for t in model.graph.initializer}
+        nodes = list(model.graph.node)
+        pool = next(n for n in nodes if n.op_type == "GlobalAveragePool")
+        dq = next(n for n in nodes if n.output[0] == pool.input[0])
+        q = next(n for n in nodes if n.output[0] == dq.input[0])
+        scale = numpy_helper.to_array(inits[q.input[1]]) * np.float32(factor)
+        model.graph.initializer.append(
+            numpy_helper.from_array(scale.astype(np.float32), "pool_input_scale")
+        )
+        q.input[1] = dq.input[1] = "pool_input_scale"
     elif kind == "odd channels":  # the first conv loses an output channel (and the next an input)
         inits = {t.name: t for t in model.graph.initializer}
         weight_dq = next(n for n in model.graph.node if n.output[0] == first.input[1])
@@ -86,14 +105,21 @@ def layer_variant(kind: str, folder: Path) -> Path:
             )
             inits[name].CopyFrom(numpy_helper.from_array(trimmed, name))
     del model.graph.value_info[:]
-    path = folder / f"{kind.replace(' ', '_')}.onnx"
+    path = folder / f"{kind.replace(' ', '_').replace('/', 'div')}.onnx"
     onnx.save(model, str(path))
     return path
 
 
 VARIANTS = ["zero points", "uint8", "uint8 input", "saturating", "constants as nodes", "reshape",
             "weight zero points", "default attributes", "no bias"]  # fmt: skip
-LAYERS = ["dilation", "wide padding", "stride 3", "odd channels"]
+LAYERS = [
+    "dilation",
+    "wide padding",
+    "stride 3",
+    "odd channels",
+    "pool input scale x4",
+    "pool input scale /100",
+]
 
 
 @pytest.mark.parametrize("kind", ["as exported", *VARIANTS, *LAYERS])
@@ -110,6 +136,10 @@ def test_generated_c_is_bit_exact_with_the_integer_reference(kind: str, tmp_path
     q_inputs = reference.quantize_input(np.concatenate([X, noise]))
     assert len(np.unique(reference.run_quantized(q_inputs).codes)) > 1  # not a constant model
     assert_bit_exact(reference, folder, q_inputs)
+    if kind.startswith("pool input scale"):  # the kernels' 64-bit requantisation path is taken
+        shifts = [31 + fixed_point_multiplier(np.atleast_1d(s.real_multiplier))[1] for s in reference.steps
+                  if isinstance(s, ConvStep | PoolStep)]  # fmt: skip
+        assert min(int(t.min()) for t in shifts) <= 32
 
 
 def test_c_input_quantisation_matches_onnx(tmp_path: Path) -> None:
