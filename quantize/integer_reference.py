@@ -293,8 +293,8 @@ class IntegerReference:
             elif op == "QuantizeLinear":
                 values[node.output[0]] = self._quantize(values[node.input[0]], node)
             elif op == "Add" and isinstance(values.get(node.input[0]), int):
-                index = self._fsq(index, values[node.input[0]])  # type: ignore[arg-type]
-                values[self.nodes[index].output[0]] = len(self.steps) - 1
+                index, step = self._fsq(index, values[node.input[0]])  # type: ignore[arg-type]
+                values[self.nodes[index].output[0]] = step
             elif op in ("Flatten", "Reshape"):
                 values[node.output[0]] = self._activation(values[node.input[0]], node)
             else:
@@ -303,12 +303,12 @@ class IntegerReference:
                 )
             index += 1
         for name in self.output_names[:2]:
-            step = values.get(name)
-            if not isinstance(step, int) or step < 0:
+            produced = values.get(name)
+            if not isinstance(produced, int) or produced < 0:
                 raise ExportError(
                     f"integer reference: graph output {name} is not a quantized activation"
                 )
-            self.output_steps[name] = step
+            self.output_steps[name] = produced
 
     def _tensor(self, source: int) -> Tensor:
         return self.input if source < 0 else self.steps[source].output
@@ -349,10 +349,9 @@ class IntegerReference:
         x, name = value.input, value.node.name or value.node.op_type
         if value.weight is None:  # pooling: one multiplier for all channels
             output = Tensor((x.shape[0], 1, 1), scale, int(zero_point), *integer_range(zero_point))
-            self._append(
+            return self._append(
                 PoolStep(name, x, output, value.relu, float(value.scale[0] / scale)), value.source
             )
-            return len(self.steps) - 1
         weight, _, weight_zero_point = value.weight
         strides = tuple(value.attrs.get("strides", [1, 1]))
         pads = tuple(value.attrs.get("pads", [0, 0, 0, 0]))
@@ -364,17 +363,19 @@ class IntegerReference:
             (weight.shape[0], height, width), scale, int(zero_point), *integer_range(zero_point)
         )
         bias = value.bias if value.bias is not None else np.zeros(weight.shape[0], np.int64)
-        self._append(ConvStep(name, x, output, weight, np.broadcast_to(weight_zero_point, (weight.shape[0],)).copy(),
-                              bias.astype(np.int64), strides, pads, dilations,
-                              value.relu, value.scale / scale), value.source)  # fmt: skip
-        return len(self.steps) - 1
+        return self._append(ConvStep(name, x, output, weight, np.broadcast_to(weight_zero_point, (weight.shape[0],)).copy(),
+                                     bias.astype(np.int64), strides, pads, dilations,
+                                     value.relu, value.scale / scale), value.source)  # fmt: skip
 
-    def _append(self, step: Step, source: int) -> None:
+    def _append(self, step: Step, source: int) -> int:
+        """Add a step reading step `source` (-1: the graph input); returns its index."""
         self.steps.append(step)
         self.sources.append(source)
+        return len(self.steps) - 1
 
-    def _fsq(self, index: int, source: int) -> int:
-        """Replace Add -> Tanh -> Mul -> Sub -> Round -> Div -> QuantizeLinear by integer thresholds."""
+    def _fsq(self, index: int, source: int) -> tuple[int, int]:
+        """Replace Add -> Tanh -> Mul -> Sub -> Round -> Div -> QuantizeLinear by integer thresholds;
+        returns the index of that QuantizeLinear node and the new step's."""
         ops = [n.op_type for n in self.nodes[index : index + len(FSQ_OPS)]]
         if tuple(ops) != FSQ_OPS or self.nodes[index + len(FSQ_OPS)].op_type != "QuantizeLinear":
             raise ExportError(f"integer reference: expected the FSQ block {FSQ_OPS}, found {ops}")
@@ -395,8 +396,7 @@ class IntegerReference:
         step = FsqStep(
             quant_node.name or "fsq", x, output, self.levels, tuple(thresholds), tuple(code_values)
         )
-        self._append(step, source)
-        return index + len(FSQ_OPS)
+        return index + len(FSQ_OPS), self._append(step, source)
 
     # ------------------------------------------------------------------ running
     def quantize_input(self, X: np.ndarray) -> np.ndarray:

@@ -111,7 +111,8 @@ def layer_variant(kind: str, folder: Path) -> Path:
 
 
 VARIANTS = ["zero points", "uint8", "uint8 input", "saturating", "constants as nodes", "reshape",
-            "weight zero points", "default attributes", "no bias"]  # fmt: skip
+            "weight zero points", "default attributes", "no bias", "empty bias name", "dilated and padded",
+            "per-tensor weight scale"]  # fmt: skip
 LAYERS = [
     "dilation",
     "wide padding",

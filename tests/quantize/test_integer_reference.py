@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from edgekit.errors import ExportError
 from edgekit.quantize.integer_reference import (
+    ConvStep,
+    FsqStep,
     IntegerReference,
     PoolStep,
     Tensor,
@@ -177,12 +179,45 @@ def graph_variant(kind: str, folder: Path) -> Path:
     elif kind == "default attributes":  # zero pads, unit strides, one group: the ONNX defaults
         for node in convs:
             keep = [a for a in node.attribute
-                    if not (a.name == "pads" and set(a.ints) == {0}) and not (a.name == "strides" and set(a.ints) == {1})
+                    if not (a.name == "pads" and set(a.ints) == {0}) and not (a.name in ("strides", "dilations") and set(a.ints) == {1})
                     and a.name != "group"]  # fmt: skip
             del node.attribute[:]
             node.attribute.extend(keep)
     elif kind == "no bias":
         del convs[0].input[2]
+    elif kind == "empty bias name":  # an omitted optional input written as ""
+        convs[0].input[2] = ""
+    elif (
+        kind == "dilated and padded"
+    ):  # height and width each with their own dilation, pads, strides
+
+        def set_attr(node: onnx.NodeProto, name: str, value: list[int]) -> None:
+            kept = [a for a in node.attribute if a.name != name]
+            del node.attribute[:]
+            node.attribute.extend([*kept, onnx.helper.make_attribute(name, value)])
+
+        set_attr(convs[0], "dilations", [1, 2])
+        set_attr(convs[0], "pads", [0, 2, 0, 3])
+        set_attr(convs[1], "strides", [1, 3])
+        set_attr(convs[2], "dilations", [2, 1])  # the (2, 1) kernel: rows 0 and 2 of a padded input
+        set_attr(convs[2], "pads", [1, 0, 2, 0])
+        set_attr(convs[2], "strides", [2, 1])
+    elif kind == "per-tensor weight scale":  # one weight scale for the first conv (bias rescaled)
+        inits = {t.name: t for t in graph.initializer}
+        weight_dq = next(n for n in graph.node if n.output[0] == convs[0].input[1])
+        bias_dq = next(n for n in graph.node if n.output[0] == convs[0].input[2])
+        input_dq = next(n for n in graph.node if n.output[0] == convs[0].input[0])
+        scale = numpy_helper.to_array(inits[weight_dq.input[1]])
+        graph.initializer.append(
+            numpy_helper.from_array(scale[:1].reshape(()).copy(), "w_scale_scalar")
+        )
+        graph.initializer.append(numpy_helper.from_array(np.array(0, np.int8), "w_zp_scalar"))
+        weight_dq.input[1], weight_dq.input[2] = "w_scale_scalar", "w_zp_scalar"
+        del weight_dq.attribute[:]  # no axis for a per-tensor scale
+        input_scale = numpy_helper.to_array(inits[input_dq.input[1]])
+        bias_scale = np.full(scale.shape, input_scale * scale[0], np.float32)
+        graph.initializer.append(numpy_helper.from_array(bias_scale, "b_scale_per_tensor"))
+        bias_dq.input[1] = "b_scale_per_tensor"
     del graph.value_info[:]  # the exporter's inferred types no longer hold
     path = folder / f"{kind.replace(' ', '_')}.onnx"
     onnx.save(model, str(path))
@@ -201,6 +236,9 @@ def graph_variant(kind: str, folder: Path) -> Path:
         "weight zero points",
         "default attributes",
         "no bias",
+        "empty bias name",
+        "dilated and padded",
+        "per-tensor weight scale",
     ],
 )
 def test_integer_reference_follows_graph_variants(kind: str, tmp_path: Path) -> None:
@@ -219,8 +257,18 @@ def test_integer_reference_follows_graph_variants(kind: str, tmp_path: Path) -> 
         "no bias",
         "saturating",
         "weight zero points",
+        "empty bias name",
+        "dilated and padded",
+        "per-tensor weight scale",
     ):  # the change reaches the outputs
         assert not np.array_equal(plain.logits_q, result.logits_q)
+    for step in (s for s in reference.steps if isinstance(s, ConvStep)):  # one per output channel
+        assert step.real_multiplier.shape == step.bias.shape == (step.weight.shape[0],)
+    logits = reference.logits_tensor  # what HELLO_ACK describes is what the lowering computes
+    assert (reference.output_scale, reference.output_zero_point) == (
+        logits.scale,
+        logits.zero_point,
+    )
     if kind == "saturating":  # saturated, still agreeing
         assert result.logits_q.min() == -128 and (result.logits_q == -128).mean() < 0.9
         assert np.array_equal(ort["pre_fsq"], result.pre_fsq)
@@ -273,3 +321,92 @@ def broken_graph(kind: str) -> object:
 def test_integer_reference_refuses_what_it_cannot_run(kind: str, message: str) -> None:
     with pytest.raises(ExportError, match=re.escape(message)):
         IntegerReference(broken_graph(kind)).run(np.load(FIXTURES / "inputs.npy"))  # type: ignore[arg-type]
+
+
+def test_steps_are_immutable_and_named_after_their_nodes() -> None:
+    import dataclasses
+
+    import onnx
+
+    model = onnx.load(str(FIXTURES / "model_int8.onnx"))
+    reference = IntegerReference(model)
+    conv_names = [n.name for n in model.graph.node if n.op_type == "Conv"]
+    fsq_quantizer = next(n for i, n in enumerate(model.graph.node) if n.op_type == "QuantizeLinear"
+                         and model.graph.node[i - 1].op_type == "Div")  # fmt: skip
+    assert [s.name for s in reference.steps if isinstance(s, ConvStep)] == conv_names
+    assert [s.name for s in reference.steps if isinstance(s, FsqStep)] == [fsq_quantizer.name]
+    for frozen in (reference.input, *reference.steps):  # a Tensor and every kind of step
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            frozen.name = "changed"  # type: ignore[misc]
+
+
+def test_macs_count_every_multiply_of_every_convolution() -> None:
+    """Against ONNX shape inference: output elements x (input channels x kernel area) per Conv."""
+    import onnx
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(FIXTURES / "model_int8.onnx")))
+    shapes = {
+        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in model.graph.value_info
+    }
+    inits = {t.name: list(t.dims) for t in model.graph.initializer}
+    expected = []
+    for node in (n for n in model.graph.node if n.op_type == "Conv"):
+        weight_dq = next(n for n in model.graph.node if n.output[0] == node.input[1])
+        out, weight = shapes[node.output[0]], inits[weight_dq.input[0]]
+        expected.append(int(np.prod(out[1:])) * int(np.prod(weight[1:])))
+    reference = IntegerReference(model)
+    assert [s.macs for s in reference.steps if isinstance(s, ConvStep)] == expected
+    assert [s.output.size for s in reference.steps if isinstance(s, ConvStep)] == [
+        int(np.prod(shapes[n.output[0]][1:])) for n in model.graph.node if n.op_type == "Conv"
+    ]
+
+
+def test_graph_outputs_must_be_quantized_activations() -> None:
+    """Any step's output may be a graph output, the first included; the graph input may not."""
+    import onnx
+
+    model = onnx.load(str(FIXTURES / "model_int8.onnx"))
+    nodes = list(model.graph.node)
+    first_act = next(n for n in nodes if n.op_type == "DequantizeLinear" and n.input[0].endswith("QuantizeLinear_output_0")
+                     and "encoder.2" in n.name)  # fmt: skip
+    input_dq = next(n for n in nodes if n.op_type == "DequantizeLinear" and "input_quant" in n.name)
+    pre_fsq = model.graph.output[1].name
+    for node in nodes:  # the FSQ block reads pre_fsq: point it at a renamed copy first
+        node.input[:] = [f"{x}_kept" if x == pre_fsq else x for x in node.input]
+        node.output[:] = [f"{x}_kept" if x == pre_fsq else x for x in node.output]
+    model.graph.output[1].name = first_act.output[0]
+    reference = IntegerReference(model)
+    assert reference.output_steps[first_act.output[0]] == 0  # step 0 is a valid output
+    assert reference.pre_fsq_tensor is reference.steps[0].output
+    model.graph.output[1].name = input_dq.output[0]
+    with pytest.raises(ExportError, match="is not a quantized activation"):
+        IntegerReference(model)
+
+
+def test_an_unsupported_op_on_an_activation_is_named() -> None:
+    """Abs sorts before Add: it must not be mistaken for the start of the FSQ block."""
+    import onnx
+
+    model = onnx.load(str(FIXTURES / "model_int8.onnx"))
+    flatten = next(n for n in model.graph.node if n.op_type == "Flatten")
+    flatten.op_type, flatten.name = "Abs", "abs_node"
+    with pytest.raises(ExportError, match=re.escape("unsupported node abs_node (Abs)")):
+        IntegerReference(model)
+
+
+def test_a_bias_at_another_scale_is_refused() -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(FIXTURES / "model_int8.onnx"))
+    conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    bias_dq = next(n for n in model.graph.node if n.output[0] == conv.input[2])
+    scale = numpy_helper.to_array(
+        next(t for t in model.graph.initializer if t.name == bias_dq.input[1])
+    )
+    model.graph.initializer.append(numpy_helper.from_array(scale * np.float32(2), "bias_scale_x2"))
+    bias_dq.input[1] = "bias_scale_x2"
+    with pytest.raises(
+        ExportError, match=f"bias of {re.escape(conv.name)} is not int32 at input\\*weight scale"
+    ):
+        IntegerReference(model)
