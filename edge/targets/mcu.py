@@ -99,20 +99,19 @@ def run_native(
     }
 
 
-def footprint(reference: IntegerReference, out_dir: Path) -> dict[str, Any]:
+def footprint(reference: IntegerReference, out_dir: Path, arena_bytes: int) -> dict[str, Any]:
     """Flash, RAM, stack and instruction counts of both builds on the emulated board."""
-    plan = plan_arena(reference)
     conv_steps = [i for i, s in enumerate(reference.steps) if isinstance(s, ConvStep)]
     conv_macs = model_macs(reference)
+    per_tick = toolchain.INSTRUCTIONS_PER_TICK
     builds: dict[str, Any] = {}
     for kind in BUILDS:
         sections = toolchain.section_sizes(out_dir / "build" / BUILDS[kind])
         measured = toolchain.run_selftest(out_dir / "build" / SELFTESTS[kind], BOARD)
-        inferences = int(measured["runs"]) * int(measured["windows"])  # type: ignore[call-overload]
-        per_tick = toolchain.INSTRUCTIONS_PER_TICK
-        step_ticks: list[int] = measured["step_ticks"]  # type: ignore[assignment]
-        instructions = int(measured["ticks"]) * per_tick / inferences  # type: ignore[call-overload]
-        conv_instructions = sum(step_ticks[i] for i in conv_steps) * per_tick / inferences
+        instructions = measured.ticks * per_tick / measured.inferences
+        conv_instructions = (
+            sum(measured.step_ticks[i] for i in conv_steps) * per_tick / measured.inferences
+        )
         builds[kind] = {
             "flash_bytes": sum(
                 sections.get(s, 0) for s in (".isr_vector", ".text", ".rodata", ".data")
@@ -122,18 +121,20 @@ def footprint(reference: IntegerReference, out_dir: Path) -> dict[str, Any]:
             "ram_bytes": sections.get(".data", 0) + sections.get(".bss", 0),
             "data_bytes": sections.get(".data", 0),
             "bss_bytes": sections.get(".bss", 0),
-            "stack_high_water_bytes": measured["stack"],
+            "stack_high_water_bytes": measured.stack,
             "instructions_per_inference": round(instructions),
             "instructions_per_mac": round(instructions / conv_macs, 3) if conv_macs else None,
             "conv_instructions_per_mac": round(conv_instructions / conv_macs, 3)
             if conv_macs
             else None,
-            "step_instructions": [round(t * per_tick / inferences) for t in step_ticks],
-            "bit_exact_windows": f"{measured['exact']}/{measured['windows']}",
-            "bit_exact": measured["exact"] == measured["windows"],
+            "step_instructions": [
+                round(t * per_tick / measured.inferences) for t in measured.step_ticks
+            ],
+            "bit_exact_windows": f"{measured.exact}/{measured.windows}",
+            "bit_exact": measured.exact == measured.windows,
         }
     floor = activation_floor(reference)
-    arena_total = plan.size + reference.input.size
+    arena_total = arena_bytes + reference.input.size
     goals = [
         {"name": "arena + input <= 1.1 x activation floor", "value": round(arena_total / floor, 3),
          "limit": GOALS["arena_vs_floor"], "passed": arena_total <= GOALS["arena_vs_floor"] * floor},
@@ -199,7 +200,7 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
         }
     else:
         toolchain.make(out_dir, ["mps2", "mps2-portable", "selftest"], out_dir / "build")
-        report["target"] = footprint(reference, out_dir)
+        report["target"] = footprint(reference, out_dir, model["arena_bytes"])
     write_json(out_dir / "report.json", report)
     summary = {"target": "mcu", "files": sorted([*sources, KERNELS, "Makefile", "report.json"]),
                "report_lines": report_lines(report)}  # fmt: skip

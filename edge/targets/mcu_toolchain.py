@@ -140,7 +140,24 @@ def boot_qemu(
     return QemuDevice(process, found.group(1).decode(), board)
 
 
-def run_selftest(elf: Path, board: str, timeout: float = 120.0) -> dict[str, object]:
+@dataclass(frozen=True)
+class SelfTest:
+    """The self-test firmware's result line: windows, runs per window, windows bit-exact, SysTick
+    ticks in all and per step, and the stack high-water mark in bytes."""
+
+    windows: int
+    runs: int
+    exact: int
+    ticks: int
+    stack: int
+    step_ticks: tuple[int, ...]
+
+    @property
+    def inferences(self) -> int:
+        return self.windows * self.runs
+
+
+def run_selftest(elf: Path, board: str, timeout: float = 120.0) -> SelfTest:
     """Boot a self-test firmware with UART0 on stdout and parse its one result line."""
     process = subprocess.Popen(qemu_command(elf, board, "stdio"), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
@@ -152,11 +169,9 @@ def run_selftest(elf: Path, board: str, timeout: float = 120.0) -> dict[str, obj
         raise ExportError(
             f"the self-test firmware {elf.name} printed no result in QEMU within {timeout:.0f} s"
         )
-    result: dict[str, object] = {"step_ticks": []}
-    for item in found.group(1).decode().split():  # name=value ... step=T0 step=T1 ...
-        name, _, value = item.partition("=")
-        if name == "step":
-            result["step_ticks"].append(int(value))  # type: ignore[attr-defined]
-        else:
-            result[name] = int(value)
-    return result
+    items = [item.partition("=") for item in found.group(1).decode().split()]  # name=value ...
+    fields = {name: int(value) for name, _, value in items if name != "step"}
+    steps = tuple(int(value) for name, _, value in items if name == "step")
+    return SelfTest(
+        fields["windows"], fields["runs"], fields["exact"], fields["ticks"], fields["stack"], steps
+    )
