@@ -315,7 +315,8 @@ def export_command(run_dir: Path, target_name: str, **options: Any) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def check(onnx_file: Path, target_name: str, as_json: bool) -> None:
-    """Check any ONNX file against a target's readiness rules (Hailo R1-R16)."""
+    """Check any ONNX file against a target's readiness rules (hailo: R1-R16; onnx: Q1, int8 pairs
+    that x86 AVX2 CPUs would saturate)."""
     from edgekit.errors import ExportError
     from edgekit.targets import get_target
     from edgekit.targets.hailo_readiness import format_report
@@ -346,16 +347,13 @@ def parity(run_dir: Path, targets: tuple[str, ...], limit: int) -> None:
     """Compare every export with its CPU reference on the test split; non-zero exit on failure."""
     from edgekit.compare import format_table
     from edgekit.errors import ParityError
-    from edgekit.parity import run_parity
+    from edgekit.parity import failure_message, run_parity
 
     with writing(run_dir, "parity"):
         reports = run_parity(run_dir, list(targets) or None, limit)
     click.echo(format_table(reports))
-    failed = [r.name for r in reports if not r.passed]
-    if failed:
-        raise ParityError(
-            f"{len(failed)} parity pair(s) failed: {', '.join(failed)}; see {run_dir / 'parity.json'}"
-        )
+    if not all(r.passed for r in reports):
+        raise ParityError(failure_message(reports, run_dir / "parity.json"))
     click.echo(f"all {len(reports)} pairs within tolerance -> {run_dir / 'parity.json'}")
 
 

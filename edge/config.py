@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 from edgekit.errors import ConfigError
+from edgekit.quantize.overflow import OVERFLOW_FIXES
 
 NAN_STRATEGIES = ("zero", "mean", "median", "interpolate", "drop", "raise")
 SPLIT_MODES = ("group", "official", "time")
@@ -64,6 +65,9 @@ class ModelConfig:
     fsq_levels: tuple[int, ...] = ()  # () = from the number of classes
     dropout: float = 0.1  # on the pooled features, training only
     quant_preset: str = "int8"  # int8 (float scales) | po2 (power-of-two scales for MCUs)
+    # 7-bit weights so x86 AVX2 int8 kernels cannot saturate (edgekit.quantize.overflow):
+    # all (safe on every CPU) | first_layer | none (only for VNNI, Arm or MCU targets)
+    overflow_fix: str = "all"
 
 
 @dataclass(frozen=True)
@@ -296,6 +300,7 @@ def _validate(config: RunConfig) -> None:
     _check_choice("train.select_on", config.train.select_on, SELECTION_METRICS)
     _check_choice("model.size", config.model.size, MODEL_SIZES)
     _check_choice("model.quant_preset", config.model.quant_preset, ("int8", "po2"))
+    _check_choice("model.overflow_fix", config.model.overflow_fix, OVERFLOW_FIXES)
     _check_choice("train.optimizer", config.train.optimizer, ("adam", "adamw"))
     _check_choice("train.scheduler", config.train.scheduler, ("cosine", "plateau"))
     _check_choice("train.device", config.train.device, ("auto", "cpu", "cuda"))

@@ -9,6 +9,7 @@ from pathlib import Path
 from edgekit.artifacts import Manifest, write_json
 from edgekit.compare import PairReport
 from edgekit.errors import ArtifactError, ConfigError
+from edgekit.quantize.overflow import read_cpu_flags
 from edgekit.runs import Run
 from edgekit.targets import exported_targets, get_target
 from edgekit.transaction import transactional
@@ -38,6 +39,7 @@ def run_parity(
         "split": "test",
         "targets": names,
         "passed": all(r.passed for r in reports),
+        "host_cpu": read_cpu_flags(),  # int8 kernels depend on it: reports from two hosts compare
         "pairs": [r.to_dict() for r in reports],
     }
     write_json(run.path / "parity.json", result)
@@ -46,3 +48,11 @@ def run_parity(
     manifest.stage("parity", time.perf_counter() - start, passed=result["passed"])
     manifest.save()
     return reports
+
+
+def failure_message(reports: list[PairReport], parity_file: Path) -> str:
+    """One line for failed pairs: their names, the diagnosis of the first that has one, the file."""
+    failed = [r for r in reports if not r.passed]
+    diagnosis = next((r.diagnosis for r in failed if r.diagnosis), "")
+    cause = f": {diagnosis}" if diagnosis else ""
+    return f"{len(failed)} parity pair(s) failed ({', '.join(r.name for r in failed)}){cause}; see {parity_file}"

@@ -21,7 +21,7 @@ def run_pipeline(
     from edgekit.artifacts import write_json
     from edgekit.calibrate.stage import run_calibration
     from edgekit.firmware_bridge.verify import QEMU_GATES, VerifyOptions, run_verify
-    from edgekit.parity import run_parity
+    from edgekit.parity import failure_message, run_parity
     from edgekit.targets import export_run
     from edgekit.train import run_training
 
@@ -44,7 +44,7 @@ def run_pipeline(
     results["calibrate"] = stage("calibrate", lambda: run_calibration(run_dir))
     for name in targets:
         results[f"export {name}"] = stage(f"export {name}", partial(export_run, run_dir, name))
-        for line in results[f"export {name}"].get("report_lines", []):  # the MCU footprint
+        for line in results[f"export {name}"].get("report_lines", []):  # footprint, warnings
             echo(line)
     parity = stage("parity", lambda: run_parity(run_dir))
     gates: dict[str, Any] = {
@@ -101,8 +101,7 @@ def run_pipeline(
     write_json(run_dir / "summary.json", summary)
     echo(render_summary(summary))
     if not summary["parity_passed"]:
-        failed = [name for name, p in summary["parity"].items() if not p["passed"]]
-        raise ParityError(f"parity failed for {', '.join(failed)}; see {run_dir / 'parity.json'}")
+        raise ParityError(failure_message(parity, run_dir / "parity.json"))
     if not verify["passed"]:
         from edgekit.firmware_bridge.verify import raise_for_report
 

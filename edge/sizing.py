@@ -69,6 +69,7 @@ def resolve_net(
         fsq_levels=model.fsq_levels or fsq_levels_for(num_classes),
         downsample=model.downsample or downsample_for(input_width, model.kernel_size),
         dropout=model.dropout, quant_preset=model.quant_preset if quant else None, batch_norm=not quant,
+        overflow_fix=model.overflow_fix,
     )  # fmt: skip
     if model.channels:
         return replace(net, channels=tuple(model.channels))  # type: ignore[arg-type]

@@ -96,6 +96,11 @@ def render_markdown(report: dict[str, Any]) -> str:
             for g in report["gates"]
         ],
     ]
+    if agreement.get("diagnosis"):
+        lines += ["", f"Likely cause of the disagreement: {agreement['diagnosis']}"]
+    if "host_cpu" in report:
+        host = report["host_cpu"]
+        lines += ["", f"Host CPU: {host['model'] or host['machine']}; {host['int8_kernel_class']}"]
     if report.get("error"):
         lines += ["", f"Stopped early: {report['error']}"]
     return "\n".join(lines) + "\n"

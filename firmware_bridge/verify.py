@@ -26,6 +26,7 @@ from edgekit.firmware_bridge.link import HostLink
 from edgekit.firmware_bridge.metrics import latency, link_efficiency, render_junit, render_markdown
 from edgekit.firmware_bridge.protocol import DTYPE_NUMPY
 from edgekit.progress import Progress
+from edgekit.quantize.overflow import read_cpu_flags, saturation_bounds, saturation_diagnosis
 from edgekit.transaction import transactional
 
 INTEGER_EXACT_RUNTIME = "edgekit-c"  # HELLO_ACK runtime of the generated C firmware
@@ -170,10 +171,12 @@ def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
     )  # chosen once the device names its runtime
 
     url = device_url(options.device, run.path)
+    host_cpu = read_cpu_flags()
     report: dict[str, Any] = {
         "schema_version": 1,
         "partial": True,
         "device": {"url": options.device},
+        "host_cpu": host_cpu,  # decides this host's onnxruntime int8 kernels
         "samples_total": len(X),
     }
     outputs: dict[int, np.ndarray] = {}
@@ -269,6 +272,11 @@ def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
         scale = np.float64(reference.output_scale)
         pair = compare("device_vs_reference", cpu_q[done] * scale, device_q * scale, tolerance,
                        (cpu_name, "device"), lsb=float(scale))  # fmt: skip
+        if not pair.passed and not report["device"].get("runtime", "").startswith(
+            INTEGER_EXACT_RUNTIME
+        ):
+            # onnxruntime is one side (the device's or this host's): int16 pair saturation?
+            pair.diagnosis = saturation_diagnosis(saturation_bounds(reference.model), host_cpu)
         rows["device_vs_reference"] = pair.to_dict()
         if labels is not None:
             rows["device_vs_labels"]["accuracy"] = float(
@@ -337,6 +345,8 @@ def raise_for_report(report: dict[str, Any], folder: Path) -> None:
         )
     failed = [g["name"] for g in report["gates"] if not g["passed"]]
     if failed:
+        diagnosis = report["rows"]["device_vs_reference"].get("diagnosis", "")
+        cause = f" ({diagnosis})" if diagnosis else ""
         raise GateError(
-            f"verification gates failed: {', '.join(failed)}; see {folder / 'report.md'}"
+            f"verification gates failed: {', '.join(failed)}{cause}; see {folder / 'report.md'}"
         )

@@ -33,6 +33,9 @@ class NetConfig:
     dropout: float = 0.0  # on the pooled features while training; nothing in the exported graph
     quant_preset: str | None = "int8"  # None builds the float twin
     batch_norm: bool = False  # float twin only; folded before QAT
+    overflow_fix: str = (
+        "all"  # 7-bit weights in: all | first_layer | none (edgekit.quantize.overflow)
+    )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -42,6 +45,7 @@ class NetConfig:
         data = dict(data)
         data["channels"] = tuple(data["channels"])
         data["fsq_levels"] = tuple(data["fsq_levels"])
+        data.setdefault("overflow_fix", "none")  # checkpoints from before the fix: 8-bit weights
         return cls(**data)
 
     def encoder_width(self) -> int:
@@ -60,13 +64,13 @@ class Conv2dFSQNet(nn.Module):
     def __init__(self, config: NetConfig) -> None:
         super().__init__()
         self.config = config
-        layers = layer_factory(config.quant_preset, config.batch_norm)
+        layers = layer_factory(config.quant_preset, config.batch_norm, config.overflow_fix)
         c1, c2, c3 = config.channels
         k, pad = config.kernel_size, config.kernel_size // 2
         dims = len(config.fsq_levels)
         self.input_quant = layers.input_quant()
         stages = [
-            layers.conv(config.in_channels, c1, (1, k), padding=(0, pad)), layers.norm(c1), layers.relu(),
+            layers.conv(config.in_channels, c1, (1, k), padding=(0, pad), first=True), layers.norm(c1), layers.relu(),
             layers.conv(c1, c2, (1, k), stride=(1, 2), padding=(0, pad)), layers.norm(c2), layers.relu(),
             layers.conv(c2, c3, (2, 1)), layers.norm(c3), layers.relu(),  # mixes the two rows: H 2 -> 1
         ]  # fmt: skip

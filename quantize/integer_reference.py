@@ -7,6 +7,10 @@ tanh + round. Only the final dequantization of the outputs uses floats.
 
 The graph is first lowered to a chain of integer steps (`IntegerReference.steps`); NumPy runs
 them here and the MCU target generates C from the same steps, so both compute one thing.
+
+`accumulation="avx2-u8s8"` emulates onnxruntime's x86 AVX2 int8 kernels instead (no VNNI): the
+products of neighbouring reduction indices are added in saturating int16 (`vpmaddubsw`); see
+edgekit.quantize.overflow. It exists to reproduce on any machine what such a CPU computes.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ if TYPE_CHECKING:
     from onnx import ModelProto, NodeProto
 
 FSQ_OPS = ("Add", "Tanh", "Mul", "Sub", "Round", "Div")
+# int32: exact, as VNNI, Arm, the MCU C; avx2-u8s8: x86 AVX2 onnxruntime, int16 pair saturation
+ACCUMULATIONS = ("int32", "avx2-u8s8")
 
 
 @dataclass(frozen=True)
@@ -144,7 +150,46 @@ def conv_accumulate(x: np.ndarray, step: ConvStep) -> np.ndarray:
     return result
 
 
-def run_step(step: Step, q: np.ndarray) -> np.ndarray:
+def conv_accumulate_avx2(x: np.ndarray, step: ConvStep) -> np.ndarray:
+    """`conv_accumulate` as onnxruntime's MLAS computes it on x86 AVX2 without VNNI.
+
+    The activation is offset to uint8 (int8 by +128, its zero point too; padding holds the zero
+    point), the reduction axis is laid out channels-last `(kh, kw, C)` and zero-padded to an even
+    length, each pair of neighbouring products is clamped to int16 (`vpmaddubsw`), the pairs are
+    summed in int32 (`vpmaddwd`), then the zero point is corrected with the weight sums. Checked
+    against onnxruntime on an emulated Haswell (tests/quantize/test_overflow.py)."""
+    if step.weight_zero_point.any():
+        raise ExportError(
+            f"integer reference: the avx2-u8s8 emulation needs symmetric weights; {step.name} has a "
+            "weight zero point"
+        )
+    offset = -step.input.lo  # uint8 stays, int8 moves by +128
+    zero_point = step.input.zero_point + offset
+    top, left, bottom, right = step.pads
+    padded = np.pad(
+        x + offset, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=zero_point
+    )
+    (kh, kw), (dh, dw) = step.weight.shape[2:], step.dilations
+    span = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, span, axis=(2, 3))
+    windows = windows[:, :, :: step.strides[0], :: step.strides[1], ::dh, ::dw]
+    n, height, width = windows.shape[0], windows.shape[2], windows.shape[3]
+    # (N, C, H', W', kh, kw) -> (N, H', W', kh * kw * C): the channels-last reduction axis
+    columns = windows.transpose(0, 2, 3, 4, 5, 1).reshape(n, height, width, -1)
+    rows = step.weight.transpose(0, 2, 3, 1).reshape(len(step.weight), -1)  # (O, kh * kw * C)
+    if rows.shape[1] % 2:
+        columns = np.concatenate([columns, np.zeros_like(columns[..., :1])], axis=-1)
+        rows = np.pad(rows, ((0, 0), (0, 1)))
+    acc = np.zeros((n, height, width, len(rows)), np.int64)
+    for k in range(0, rows.shape[1], 2):
+        pair = columns[..., k, None] * rows[:, k] + columns[..., k + 1, None] * rows[:, k + 1]
+        acc += np.clip(pair, -32768, 32767)
+    acc += step.bias - zero_point * step.weight.reshape(len(step.weight), -1).sum(axis=1)
+    result: np.ndarray = acc.transpose(0, 3, 1, 2)  # (N, H', W', O) -> (N, O, H', W')
+    return result
+
+
+def run_step(step: Step, q: np.ndarray, accumulation: str = "int32") -> np.ndarray:
     """One step on a batch `(N, C, H, W)` of integers."""
     out = step.output
     if isinstance(step, FsqStep):
@@ -154,7 +199,8 @@ def run_step(step: Step, q: np.ndarray) -> np.ndarray:
         )
         return values.reshape(len(q), *out.shape)
     if isinstance(step, ConvStep):
-        acc, multiplier = conv_accumulate(q, step), step.real_multiplier
+        accumulate = conv_accumulate_avx2 if accumulation == "avx2-u8s8" else conv_accumulate
+        acc, multiplier = accumulate(q, step), step.real_multiplier
     else:  # (N, C, H, W) -> (N, C, 1, 1)
         acc = (q - step.input.zero_point).sum(axis=(2, 3), keepdims=True)
         multiplier = np.array([step.real_multiplier])
@@ -196,10 +242,16 @@ class _Pending:
 class IntegerReference:
     """Integer interpreter of the edgekit QDQ graph (Conv/Relu/GlobalAveragePool/FSQ/Flatten chain)."""
 
-    def __init__(self, model: ModelProto) -> None:
+    def __init__(self, model: ModelProto, accumulation: str = "int32") -> None:
         import onnx
         from onnx import numpy_helper
 
+        if accumulation not in ACCUMULATIONS:
+            raise ExportError(
+                f"integer reference: accumulation must be one of {', '.join(ACCUMULATIONS)}, "
+                f"got {accumulation!r}"
+            )
+        self.accumulation = accumulation
         self.model = model
         graph = model.graph
         self.constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
@@ -250,10 +302,10 @@ class IntegerReference:
         return self.steps[self.output_steps[self.output_names[1]]].output
 
     @classmethod
-    def from_onnx(cls, path: str | Path) -> IntegerReference:
+    def from_onnx(cls, path: str | Path, accumulation: str = "int32") -> IntegerReference:
         from edgekit.onnx_io import load_onnx
 
-        return cls(load_onnx(path))
+        return cls(load_onnx(path), accumulation)
 
     # ------------------------------------------------------------------ lowering
     def _lower(self) -> None:
@@ -415,7 +467,7 @@ class IntegerReference:
             q = q_input.astype(np.int64) if source < 0 else outputs[source]
             if isinstance(step, FsqStep):
                 codes = fsq_code_index(step, q)
-            outputs.append(run_step(step, q))
+            outputs.append(run_step(step, q, self.accumulation))
         logits, pre_fsq = (outputs[self.output_steps[name]] for name in self.output_names[:2])
         logits_q = logits.reshape(len(logits), -1)
         return ReferenceResult(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import torch
-from edgekit.quantize.presets import PRESETS, code_scale
+from edgekit.quantize.overflow import OVERFLOW_FIXES
+from edgekit.quantize.presets import code_scale, load_preset
 from torch import nn
 
 
@@ -17,7 +18,13 @@ class FloatLayers:
         return nn.Identity()
 
     def conv(
-        self, cin: int, cout: int, kernel: tuple[int, int], stride=(1, 1), padding=(0, 0)
+        self,
+        cin: int,
+        cout: int,
+        kernel: tuple[int, int],
+        stride=(1, 1),
+        padding=(0, 0),
+        first: bool = False,
     ) -> nn.Module:
         return nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=True)
 
@@ -41,13 +48,19 @@ class FloatLayers:
 
 
 class QuantLayers:
-    """Brevitas layers: int8 per-channel weights, int32 biases, uint8 after ReLU, int8 elsewhere."""
+    """Brevitas layers: int8 per-channel weights, int32 biases, uint8 after ReLU, int8 elsewhere.
 
-    def __init__(self, preset: str) -> None:
+    `overflow_fix` (NNCF's name) trains the chosen convolutions with 7-bit weights (|w| <= 63) so that
+    x86 AVX2 u8s8 kernels, which add two u8 x s8 products in saturating int16, cannot saturate:
+    255 * 63 * 2 = 32130 <= 32767 (see edgekit.quantize.overflow).
+    """
+
+    def __init__(self, preset: str, overflow_fix: str) -> None:
         from brevitas.inject.enum import ScalingImplType
         from brevitas.nn import QuantConv2d, QuantIdentity, QuantReLU
 
-        self.preset = PRESETS[preset]
+        self.preset = load_preset(preset)
+        self.overflow_fix = overflow_fix
         self._conv, self._identity, self._relu = QuantConv2d, QuantIdentity, QuantReLU
         self._const = ScalingImplType.CONST
 
@@ -55,11 +68,18 @@ class QuantLayers:
         return self._identity(act_quant=self.preset.signed_act, return_quant_tensor=True)
 
     def conv(
-        self, cin: int, cout: int, kernel: tuple[int, int], stride=(1, 1), padding=(0, 0)
+        self,
+        cin: int,
+        cout: int,
+        kernel: tuple[int, int],
+        stride=(1, 1),
+        padding=(0, 0),
+        first: bool = False,
     ) -> nn.Module:
         return self._conv(
             cin, cout, kernel, stride=stride, padding=padding, bias=True,
-            weight_quant=self.preset.weight, bias_quant=self.preset.bias, return_quant_tensor=False,
+            weight_quant=self.preset.weight, weight_bit_width=weight_bits(self.overflow_fix, first),
+            bias_quant=self.preset.bias, return_quant_tensor=False,
         )  # fmt: skip
 
     def norm(self, channels: int) -> nn.Module:
@@ -87,8 +107,19 @@ class QuantLayers:
         return self._identity(act_quant=self.preset.signed_act, return_quant_tensor=False)
 
 
-def layer_factory(quant_preset: str | None, batch_norm: bool) -> FloatLayers | QuantLayers:
-    return QuantLayers(quant_preset) if quant_preset else FloatLayers(batch_norm)
+def weight_bits(overflow_fix: str, first: bool) -> int:
+    """Weight bit width of a convolution: 7 where the overflow fix applies, else 8."""
+    if overflow_fix not in OVERFLOW_FIXES:
+        raise ValueError(
+            f"overflow_fix must be one of {', '.join(OVERFLOW_FIXES)}, got {overflow_fix!r}"
+        )
+    return 7 if overflow_fix == "all" or (overflow_fix == "first_layer" and first) else 8
+
+
+def layer_factory(
+    quant_preset: str | None, batch_norm: bool, overflow_fix: str = "all"
+) -> FloatLayers | QuantLayers:
+    return QuantLayers(quant_preset, overflow_fix) if quant_preset else FloatLayers(batch_norm)
 
 
 def fold_batchnorm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:

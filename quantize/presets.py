@@ -1,22 +1,14 @@
-"""Named quantizer presets: which Brevitas quantizer each role in the network uses."""
+"""Named quantizer presets: which Brevitas quantizer each role in the network uses.
+
+Brevitas takes seconds to import, so the presets name their quantizers and `load_preset` imports
+them: `import edgekit.models` and the float twin never load Brevitas, only a QAT model does.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from math import lcm
 from typing import Any
-
-from brevitas.quant import (
-    Int8ActPerTensorFloat,
-    Int8WeightPerChannelFloat,
-    Int32Bias,
-    Uint8ActPerTensorFloat,
-)
-from brevitas.quant.fixed_point import (
-    Int8ActPerTensorFixedPoint,
-    Int8WeightPerChannelFixedPoint,
-    Uint8ActPerTensorFixedPoint,
-)
 
 
 @dataclass(frozen=True)
@@ -31,24 +23,33 @@ class QuantPreset:
     power_of_two: bool
 
 
-PRESETS: dict[str, QuantPreset] = {
-    "int8": QuantPreset(
-        "int8",
-        Int8WeightPerChannelFloat,
-        Int8ActPerTensorFloat,
-        Uint8ActPerTensorFloat,
-        Int32Bias,
-        False,
+# preset -> module and its (weight, signed activation, unsigned activation) quantizers
+PRESET_QUANTIZERS: dict[str, tuple[str, tuple[str, str, str]]] = {
+    "int8": (
+        "brevitas.quant",
+        ("Int8WeightPerChannelFloat", "Int8ActPerTensorFloat", "Uint8ActPerTensorFloat"),
     ),
-    "po2": QuantPreset(
-        "po2",
-        Int8WeightPerChannelFixedPoint,
-        Int8ActPerTensorFixedPoint,
-        Uint8ActPerTensorFixedPoint,
-        Int32Bias,
-        True,
+    "po2": (
+        "brevitas.quant.fixed_point",
+        (
+            "Int8WeightPerChannelFixedPoint",
+            "Int8ActPerTensorFixedPoint",
+            "Uint8ActPerTensorFixedPoint",
+        ),
     ),
 }
+
+
+def load_preset(name: str) -> QuantPreset:
+    """The preset's Brevitas quantizers (imports Brevitas)."""
+    import importlib
+
+    from brevitas.quant import Int32Bias
+
+    module_name, names = PRESET_QUANTIZERS[name]
+    module = importlib.import_module(module_name)
+    weight, signed_act, unsigned_act = (getattr(module, q) for q in names)
+    return QuantPreset(name, weight, signed_act, unsigned_act, Int32Bias, name == "po2")
 
 
 def code_scale(levels: tuple[int, ...], power_of_two: bool) -> float:

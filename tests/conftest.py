@@ -29,12 +29,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     missing = missing_tools(ARM_TOOLS)  # CI installs them (.ci/run), so these tests run there
     skip_tools = pytest.mark.skip(reason=f"{', '.join(missing)} not installed: {APT_INSTALL}")
+    no_avx2_cpu = avx2_cpu_missing()
     skip_hardware = pytest.mark.skip(reason="needs real hardware: pass --device URL")
     for item in items:
         if "hardware" in item.keywords and not config.getoption("--device"):
             item.add_marker(skip_hardware)
         if "mcu_tools" in item.keywords and missing:
             item.add_marker(skip_tools)
+        if "avx2_cpu" in item.keywords and no_avx2_cpu:
+            item.add_marker(pytest.mark.skip(reason=no_avx2_cpu))
+
+
+def avx2_cpu_missing() -> str:
+    """Why onnxruntime cannot run on an emulated AVX2 CPU here ("" when it can): qemu-user runs this
+    interpreter only where it is an x86-64 program."""
+    import platform
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return f"an emulated x86 AVX2 CPU needs an x86-64 host, this is {platform.machine()}"
+    if shutil.which("qemu-x86_64") is None:
+        return "qemu-x86_64 not installed: apt-get install -y qemu-user"
+    return ""
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ TARGETS: dict[str, Target] = {
             "edgekit.targets.onnx_target",
             (OPSET, TargetOption("int8_input", "Also write model_int8_int8in.onnx, whose input is already int8."),
              REFERENCE_SAMPLES),
+            readiness="edgekit.targets.onnx_readiness:check_int8_readiness",
         ),
         Target(
             "hailo", "float ONNX cut before FSQ + model script, calibration set and scripts for the Hailo DFC",

@@ -303,8 +303,13 @@ def check_hailo_readiness(path: str) -> dict[str, Any]:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    lines = [f"{report['file']}: {'READY' if report['ready'] else 'NOT READY'} for Hailo"]
+    """Any target's readiness report as text: the verdict, then one row per rule and its findings."""
+    target = {"hailo": "Hailo", "onnx": "int8 CPU runtimes"}[report.get("target", "hailo")]
+    lines = [f"{report['file']}: {'READY' if report['ready'] else 'NOT READY'} for {target}"]
     for rule in report["rules"]:
         lines.append(f"  {rule['rule']:<4} {rule['status']:<7} {rule['reason']}")
         lines += [f"         - {finding}" for finding in rule["findings"]]
+    if "host_cpu" in report:
+        host = report["host_cpu"]
+        lines.append(f"  host: {host['model'] or host['machine']}; {host['int8_kernel_class']}")
     return "\n".join(lines)

@@ -23,6 +23,7 @@ from edgekit.quantize.activations import activation_ranges
 from edgekit.quantize.fsq_grid import fsq_indices
 from edgekit.runs import Run
 from edgekit.targets.base import Target
+from edgekit.targets.onnx_readiness import int8_readiness
 
 INT8 = "model_int8.onnx"
 FLOAT = "model_float.onnx"
@@ -116,17 +117,32 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
         logit_scale=np.array(float(meta["edgekit_logit_scale"])),
         input_scale=np.array(float(meta["edgekit_input_scale"])),
     )
-    counts = op_counts(load_onnx(out_dir / INT8))
+    int8_model = load_onnx(out_dir / INT8)
+    readiness = int8_readiness(int8_model, INT8)
+    write_json(out_dir / "readiness_report.json", readiness)
     summary = {
         "target": "onnx",
         "files": sorted(written),
         "opset": opset,
-        "int8_ops": dict(counts),
+        "int8_ops": dict(op_counts(int8_model)),
         "reference_samples": len(X_ref),
         "checkpoint": run.qat_checkpoint().name,
+        "overflow_fix": qat.config.overflow_fix,
+        "host_cpu": readiness["host_cpu"],
+        "warnings": readiness["warnings"],
     }
     write_json(out_dir / "export.json", summary)
-    return summary
+    return {**summary, "report_lines": readiness_lines(readiness)}
+
+
+def readiness_lines(readiness: dict[str, Any]) -> list[str]:
+    """The CLI's lines for a readiness warning: which layers can saturate on which CPUs, and the fix."""
+    return [
+        f"{rule['rule']} warning: {finding}"
+        for rule in readiness["rules"]
+        if rule["status"] == "warn"
+        for finding in rule["findings"]
+    ]
 
 
 def _codes(output: dict[str, np.ndarray], levels: tuple[int, ...]) -> np.ndarray:
@@ -170,7 +186,30 @@ def parity(run: Run, target: Target, limit: int = 0) -> list[PairReport]:
         variant = OnnxRunner(folder / INT8_INPUT).run(X_int8)
         reports.append(compare("onnx/int8_input_vs_float_input", int8["logits"], variant["logits"], tol["int8_input_variant"],
                                ("float-input", "int8-input"), lsb, _codes(int8, levels), _codes(variant, levels)))  # fmt: skip
+    failed = [r for r in reports if not r.passed and "ort-int8" in (r.reference, r.candidate)]
+    if failed:
+        diagnosis = explain_ort_mismatch(reference, X, int8["logits"])
+        for report in failed:
+            report.diagnosis = diagnosis
     return reports
+
+
+def explain_ort_mismatch(reference: Any, X: np.ndarray, ort_logits: np.ndarray) -> str:
+    """Why onnxruntime's int8 result differs from the integer reference, when int16 pair saturation
+    explains it: the layers that can saturate, this CPU, whether the AVX2 emulation reproduces
+    onnxruntime here exactly, and the fix."""
+    from edgekit.quantize.integer_reference import IntegerReference
+    from edgekit.quantize.overflow import read_cpu_flags, saturation_bounds, saturation_diagnosis
+
+    diagnosis = saturation_diagnosis(saturation_bounds(reference.model), read_cpu_flags())
+    if not diagnosis:
+        return ""
+    emulated = IntegerReference(reference.model, "avx2-u8s8").run(X).logits
+    reproduced = bool(np.array_equal(emulated, ort_logits))
+    return (
+        f"{diagnosis}; the integer reference's avx2-u8s8 emulation "
+        f"{'reproduces' if reproduced else 'does not reproduce'} onnxruntime here exactly"
+    )
 
 
 # Brevitas' own CI accepts ±2 output LSB; we hold QCDQ vs ORT to 1 (the probe measured 0).

@@ -37,7 +37,11 @@ def imports_after(args: list[str]) -> set[str]:
         "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
     )
     result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
-    return set(result.stdout.split())
+    lines = result.stdout.strip().splitlines()
+    loaded = set(lines[-1].split()) if lines else set()  # the command's own output comes first
+    # a crash would print no module list: fail here instead of passing the "not imported" checks
+    assert result.returncode == 0 and "edgekit" in loaded, result.stderr[-2000:]
+    return loaded
 
 
 def test_help_does_not_import_torch() -> None:
@@ -49,6 +53,23 @@ def test_help_does_not_import_torch() -> None:
 def test_check_does_not_import_torch(exported_run: Path) -> None:
     loaded = imports_after(["check", str(exported_run / "export/hailo/hailo8/model_device.onnx")])
     assert "onnx" in loaded and "torch" not in loaded
+    int8 = str(exported_run / "export/onnx/model_int8.onnx")
+    loaded = imports_after(["check", "--target", "onnx", int8])
+    assert "onnx" in loaded and "torch" not in loaded
+
+
+def test_the_model_package_does_not_import_brevitas() -> None:
+    """Brevitas takes seconds to import: the float twin, the model package and `edgekit check` go
+    without it; a QAT model loads it."""
+    code = (
+        "import sys; from edgekit.models import Conv2dFSQNet, NetConfig\n"
+        "Conv2dFSQNet(NetConfig(6, 4, 32, quant_preset=None)); print('brevitas' in sys.modules)\n"
+        "Conv2dFSQNet(NetConfig(6, 4, 32)); print('brevitas' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.split() == ["False", "True"], result.stderr[
+        -2000:
+    ]
 
 
 def test_export_help_lists_the_chosen_targets_options() -> None:

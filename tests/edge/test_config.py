@@ -29,6 +29,10 @@ def test_tiny_preset_by_name() -> None:
         ("train.batch_size=1.5", "train.batch_size: expected an integer"),
         ("model.fsq_levels=[8, 1]", "every level must be >= 2"),
         ("data.nan_strategy=ignore", "nan_strategy"),
+        (
+            "model.overflow_fix=some",
+            "model.overflow_fix: 'some' is not one of all, first_layer, none",
+        ),
         ("noequals", "expected section.key=value"),
     ],
 )

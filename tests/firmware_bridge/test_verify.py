@@ -424,3 +424,15 @@ def test_a_second_run_against_a_running_device_gets_fresh_results(
         assert_complete(report)
         assert report["rows"]["device_vs_reference"]["max_lsb"] == 0
         assert report["rows"]["device_vs_reference"]["top1_agreement"] == 1.0
+
+
+def test_a_failed_agreement_gate_names_its_diagnosis(tmp_path: Path) -> None:
+    """int16 pair saturation explains a device-vs-reference failure (set by run_verify when the model
+    can saturate and onnxruntime is one side); the exit message carries it."""
+    report = {"partial": False, "gates": [{"name": "device_vs_reference", "passed": False}],
+              "rows": {"device_vs_reference": {"diagnosis": "3 of 6 int8 layers can saturate"}}}  # fmt: skip
+    with pytest.raises(GateError, match=r"device_vs_reference \(3 of 6 int8 layers can saturate\)"):
+        raise_for_report(report, tmp_path)
+    report["rows"]["device_vs_reference"] = {}
+    with pytest.raises(GateError, match=r"gates failed: device_vs_reference; see"):
+        raise_for_report(report, tmp_path)

@@ -1,0 +1,190 @@
+"""int16 pair saturation of x86 AVX2 int8 kernels: the bound, the per-layer check, the CPU facts.
+
+onnxruntime's MLAS runs an int8 convolution on x86 CPUs without VNNI (AVX2: most GitHub runners,
+AMD Zen 2/3, Intel client CPUs before Ice Lake) with `vpmaddubsw`: activations are offset to uint8
+(int8 ones by +128), weights stay int8, and two neighbouring products along the reduction axis are
+added into a *saturating* int16 before the int32 sum. VNNI (`vpdpbusd`), Arm, the MCU C and the
+integer reference accumulate in int32, so the same file gives other results on those CPUs as soon as
+`a0 * w0 + a1 * w1` leaves [-32768, 32767] (onnxruntime issues 6004 and 16105; ORT's quantization
+docs on U8S8 and `reduce_range`; NNCF's `overflow_fix`).
+
+No activation value can make a pair saturate when every pair of weights in an output channel does
+not: the uint8 operand is at most 255, so the worst pair is 255 x (the two largest positive weights)
+or 255 x (the two most negative). 7-bit weights (|w| <= 63) give 255 * 63 * 2 = 32130. The check
+takes the worst pair of each row whatever the kernel's pairing, so it does not depend on the order
+in which a runtime lays out the reduction axis.
+
+Pure NumPy and the standard library: `edgekit check` and the readiness rules import no torch.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from onnx import ModelProto
+
+# Which convolutions QAT trains with 7-bit weights (NNCF's names): every one, the one reading the
+# network input, or none (only for models that never run on an x86 CPU without VNNI).
+OVERFLOW_FIXES = ("all", "first_layer", "none")
+INT16_MIN, INT16_MAX = -32768, 32767
+UINT8_MAX = 255  # the largest activation operand: uint8 as it is, int8 offset by +128
+SAFE_WEIGHT_MAGNITUDE = 63  # 7-bit narrow range: 2 * 255 * 63 = 32130 <= 32767
+# /proc/cpuinfo flags that decide which int8 kernel onnxruntime's MLAS picks on x86
+INT8_CPU_FLAGS = ("avx2", "avx512_vnni", "avx_vnni", "amx_int8")
+OVERFLOW_FIX_HINT = (
+    "retrain with model.overflow_fix=all (7-bit weights, the default) so no CPU can saturate"
+)
+
+
+def worst_pair_sums(weight: np.ndarray) -> np.ndarray:
+    """Per output channel `(O,)`, the largest |a0 * w0 + a1 * w1| any two weights of the row can
+    reach with uint8 operands a0, a1 in 0..255 (pairing anywhere along the reduction axis).
+
+    The kernels multiply the stored int8 weights and correct for zero points in int32 afterwards, so
+    the stored values are what saturates."""
+    rows = weight.reshape(weight.shape[0], -1).astype(np.int64)
+    rows = np.pad(rows, ((0, 0), (0, max(0, 2 - rows.shape[1]))))  # one weight pairs with a zero
+    positive = np.sort(np.maximum(rows, 0), axis=1)[:, -2:].sum(axis=1)
+    negative = np.sort(np.minimum(rows, 0), axis=1)[:, :2].sum(axis=1)
+    result: np.ndarray = UINT8_MAX * np.maximum(positive, -negative)
+    return result
+
+
+@dataclass(frozen=True)
+class LayerBound:
+    """One int8 convolution's worst pair sum against the int16 range."""
+
+    layer: str
+    worst_pair_sum: int
+    max_weight_magnitude: int
+    channels_over: int  # output channels whose worst pair leaves the int16 range
+    channels: int
+
+    @property
+    def can_saturate(self) -> bool:
+        return self.worst_pair_sum > INT16_MAX
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "layer": self.layer,
+            "worst_pair_sum": self.worst_pair_sum,
+            "int16_limit": INT16_MAX,
+            "max_weight_magnitude": self.max_weight_magnitude,
+            "channels_over": self.channels_over,
+            "channels": self.channels,
+            "can_saturate": self.can_saturate,
+        }
+
+    def describe(self) -> str:
+        return (
+            f"{self.layer}: worst pair 255 x w0 + 255 x w1 = {self.worst_pair_sum} > {INT16_MAX} "
+            f"in {self.channels_over} of {self.channels} output channels (max |w| {self.max_weight_magnitude}, "
+            f"safe <= {SAFE_WEIGHT_MAGNITUDE})"
+        )
+
+
+def layer_bound(layer: str, weight: np.ndarray) -> LayerBound:
+    """The bound of one convolution from its stored int8 weights `(O, C, kh, kw)`."""
+    sums = worst_pair_sums(weight)
+    magnitudes = np.abs(weight.astype(np.int64))
+    return LayerBound(
+        layer=layer,
+        worst_pair_sum=int(sums.max()),
+        max_weight_magnitude=int(magnitudes.max()),
+        channels_over=int((sums > INT16_MAX).sum()),
+        channels=int(sums.shape[0]),
+    )
+
+
+# op -> index of its weight input and whether rows are the weight's first axis (else its last)
+WEIGHT_INPUTS: dict[str, tuple[int, bool]] = {
+    "Conv": (1, True), "ConvInteger": (1, True), "QLinearConv": (3, True),
+    "MatMul": (1, False), "MatMulInteger": (1, False), "QLinearMatMul": (3, False), "Gemm": (1, False),
+}  # fmt: skip
+
+
+def int8_weights(model: ModelProto) -> list[tuple[str, np.ndarray]]:
+    """`(layer name, int8 weights with one output channel per row)` for every Conv, Gemm and MatMul
+    of a QDQ or QOperator graph whose weights are stored int8 (uint8 weights run on kernels that
+    widen to int16 first and cannot saturate)."""
+    from onnx import helper, numpy_helper
+
+    constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute:
+            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    for node in model.graph.node:  # a weight is an int8 constant, dequantized in QDQ graphs
+        if node.op_type == "DequantizeLinear" and node.input[0] in constants:
+            constants[node.output[0]] = constants[node.input[0]]
+    found: list[tuple[str, np.ndarray]] = []
+    for node in model.graph.node:
+        if node.op_type not in WEIGHT_INPUTS:
+            continue
+        index, rows_first = WEIGHT_INPUTS[node.op_type]
+        weight = constants.get(node.input[index]) if len(node.input) > index else None
+        if weight is None or weight.dtype != np.int8 or weight.ndim < 2:
+            continue
+        if node.op_type == "Gemm":
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            rows_first = bool(attrs.get("transB", 0))
+        rows = weight if rows_first else np.moveaxis(weight, -1, 0)
+        found.append((node.name or f"{node.op_type}_{len(found)}", rows))
+    return found
+
+
+def saturation_bounds(model: ModelProto) -> list[LayerBound]:
+    """The bound of every int8 layer of a model, in graph order."""
+    return [layer_bound(name, weight) for name, weight in int8_weights(model)]
+
+
+def read_cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, object]:
+    """The host facts that decide onnxruntime's int8 kernel, for reports from two machines to be
+    compared: machine, processor model and the flags of INT8_CPU_FLAGS that it has."""
+    flags: set[str] = set()
+    model = ""
+    try:
+        for line in Path(cpuinfo).read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "flags" and not flags:
+                flags = set(value.split())
+            elif key == "model name" and not model:
+                model = value.strip()
+    except OSError:
+        pass  # not Linux: the machine name below still says x86 or Arm
+    return {
+        "machine": platform.machine(),
+        "model": model or platform.processor(),
+        "flags": {flag: flag in flags for flag in INT8_CPU_FLAGS},
+        "int8_kernel_class": cpu_class(platform.machine(), flags),
+    }
+
+
+def cpu_class(machine: str, flags: set[str]) -> str:
+    """How this CPU's onnxruntime accumulates int8 products: the one thing this module is about."""
+    if machine.lower() not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return f"{machine or 'unknown'}: int32 accumulation (no int16 pairs)"
+    if flags & {"avx512_vnni", "avx_vnni", "amx_int8"}:
+        return "x86 with VNNI: int32 accumulation (vpdpbusd)"
+    if "avx2" in flags:
+        return "x86 AVX2 without VNNI: u8s8 pairs saturate in int16 (vpmaddubsw)"
+    return "x86 without AVX2: SSE kernels, pairs saturate in int16 (pmaddubsw)"
+
+
+def saturation_diagnosis(bounds: list[LayerBound], cpu: dict[str, object]) -> str:
+    """One line for a failed int8 comparison: the CPU class, the layers that can saturate, the fix;
+    empty when no layer can (then saturation is not the cause)."""
+    over = [bound for bound in bounds if bound.can_saturate]
+    if not over:
+        return ""
+    return (
+        f"{len(over)} of {len(bounds)} int8 layers can saturate int16 pair sums on x86 AVX2 CPUs "
+        f"without VNNI (first: {over[0].describe()}); this host: {cpu['model'] or cpu['machine']}, "
+        f"{cpu['int8_kernel_class']}; {OVERFLOW_FIX_HINT}"
+    )

@@ -1,0 +1,410 @@
+"""int16 pair saturation of x86 AVX2 int8 kernels: the bound, the readiness rule Q1, the emulation,
+and the emulation against onnxruntime itself on an emulated AVX2 CPU without VNNI."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from edgekit.quantize.integer_reference import (
+    ConvStep,
+    IntegerReference,
+    conv_accumulate,
+    conv_accumulate_avx2,
+)
+from edgekit.quantize.overflow import (
+    INT16_MAX,
+    cpu_class,
+    layer_bound,
+    read_cpu_flags,
+    saturation_bounds,
+    saturation_diagnosis,
+    worst_pair_sums,
+)
+from edgekit.targets.onnx_readiness import overflow_rule
+from hypothesis import given
+from hypothesis import strategies as st
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def conv_model(
+    weights: list[np.ndarray], width: int = 12, signed_input: bool = True, input_zero_point: int = 3,
+    stride: int = 1, pad: int = 2,
+):  # fmt: skip
+    """A QDQ chain of int8 convolutions (the edgekit export's form) with the given int8 weights;
+    outputs `logits` and `pre_fsq` are the last convolution's quantized output."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    def const(name: str, value: np.ndarray) -> onnx.TensorProto:
+        return numpy_helper.from_array(value, name)
+
+    input_type = np.int8 if signed_input else np.uint8
+    channels, height = weights[0].shape[1], weights[0].shape[2]
+    inits = [
+        const("x_s", np.array(0.05, np.float32)),
+        const("x_z", np.array(input_zero_point, input_type)),
+    ]
+    nodes = [helper.make_node("QuantizeLinear", ["input", "x_s", "x_z"], ["q0"]),
+             helper.make_node("DequantizeLinear", ["q0", "x_s", "x_z"], ["d0"])]  # fmt: skip
+    scale, current, size = 0.05, "d0", (height, width)
+    for i, w in enumerate(weights):
+        out = len(w)
+        w_scale = np.full(out, 0.01, np.float32)
+        y_scale = np.float32(scale * 0.01 * w[0].size * 60)  # keeps uint8 outputs off their bounds
+        bias = np.arange(out, dtype=np.int32) * 37 - 50
+        inits += [const(f"w{i}", w), const(f"ws{i}", w_scale), const(f"wz{i}", np.zeros(out, np.int8)),
+                  const(f"b{i}", bias), const(f"bs{i}", (scale * w_scale).astype(np.float32)),
+                  const(f"bz{i}", np.zeros(out, np.int32)),
+                  const(f"ys{i}", np.array(y_scale)), const(f"yz{i}", np.array(0, np.uint8))]  # fmt: skip
+        kernel_pad = pad if w.shape[3] > 1 else 0
+        size = (size[0] - w.shape[2] + 1, (size[1] + 2 * kernel_pad - w.shape[3]) // stride + 1)
+        nodes += [
+            helper.make_node("DequantizeLinear", [f"w{i}", f"ws{i}", f"wz{i}"], [f"wd{i}"], axis=0),
+            helper.make_node("DequantizeLinear", [f"b{i}", f"bs{i}", f"bz{i}"], [f"bd{i}"], axis=0),
+            helper.make_node("Conv", [current, f"wd{i}", f"bd{i}"], [f"c{i}"], name=f"conv{i}",
+                             strides=[1, stride], pads=[0, kernel_pad, 0, kernel_pad]),
+            helper.make_node("Relu", [f"c{i}"], [f"r{i}"]),
+            helper.make_node("QuantizeLinear", [f"r{i}", f"ys{i}", f"yz{i}"], [f"q{i + 1}"]),
+            helper.make_node("DequantizeLinear", [f"q{i + 1}", f"ys{i}", f"yz{i}"], [f"d{i + 1}"]),
+        ]  # fmt: skip
+        scale, current = float(y_scale), f"d{i + 1}"
+    nodes[-1].output[0] = "pre_fsq"
+    nodes.append(helper.make_node("Flatten", ["pre_fsq"], ["logits"]))
+    out = len(weights[-1])
+    graph = helper.make_graph(
+        nodes, "convs", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, channels, height, width])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, out * size[0] * size[1]]),
+         helper.make_tensor_value_info("pre_fsq", TensorProto.FLOAT, [1, out, *size])], inits,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.metadata_props.add(key="edgekit_fsq_levels", value="8,6,5")
+    onnx.checker.check_model(model)
+    return model
+
+
+def full_range(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """int8 weights at the edges of the 8-bit range, mostly one sign per row: pairs that saturate."""
+    magnitude = rng.integers(90, 128, size=shape)
+    sign = np.where(rng.random(shape) < 0.8, 1, -1) * np.where(
+        np.arange(shape[0]) % 2, 1, -1
+    ).reshape(-1, 1, 1, 1)
+    return (magnitude * sign).astype(np.int8)  # fmt: skip
+
+
+def high_inputs(
+    rng: np.random.Generator, shape: tuple[int, ...], offset: int = 0, zero_point: int = 3
+) -> np.ndarray:
+    """Float windows whose quantization (scale 0.05; int8, or uint8 with offset 128) sits mostly
+    near the top of the range."""
+    q = np.where(
+        rng.random(shape) < 0.7, 127 - rng.integers(0, 8, shape), rng.integers(-128, 128, shape)
+    )
+    return ((q + offset - zero_point) * 0.05).astype(np.float32)  # fmt: skip
+
+
+# ------------------------------------------------------------------ the bound
+
+
+def test_worst_pair_is_the_two_largest_weights_of_one_sign() -> None:
+    rows = np.array(
+        [[127, 0, 0, 0], [127, 1, -5, 0], [127, 2, 0, 0], [-64, -64, 60, 3], [-65, -64, 0, 0]]
+    )
+    sums = worst_pair_sums(rows.astype(np.int8))  # fmt: skip
+    assert sums.tolist() == [255 * 127, 255 * 128, 255 * 129, 255 * 128, 255 * 129]
+    assert (sums > INT16_MAX).tolist() == [False, False, True, False, True]
+
+
+def test_a_single_weight_pairs_with_zero_and_cannot_saturate() -> None:
+    assert worst_pair_sums(np.array([[-128], [127]], np.int8)).tolist() == [255 * 128, 255 * 127]
+
+
+@given(st.lists(st.integers(-128, 127), min_size=2, max_size=12), st.randoms())
+def test_the_bound_does_not_depend_on_the_order_of_the_reduction_axis(row: list[int], rnd) -> None:
+    shuffled = list(row)
+    rnd.shuffle(shuffled)
+    # each operand is any of 0..255: a pair's extremes take 255 on one sign's weights, 0 on the other's
+    pairs = [(a, b) for i, a in enumerate(row) for b in row[i + 1 :]]
+    highest = max(255 * (max(a, 0) + max(b, 0)) for a, b in pairs)
+    lowest = min(255 * (min(a, 0) + min(b, 0)) for a, b in pairs)
+    expected = max(highest, -lowest)
+    assert worst_pair_sums(np.array([row, shuffled], np.int8)).tolist() == [expected, expected]
+
+
+def test_seven_bit_weights_never_reach_the_int16_limit() -> None:
+    bound = layer_bound("conv", np.full((4, 16, 1, 5), 63, np.int8))
+    assert bound.worst_pair_sum == 2 * 255 * 63 <= INT16_MAX and not bound.can_saturate
+    over = layer_bound(
+        "conv", np.concatenate([np.full((3, 2), 63), np.full((1, 2), 65)]).astype(np.int8)
+    )
+    assert over.can_saturate and (over.channels_over, over.channels) == (1, 4)  # fmt: skip
+
+
+# ------------------------------------------------------------------ readiness rule Q1
+
+
+def test_q1_names_the_layer_that_can_saturate_its_bound_and_the_fix() -> None:
+    rng = np.random.default_rng(0)
+    safe = np.clip(full_range(rng, (8, 3, 1, 5)), -63, 63).astype(np.int8)
+    model = conv_model([safe, full_range(rng, (8, 8, 1, 5))])
+    rule = overflow_rule(model)
+    assert rule["status"] == "warn"
+    assert [layer["can_saturate"] for layer in rule["layers"]] == [False, True]
+    assert len(rule["findings"]) == 2 and rule["findings"][0].startswith("conv1: worst pair")
+    assert (
+        f"> {INT16_MAX}" in rule["findings"][0] and "model.overflow_fix=all" in rule["findings"][1]
+    )
+
+
+def test_q1_passes_a_model_with_seven_bit_weights() -> None:
+    rng = np.random.default_rng(1)
+    weights = [
+        np.clip(full_range(rng, shape), -63, 63).astype(np.int8)
+        for shape in ((8, 3, 1, 5), (4, 8, 1, 1))
+    ]
+    rule = overflow_rule(conv_model(weights))  # fmt: skip
+    assert rule["status"] == "pass" and rule["findings"] == []
+    assert [layer["worst_pair_sum"] for layer in rule["layers"]] == [2 * 255 * 63] * 2
+
+
+def test_check_cli_reports_q1_on_any_int8_file(tmp_path: Path) -> None:
+    import onnx
+    from click.testing import CliRunner
+    from edgekit.cli import cli
+
+    path = tmp_path / "unsafe.onnx"
+    onnx.save(conv_model([full_range(np.random.default_rng(2), (4, 3, 1, 5))]), str(path))
+    result = CliRunner().invoke(cli, ["check", "--target", "onnx", str(path)])
+    assert result.exit_code == 0, result.output  # a warning: overflow_fix=none is a legal choice
+    assert "Q1   warn" in result.output and "conv0: worst pair" in result.output
+    assert "host:" in result.output
+
+
+def test_trained_default_export_cannot_saturate(exported_run: Path) -> None:
+    """The default (overflow_fix=all) exports 7-bit weights; Q1 passes in the export's report."""
+    import json
+
+    report = json.loads((exported_run / "export" / "onnx" / "readiness_report.json").read_text())
+    assert report["warnings"] == [] and report["rules"][0]["status"] == "pass"
+    assert all(layer["max_weight_magnitude"] <= 63 for layer in report["rules"][0]["layers"])
+    assert set(report["host_cpu"]["flags"]) == {"avx2", "avx512_vnni", "avx_vnni", "amx_int8"}
+
+
+# ------------------------------------------------------------------ the emulation
+
+
+def test_emulation_differs_on_an_unprotected_model_and_not_on_a_protected_one() -> None:
+    """Saturating inputs through the 8-bit fixture: the AVX2 emulation departs from int32; with the
+    same weights clipped to 7 bits the two are identical, as the bound promises."""
+    import onnx
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(3)
+    X = np.concatenate([rng.normal(0, 3, (24, 6, 2, 32)), rng.normal(3, 1, (24, 6, 2, 32))]).astype(
+        np.float32
+    )
+    unprotected = onnx.load(str(FIXTURES / "model_int8.onnx"))  # fmt: skip
+    assert any(bound.can_saturate for bound in saturation_bounds(unprotected))
+    exact = IntegerReference(unprotected).run(X).logits_q
+    emulated = IntegerReference(unprotected, "avx2-u8s8").run(X).logits_q
+    assert not np.array_equal(exact, emulated)
+
+    for tensor in unprotected.graph.initializer:
+        value = numpy_helper.to_array(tensor)
+        if value.dtype == np.int8 and value.ndim == 4:
+            tensor.CopyFrom(
+                numpy_helper.from_array(np.clip(value, -63, 63).astype(np.int8), tensor.name)
+            )
+    assert not any(bound.can_saturate for bound in saturation_bounds(unprotected))  # fmt: skip
+    assert np.array_equal(
+        IntegerReference(unprotected, "avx2-u8s8").run(X).logits_q,
+        IntegerReference(unprotected).run(X).logits_q,
+    )
+
+
+@given(st.integers(1, 7), st.integers(1, 6), st.booleans(), st.integers(0, 2**31 - 1))
+def test_weights_within_the_bound_make_the_emulation_exact(
+    channels: int, kernel: int, signed: bool, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    weight = rng.integers(-63, 64, size=(4, channels, 1, kernel)).astype(np.int8)
+    model = conv_model([weight], width=9, signed_input=signed, input_zero_point=5, pad=kernel // 2)
+    X = (rng.integers(-160, 160, size=(6, channels, 1, 9)) * 0.05).astype(np.float32)
+    assert np.array_equal(
+        IntegerReference(model, "avx2-u8s8").run(X).logits_q,
+        IntegerReference(model).run(X).logits_q,
+    )
+
+
+def test_unknown_accumulation_is_one_clear_error() -> None:
+    from edgekit.errors import ExportError
+
+    with pytest.raises(ExportError, match="accumulation must be one of int32, avx2-u8s8"):
+        IntegerReference.from_onnx(FIXTURES / "model_int8.onnx", "avx2")
+
+
+def test_parity_explains_a_mismatch_that_the_avx2_emulation_reproduces() -> None:
+    """What onnxruntime on an AVX2 CPU returns for the 8-bit fixture (the emulation, checked against
+    it in the avx2_cpu test) is explained by layer, bound and fix; other differences are not."""
+    from edgekit.targets.onnx_target import explain_ort_mismatch
+
+    reference = IntegerReference.from_onnx(FIXTURES / "model_int8.onnx")
+    X = high_inputs(np.random.default_rng(5), (8, 6, 2, 32))
+    avx2 = IntegerReference(reference.model, "avx2-u8s8").run(X).logits
+    line = explain_ort_mismatch(reference, X, avx2)
+    assert "first: /encoder/encoder.0/Conv: worst pair" in line and "model.overflow_fix=all" in line
+    assert line.endswith("reproduces onnxruntime here exactly")
+    assert "does not reproduce" in explain_ort_mismatch(reference, X, reference.run(X).logits)
+
+
+def test_the_failure_message_carries_the_diagnosis(tmp_path: Path) -> None:
+    from edgekit.compare import Tolerance, compare
+    from edgekit.parity import failure_message
+
+    ok = compare("a", np.eye(3), np.eye(3), Tolerance())
+    bad = compare("onnx/int_reference_vs_ort_int8", np.eye(3), 2 * np.eye(3), Tolerance(atol=0.1))
+    bad.diagnosis = "2 of 7 int8 layers can saturate"
+    line = failure_message([ok, bad], tmp_path / "parity.json")
+    assert line.startswith("1 parity pair(s) failed (onnx/int_reference_vs_ort_int8): 2 of 7 int8")
+    bad.diagnosis = ""
+    assert ": " not in failure_message([bad], tmp_path / "p.json").split("failed")[1].split(";")[0]
+
+
+# ------------------------------------------------------------------ the host's CPU
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: AMD EPYC 7763\nflags\t\t: fpu sse avx avx2 fma\n"
+    )
+    host = read_cpu_flags(cpuinfo)
+    assert host["model"] == "AMD EPYC 7763"
+    assert host["flags"] == {
+        "avx2": True,
+        "avx512_vnni": False,
+        "avx_vnni": False,
+        "amx_int8": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("machine", "flags", "expected"),
+    [("x86_64", {"avx2"}, "AVX2 without VNNI"), ("x86_64", {"avx2", "avx_vnni"}, "with VNNI"),
+     ("AMD64", {"avx2", "avx512_vnni"}, "with VNNI"), ("x86_64", {"sse4_1"}, "without AVX2"),
+     ("aarch64", set(), "aarch64: int32")],
+)  # fmt: skip
+def test_cpu_class_names_the_int8_kernel(machine: str, flags: set[str], expected: str) -> None:
+    assert expected in cpu_class(machine, flags)
+
+
+def test_diagnosis_names_the_cpu_the_first_layer_and_the_fix() -> None:
+    bounds = [
+        layer_bound("conv0", np.full((2, 4), 63, np.int8)),
+        layer_bound("conv1", np.full((2, 4), 127, np.int8)),
+    ]
+    host = {
+        "machine": "x86_64",
+        "model": "AMD EPYC 7763",
+        "int8_kernel_class": cpu_class("x86_64", {"avx2"}),
+    }
+    line = saturation_diagnosis(bounds, host)  # fmt: skip
+    assert "1 of 2 int8 layers" in line and "first: conv1" in line and "AMD EPYC 7763" in line
+    assert "AVX2 without VNNI" in line and "model.overflow_fix=all" in line
+    assert saturation_diagnosis(bounds[:1], host) == ""
+
+
+# ------------------------------------------------------------------ against onnxruntime on AVX2
+
+ORT_UNDER_HASWELL = """
+import sys
+import numpy as np
+import onnxruntime as ort
+options = ort.SessionOptions()
+options.intra_op_num_threads = 1
+for model_path, inputs_path, out_path in zip(*[iter(sys.argv[1:])] * 3):
+    session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    X = np.load(inputs_path)
+    np.save(out_path, np.concatenate([session.run(["logits"], {name: x[None]})[0] for x in X]))
+"""
+
+
+def run_on_haswell(cases: list[tuple[Path, Path, Path]]) -> None:
+    """onnxruntime on an emulated Haswell (AVX2, FMA, no AVX-512, no VNNI): MLAS picks its AVX2 u8s8
+    kernels from CPUID, as on such a machine."""
+    args = [str(p) for case in cases for p in case]
+    command = ["qemu-x86_64", "-cpu", "Haswell", sys.executable, "-c", ORT_UNDER_HASWELL, *args]
+    subprocess.run(command, check=True, capture_output=True, timeout=600)
+
+
+def ort_requantize(acc: np.ndarray, step: ConvStep) -> np.ndarray:
+    """onnxruntime's requantization of an int32 accumulator: float32 scale x_scale * w_scale / y_scale,
+    round half to even (the integer reference rounds in fixed point, so it may differ by 1 LSB)."""
+    scale = (np.float32(step.input.scale) * np.float32(step.real_multiplier * step.output.scale / step.input.scale)
+             / np.float32(step.output.scale)).astype(np.float32)  # fmt: skip
+    scaled = np.maximum(acc, 0).astype(np.float32) * scale.reshape(1, -1, 1, 1)
+    return np.clip(np.rint(scaled) + step.output.zero_point, step.output.lo, step.output.hi)
+
+
+@pytest.mark.avx2_cpu
+def test_emulation_equals_onnxruntime_on_an_avx2_cpu_exactly(tmp_path: Path) -> None:
+    """8-bit weights and saturating inputs in the shapes edgekit exports (odd channel counts, strides,
+    padding, int8 and uint8 inputs, 1x1 and (2, 1) kernels): onnxruntime on AVX2 equals the emulated
+    accumulators requantized as onnxruntime does, bit for bit, and departs from int32. The 8-bit
+    fixture model end to end: within the 1 LSB that fixed-point requantization may differ by."""
+    import onnx
+
+    rng = np.random.default_rng(4)
+    shapes = [  # (out, in, kh, kw), stride, signed input, input zero point
+        ((8, 3, 1, 5), 1, True, 5), ((16, 6, 1, 5), 2, True, -3), ((16, 16, 1, 5), 2, False, 0),
+        ((8, 32, 2, 1), 1, False, 7), ((3, 32, 1, 1), 1, False, 0), ((8, 1, 1, 7), 1, True, 0),
+        ((8, 9, 1, 5), 1, True, 0), ((8, 5, 1, 3), 1, False, 20),
+    ]  # fmt: skip
+    cases, models = [], []
+    for i, (shape, stride, signed, zero_point) in enumerate(shapes):
+        model = conv_model([full_range(rng, shape)], signed_input=signed, input_zero_point=zero_point,
+                           stride=stride, pad=shape[3] // 2)  # fmt: skip
+        X = high_inputs(rng, (6, shape[1], shape[2], 12), 0 if signed else 128, zero_point)
+        paths = (tmp_path / f"m{i}.onnx", tmp_path / f"x{i}.npy", tmp_path / f"y{i}.npy")
+        onnx.save(model, str(paths[0]))
+        np.save(paths[1], X)
+        cases.append(paths)
+        models.append(IntegerReference(model))
+    fixture_X = high_inputs(rng, (16, 6, 2, 32))
+    np.save(tmp_path / "xf.npy", fixture_X)
+    run_on_haswell(
+        [*cases, (FIXTURES / "model_int8.onnx", tmp_path / "xf.npy", tmp_path / "yf.npy")]
+    )
+
+    for reference, (_, inputs_path, out_path) in zip(models, cases, strict=True):
+        step = reference.steps[0]
+        assert isinstance(step, ConvStep)
+        q = reference.quantize_input(np.load(inputs_path))
+        ort_avx2 = np.load(out_path).reshape(len(q), *step.output.shape)
+        emulated = ort_requantize(conv_accumulate_avx2(q, step), step)
+        exact = ort_requantize(conv_accumulate(q, step), step)
+        ort_q = np.rint(ort_avx2 / step.output.scale) + step.output.zero_point
+        assert np.array_equal(emulated, ort_q), out_path.name
+        assert np.abs(exact - ort_q).max() > 10, out_path.name  # it saturated: really AVX2-only
+
+    fixture = IntegerReference.from_onnx(FIXTURES / "model_int8.onnx")
+    ort_avx2 = np.load(tmp_path / "yf.npy")
+    lsb = fixture.output_scale
+    emulated = IntegerReference.from_onnx(FIXTURES / "model_int8.onnx", "avx2-u8s8").run(fixture_X)
+    assert np.abs(emulated.logits - ort_avx2).max() <= lsb * 1.001
+    assert np.abs(fixture.run(fixture_X).logits - ort_avx2).max() > 10 * lsb
+
+
+def test_host_facts_are_those_of_this_machine() -> None:
+    host = read_cpu_flags()
+    assert host["machine"] == platform.machine()
+    if Path("/proc/cpuinfo").is_file() and shutil.which("grep"):
+        has_avx2 = " avx2" in Path("/proc/cpuinfo").read_text()
+        assert host["flags"]["avx2"] == has_avx2  # type: ignore[index]
