@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from edgekit.artifacts import sha256_file, write_npy, write_npz
+from edgekit.artifacts import sha256_file, write_npz
 from edgekit.errors import DataError
 
 
@@ -44,8 +44,7 @@ def save_calibration_set(
 ) -> dict[str, str]:
     check_finite(X, "the calibration set")
     npz = write_npz(folder / "calib_set.npz", X=X.astype(np.float32), y=y, train_indices=indices)
-    nhwc = write_npy(folder / "calib_nhwc.npy", to_nhwc(X))
-    return {"calib_set.npz": sha256_file(npz), "calib_nhwc.npy": sha256_file(nhwc)}
+    return {"calib_set.npz": sha256_file(npz)}
 
 
 def load_calibration_set(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:

@@ -30,8 +30,19 @@ def _effect(model: Any, float_logits: np.ndarray, X: np.ndarray, y: np.ndarray) 
     }
 
 
+def adopt(before: dict[str, float], after: dict[str, float]) -> bool:
+    """Export the calibrated model only if it loses no validation accuracy and does not move the
+    logits further from the float twin: calibration must never make the shipped model worse."""
+    return (
+        after["val_accuracy"] >= before["val_accuracy"]
+        and after["logit_mae_vs_float"] <= before["logit_mae_vs_float"]
+    )
+
+
 @transactional()
 def run_calibration(run_dir: str | Path, config: CalibrateConfig | None = None) -> dict[str, Any]:
+    """`edgekit calibrate RUN`: calibrate a copy of the QAT checkpoint on a representative train set,
+    adopt it for export only where `adopt` says so, and report both sides."""
     from edgekit.runs import CALIBRATION_SCHEMA_VERSION, Run
 
     start = time.perf_counter()
@@ -54,10 +65,7 @@ def run_calibration(run_dir: str | Path, config: CalibrateConfig | None = None) 
     if config.bias_correction:
         correct_biases(calibrated, X_calib, config.batch_size)
     after = _effect(calibrated, float_logits, X_val, y_val)
-    adopted = (
-        after["val_accuracy"] >= before["val_accuracy"]
-        and after["logit_mae_vs_float"] <= before["logit_mae_vs_float"]
-    )
+    adopted = adopt(before, after)
     save_checkpoint(
         run.checkpoints / "calibrated.pt", calibrated, phase="calibrated", source=source.name
     )

@@ -50,7 +50,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp_path, path)
     except OSError as err:
         if err.errno in STORAGE_ERRNOS:
-            raise storage_error(path, err) from None
+            raise storage_error(path, err) from err
         raise
     finally:
         tmp_path.unlink(missing_ok=True)

@@ -28,7 +28,7 @@ def save_checkpoint(path: str | Path, model: Conv2dFSQNet, **state: Any) -> Path
         except RuntimeError as err:  # torch reports a failed write (disk full) as RuntimeError
             raise StorageError(
                 f"cannot write {path} ({str(err).splitlines()[-1][:120]}); free disk space and train again"
-            ) from None
+            ) from err
     return Path(path)
 
 
@@ -49,7 +49,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         # a truncated zip makes torch's reader raise OSError (Errno 22)
         raise CheckpointError(
             f"checkpoint {path} is corrupt or not an edgekit checkpoint ({type(err).__name__}); retrain or restore it"
-        ) from None
+        ) from err
     if not isinstance(payload, dict) or "net_config" not in payload or "model_state" not in payload:
         raise CheckpointError(
             f"{path} is not an edgekit checkpoint (no net_config/model_state); retrain"
@@ -67,14 +67,14 @@ def build_model(net_config: dict[str, Any], state: dict[str, Any], source: str) 
     except (TypeError, KeyError, ValueError) as err:
         raise CheckpointError(
             f"{source}: its model config does not describe a Conv2dFSQNet ({err}); retrain"
-        ) from None
+        ) from err
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
         first = str(err).splitlines()[0][:160]
         raise CheckpointError(
             f"{source}: weights do not fit the Conv2dFSQNet architecture ({first}); retrain"
-        ) from None
+        ) from err
     return model.eval()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,24 +89,16 @@ def verify(
     """Stream windows to a device over serial and compare with the CPU reference and labels."""
     from edgekit.config import load_run_config
     from edgekit.firmware_bridge.metrics import fault_summary
-    from edgekit.firmware_bridge.verify import (
-        QEMU_GATES,
-        VerifyOptions,
-        raise_for_report,
-        run_verify,
-    )
+    from edgekit.firmware_bridge.verify import VerifyOptions, raise_for_report, run_verify
 
-    defaults = load_run_config(run_dir).verify
-    if device_url.startswith("qemu://"):
-        defaults = replace(defaults, **QEMU_GATES)
-    values = {k: (v if v is not None else getattr(defaults, k)) for k, v in flags.items()}
-    options = VerifyOptions(
-        device=device_url,
+    options = VerifyOptions.from_config(
+        device_url,
+        load_run_config(run_dir).verify,
         inputs=inputs,
         no_reset=no_reset,
         min_accuracy=min_accuracy,
         switch_baud=switch_baud,
-        **values,
+        **flags,
     )
     with writing(run_dir, "verify"):
         report = run_verify(run_dir, options)

@@ -6,9 +6,12 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from edgekit.config import RunConfig
 
 DEFAULT_RUN = "runs/latest"
 
@@ -45,9 +48,9 @@ def build_config(
     config_file: str | None,
     overrides: tuple[str, ...],
     data_spec: str | None = None,
-    base: Any = None,
+    base: RunConfig | None = None,
     **section_values: Any,
-) -> Any:
+) -> RunConfig:
     """defaults (or `base`, a run's own config) < YAML < --data and typed flags < --set items."""
     from edgekit.config import load_config
 
@@ -87,7 +90,7 @@ def writing(run_dir: Path, command: str, create: bool = False) -> Iterator[None]
         except OSError as err:
             raise ConfigError(
                 f"cannot create the run folder {run_dir} ({err.strerror}); choose another --out"
-            ) from None
+            ) from err
     if not run_dir.is_dir():
         yield
         return

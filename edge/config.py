@@ -129,7 +129,6 @@ class ExportConfig:
         True  # also emit a variant whose input is already int8 (MCU firmware feeds int8)
     )
     reference_samples: int = 64
-    calib_windows: int = 1024
 
 
 @dataclass(frozen=True)
@@ -206,6 +205,22 @@ def _suggest(name: str, choices: list[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(choices)}"
 
 
+# keys a later version replaced -> their replacement; a run written before still loads
+RETIRED_KEYS = {"export.calib_windows": "calibrate.num_windows"}
+
+
+def _drop_retired(values: dict[str, Any]) -> dict[str, Any]:
+    """A run's resolved config without the keys that were retired since it was written."""
+    result = {
+        section: dict(keys) if isinstance(keys, dict) else keys for section, keys in values.items()
+    }
+    for key in RETIRED_KEYS:
+        section, name = key.split(".")
+        if isinstance(result.get(section), dict):
+            result[section].pop(name, None)
+    return result
+
+
 def _merge(instance: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
     if not isinstance(overrides, dict):
         raise ConfigError(
@@ -215,6 +230,11 @@ def _merge(instance: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
     names = [f.name for f in dataclasses.fields(instance)]
     changes = {}
     for key, value in overrides.items():
+        if f"{prefix}{key}" in RETIRED_KEYS:
+            replacement = RETIRED_KEYS[f"{prefix}{key}"]
+            raise ConfigError(
+                f"config key '{prefix}{key}' was replaced by '{replacement}'; use {replacement}"
+            )
         if key not in names:
             raise ConfigError(f"unknown config key '{prefix}{key}'{_suggest(str(key), names)}")
         current = getattr(instance, key)
@@ -274,7 +294,7 @@ RANGES: dict[str, Range] = {
     "train.label_smoothing": BELOW_1, "train.min_epoch_steps": AT_LEAST_0, "train.patience": AT_LEAST_0,
     "train.seed": AT_LEAST_0, "train.threads": AT_LEAST_0,
     "calibrate.num_windows": AT_LEAST_1, "calibrate.batch_size": AT_LEAST_1,
-    "export.opset": Range(13, 21), "export.reference_samples": AT_LEAST_1, "export.calib_windows": AT_LEAST_1,
+    "export.opset": Range(13, 21), "export.reference_samples": AT_LEAST_1,
     "verify.baud": AT_LEAST_1, "verify.timeout": POSITIVE, "verify.retries": AT_LEAST_0,
     "verify.limit": AT_LEAST_0, "verify.max_resets": AT_LEAST_0, "verify.min_agreement": FRACTION,
     "verify.max_lsb": AT_LEAST_0,
@@ -354,12 +374,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path}; pass an existing YAML file to --config")
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {path} is not UTF-8 text; save it as UTF-8") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path} is not UTF-8 text; save it as UTF-8") from err
     except yaml.YAMLError as err:
         line = getattr(getattr(err, "problem_mark", None), "line", None)
         where = f" (line {line + 1})" if line is not None else ""
-        raise ConfigError(f"config file {path} is not valid YAML{where}; fix the syntax") from None
+        raise ConfigError(f"config file {path} is not valid YAML{where}; fix the syntax") from err
     if not isinstance(loaded, dict):
         raise ConfigError(
             f"config file {path} must hold a mapping of sections (data:, model:, ...)"
@@ -376,16 +396,11 @@ def preset_path(name: str) -> Path:
 def load_config(
     config_file: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
-    base: RunConfig | dict[str, Any] | None = None,
+    base: RunConfig | None = None,
 ) -> RunConfig:
-    """Build the run config: defaults, `configs/default.yaml`, a user file or preset name, `--set` items."""
-    config = RunConfig()
-    if isinstance(base, RunConfig):
-        config = base
-    else:
-        config = _merge(config, read_yaml(preset_path("default")))
-        if isinstance(base, dict):
-            config = _merge(config, base)
+    """Build the run config: `base` (a run's own config) or the defaults with `configs/default.yaml`,
+    then a user file or preset name, then `--set` items."""
+    config = base if base is not None else _merge(RunConfig(), read_yaml(preset_path("default")))
     if config_file is not None:
         candidate = Path(config_file)
         if not candidate.exists() and not candidate.suffix:
@@ -413,6 +428,6 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
         raise ConfigError(
             f"{run_dir} is not an edgekit run (no config.resolved.yaml); run `edgekit train` first"
         )
-    config = _merge(RunConfig(), read_yaml(path))
+    config = _merge(RunConfig(), _drop_retired(read_yaml(path)))
     _validate(config)
     return config

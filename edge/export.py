@@ -96,7 +96,7 @@ def export_torch(
         except Exception as err:
             raise ExportError(
                 f"ONNX export failed ({type(err).__name__}: {str(err).splitlines()[0][:160]})"
-            ) from None
+            ) from err
         model = onnx.load(str(tmp))
     return model
 

@@ -29,7 +29,7 @@ def load_onnx(path: str | Path) -> Any:
         onnx.checker.check_model(model, full_check=True)
     except Exception as err:  # onnx raises DecodeError, ValidationError, InferenceError...
         detail = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
-        raise ExportError(f"{path} is not a valid ONNX model ({detail}); re-export it") from None
+        raise ExportError(f"{path} is not a valid ONNX model ({detail}); re-export it") from err
     return model
 
 
@@ -71,7 +71,7 @@ class OnnxRunner:
             )
             raise ExportError(
                 f"onnxruntime cannot load {where} ({detail}); re-export it with `edgekit export`"
-            ) from None
+            ) from err
         self.input = self.session.get_inputs()[0]
         self.output_names = [o.name for o in self.session.get_outputs()]
 

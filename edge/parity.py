@@ -6,13 +6,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 from edgekit.artifacts import Manifest, write_json
 from edgekit.compare import PairReport
 from edgekit.errors import ArtifactError, ConfigError
-from edgekit.quantize.overflow import read_cpu_flags
+from edgekit.quantize.overflow import read_cpu_flags, saturation_bounds, saturation_diagnosis
 from edgekit.runs import Run
 from edgekit.targets import exported_targets, get_target
 from edgekit.transaction import transactional
+
+ORT_INT8 = "ort-int8"  # the label of onnxruntime's int8 side in every parity pair
+INT8_MODEL = "export/onnx/model_int8.onnx"
 
 
 @transactional()
@@ -34,6 +38,12 @@ def run_parity(
         target = get_target(name)
         run.verified_folder(f"export/{name}")  # nothing damaged or edited since the export
         reports += target.parity(run, limit)
+    against_ort = [r for r in reports if not r.passed and ORT_INT8 in (r.reference, r.candidate)]
+    if against_ort:
+        X = run.data.arrays["test"][0]
+        diagnosis = explain_ort_mismatch(run.path / INT8_MODEL, X[:limit] if limit else X)
+        for report in against_ort:
+            report.diagnosis = diagnosis
     result = {
         "schema_version": 1,
         "split": "test",
@@ -48,6 +58,25 @@ def run_parity(
     manifest.stage("parity", time.perf_counter() - start, passed=result["passed"])
     manifest.save()
     return reports
+
+
+def explain_ort_mismatch(model_path: Path, X: np.ndarray) -> str:
+    """Why onnxruntime's int8 result can differ from the integer reference on this host, when int16
+    pair saturation explains it: the layers that can saturate, this CPU, whether the AVX2 emulation
+    reproduces onnxruntime here exactly, and the fix; empty when no layer can saturate."""
+    from edgekit.onnx_io import OnnxRunner
+    from edgekit.quantize.integer_reference import IntegerReference
+
+    reference = IntegerReference.from_onnx(model_path)
+    diagnosis = saturation_diagnosis(saturation_bounds(reference.model), read_cpu_flags())
+    if not diagnosis:
+        return ""
+    emulated = IntegerReference(reference.model, "avx2-u8s8").run(X).logits
+    reproduced = np.array_equal(emulated, OnnxRunner(model_path).run(X)["logits"])
+    return (
+        f"{diagnosis}; the integer reference's avx2-u8s8 emulation "
+        f"{'reproduces' if reproduced else 'does not reproduce'} onnxruntime here exactly"
+    )
 
 
 def failure_message(reports: list[PairReport], parity_file: Path) -> str:

@@ -20,7 +20,7 @@ def run_pipeline(
     """Every stage into one run directory; returns the summary (also written to `summary.json`)."""
     from edgekit.artifacts import write_json
     from edgekit.calibrate.stage import run_calibration
-    from edgekit.firmware_bridge.verify import QEMU_GATES, VerifyOptions, run_verify
+    from edgekit.firmware_bridge.verify import VerifyOptions, run_verify
     from edgekit.parity import failure_message, run_parity
     from edgekit.targets import export_run
     from edgekit.train import run_training
@@ -47,14 +47,7 @@ def run_pipeline(
         for line in results[f"export {name}"].get("report_lines", []):  # footprint, warnings
             echo(line)
     parity = stage("parity", lambda: run_parity(run_dir))
-    gates: dict[str, Any] = {
-        "min_agreement": config.verify.min_agreement,
-        "max_lsb": config.verify.max_lsb,
-    }
-    if device.startswith("qemu://"):
-        gates = dict(QEMU_GATES)
-    verify_options = VerifyOptions(device=device, baud=config.verify.baud, timeout=config.verify.timeout, retries=config.verify.retries,
-                                   max_resets=config.verify.max_resets, show_progress=show_progress, **gates)  # fmt: skip
+    verify_options = VerifyOptions.from_config(device, config.verify, show_progress=show_progress)
     verify = stage("verify", lambda: run_verify(run_dir, verify_options))
     summary = {
         "run": str(run_dir),

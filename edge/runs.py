@@ -67,8 +67,8 @@ class Run:
             raise ArtifactError(f"{path} is missing, so no artifact can be checked; {fix}")
         try:
             manifest = read_json(path)
-        except (OSError, ValueError):
-            raise ArtifactError(f"{path} is not readable JSON; {fix}") from None
+        except (OSError, ValueError) as err:
+            raise ArtifactError(f"{path} is not readable JSON; {fix}") from err
         if not isinstance(manifest, dict) or not isinstance(manifest.get("artifacts"), dict):
             raise ArtifactError(f"{path} has no artifact table; {fix}")
         if manifest.get("schema_version") != MANIFEST_SCHEMA_VERSION:

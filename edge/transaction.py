@@ -168,7 +168,7 @@ def stage_transaction(run_dir: str | Path, create: bool = False) -> Iterator[Non
         shutil.rmtree(run_dir / _PARTIAL, ignore_errors=True)
         raise StorageError(
             f"cannot snapshot {run_dir} before writing it ({err.strerror}); free disk space or fix its permissions"
-        ) from None
+        ) from err
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_interrupted) if in_main else None
     _active[run_dir] = set()

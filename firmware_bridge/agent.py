@@ -245,13 +245,8 @@ def load_backend(run_dir: str | Path, name: str = "onnxruntime") -> Backend:
         runner = OnnxRunner(path)
 
         def run(q: np.ndarray) -> np.ndarray:
-            x = (q.astype(np.float32) - reference.input_zero_point) * np.float32(
-                reference.input_scale
-            )
-            logits = runner.run_window(x)["logits"]
-            return np.clip(np.rint(logits / np.float32(reference.output_scale)), -128, 127).astype(
-                np.int8
-            )
+            logits = runner.run_window(reference.input.dequantize(q))["logits"]
+            return reference.logits_tensor.quantize(logits).astype(np.int8)
 
     else:
         raise DeviceError(f"unknown backend '{name}'; use onnxruntime or int-reference")

@@ -70,8 +70,8 @@ class Faults:
                     if names[key] == "str"
                     else (float(raw) if names[key] == "float" else int(raw))
                 )
-            except ValueError:
-                raise DeviceError(f"fault {key}={raw!r} is not a number") from None
+            except ValueError as err:
+                raise DeviceError(f"fault {key}={raw!r} is not a number") from err
         if values.get("malformed", "") not in ("", *MALFORMED):
             raise DeviceError(
                 f"unknown malformed={values['malformed']}; use {', '.join(MALFORMED)}"

@@ -47,8 +47,8 @@ class LineNoise:
         for key, raw in spec_items(spec, [f.name for f in fields(cls)], "line fault"):
             try:
                 values[key] = float(raw)
-            except ValueError:
-                raise DeviceError(f"line fault {key}={raw!r} is not a number") from None
+            except ValueError as err:
+                raise DeviceError(f"line fault {key}={raw!r} is not a number") from err
             if not 0 <= values[key] <= 1:
                 raise DeviceError(f"line fault {key}={raw} is not a probability in [0, 1]")
         return cls(**values)

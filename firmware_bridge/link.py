@@ -52,7 +52,7 @@ def decoded(frame: Frame, message: Any) -> Any:
     try:
         return message.unpack(frame.payload)
     except (ValueError, struct.error) as err:  # ProtocolError is a ValueError
-        raise malformed(frame, str(err)) from None
+        raise malformed(frame, str(err)) from err
 
 
 def describe(error: wire.Error) -> str:
@@ -92,14 +92,14 @@ def open_port(url: str, baud: int, no_reset: bool = False) -> Any:
         ):
             raise DeviceError(
                 f"device {url} does not exist; check the cable and the port name (ls /dev/tty*), or use emu://"
-            ) from None
+            ) from err
         if code == errno.EACCES or "Permission denied" in text:
             raise DeviceError(
                 f"permission denied on {url}; add your user to the 'dialout' group (or run with access to the port)"
-            ) from None
+            ) from err
         raise DeviceError(
             f"cannot open {url} at {baud} baud: {text.splitlines()[0][:160]}"
-        ) from None
+        ) from err
 
 
 @dataclass
@@ -226,7 +226,7 @@ class HostLink:
         except Exception as err:
             raise DeviceError(
                 f"write to {self.url} failed ({type(err).__name__}); was the device unplugged?"
-            ) from None
+            ) from err
         self.stats.tx_bytes += len(encoded)
         return len(encoded)
 
@@ -242,7 +242,7 @@ class HostLink:
         except Exception as err:
             raise DeviceError(
                 f"read from {self.url} failed ({type(err).__name__}); was the device unplugged?"
-            ) from None
+            ) from err
         self.stats.rx_bytes += len(data)
         frames = []
         for frame in self.decoder.feed(data):
@@ -395,7 +395,7 @@ class HostLink:
                     return
                 raise DeviceError(
                     f"device did not acknowledge SET_BAUD {baud}; it still answers at {old} baud"
-                ) from None
+                ) from lost
             raise lost from None
         self._switch(baud)
 
@@ -619,7 +619,7 @@ def incomplete_ranges(frame: Frame, result: wire.Result, size: int) -> list[tupl
     try:
         ranges = wire.unpack_ranges(result.data)
     except wire.ProtocolError as err:
-        raise malformed(frame, str(err)) from None
+        raise malformed(frame, str(err)) from err
     if not ranges or any(n <= 0 or a + n > size for a, n in ranges):
         raise malformed(
             frame, f"INCOMPLETE lists missing ranges {ranges[:4]} of a {size}-byte input"

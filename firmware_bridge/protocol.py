@@ -291,8 +291,8 @@ class TensorDesc:
         scale, zero_point = _unpack(struct.Struct("<fi"), data, offset + 2 + 2 * rank)
         try:
             dtype = DType(dtype)
-        except ValueError:
-            raise ProtocolError(f"unknown dtype {dtype}") from None
+        except ValueError as err:
+            raise ProtocolError(f"unknown dtype {dtype}") from err
         return cls(dtype, tuple(shape), scale, zero_point), offset + 2 + 2 * rank + 8
 
 

@@ -7,7 +7,7 @@ Ctrl-C or a lost device still writes the report, marked partial, with every samp
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 import numpy as np
 from edgekit.artifacts import Manifest, write_json, write_text
 from edgekit.compare import Tolerance, compare
+from edgekit.config import VerifyConfig
 from edgekit.errors import DeviceError, GateError
 from edgekit.firmware_bridge.agent import (
     descriptor_mismatch,
@@ -38,19 +39,32 @@ QEMU_GATES: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class VerifyOptions:
+    """One verify session: the run's `verify:` config (VerifyConfig's fields, its defaults) plus what
+    only a session sets (the device, inputs, the reset and accuracy flags, progress)."""
+
     device: str
-    baud: int = 921600
-    timeout: float = 2.0  # as VerifyConfig.timeout
-    retries: int = 3
-    limit: int = 0
-    max_resets: int = 3
+    baud: int = VerifyConfig.baud
+    timeout: float = VerifyConfig.timeout
+    retries: int = VerifyConfig.retries
+    limit: int = VerifyConfig.limit
+    max_resets: int = VerifyConfig.max_resets
     no_reset: bool = False
     inputs: str | None = None
-    min_agreement: float = 0.99
-    max_lsb: int = 1
+    min_agreement: float = VerifyConfig.min_agreement
+    max_lsb: int = VerifyConfig.max_lsb
     min_accuracy: float = 0.0
     switch_baud: int = 0  # after HELLO, move to this baud with SET_BAUD (if the device allows it)
     show_progress: bool = True
+
+    @classmethod
+    def from_config(cls, device: str, config: VerifyConfig, **session: Any) -> VerifyOptions:
+        """The run's config, `qemu://`'s bit-exact gates over it, then the session's values that
+        are set (None = keep)."""
+        values = {f.name: getattr(config, f.name) for f in fields(config)}
+        if device.startswith("qemu://"):
+            values.update(QEMU_GATES)
+        values.update({key: value for key, value in session.items() if value is not None})
+        return cls(device=device, **values)
 
 
 def device_url(url: str, run_dir: Path) -> str:
@@ -101,8 +115,8 @@ def read_inputs(path: Path, data: Any) -> tuple[np.ndarray, np.ndarray | None]:
         try:
             X = archive["inputs"]
             y = archive["labels"] if "labels" in archive.files else None
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-            raise DataError(f"--inputs {path} is damaged; save it again") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise DataError(f"--inputs {path} is damaged; save it again") from err
     if X.dtype.kind not in "biuf" or X.shape[1:] not in (layout, raw) or not len(X):
         raise DataError(
             f"--inputs {path}: 'inputs' is {X.dtype} {X.shape}; this model takes {expected}, N >= 1"
@@ -141,15 +155,8 @@ def cpu_reference(
         return "integer-reference", reference.run_quantized(
             q_inputs.astype(np.int64)
         ).logits_q.astype(np.int8)
-    logits = OnnxRunner(model_path).run(
-        (q_inputs.astype(np.float32) - reference.input_zero_point)
-        * np.float32(reference.input_scale)
-    )["logits"]
-    return "onnxruntime", np.clip(
-        np.rint(logits / np.float32(reference.output_scale)) + reference.output_zero_point,
-        -128,
-        127,
-    ).astype(np.int8)
+    logits = OnnxRunner(model_path).run(reference.input.dequantize(q_inputs))["logits"]
+    return "onnxruntime", reference.logits_tensor.quantize(logits).astype(np.int8)
 
 
 @transactional()

@@ -46,6 +46,21 @@ class Tensor:
     def size(self) -> int:
         return int(np.prod(self.shape))
 
+    def quantize(self, real: np.ndarray) -> np.ndarray:
+        """Real values to this tensor's integers as ONNX QuantizeLinear does (float32 division,
+        round half to even, zero point, saturation): the one wire quantisation of edgekit, used by
+        the host, the device agent and the exporters."""
+        q = np.rint(np.asarray(real, np.float32) / np.float32(self.scale)) + self.zero_point
+        result: np.ndarray = np.clip(q, self.lo, self.hi).astype(np.int64)
+        return result
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        """Integers back to float32 reals, as ONNX DequantizeLinear."""
+        result: np.ndarray = (np.asarray(q) - self.zero_point).astype(np.float32) * np.float32(
+            self.scale
+        )
+        return result.astype(np.float32)
+
 
 @dataclass(frozen=True)
 class ConvStep:
@@ -453,9 +468,7 @@ class IntegerReference:
     # ------------------------------------------------------------------ running
     def quantize_input(self, X: np.ndarray) -> np.ndarray:
         """Host-side input quantization, matching ONNX QuantizeLinear (float32, half to even)."""
-        q = np.rint(X.astype(np.float32) / np.float32(self.input_scale)) + self.input_zero_point
-        result: np.ndarray = np.clip(q, *self.input_range).astype(np.int64)
-        return result
+        return self.input.quantize(X)
 
     def run(self, X: np.ndarray) -> ReferenceResult:
         return self.run_quantized(self.quantize_input(X))
@@ -471,13 +484,8 @@ class IntegerReference:
         logits, pre_fsq = (outputs[self.output_steps[name]] for name in self.output_names[:2])
         logits_q = logits.reshape(len(logits), -1)
         return ReferenceResult(
-            logits=self._dequantize(logits_q, self.logits_tensor),
+            logits=self.logits_tensor.dequantize(logits_q),
             logits_q=logits_q,
-            pre_fsq=self._dequantize(pre_fsq, self.pre_fsq_tensor),
+            pre_fsq=self.pre_fsq_tensor.dequantize(pre_fsq),
             codes=codes,
         )
-
-    @staticmethod
-    def _dequantize(q: np.ndarray, tensor: Tensor) -> np.ndarray:
-        result: np.ndarray = (q - tensor.zero_point).astype(np.float32) * np.float32(tensor.scale)
-        return result.astype(np.float32)

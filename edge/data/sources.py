@@ -56,10 +56,10 @@ def parse_ts(path: Path) -> tuple[list[np.ndarray], list[str]]:
         *dims, label = line.split(":")
         try:
             channels = [np.array(d.split(","), dtype=np.float32) for d in dims]
-        except ValueError:
+        except ValueError as err:
             raise DataError(
                 f"{path}:{line_number}: not a numeric .ts series; missing values '?' are not supported"
-            ) from None
+            ) from err
         if not channels or len({len(c) for c in channels}) != 1:
             raise DataError(
                 f"{path}:{line_number}: the channels of one series differ in length; each series "
@@ -77,8 +77,8 @@ def parse_ts(path: Path) -> tuple[list[np.ndarray], list[str]]:
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text; save the file as UTF-8") from err
 
 
 def _windows_from_ts_files(
@@ -186,10 +186,10 @@ def load_uci_har(path: str, config: DataConfig) -> WindowSet:
         pairs = [line.split() for line in labels_file.read_text(encoding="utf-8").splitlines()]
         activity = {pair[0]: pair[1] for pair in pairs if pair}
         class_ids = sorted(int(k) for k in activity)
-    except (UnicodeDecodeError, IndexError, ValueError):
+    except (UnicodeDecodeError, IndexError, ValueError) as err:
         raise DataError(
             f"uci-har: {labels_file} is not 'ID NAME' lines; re-extract the archive"
-        ) from None
+        ) from err
     X_parts, y_parts, subject_parts = [], [], []
     for split in ("train", "test"):
         signal_dir = root / split / "Inertial Signals"
@@ -206,11 +206,11 @@ def load_uci_har(path: str, config: DataConfig) -> WindowSet:
         except OSError as err:
             raise DataError(
                 f"uci-har: cannot read {err.filename or split}; the folder layout is incomplete"
-            ) from None
+            ) from err
         except ValueError as err:
             raise DataError(
                 f"uci-har: malformed numbers in the {split} split ({err}); re-extract the archive"
-            ) from None
+            ) from err
         rows = {
             f"{name}_{split}.txt": s.shape for name, s in zip(_UCI_SIGNALS, signals, strict=True)
         }
@@ -321,7 +321,7 @@ def load_pamap2(path: str, config: DataConfig) -> WindowSet:
         except ValueError as err:
             raise DataError(
                 f"pamap2: {file.name} has non-numeric values ({err}); is it a PAMAP2 .dat file?"
-            ) from None
+            ) from err
         if table.shape[1] != PAMAP2_COLUMNS:
             raise DataError(
                 f"pamap2: {file.name} has {table.shape[1]} columns, expected {PAMAP2_COLUMNS}; is it a PAMAP2 .dat file?"
@@ -373,8 +373,8 @@ def load_csv(path: str, config: DataConfig) -> WindowSet:
             reader = csv.reader(handle)
             header = next(reader, None)
             rows = list(reader)
-    except UnicodeDecodeError:
-        raise DataError(f"csv: {file} is not UTF-8 text; save it as UTF-8") from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"csv: {file} is not UTF-8 text; save it as UTF-8") from err
     if not header or not rows:
         raise DataError(f"csv: {file} is empty; expected a header and one row per sample")
     header = [h.strip() for h in header]
@@ -400,10 +400,10 @@ def load_csv(path: str, config: DataConfig) -> WindowSet:
             [[float(r[i]) if r[i].strip() else np.nan for i in channel_index] for r in rows],
             dtype=np.float64,
         )
-    except (ValueError, IndexError):
+    except (ValueError, IndexError) as err:
         raise DataError(
             f"csv: {file.name} has a non-numeric or missing channel value; channels must be numbers"
-        ) from None
+        ) from err
     group_of_row = np.array([r[group_index] for r in rows])
     label_of_row = [r[label_index].strip() for r in rows]
     class_names = sorted(set(label_of_row))
@@ -444,10 +444,10 @@ def load_npy(path: str, config: DataConfig) -> WindowSet:
             else None
             for name in ("groups", "starts")
         )
-    except ValueError:
+    except ValueError as err:
         raise DataError(
             f"npy: {root} holds object arrays; save plain numeric arrays (np.save without pickle)"
-        ) from None
+        ) from err
     if (
         not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer))
         or X.dtype == bool
@@ -501,8 +501,8 @@ def load_synthetic(spec: str, config: DataConfig) -> WindowSet:
             raise DataError(f"synthetic: unknown option '{key}'; use {', '.join(known)}")
         try:
             options[key] = float(value) if any(ch in value for ch in ".e") else int(value)
-        except ValueError:
-            raise DataError(f"synthetic: option {key}={value!r} is not a number") from None
+        except ValueError as err:
+            raise DataError(f"synthetic: option {key}={value!r} is not a number") from err
     return make_synthetic(**options)  # type: ignore[arg-type]
 
 

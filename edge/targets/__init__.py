@@ -30,8 +30,7 @@ TARGETS: dict[str, Target] = {
         Target(
             "hailo", "float ONNX cut before FSQ + model script, calibration set and scripts for the Hailo DFC",
             "edgekit.targets.hailo",
-            (TargetOption("hw_arch", "Hailo device: hailo8, hailo8l or hailo10h."), OPSET, REFERENCE_SAMPLES,
-             TargetOption("calib_windows", "Train windows in the DFC calibration set when the run has no calibration/.")),
+            (TargetOption("hw_arch", "Hailo device: hailo8, hailo8l or hailo10h."), OPSET, REFERENCE_SAMPLES),
             folder="{hw_arch}", readiness="edgekit.targets.hailo_readiness:check_hailo_readiness",
         ),
         Target(

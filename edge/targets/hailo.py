@@ -75,11 +75,10 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
     saved = load_calibration_set(run.path)
     if saved is not None:
         X_calib = saved[0]
-    else:
+    else:  # not calibrated: the same selection and size as `edgekit calibrate` would make
         X_train, y_train = run.data.arrays["train"]
-        X_calib = X_train[
-            select_representative(X_train, y_train, options["calib_windows"], run.config.data.seed)
-        ]
+        size = run.config.calibrate.num_windows
+        X_calib = X_train[select_representative(X_train, y_train, size, run.config.data.seed)]
     calib_nhwc = to_nhwc(X_calib)
     write_npy(out_dir / "calib_nhwc.npy", calib_nhwc)
 

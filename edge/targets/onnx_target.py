@@ -181,35 +181,11 @@ def parity(run: Run, target: Target, limit: int = 0) -> list[PairReport]:
                 ("unsimplified", "onnxsim"), None, _codes(flt_raw, levels), _codes(flt, levels)),
     ]  # fmt: skip
     if (folder / INT8_INPUT).is_file():
-        scale, zero_point = reference.input_scale, reference.input_zero_point
-        X_int8 = np.clip(np.round(X / scale) + zero_point, -128, 127).astype(np.int8)
+        X_int8 = reference.input.quantize(X).astype(np.int8)
         variant = OnnxRunner(folder / INT8_INPUT).run(X_int8)
         reports.append(compare("onnx/int8_input_vs_float_input", int8["logits"], variant["logits"], tol["int8_input_variant"],
                                ("float-input", "int8-input"), lsb, _codes(int8, levels), _codes(variant, levels)))  # fmt: skip
-    failed = [r for r in reports if not r.passed and "ort-int8" in (r.reference, r.candidate)]
-    if failed:
-        diagnosis = explain_ort_mismatch(reference, X, int8["logits"])
-        for report in failed:
-            report.diagnosis = diagnosis
     return reports
-
-
-def explain_ort_mismatch(reference: Any, X: np.ndarray, ort_logits: np.ndarray) -> str:
-    """Why onnxruntime's int8 result differs from the integer reference, when int16 pair saturation
-    explains it: the layers that can saturate, this CPU, whether the AVX2 emulation reproduces
-    onnxruntime here exactly, and the fix."""
-    from edgekit.quantize.integer_reference import IntegerReference
-    from edgekit.quantize.overflow import read_cpu_flags, saturation_bounds, saturation_diagnosis
-
-    diagnosis = saturation_diagnosis(saturation_bounds(reference.model), read_cpu_flags())
-    if not diagnosis:
-        return ""
-    emulated = IntegerReference(reference.model, "avx2-u8s8").run(X).logits
-    reproduced = bool(np.array_equal(emulated, ort_logits))
-    return (
-        f"{diagnosis}; the integer reference's avx2-u8s8 emulation "
-        f"{'reproduces' if reproduced else 'does not reproduce'} onnxruntime here exactly"
-    )
 
 
 # Brevitas' own CI accepts ±2 output LSB; we hold QCDQ vs ORT to 1 (the probe measured 0).

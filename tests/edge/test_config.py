@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from edgekit.config import RunConfig, load_config, load_run_config
 from edgekit.errors import ConfigError
 
@@ -119,3 +120,27 @@ def test_defaults_and_range_edges_are_accepted() -> None:
          "export.opset=13", "augment.shift=0.99", "train.patience=0"],
     )  # fmt: skip
     assert config.model.fsq_levels == (255,)  # lcm 127: the largest exact int8 code grid
+
+
+def test_a_retired_key_names_its_replacement_and_old_runs_still_load(tmp_path: Path) -> None:
+    """`export.calib_windows` sized a second calibration set; `calibrate.num_windows` is the one size."""
+    with pytest.raises(
+        ConfigError, match="'export.calib_windows' was replaced by 'calibrate.num_windows'"
+    ):
+        load_config(None, ["export.calib_windows=64"])
+    run = tmp_path / "old-run"
+    run.mkdir()
+    written = load_config(None, ["calibrate.num_windows=77"]).to_dict()
+    written["export"]["calib_windows"] = 1024  # what runs before the change hold
+    (run / "config.resolved.yaml").write_text(yaml.safe_dump(written))
+    assert load_run_config(run).calibrate.num_windows == 77
+
+
+def test_default_yaml_only_overrides() -> None:
+    """configs/default.yaml holds no value that repeats a dataclass default."""
+    from edgekit.config import preset_path, read_yaml
+
+    defaults = RunConfig().to_dict()
+    repeated = [f"{section}.{key}" for section, keys in read_yaml(preset_path("default")).items()
+                for key, value in keys.items() if defaults[section][key] == value]  # fmt: skip
+    assert repeated == []

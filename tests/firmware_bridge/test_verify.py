@@ -10,7 +10,6 @@ import json
 import os
 import re
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -194,13 +193,12 @@ def test_set_baud_and_ping(exported_run: Path) -> None:
         link = HostLink(emulator.path, baud=115200, timeout=0.5)
         ack = link.hello()
         assert link.ping() == ack.boot_nonce
+        switched = threading.Event()
+        emulator.agent.baud_listeners.append(lambda baud: baud == 921600 and switched.set())
         link.set_baud(921600)
         assert link.ping() == ack.boot_nonce  # answered at the new rate
         # the device switches right after sending its ACK (PROTOCOL.md), on its own thread here
-        deadline = time.monotonic() + 2
-        while emulator.throttle.baud != 921600 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert emulator.throttle.baud == 921600
+        assert switched.wait(2) and emulator.throttle.baud == 921600
         link.close()
 
 
@@ -436,3 +434,17 @@ def test_a_failed_agreement_gate_names_its_diagnosis(tmp_path: Path) -> None:
     report["rows"]["device_vs_reference"] = {}
     with pytest.raises(GateError, match=r"gates failed: device_vs_reference; see"):
         raise_for_report(report, tmp_path)
+
+
+def test_verify_options_come_from_the_run_config_then_the_session() -> None:
+    """One path from `verify:` to a session (the pipeline used to copy fields by hand and drop limit)."""
+    from edgekit.config import VerifyConfig
+
+    config = VerifyConfig(limit=5, max_lsb=2, timeout=0.5, baud=115200)
+    options = VerifyOptions.from_config("emu://", config, max_lsb=None, min_accuracy=0.5)
+    assert (options.limit, options.max_lsb, options.timeout, options.baud) == (5, 2, 0.5, 115200)
+    assert options.min_accuracy == 0.5 and options.device == "emu://"
+    qemu = VerifyOptions.from_config("qemu://", config)
+    assert (qemu.max_lsb, qemu.min_agreement, qemu.limit) == (0, 1.0, 5)  # bit-exact gates
+    assert VerifyOptions.from_config("qemu://", config, max_lsb=3).max_lsb == 3
+    assert VerifyOptions("emu://") == VerifyOptions.from_config("emu://", VerifyConfig())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import tty
 from pathlib import Path
 
@@ -197,9 +196,11 @@ def test_the_device_falls_back_when_the_host_never_speaks_at_the_new_rate(
     with Emulator(exported_run, baud=115200) as emulator:
         agent = emulator.agent
         agent.handle(Frame(MessageType.HELLO, 1, wire.Hello().pack(), session=3))
+        fell_back = threading.Event()
+        agent.baud_listeners.append(lambda baud: baud == 115200 and fell_back.set())
         agent.handle(Frame(MessageType.SET_BAUD, 2, wire.U32.pack(230400), session=3))
         assert emulator.throttle.baud == 230400
-        time.sleep(0.5)  # no frame at the new rate
+        assert fell_back.wait(5)  # no frame at the new rate: the grace time ends it
         assert emulator.throttle.baud == 115200 and agent.baud == 115200
 
 
