@@ -8,7 +8,6 @@ last one.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import queue
 import random
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from edgekit.errors import DeviceError
 from edgekit.firmware_bridge import protocol as wire
+from edgekit.firmware_bridge.contract import model_descriptors, model_file, model_hash
 from edgekit.firmware_bridge.protocol import (
     DTYPE_NUMPY,
     ErrorCode,
@@ -34,7 +34,7 @@ from edgekit.firmware_bridge.protocol import (
 )
 
 if TYPE_CHECKING:
-    from edgekit.quantize.integer_reference import IntegerReference
+    pass
 
 FIRMWARE = "edgekit-agent 0.2"
 REPLY_CACHE = (
@@ -176,56 +176,6 @@ class Backend:
     inputs: tuple[TensorDesc, ...]
     outputs: tuple[TensorDesc, ...]
     run: Callable[[np.ndarray], np.ndarray]
-
-
-def model_file(run_dir: str | Path) -> Path:
-    path = Path(run_dir) / "export" / "onnx" / "model_int8.onnx"
-    if not path.is_file():
-        raise DeviceError(f"{path} is missing; run `edgekit export {run_dir} --target onnx` first")
-    return path
-
-
-def model_hash(path: Path) -> bytes:
-    return hashlib.sha256(path.read_bytes()).digest()[:8]
-
-
-def model_descriptors(
-    reference: IntegerReference,
-) -> tuple[tuple[TensorDesc, ...], tuple[TensorDesc, ...]]:
-    """What travels for this model, as HELLO_ACK must describe it: one int8 input without the batch
-    dimension and one int8 output (the logits), each with the scale and zero point of its
-    QuantizeLinear in model_int8.onnx. pre_fsq is not streamed."""
-    graph = reference.model.graph
-    shape = tuple(d.dim_value for d in graph.input[0].type.tensor_type.shape.dim)[1:]
-    classes = graph.output[0].type.tensor_type.shape.dim[1].dim_value
-    return (
-        (TensorDesc(wire.DType.INT8, shape, reference.input_scale, reference.input_zero_point),),
-        (
-            TensorDesc(
-                wire.DType.INT8, (classes,), reference.output_scale, reference.output_zero_point
-            ),
-        ),
-    )
-
-
-def descriptor_mismatch(
-    role: str, advertised: tuple[TensorDesc, ...], expected: tuple[TensorDesc, ...]
-) -> str | None:
-    """The first field in which a device's descriptors differ from the model's, in words; scales are
-    compared as the float32 that travels."""
-    if len(advertised) != len(expected):
-        return f"{len(advertised)} {role} tensors advertised, the model streams {len(expected)}"
-    for index, (got, want) in enumerate(zip(advertised, expected, strict=True)):
-        fields = {
-            "dtype": (got.dtype, want.dtype),
-            "shape": (tuple(got.shape), tuple(want.shape)),
-            "scale": (np.float32(got.scale), np.float32(want.scale)),
-            "zero_point": (got.zero_point, want.zero_point),
-        }
-        for name, (device_value, model_value) in fields.items():
-            if device_value != model_value:
-                return f"{role} {index} {name} is {device_value}, the model's is {model_value}"
-    return None
 
 
 def load_backend(run_dir: str | Path, name: str = "onnxruntime") -> Backend:

@@ -19,27 +19,22 @@ from urllib.parse import parse_qs, urlparse
 
 import serial
 from edgekit.errors import DeviceError
+from edgekit.firmware_bridge import toolchain
 from edgekit.firmware_bridge.protocol import Frame, FrameDecoder, MessageType, encode_frame
-from edgekit.targets import mcu_toolchain as toolchain
 
-DEFAULT_BOARD = "mps2-an386"
 SETTLE_S = 0.25  # after QEMU prints its pty, before the first open (see wait_until_answering)
-ELVES = {
-    "dsp": ("mps2", "edgekit_device_mps2.elf"),
-    "portable": ("mps2-portable", "edgekit_device_mps2_portable.elf"),
-}
 
 
 def parse_url(url: str) -> tuple[str, dict[str, str]]:
     """(board, options) of a qemu:// URL; an unknown board or build is an error naming the valid ones."""
     parsed = urlparse(url)
-    board = parsed.netloc or DEFAULT_BOARD
+    board = parsed.netloc or toolchain.DEFAULT_BOARD
     options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
     if board not in toolchain.BOARDS:
         raise DeviceError(
             f"qemu://{board}: unknown board; supported: {', '.join(toolchain.BOARDS)}"
         )
-    if options.get("build", "dsp") not in ELVES:
+    if options.get("build", "dsp") not in toolchain.FIRMWARE_BUILDS:
         raise DeviceError(f"qemu:// build={options['build']} is unknown; use dsp or portable")
     return board, options
 
@@ -49,12 +44,12 @@ def firmware(run_dir: Path, build: str, scratch: Path) -> Path:
     folder = run_dir / "export" / "mcu"
     if not (folder / "Makefile").is_file():
         raise DeviceError(f"{folder} is missing; run `edgekit export {run_dir} --target mcu` first")
-    target, name = ELVES[build]
-    if (folder / "build" / name).is_file():
-        return folder / "build" / name
+    flavour = toolchain.FIRMWARE_BUILDS[build]
+    if (folder / "build" / flavour.device_elf).is_file():
+        return folder / "build" / flavour.device_elf
     toolchain.require_tools(("arm-none-eabi-gcc",), DeviceError, "build the firmware for QEMU")
-    toolchain.make(folder, [target], scratch, DeviceError)
-    return scratch / name
+    toolchain.make(folder, [flavour.make_target], scratch, DeviceError)
+    return scratch / flavour.device_elf
 
 
 def wait_until_answering(pty: str, timeout: float = 20.0) -> int:

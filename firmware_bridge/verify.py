@@ -17,7 +17,7 @@ from edgekit.artifacts import Manifest, write_json, write_text
 from edgekit.compare import Tolerance, compare
 from edgekit.config import VerifyConfig
 from edgekit.errors import DeviceError, GateError
-from edgekit.firmware_bridge.agent import (
+from edgekit.firmware_bridge.contract import (
     descriptor_mismatch,
     model_descriptors,
     model_file,
@@ -336,7 +336,7 @@ def qemu_counts(url: str, cycles: np.ndarray) -> dict[str, Any]:
     that ran during the inference (the host streams the next window meanwhile); the export's
     self-test in export/mcu/report.json counts the model alone."""
     from edgekit.firmware_bridge.protocol_qemu import parse_url
-    from edgekit.targets.mcu_toolchain import BOARDS, INSTRUCTIONS_PER_TICK
+    from edgekit.firmware_bridge.toolchain import BOARDS, INSTRUCTIONS_PER_TICK
 
     board, _ = parse_url(url)
     return {"board": board, "board_description": BOARDS[board],

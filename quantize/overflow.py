@@ -104,9 +104,14 @@ def layer_bound(layer: str, weight: np.ndarray) -> LayerBound:
 
 # op -> index of its weight input and whether rows are the weight's first axis (else its last)
 WEIGHT_INPUTS: dict[str, tuple[int, bool]] = {
-    "Conv": (1, True), "ConvInteger": (1, True), "QLinearConv": (3, True),
-    "MatMul": (1, False), "MatMulInteger": (1, False), "QLinearMatMul": (3, False), "Gemm": (1, False),
-}  # fmt: skip
+    "Conv": (1, True),
+    "ConvInteger": (1, True),
+    "QLinearConv": (3, True),
+    "MatMul": (1, False),
+    "MatMulInteger": (1, False),
+    "QLinearMatMul": (3, False),
+    "Gemm": (1, False),
+}
 
 
 def int8_weights(model: ModelProto) -> list[tuple[str, np.ndarray]]:

@@ -25,7 +25,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    from edgekit.targets.mcu_toolchain import APT_INSTALL, ARM_TOOLS, missing_tools
+    from edgekit.firmware_bridge.toolchain import APT_INSTALL, ARM_TOOLS, missing_tools
 
     missing = missing_tools(ARM_TOOLS)  # CI installs them (.ci/run), so these tests run there
     skip_tools = pytest.mark.skip(reason=f"{', '.join(missing)} not installed: {APT_INSTALL}")

@@ -21,9 +21,9 @@ import numpy as np
 from edgekit.artifacts import write_json, write_text
 from edgekit.compare import PairReport, Tolerance, compare
 from edgekit.errors import ExportError
+from edgekit.firmware_bridge import toolchain
 from edgekit.quantize.integer_reference import ConvStep, IntegerReference
 from edgekit.runs import Run
-from edgekit.targets import mcu_toolchain as toolchain
 from edgekit.targets.base import Target
 from edgekit.targets.mcu_codegen import (
     activation_floor,
@@ -37,14 +37,12 @@ REPORT_SCHEMA_VERSION = 1
 KERNELS = "edgekit_kernels.h"
 FIRMWARE = ("edgekit_device.c", "edgekit_hal.h", "edgekit_hal_posix.c", "edgekit_hal_mps2.c",
             "mps2_an386.ld", "edgekit_selftest.c", "edgekit_parity.c")  # fmt: skip
-BUILDS = {"dsp": "edgekit_device_mps2.elf", "portable": "edgekit_device_mps2_portable.elf"}
-SELFTESTS = {"dsp": "edgekit_selftest_mps2.elf", "portable": "edgekit_selftest_mps2_portable.elf"}
 GOALS = {
     "arena_vs_floor": 1.1,
     "dsp_conv_instructions_per_mac": 1.5,
     "portable_conv_instructions_per_mac": 4.0,
 }
-BOARD = "mps2-an386"
+BOARD = toolchain.DEFAULT_BOARD
 
 
 def c_source(name: str) -> str:
@@ -105,9 +103,9 @@ def footprint(reference: IntegerReference, out_dir: Path, arena_bytes: int) -> d
     conv_macs = model_macs(reference)
     per_tick = toolchain.INSTRUCTIONS_PER_TICK
     builds: dict[str, Any] = {}
-    for kind in BUILDS:
-        sections = toolchain.section_sizes(out_dir / "build" / BUILDS[kind])
-        measured = toolchain.run_selftest(out_dir / "build" / SELFTESTS[kind], BOARD)
+    for kind, build in toolchain.FIRMWARE_BUILDS.items():
+        sections = toolchain.section_sizes(out_dir / "build" / build.device_elf)
+        measured = toolchain.run_selftest(out_dir / "build" / build.selftest_elf, BOARD)
         instructions = measured.ticks * per_tick / measured.inferences
         conv_instructions = (
             sum(measured.step_ticks[i] for i in conv_steps) * per_tick / measured.inferences

@@ -10,9 +10,15 @@ BEFORE = {"val_accuracy": 0.90, "logit_mae_vs_float": 0.20}
 
 @pytest.mark.parametrize(
     ("accuracy", "error", "adopted"),
-    [(0.95, 0.10, True), (0.90, 0.20, True), (0.90, 0.19, True), (0.95, 0.21, False),
-     (0.89, 0.10, False), (0.80, 0.30, False)],
-)  # fmt: skip
+    [
+        (0.95, 0.10, True),
+        (0.90, 0.20, True),
+        (0.90, 0.19, True),
+        (0.95, 0.21, False),
+        (0.89, 0.10, False),
+        (0.80, 0.30, False),
+    ],
+)
 def test_adopted_only_without_losing_accuracy_or_moving_away_from_float(
     accuracy: float, error: float, adopted: bool
 ) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import pytest
 from edgekit.errors import ExportError
+from edgekit.firmware_bridge import toolchain
 from edgekit.quantize.integer_reference import (
     ConvStep,
     IntegerReference,
@@ -21,7 +22,6 @@ from edgekit.quantize.integer_reference import (
     fixed_point_multiplier,
 )
 from edgekit.targets import export_run
-from edgekit.targets import mcu_toolchain as toolchain
 from edgekit.targets.mcu import c_source, run_native
 from edgekit.targets.mcu_codegen import activation_floor, generate, plan_arena
 from onnx import numpy_helper

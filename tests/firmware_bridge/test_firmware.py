@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 from edgekit.cli import cli
 from edgekit.errors import DeviceError
+from edgekit.firmware_bridge import toolchain
 from edgekit.firmware_bridge.conformance import CHECKS, run_conformance
 from edgekit.firmware_bridge.verify import QEMU_GATES, VerifyOptions, run_verify
-from edgekit.targets import mcu_toolchain as toolchain
 
 
 @pytest.fixture

@@ -385,7 +385,7 @@ def test_descriptors_that_do_not_match_the_model_are_refused(
 
 
 def test_the_emulators_descriptors_are_the_models(exported_run: Path) -> None:
-    from edgekit.firmware_bridge.agent import descriptor_mismatch, model_descriptors
+    from edgekit.firmware_bridge.contract import descriptor_mismatch, model_descriptors
     from edgekit.quantize.integer_reference import IntegerReference
 
     reference = IntegerReference.from_onnx(exported_run / "export/onnx/model_int8.onnx")

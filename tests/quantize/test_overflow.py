@@ -34,9 +34,13 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def conv_model(
-    weights: list[np.ndarray], width: int = 12, signed_input: bool = True, input_zero_point: int = 3,
-    stride: int = 1, pad: int = 2,
-):  # fmt: skip
+    weights: list[np.ndarray],
+    width: int = 12,
+    signed_input: bool = True,
+    input_zero_point: int = 3,
+    stride: int = 1,
+    pad: int = 2,
+):
     """A QDQ chain of int8 convolutions (the edgekit export's form) with the given int8 weights;
     outputs `logits` and `pre_fsq` are the last convolution's quantized output."""
     import onnx
@@ -51,38 +55,59 @@ def conv_model(
         const("x_s", np.array(0.05, np.float32)),
         const("x_z", np.array(input_zero_point, input_type)),
     ]
-    nodes = [helper.make_node("QuantizeLinear", ["input", "x_s", "x_z"], ["q0"]),
-             helper.make_node("DequantizeLinear", ["q0", "x_s", "x_z"], ["d0"])]  # fmt: skip
+    nodes = [
+        helper.make_node("QuantizeLinear", ["input", "x_s", "x_z"], ["q0"]),
+        helper.make_node("DequantizeLinear", ["q0", "x_s", "x_z"], ["d0"]),
+    ]
     scale, current, size = 0.05, "d0", (height, width)
     for i, w in enumerate(weights):
         out = len(w)
         w_scale = np.full(out, 0.01, np.float32)
         y_scale = np.float32(scale * 0.01 * w[0].size * 60)  # keeps uint8 outputs off their bounds
         bias = np.arange(out, dtype=np.int32) * 37 - 50
-        inits += [const(f"w{i}", w), const(f"ws{i}", w_scale), const(f"wz{i}", np.zeros(out, np.int8)),
-                  const(f"b{i}", bias), const(f"bs{i}", (scale * w_scale).astype(np.float32)),
-                  const(f"bz{i}", np.zeros(out, np.int32)),
-                  const(f"ys{i}", np.array(y_scale)), const(f"yz{i}", np.array(0, np.uint8))]  # fmt: skip
+        inits += [
+            const(f"w{i}", w),
+            const(f"ws{i}", w_scale),
+            const(f"wz{i}", np.zeros(out, np.int8)),
+            const(f"b{i}", bias),
+            const(f"bs{i}", (scale * w_scale).astype(np.float32)),
+            const(f"bz{i}", np.zeros(out, np.int32)),
+            const(f"ys{i}", np.array(y_scale)),
+            const(f"yz{i}", np.array(0, np.uint8)),
+        ]
         kernel_pad = pad if w.shape[3] > 1 else 0
         size = (size[0] - w.shape[2] + 1, (size[1] + 2 * kernel_pad - w.shape[3]) // stride + 1)
         nodes += [
             helper.make_node("DequantizeLinear", [f"w{i}", f"ws{i}", f"wz{i}"], [f"wd{i}"], axis=0),
             helper.make_node("DequantizeLinear", [f"b{i}", f"bs{i}", f"bz{i}"], [f"bd{i}"], axis=0),
-            helper.make_node("Conv", [current, f"wd{i}", f"bd{i}"], [f"c{i}"], name=f"conv{i}",
-                             strides=[1, stride], pads=[0, kernel_pad, 0, kernel_pad]),
+            helper.make_node(
+                "Conv",
+                [current, f"wd{i}", f"bd{i}"],
+                [f"c{i}"],
+                name=f"conv{i}",
+                strides=[1, stride],
+                pads=[0, kernel_pad, 0, kernel_pad],
+            ),
             helper.make_node("Relu", [f"c{i}"], [f"r{i}"]),
             helper.make_node("QuantizeLinear", [f"r{i}", f"ys{i}", f"yz{i}"], [f"q{i + 1}"]),
             helper.make_node("DequantizeLinear", [f"q{i + 1}", f"ys{i}", f"yz{i}"], [f"d{i + 1}"]),
-        ]  # fmt: skip
+        ]
         scale, current = float(y_scale), f"d{i + 1}"
     nodes[-1].output[0] = "pre_fsq"
     nodes.append(helper.make_node("Flatten", ["pre_fsq"], ["logits"]))
     out = len(weights[-1])
     graph = helper.make_graph(
-        nodes, "convs", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, channels, height, width])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, out * size[0] * size[1]]),
-         helper.make_tensor_value_info("pre_fsq", TensorProto.FLOAT, [1, out, *size])], inits,
-    )  # fmt: skip
+        nodes,
+        "convs",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, channels, height, width])],
+        [
+            helper.make_tensor_value_info(
+                "logits", TensorProto.FLOAT, [1, out * size[0] * size[1]]
+            ),
+            helper.make_tensor_value_info("pre_fsq", TensorProto.FLOAT, [1, out, *size]),
+        ],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.metadata_props.add(key="edgekit_fsq_levels", value="8,6,5")
     onnx.checker.check_model(model)
@@ -95,7 +120,7 @@ def full_range(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     sign = np.where(rng.random(shape) < 0.8, 1, -1) * np.where(
         np.arange(shape[0]) % 2, 1, -1
     ).reshape(-1, 1, 1, 1)
-    return (magnitude * sign).astype(np.int8)  # fmt: skip
+    return (magnitude * sign).astype(np.int8)
 
 
 def high_inputs(
@@ -106,7 +131,7 @@ def high_inputs(
     q = np.where(
         rng.random(shape) < 0.7, 127 - rng.integers(0, 8, shape), rng.integers(-128, 128, shape)
     )
-    return ((q + offset - zero_point) * 0.05).astype(np.float32)  # fmt: skip
+    return ((q + offset - zero_point) * 0.05).astype(np.float32)
 
 
 # ------------------------------------------------------------------ the bound
@@ -116,7 +141,7 @@ def test_worst_pair_is_the_two_largest_weights_of_one_sign() -> None:
     rows = np.array(
         [[127, 0, 0, 0], [127, 1, -5, 0], [127, 2, 0, 0], [-64, -64, 60, 3], [-65, -64, 0, 0]]
     )
-    sums = worst_pair_sums(rows.astype(np.int8))  # fmt: skip
+    sums = worst_pair_sums(rows.astype(np.int8))
     assert sums.tolist() == [255 * 127, 255 * 128, 255 * 129, 255 * 128, 255 * 129]
     assert (sums > INT16_MAX).tolist() == [False, False, True, False, True]
 
@@ -143,7 +168,7 @@ def test_seven_bit_weights_never_reach_the_int16_limit() -> None:
     over = layer_bound(
         "conv", np.concatenate([np.full((3, 2), 63), np.full((1, 2), 65)]).astype(np.int8)
     )
-    assert over.can_saturate and (over.channels_over, over.channels) == (1, 4)  # fmt: skip
+    assert over.can_saturate and (over.channels_over, over.channels) == (1, 4)
 
 
 # ------------------------------------------------------------------ readiness rule Q1
@@ -168,7 +193,7 @@ def test_q1_passes_a_model_with_seven_bit_weights() -> None:
         np.clip(full_range(rng, shape), -63, 63).astype(np.int8)
         for shape in ((8, 3, 1, 5), (4, 8, 1, 1))
     ]
-    rule = overflow_rule(conv_model(weights))  # fmt: skip
+    rule = overflow_rule(conv_model(weights))
     assert rule["status"] == "pass" and rule["findings"] == []
     assert [layer["worst_pair_sum"] for layer in rule["layers"]] == [2 * 255 * 63] * 2
 
@@ -209,7 +234,7 @@ def test_emulation_differs_on_an_unprotected_model_and_not_on_a_protected_one() 
     X = np.concatenate([rng.normal(0, 3, (24, 6, 2, 32)), rng.normal(3, 1, (24, 6, 2, 32))]).astype(
         np.float32
     )
-    unprotected = onnx.load(str(FIXTURES / "model_int8.onnx"))  # fmt: skip
+    unprotected = onnx.load(str(FIXTURES / "model_int8.onnx"))
     assert any(bound.can_saturate for bound in saturation_bounds(unprotected))
     exact = IntegerReference(unprotected).run(X).logits_q
     emulated = IntegerReference(unprotected, "avx2-u8s8").run(X).logits_q
@@ -221,7 +246,7 @@ def test_emulation_differs_on_an_unprotected_model_and_not_on_a_protected_one() 
             tensor.CopyFrom(
                 numpy_helper.from_array(np.clip(value, -63, 63).astype(np.int8), tensor.name)
             )
-    assert not any(bound.can_saturate for bound in saturation_bounds(unprotected))  # fmt: skip
+    assert not any(bound.can_saturate for bound in saturation_bounds(unprotected))
     assert np.array_equal(
         IntegerReference(unprotected, "avx2-u8s8").run(X).logits_q,
         IntegerReference(unprotected).run(X).logits_q,
@@ -308,10 +333,14 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("machine", "flags", "expected"),
-    [("x86_64", {"avx2"}, "AVX2 without VNNI"), ("x86_64", {"avx2", "avx_vnni"}, "with VNNI"),
-     ("AMD64", {"avx2", "avx512_vnni"}, "with VNNI"), ("x86_64", {"sse4_1"}, "without AVX2"),
-     ("aarch64", set(), "aarch64: int32")],
-)  # fmt: skip
+    [
+        ("x86_64", {"avx2"}, "AVX2 without VNNI"),
+        ("x86_64", {"avx2", "avx_vnni"}, "with VNNI"),
+        ("AMD64", {"avx2", "avx512_vnni"}, "with VNNI"),
+        ("x86_64", {"sse4_1"}, "without AVX2"),
+        ("aarch64", set(), "aarch64: int32"),
+    ],
+)
 def test_cpu_class_names_the_int8_kernel(machine: str, flags: set[str], expected: str) -> None:
     assert expected in cpu_class(machine, flags)
 
@@ -326,7 +355,7 @@ def test_diagnosis_names_the_cpu_the_first_layer_and_the_fix() -> None:
         "model": "AMD EPYC 7763",
         "int8_kernel_class": cpu_class("x86_64", {"avx2"}),
     }
-    line = saturation_diagnosis(bounds, host)  # fmt: skip
+    line = saturation_diagnosis(bounds, host)
     assert "1 of 2 int8 layers" in line and "first: conv1" in line and "AMD EPYC 7763" in line
     assert "AVX2 without VNNI" in line and "model.overflow_fix=all" in line
     assert saturation_diagnosis(bounds[:1], host) == ""
@@ -359,8 +388,11 @@ def run_on_haswell(cases: list[tuple[Path, Path, Path]]) -> None:
 def ort_requantize(acc: np.ndarray, step: ConvStep) -> np.ndarray:
     """onnxruntime's requantization of an int32 accumulator: float32 scale x_scale * w_scale / y_scale,
     round half to even (the integer reference rounds in fixed point, so it may differ by 1 LSB)."""
-    scale = (np.float32(step.input.scale) * np.float32(step.real_multiplier * step.output.scale / step.input.scale)
-             / np.float32(step.output.scale)).astype(np.float32)  # fmt: skip
+    scale = (
+        np.float32(step.input.scale)
+        * np.float32(step.real_multiplier * step.output.scale / step.input.scale)
+        / np.float32(step.output.scale)
+    ).astype(np.float32)
     scaled = np.maximum(acc, 0).astype(np.float32) * scale.reshape(1, -1, 1, 1)
     return np.clip(np.rint(scaled) + step.output.zero_point, step.output.lo, step.output.hi)
 
@@ -375,14 +407,24 @@ def test_emulation_equals_onnxruntime_on_an_avx2_cpu_exactly(tmp_path: Path) -> 
 
     rng = np.random.default_rng(4)
     shapes = [  # (out, in, kh, kw), stride, signed input, input zero point
-        ((8, 3, 1, 5), 1, True, 5), ((16, 6, 1, 5), 2, True, -3), ((16, 16, 1, 5), 2, False, 0),
-        ((8, 32, 2, 1), 1, False, 7), ((3, 32, 1, 1), 1, False, 0), ((8, 1, 1, 7), 1, True, 0),
-        ((8, 9, 1, 5), 1, True, 0), ((8, 5, 1, 3), 1, False, 20),
-    ]  # fmt: skip
+        ((8, 3, 1, 5), 1, True, 5),
+        ((16, 6, 1, 5), 2, True, -3),
+        ((16, 16, 1, 5), 2, False, 0),
+        ((8, 32, 2, 1), 1, False, 7),
+        ((3, 32, 1, 1), 1, False, 0),
+        ((8, 1, 1, 7), 1, True, 0),
+        ((8, 9, 1, 5), 1, True, 0),
+        ((8, 5, 1, 3), 1, False, 20),
+    ]
     cases, models = [], []
     for i, (shape, stride, signed, zero_point) in enumerate(shapes):
-        model = conv_model([full_range(rng, shape)], signed_input=signed, input_zero_point=zero_point,
-                           stride=stride, pad=shape[3] // 2)  # fmt: skip
+        model = conv_model(
+            [full_range(rng, shape)],
+            signed_input=signed,
+            input_zero_point=zero_point,
+            stride=stride,
+            pad=shape[3] // 2,
+        )
         X = high_inputs(rng, (6, shape[1], shape[2], 12), 0 if signed else 128, zero_point)
         paths = (tmp_path / f"m{i}.onnx", tmp_path / f"x{i}.npy", tmp_path / f"y{i}.npy")
         onnx.save(model, str(paths[0]))

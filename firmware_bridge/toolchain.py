@@ -24,6 +24,24 @@ APT_INSTALL = (
 HOST_TOOLS = ("gcc", "make")
 ARM_TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm")
 BOARDS = {"mps2-an386": "Arm MPS2 AN386, Cortex-M4 at 25 MHz (QEMU)"}
+DEFAULT_BOARD = "mps2-an386"
+
+
+@dataclass(frozen=True)
+class FirmwareBuild:
+    """One firmware flavour of the exported Makefile: its make target and the ELF files it makes."""
+
+    make_target: str
+    device_elf: str  # the edgekit-wire device
+    selftest_elf: str  # the footprint self-test
+
+
+FIRMWARE_BUILDS = {
+    "dsp": FirmwareBuild("mps2", "edgekit_device_mps2.elf", "edgekit_selftest_mps2.elf"),
+    "portable": FirmwareBuild(
+        "mps2-portable", "edgekit_device_mps2_portable.elf", "edgekit_selftest_mps2_portable.elf"
+    ),
+}
 SYSTICK_HZ = 25_000_000  # the MPS2 boards' processor clock, which SysTick counts
 ICOUNT_SHIFT = 0  # QEMU -icount: 2^shift ns of virtual time per instruction
 INSTRUCTIONS_PER_TICK = 1e9 / SYSTICK_HZ / 2**ICOUNT_SHIFT  # 40: SysTick ticks to instructions
