@@ -1,3 +1,36 @@
-"""edgekit: IMU classifiers from raw sensor windows to a validated model on an edge device."""
+"""edgekit: IMU classifiers from raw sensor windows to a validated model on an edge device.
+
+The Python API beside the CLI: each stage's public function, loaded on first use so that
+`import edgekit` (and `edgekit --help`) stay free of torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+API = {
+    "load_config": "edgekit.config",
+    "load_run_config": "edgekit.config",
+    "load_source": "edgekit.data.sources",
+    "run_training": "edgekit.train",
+    "evaluate_run": "edgekit.train",
+    "run_calibration": "edgekit.calibrate.stage",
+    "export_run": "edgekit.targets",
+    "run_parity": "edgekit.parity",
+    "VerifyOptions": "edgekit.firmware_bridge.verify",
+    "run_verify": "edgekit.firmware_bridge.verify",
+    "run_pipeline": "edgekit.pipeline",
+    "load_checkpoint": "edgekit.checkpoint",
+    "IntegerReference": "edgekit.quantize.integer_reference",
+}
+__all__ = ["__version__", *API]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in API:
+        raise AttributeError(f"module 'edgekit' has no attribute {name!r}")
+    return getattr(importlib.import_module(API[name]), name)

@@ -161,6 +161,8 @@ def cpu_reference(
 
 @transactional()
 def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
+    """`edgekit verify`: stream the test windows to a device, compare its outputs with a CPU
+    reference the device does not run and with the labels; writes `verify/` and returns its report."""
     from edgekit.quantize.integer_reference import IntegerReference
     from edgekit.runs import Run
 

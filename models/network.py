@@ -19,6 +19,9 @@ from torch import nn
 
 @dataclass(frozen=True)
 class NetConfig:
+    """Everything that defines the network, saved in every checkpoint so that a file alone rebuilds
+    its model (`edgekit.checkpoint.load_checkpoint`)."""
+
     in_channels: int
     num_classes: int
     input_width: int  # T/2
@@ -61,6 +64,9 @@ class NetConfig:
 
 
 class Conv2dFSQNet(nn.Module):
+    """The classifier: float twin or QAT model from the same code (`NetConfig.quant_preset`), with
+    the device part (`encode`) and the host part (`classify`) separable for Hailo."""
+
     def __init__(self, config: NetConfig) -> None:
         super().__init__()
         self.config = config

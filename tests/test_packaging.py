@@ -58,3 +58,16 @@ def test_built_wheel_has_one_namespace_and_imports(tmp_path: Path) -> None:
         "assert edgekit.models.__file__.startswith(sys.argv[1]); edgekit.config.load_config('tiny')"
     )
     subprocess.run([sys.executable, "-c", code, str(site)], check=True, cwd=tmp_path)
+
+
+def test_the_python_api_names_resolve_without_importing_torch_first() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, edgekit; print('torch' in sys.modules)\n"
+        "missing = [n for n in edgekit.API if not callable(getattr(edgekit, n))]; print(missing)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split("\n")[:2] == ["False", "[]"]
