@@ -267,6 +267,51 @@ def test_weights_within_the_bound_make_the_emulation_exact(
     )
 
 
+def test_each_pair_saturates_at_the_int16_bounds_and_pairs_follow_channels_last() -> None:
+    """Hand-computed accumulators: uint8 input 255 everywhere (zero point 0, no padding) through a
+    (1, 2) kernel over 3 channels. Channels-last order (tap 0: c0 c1 c2, tap 1: c0 c1 c2) pairs
+    (c0, c1), (c2 tap 0, c0 tap 1), (c1, c2) of tap 1."""
+    weight = np.array(
+        [
+            [[[127, 127]], [[127, 127]], [[127, 127]]],  # every pair 255 * 254 = 64770 -> 32767
+            [[[-127, -127]], [[-127, -127]], [[-127, -127]]],  # -64770 -> -32768
+            [
+                [[100, 0]],
+                [[28, 0]],
+                [[-5, 1]],
+            ],  # (100 + 28), (-5 + 0), (0 + 1): exact, no saturation
+            [[[127, 0]], [[0, 0]], [[127, 127]]],
+        ]  # (127 + 0), (127 + 0), (0 + 127): 32385 each
+    ).astype(np.int8)
+    model = conv_model([weight], width=2, signed_input=False, input_zero_point=0, pad=0)
+    reference = IntegerReference(model)
+    step = reference.steps[0]
+    assert isinstance(step, ConvStep)
+    q = np.full((1, 3, 1, 2), 255, np.int64)
+    bias = step.bias
+    saturated = conv_accumulate_avx2(q, step).reshape(-1) - bias
+    assert saturated.tolist() == [3 * 32767, 3 * -32768, 255 * 124, 3 * 255 * 127]
+    assert (conv_accumulate(q, step).reshape(-1) - bias).tolist() == [
+        6 * 255 * 127,
+        -6 * 255 * 127,
+        255 * 124,
+        3 * 255 * 127,
+    ]
+
+
+def test_int8_activations_are_offset_to_uint8_before_the_pairs() -> None:
+    """int8 127 travels as uint8 255 (MLAS adds 128 and corrects the zero point), so a pair of 127s
+    saturates although 127 * 127 * 2 = 32258 would fit."""
+    weight = np.full((1, 2, 1, 1), 127, np.int8)
+    model = conv_model([weight], width=1, signed_input=True, input_zero_point=0, pad=0)
+    step = IntegerReference(model).steps[0]
+    assert isinstance(step, ConvStep)
+    q = np.full((1, 2, 1, 1), 127, np.int64)
+    # (127 + 128) * 127 * 2 saturates to 32767; the zero point correction removes 128 * 254
+    assert (conv_accumulate_avx2(q, step) - step.bias).ravel().tolist() == [32767 - 128 * 254]
+    assert (conv_accumulate(q, step) - step.bias).ravel().tolist() == [2 * 127 * 127]
+
+
 def test_unknown_accumulation_is_one_clear_error() -> None:
     from edgekit.errors import ExportError
 
