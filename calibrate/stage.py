@@ -86,8 +86,11 @@ def run_calibration(run_dir: str | Path, config: CalibrateConfig | None = None) 
         "checkpoint_for_export": "calibrated.pt" if adopted else "best.pt",
     }
     write_json(folder / "report.json", report)
-    manifest = Manifest(run.path)
-    manifest.record(folder, run.checkpoints / "calibrated.pt")
-    manifest.stage("calibrate", time.perf_counter() - start, adopted=adopted)
-    manifest.save()
+    Manifest.finish_stage(
+        run.path,
+        "calibrate",
+        time.perf_counter() - start,
+        [folder, run.checkpoints / "calibrated.pt"],
+        adopted=adopted,
+    )
     return report

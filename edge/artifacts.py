@@ -147,6 +147,16 @@ class Manifest:
     def stage(self, name: str, seconds: float, **info: Any) -> None:
         self.data["stages"][name] = {"seconds": round(seconds, 3), "finished": time.time(), **info}
 
+    @classmethod
+    def finish_stage(
+        cls, run_dir: str | Path, stage: str, seconds: float, outputs: list[Path], **info: Any
+    ) -> None:
+        """What every stage does last: hash its outputs, record its timing and facts, save."""
+        manifest = cls(run_dir)
+        manifest.record(*outputs)
+        manifest.stage(stage, seconds, **info)
+        manifest.save()
+
     def save(self) -> None:
         """Write the manifest; entries of artifacts a stage removed are dropped."""
         self.data["artifacts"] = {

@@ -53,10 +53,13 @@ def run_parity(
         "pairs": [r.to_dict() for r in reports],
     }
     write_json(run.path / "parity.json", result)
-    manifest = Manifest(run.path)
-    manifest.record(run.path / "parity.json")
-    manifest.stage("parity", time.perf_counter() - start, passed=result["passed"])
-    manifest.save()
+    Manifest.finish_stage(
+        run.path,
+        "parity",
+        time.perf_counter() - start,
+        [run.path / "parity.json"],
+        passed=result["passed"],
+    )
     return reports
 
 

@@ -325,10 +325,9 @@ def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
     write_json(folder / "report.json", report)
     write_text(folder / "report.md", render_markdown(report))
     write_text(folder / "junit.xml", render_junit(report))
-    manifest = Manifest(run.path)
-    manifest.record(folder)
-    manifest.stage("verify", seconds, passed=report["passed"], partial=report["partial"])
-    manifest.save()
+    Manifest.finish_stage(
+        run.path, "verify", seconds, [folder], passed=report["passed"], partial=report["partial"]
+    )
     return report
 
 

@@ -46,6 +46,9 @@ def test_built_wheel_has_one_namespace_and_imports(tmp_path: Path) -> None:
     assert top_level == {"edgekit"}, top_level
     assert "edgekit/configs/default.yaml" in names
     assert "edgekit/firmware_bridge/protocol.py" in names
+    # the Hailo target copies its scripts out of the installed package
+    for script in ("build_hef.py", "run_hailort.py", "edgekit_package.py"):
+        assert f"edgekit/targets/hailo_package/{script}" in names
     # the MCU target copies these out of the installed package
     source_c = {p.name for p in (ROOT / "firmware_bridge" / "c").iterdir()}
     assert {

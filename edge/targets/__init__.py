@@ -110,9 +110,8 @@ def export_run(run_dir: str | Path, target_name: str, **options: Any) -> dict[st
     start = time.perf_counter()
     out_dir = target.export_dir(run.path, resolved)
     summary = _export_into(run, target, resolved, out_dir)
-    manifest = Manifest(run.path)
-    manifest.record(out_dir)
-    manifest.stage(f"export:{target_name}", time.perf_counter() - start, options=resolved)
-    manifest.save()
+    Manifest.finish_stage(
+        run.path, f"export:{target_name}", time.perf_counter() - start, [out_dir], options=resolved
+    )
     summary["seconds"] = round(time.perf_counter() - start, 3)
     return summary

@@ -115,7 +115,7 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
     write_text(
         out_dir / "model.alls", model_script(__version__, NET_NAME, hw_arch, len(calib_nhwc))
     )
-    for name, script in package_scripts(REFERENCE_SCHEMA_VERSION).items():
+    for name, script in package_scripts().items():
         write_text(out_dir / name, script)
     dfc, hailort = HW_ARCHS[hw_arch]
     manifest = {

@@ -20,11 +20,19 @@ def package(exported_run: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def build_hef(package: Path) -> ModuleType:
-    """The generated build_hef.py as a module; it imports the DFC only inside main()."""
-    spec = importlib.util.spec_from_file_location("build_hef", package / "build_hef.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """The package's build_hef.py as a module, run from its folder as on the DFC machine (it finds
+    edgekit_package.py beside it); it imports the DFC only inside main()."""
+    import sys
+
+    sys.path.insert(0, str(package))
+    try:
+        spec = importlib.util.spec_from_file_location("build_hef", package / "build_hef.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(package))
+        sys.modules.pop("edgekit_package", None)
     return module
 
 
@@ -106,5 +114,15 @@ def test_the_scripts_refuse_a_package_of_another_schema(
     with pytest.raises(SystemExit, match="reference_io.npz has schema_version 7"):
         build_hef.load_package(copy)
     for script in ("build_hef.py", "run_hailort.py"):
-        text = (package / script).read_text()
-        assert "def load_package" in text and "<package loader>" not in text
+        assert "from edgekit_package import load_package" in (package / script).read_text()
+
+
+def test_the_shipped_checks_read_the_schemas_edgekit_writes(build_hef: ModuleType) -> None:
+    from edgekit.export import REFERENCE_SCHEMA_VERSION
+    from edgekit.targets.hailo_scripts import PACKAGE_SCHEMA
+
+    loader = build_hef.load_package.__globals__
+    assert (loader["PACKAGE_SCHEMA"], loader["REFERENCE_SCHEMA"]) == (
+        PACKAGE_SCHEMA,
+        REFERENCE_SCHEMA_VERSION,
+    )
