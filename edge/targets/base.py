@@ -6,9 +6,13 @@ import importlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgekit.config import ExportConfig
+
+if TYPE_CHECKING:  # type-only: the table stays importable without the stages it dispatches to
+    from edgekit.compare import PairReport, Tolerance
+    from edgekit.runs import Run
 
 
 @dataclass(frozen=True)
@@ -46,13 +50,13 @@ class Target:
         return importlib.import_module(self.module)
 
     @property
-    def tolerances(self) -> dict[str, Any]:
+    def tolerances(self) -> dict[str, Tolerance]:
         return dict(self.implementation().TOLERANCES)
 
-    def export(self, run: Any, options: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    def export(self, run: Run, options: dict[str, Any], out_dir: Path) -> dict[str, Any]:
         return dict(self.implementation().export(run, self, options, out_dir))
 
-    def parity(self, run: Any, limit: int = 0) -> list[Any]:
+    def parity(self, run: Run, limit: int = 0) -> list[PairReport]:
         return list(self.implementation().parity(run, self, limit))
 
     def check_readiness(self, onnx_path: str) -> dict[str, Any] | None:
