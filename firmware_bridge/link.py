@@ -419,199 +419,226 @@ class HostLink:
         sample_buffers open samples), so the next LOAD overlaps the current INFER.
         """
         assert self.device is not None, "call hello() first"
-        done: set[int] = set()
-        position = 0
-        data_of = dict(samples)
-        queue: deque[Request] = deque()
-        outstanding: dict[int, Request] = {}
-        unjudged: dict[int, list[Request]] = defaultdict(list)  # LOADs not yet known to arrive
-        last_life = last_progress = time.perf_counter()  # last valid frame, last sample done
-        opened: set[int] = set()  # samples started and not done: each holds a device buffer
-
-        def requests_for(sample_id: int, ranges: list[tuple[int, int]]) -> list[Request]:
-            """LOADs of the ranges in chunks sized for the error rate seen so far, then INFER."""
-            opened.add(sample_id)
-            largest = wire.chunk_size(self.device.max_frame)  # type: ignore[union-attr]
-            self.stats.byte_error_rate = self.error_rate.per_byte
-            chunk = self.stats.chunk_bytes = best_chunk(self.stats.byte_error_rate, largest)
-            data = data_of[sample_id]
-            loads = [
-                Request(
-                    MessageType.LOAD,
-                    wire.Load(sample_id, 0, o, data[o : min(o + chunk, start + length)]).pack(),
-                    sample_id,
-                    span=(o, min(o + chunk, start + length)),
-                )
-                for start, length in ranges
-                for o in range(start, start + length, chunk)
-            ]
-            infer = Request(MessageType.INFER, wire.Infer(sample_id, repeat).pack(), sample_id)
-            return [*loads, infer]
-
-        def send(request: Request) -> None:
-            if not request.attempts:
-                request.seq = self._next_seq()
-            request.wire_bytes = self._write(
-                Frame(request.type, request.seq, request.payload,
-                      wire.Flags.RETRANSMIT if request.attempts else 0, self.session)
-            )  # fmt: skip
-            request.sent, request.attempts = time.perf_counter(), request.attempts + 1
-            request.order = next(self.orders)
-            if request.attempts == 1:
-                request.first_order = request.order
-            self.stats.requests += 1
-            self.stats.retries += request.attempts > 1
-            if request.type == MessageType.LOAD:
-                self.stats.tx_payload_bytes += request.span[1] - request.span[0]
-                unjudged[request.sample_id].append(request)
-            outstanding[request.seq] = request
-
-        def resend(request: Request) -> None:
-            """Retransmit; a request past NOISY_TRIES x (retries + 1) tries ends the run only once
-            no sample has completed for the whole retry budget (a noisy line that still delivers
-            keeps going)."""
-            stalled = time.perf_counter() - last_progress > self.timeout * (self.retries + 1)
-            if request.attempts >= NOISY_TRIES * (self.retries + 1) and stalled:
-                raise self.noisy_error(
-                    f"{request.type.name} of sample {request.sample_id}",
-                    request.attempts,
-                    (0, 0, 0),
-                )
-            send(request)
-
-        def settle(request: Request) -> None:
-            """An unanswered request: a LOAD is left to its sample's INFER answer, the rest resent."""
-            if request.type == MessageType.LOAD:
-                del outstanding[request.seq]
-                self.stats.unconfirmed_loads += 1
-            else:
-                resend(request)
-
-        def judge(sample_id: int, missing: list[tuple[int, int]]) -> None:
-            """Record which LOADs of the sample arrived: those not overlapping a missing range."""
-            for load in unjudged.pop(sample_id, []):
-                lost = any(a < load.span[1] and load.span[0] < a + n for a, n in missing)
-                self.error_rate.record(load.wire_bytes, lost)
-
-        def recover() -> None:
-            nonlocal position, last_life
-            self.stats.recoveries += 1
-            outstanding.clear()
-            queue.clear()
-            unjudged.clear()
-            opened.clear()  # the new session starts with empty buffers
-            self.hello()
-            last_life = time.perf_counter()
-            if self.stats.resets > self.max_resets:
-                raise DeviceError(
-                    f"device on {self.url} reset {self.stats.resets} times (more than --max-resets {self.max_resets})"
-                )
-            # resume from the first sample without a RESULT
-            position = next(
-                (i for i, (sid, _) in enumerate(samples) if sid not in done), len(samples)
-            )
-
-        credits = max(1, self.device.rx_credits)
-        buffers = max(1, self.device.sample_buffers)
-
-        largest = self.device.max_frame + self.device.max_frame // 254 + 3  # encoded, delimited
-
-        def room() -> bool:
-            """The device buffers rx_credits frames of max_frame bytes: small frames fit more."""
-            in_flight = sum(r.wire_bytes for r in outstanding.values())
-            return not outstanding or in_flight + largest <= credits * largest
-
-        def answered(frame: Frame, request: Request) -> Iterator[tuple[int, wire.Result]]:
-            nonlocal last_progress
-            if frame.type == MessageType.ERROR:
-                error = decoded(frame, wire.Error)
-                if error.code == ErrorCode.NEED_HELLO:  # the device rebooted or lost the session
-                    recover()
-                    return
-                raise Refused(
-                    f"device refused {request.type.name} for sample {request.sample_id}: {describe(error)}"
-                )
-            if frame.type == MessageType.ACK:
-                if request.type == MessageType.LOAD and request in unjudged[request.sample_id]:
-                    unjudged[request.sample_id].remove(request)
-                    self.error_rate.record(request.wire_bytes, False)
-                return
-            result = decoded(frame, wire.Result)
-            if result.sample_id != request.sample_id or result.status not in set(ResultStatus):
-                raise malformed(
-                    frame,
-                    f"sample {result.sample_id} status {result.status} in answer to the INFER of sample {request.sample_id}",
-                )
-            if result.sample_id in done:
-                return
-            if result.status == ResultStatus.INCOMPLETE:  # resend only what the device lacks
-                self.stats.incomplete += 1
-                missing = incomplete_ranges(frame, result, len(data_of[request.sample_id]))
-                judge(request.sample_id, missing)
-                self.stats.resent_bytes += sum(n for _, n in missing)
-                queue.extendleft(reversed(requests_for(request.sample_id, missing)))
-                return
-            last_progress = time.perf_counter()
-            judge(request.sample_id, [])
-            done.add(result.sample_id)
-            opened.discard(result.sample_id)
-            yield result.sample_id, result
-
-        # each request may wait behind the others in the window
-        ceiling = self.timeout + credits * (self.max_frame + 16) * 10 / max(self.baud, 1)
-
-        def deadline(request: Request) -> float:
-            """Adaptive timeout, doubled on each retransmission, never above `ceiling`."""
-            rto = self.round_trips[request.type].timeout(ceiling)
-            return request.sent + min(ceiling, rto * 2 ** min(request.attempts - 1, 6))
-
-        while len(done) < len(samples):
-            while room():
-                if not queue:
-                    while position < len(samples) and samples[position][0] in done:
-                        position += 1
-                    if position >= len(samples) or len(opened) >= buffers:
-                        break  # all sent, or as many samples open as the device buffers
-                    sample_id, data = samples[position]
-                    queue.extend(requests_for(sample_id, [(0, len(data))]))
-                    position += 1
-                send(queue.popleft())
-            first_due = min(
-                (deadline(r) for r in outstanding.values()), default=time.perf_counter()
-            )
-            session = self.session
-            for frame in self._read(max(0.0, min(0.05, first_due - time.perf_counter()))):
-                if self.session != session:
-                    break  # recovered: the rest of this read belongs to the old session
-                last_life = time.perf_counter()
-                request = outstanding.pop(frame.seq, None)
-                if request is None or frame.type not in (
-                    MessageType.ACK,
-                    MessageType.RESULT,
-                    MessageType.ERROR,
-                ):
-                    self.stats.stray_replies += 1
-                    continue
-                if request.attempts == 1:
-                    self.round_trips[request.type].sample(last_life - request.sent)
-                # The device answers in order: whatever was sent before this request's first
-                # transmission and is still unanswered was lost, or its reply was.
-                for passed in [r for r in outstanding.values() if r.order < request.first_order]:
-                    settle(passed)
-                yield from answered(frame, request)
-            now = time.perf_counter()
-            if outstanding and now - last_life > self.timeout * (self.retries + 1):
-                recover()  # silence for the whole retry budget: the device lost us
-                continue
-            for request in [r for r in outstanding.values() if now > deadline(r)]:
-                self.stats.timeouts += 1
-                settle(request)
+        yield from Stream(self, self.device, samples, repeat).run()
 
     def stats_dict(self) -> dict[str, Any]:
         stats = asdict(self.stats)
         stats["logs"] = stats["logs"][-20:]
         stats.update({k: v for k, v in asdict(self.decoder.stats).items()})
         return stats
+
+
+class Stream:
+    """One `HostLink.stream` run: the samples' requests in flight over one link, with the state they
+    share (what is queued, sent, unanswered, judged, done) as attributes and one method per step."""
+
+    def __init__(
+        self, link: HostLink, device: wire.HelloAck, samples: list[tuple[int, bytes]], repeat: int
+    ) -> None:
+        self.link, self.samples, self.repeat = link, samples, repeat
+        self.data_of = dict(samples)
+        self.done: set[int] = set()
+        self.position = 0  # the next sample to open
+        self.queue: deque[Request] = deque()
+        self.outstanding: dict[int, Request] = {}  # by seq
+        self.unjudged: dict[int, list[Request]] = defaultdict(list)  # LOADs not yet known to arrive
+        self.opened: set[int] = set()  # samples started and not done: each holds a device buffer
+        self.last_life = self.last_progress = time.perf_counter()  # last valid frame, sample done
+        self.credits = max(1, device.rx_credits)
+        self.buffers = max(1, device.sample_buffers)
+        self.largest_chunk = wire.chunk_size(device.max_frame)
+        self.largest = device.max_frame + device.max_frame // 254 + 3  # encoded, delimited
+        # each request may wait behind the others in the window
+        self.ceiling = link.timeout + self.credits * (link.max_frame + 16) * 10 / max(link.baud, 1)
+
+    def requests_for(self, sample_id: int, ranges: list[tuple[int, int]]) -> list[Request]:
+        """LOADs of the ranges in chunks sized for the error rate seen so far, then INFER."""
+        stats = self.link.stats
+        self.opened.add(sample_id)
+        stats.byte_error_rate = self.link.error_rate.per_byte
+        chunk = stats.chunk_bytes = best_chunk(stats.byte_error_rate, self.largest_chunk)
+        data = self.data_of[sample_id]
+        loads = [
+            Request(
+                MessageType.LOAD,
+                wire.Load(sample_id, 0, o, data[o : min(o + chunk, start + length)]).pack(),
+                sample_id,
+                span=(o, min(o + chunk, start + length)),
+            )
+            for start, length in ranges
+            for o in range(start, start + length, chunk)
+        ]
+        infer = Request(MessageType.INFER, wire.Infer(sample_id, self.repeat).pack(), sample_id)
+        return [*loads, infer]
+
+    def send(self, request: Request) -> None:
+        link, stats = self.link, self.link.stats
+        if not request.attempts:
+            request.seq = link._next_seq()
+        request.wire_bytes = link._write(
+            Frame(request.type, request.seq, request.payload,
+                  wire.Flags.RETRANSMIT if request.attempts else 0, link.session)
+        )  # fmt: skip
+        request.sent, request.attempts = time.perf_counter(), request.attempts + 1
+        request.order = next(link.orders)
+        if request.attempts == 1:
+            request.first_order = request.order
+        stats.requests += 1
+        stats.retries += request.attempts > 1
+        if request.type == MessageType.LOAD:
+            stats.tx_payload_bytes += request.span[1] - request.span[0]
+            self.unjudged[request.sample_id].append(request)
+        self.outstanding[request.seq] = request
+
+    def resend(self, request: Request) -> None:
+        """Retransmit; a request past NOISY_TRIES x (retries + 1) tries ends the run only once no
+        sample has completed for the whole retry budget (a noisy line that still delivers keeps
+        going)."""
+        link = self.link
+        stalled = time.perf_counter() - self.last_progress > link.timeout * (link.retries + 1)
+        if request.attempts >= NOISY_TRIES * (link.retries + 1) and stalled:
+            raise link.noisy_error(
+                f"{request.type.name} of sample {request.sample_id}", request.attempts, (0, 0, 0)
+            )
+        self.send(request)
+
+    def settle(self, request: Request) -> None:
+        """An unanswered request: a LOAD is left to its sample's INFER answer, the rest resent."""
+        if request.type == MessageType.LOAD:
+            del self.outstanding[request.seq]
+            self.link.stats.unconfirmed_loads += 1
+        else:
+            self.resend(request)
+
+    def judge(self, sample_id: int, missing: list[tuple[int, int]]) -> None:
+        """Record which LOADs of the sample arrived: those not overlapping a missing range."""
+        for load in self.unjudged.pop(sample_id, []):
+            lost = any(a < load.span[1] and load.span[0] < a + n for a, n in missing)
+            self.link.error_rate.record(load.wire_bytes, lost)
+
+    def recover(self) -> None:
+        """A new session after the device reset or went silent; resume at the first sample without
+        a RESULT."""
+        link = self.link
+        link.stats.recoveries += 1
+        self.outstanding.clear()
+        self.queue.clear()
+        self.unjudged.clear()
+        self.opened.clear()  # the new session starts with empty buffers
+        device = link.hello()
+        self.largest_chunk = wire.chunk_size(device.max_frame)
+        self.last_life = time.perf_counter()
+        if link.stats.resets > link.max_resets:
+            raise DeviceError(
+                f"device on {link.url} reset {link.stats.resets} times (more than --max-resets {link.max_resets})"
+            )
+        self.position = next(
+            (i for i, (sid, _) in enumerate(self.samples) if sid not in self.done),
+            len(self.samples),
+        )
+
+    def room(self) -> bool:
+        """The device buffers rx_credits frames of max_frame bytes: small frames fit more."""
+        in_flight = sum(r.wire_bytes for r in self.outstanding.values())
+        return not self.outstanding or in_flight + self.largest <= self.credits * self.largest
+
+    def answered(self, frame: Frame, request: Request) -> Iterator[tuple[int, wire.Result]]:
+        """Act on the reply to `request`; yields the sample's RESULT once it is complete."""
+        link = self.link
+        if frame.type == MessageType.ERROR:
+            error = decoded(frame, wire.Error)
+            if error.code == ErrorCode.NEED_HELLO:  # the device rebooted or lost the session
+                self.recover()
+                return
+            raise Refused(
+                f"device refused {request.type.name} for sample {request.sample_id}: {describe(error)}"
+            )
+        if frame.type == MessageType.ACK:
+            if request.type == MessageType.LOAD and request in self.unjudged[request.sample_id]:
+                self.unjudged[request.sample_id].remove(request)
+                link.error_rate.record(request.wire_bytes, False)
+            return
+        result = decoded(frame, wire.Result)
+        if result.sample_id != request.sample_id or result.status not in set(ResultStatus):
+            raise malformed(
+                frame,
+                f"sample {result.sample_id} status {result.status} in answer to the INFER of sample {request.sample_id}",
+            )
+        if result.sample_id in self.done:
+            return
+        if result.status == ResultStatus.INCOMPLETE:  # resend only what the device lacks
+            link.stats.incomplete += 1
+            missing = incomplete_ranges(frame, result, len(self.data_of[request.sample_id]))
+            self.judge(request.sample_id, missing)
+            link.stats.resent_bytes += sum(n for _, n in missing)
+            self.queue.extendleft(reversed(self.requests_for(request.sample_id, missing)))
+            return
+        self.last_progress = time.perf_counter()
+        self.judge(request.sample_id, [])
+        self.done.add(result.sample_id)
+        self.opened.discard(result.sample_id)
+        yield result.sample_id, result
+
+    def deadline(self, request: Request) -> float:
+        """Adaptive timeout, doubled on each retransmission, never above the window's ceiling."""
+        rto = self.link.round_trips[request.type].timeout(self.ceiling)
+        return request.sent + min(self.ceiling, rto * 2 ** min(request.attempts - 1, 6))
+
+    def fill(self) -> None:
+        """Send while the device has room: queued requests first, then the next sample's."""
+        while self.room():
+            if not self.queue:
+                while (
+                    self.position < len(self.samples)
+                    and self.samples[self.position][0] in self.done
+                ):
+                    self.position += 1
+                if self.position >= len(self.samples) or len(self.opened) >= self.buffers:
+                    break  # all sent, or as many samples open as the device buffers
+                sample_id, data = self.samples[self.position]
+                self.queue.extend(self.requests_for(sample_id, [(0, len(data))]))
+                self.position += 1
+            self.send(self.queue.popleft())
+
+    def receive(self) -> Iterator[tuple[int, wire.Result]]:
+        """Read replies until the first deadline (at most 50 ms) and act on each."""
+        link = self.link
+        first_due = min(
+            (self.deadline(r) for r in self.outstanding.values()), default=time.perf_counter()
+        )
+        session = link.session
+        for frame in link._read(max(0.0, min(0.05, first_due - time.perf_counter()))):
+            if link.session != session:
+                break  # recovered: the rest of this read belongs to the old session
+            self.last_life = time.perf_counter()
+            request = self.outstanding.pop(frame.seq, None)
+            if request is None or frame.type not in (
+                MessageType.ACK,
+                MessageType.RESULT,
+                MessageType.ERROR,
+            ):
+                link.stats.stray_replies += 1
+                continue
+            if request.attempts == 1:
+                link.round_trips[request.type].sample(self.last_life - request.sent)
+            # The device answers in order: whatever was sent before this request's first
+            # transmission and is still unanswered was lost, or its reply was.
+            for passed in [r for r in self.outstanding.values() if r.order < request.first_order]:
+                self.settle(passed)
+            yield from self.answered(frame, request)
+
+    def run(self) -> Iterator[tuple[int, wire.Result]]:
+        link = self.link
+        while len(self.done) < len(self.samples):
+            self.fill()
+            yield from self.receive()
+            now = time.perf_counter()
+            if self.outstanding and now - self.last_life > link.timeout * (link.retries + 1):
+                self.recover()  # silence for the whole retry budget: the device lost us
+                continue
+            for request in [r for r in self.outstanding.values() if now > self.deadline(r)]:
+                link.stats.timeouts += 1
+                self.settle(request)
 
 
 def incomplete_ranges(frame: Frame, result: wire.Result, size: int) -> list[tuple[int, int]]:
