@@ -147,8 +147,9 @@ def device() -> None:
 @click.option("--baud", type=int, default=921600, show_default=True)
 def device_serve(port_url: str, run_dir: Path, backend: str, baud: int) -> None:
     """Serve edgekit-wire/2 on a board (e.g. a Raspberry Pi) until Ctrl-C."""
-    from edgekit.firmware_bridge.agent import DeviceAgent, SerialPort, load_backend
+    from edgekit.firmware_bridge.agent import DeviceAgent, load_backend
     from edgekit.firmware_bridge.link import open_port
+    from edgekit.firmware_bridge.ports import SerialPort
 
     agent = DeviceAgent(
         load_backend(run_dir, backend), SerialPort(open_port(port_url, baud)), baud=baud

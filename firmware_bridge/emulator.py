@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 from edgekit.errors import DeviceError
 from edgekit.firmware_bridge import protocol as wire
-from edgekit.firmware_bridge.agent import DeviceAgent, FdPort, ThrottledPort, load_backend
+from edgekit.firmware_bridge.agent import DeviceAgent, load_backend
 from edgekit.firmware_bridge.line_noise import LineNoise, NoisyStream, spec_items
+from edgekit.firmware_bridge.ports import FdPort, ThrottledPort
 from edgekit.firmware_bridge.protocol import Frame, MessageType
 
 MALFORMED = ("empty_log", "unknown_error", "short_result", "wrong_sample", "long_result")
