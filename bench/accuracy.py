@@ -50,7 +50,7 @@ def data_folder(name: str) -> Path:
 
 def train_once(name: str, seed: int, overrides: list[str], folder: Path) -> dict[str, Any]:
     from edgekit.config import load_config
-    from edgekit.train import run_training
+    from edgekit.train.loop import run_training
 
     config = load_config(None, [
         f"data.source=ts:{data_folder(name)}", "data.split_mode=official", f"train.seed={seed}",

@@ -29,7 +29,7 @@ def build_run(
     """Train (and export) a run; returns its folder and training metrics."""
     from edgekit.config import load_config
     from edgekit.targets import export_run
-    from edgekit.train import run_training
+    from edgekit.train.loop import run_training
 
     config = load_config(config_name, overrides)
     metrics = run_training(config, folder, show_progress=False)

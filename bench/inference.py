@@ -15,7 +15,7 @@ def run(folder: Path) -> dict[str, Any]:
     import torch
     from edgekit.onnx_io import OnnxRunner
     from edgekit.quantize.integer_reference import IntegerReference
-    from edgekit.runs import Run
+    from edgekit.rundir.run import Run
     from edgekit.targets import export_run
 
     torch.set_num_threads(1)

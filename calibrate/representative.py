@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from edgekit.artifacts import sha256_file, write_npz
 from edgekit.errors import DataError
+from edgekit.rundir.artifacts import sha256_file, write_npz
 
 
 def select_representative(X: np.ndarray, y: np.ndarray, count: int, seed: int) -> np.ndarray:

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgekit.artifacts import Manifest, sha256_file, write_json
 from edgekit.calibrate.representative import save_calibration_set, select_representative
-from edgekit.checkpoint import load_checkpoint, save_checkpoint
 from edgekit.config import CalibrateConfig
 from edgekit.evaluate import predict
 from edgekit.quantize.activations import activation_ranges, calibrate_activations, correct_biases
-from edgekit.transaction import transactional
+from edgekit.rundir.artifacts import Manifest, sha256_file, write_json
+from edgekit.rundir.checkpoint import load_checkpoint, save_checkpoint
+from edgekit.rundir.transaction import transactional
 
 
 def _effect(model: Any, float_logits: np.ndarray, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -43,7 +43,7 @@ def adopt(before: dict[str, float], after: dict[str, float]) -> bool:
 def run_calibration(run_dir: str | Path, config: CalibrateConfig | None = None) -> dict[str, Any]:
     """`edgekit calibrate RUN`: calibrate a copy of the QAT checkpoint on a representative train set,
     adopt it for export only where `adopt` says so, and report both sides."""
-    from edgekit.runs import CALIBRATION_SCHEMA_VERSION, Run
+    from edgekit.rundir.run import CALIBRATION_SCHEMA_VERSION, Run
 
     start = time.perf_counter()
     run = Run(run_dir)

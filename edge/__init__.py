@@ -16,15 +16,15 @@ API = {
     "load_config": "edgekit.config",
     "load_run_config": "edgekit.config",
     "load_source": "edgekit.data.sources",
-    "run_training": "edgekit.train",
-    "evaluate_run": "edgekit.train",
+    "run_training": "edgekit.train.loop",
+    "evaluate_run": "edgekit.evaluate",
     "run_calibration": "edgekit.calibrate.stage",
     "export_run": "edgekit.targets",
     "run_parity": "edgekit.parity",
     "VerifyOptions": "edgekit.firmware_bridge.verify",
     "run_verify": "edgekit.firmware_bridge.verify",
     "run_pipeline": "edgekit.pipeline",
-    "load_checkpoint": "edgekit.checkpoint",
+    "load_checkpoint": "edgekit.rundir.checkpoint",
     "IntegerReference": "edgekit.quantize.integer_reference",
 }
 __all__ = ["__version__", *API]

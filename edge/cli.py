@@ -141,7 +141,7 @@ def train(
 ) -> None:
     """Train the float twin, fold BatchNorm, then quantization-aware int8 training."""
     from edgekit.config import load_run_config
-    from edgekit.train import run_training
+    from edgekit.train.loop import run_training
 
     # --resume starts from the run's own config; run_training refuses overrides that change shapes
     base = (
@@ -176,7 +176,7 @@ def train(
 )
 def evaluate(run_dir: Path, checkpoint: str, drop_channels: str) -> None:
     """Recompute test metrics of a run from a checkpoint."""
-    from edgekit.train import evaluate_run
+    from edgekit.evaluate import evaluate_run
 
     patterns = tuple(p.strip() for p in drop_channels.split(",") if p.strip())
     metrics = evaluate_run(run_dir, checkpoint, patterns)  # checks the names before any work
@@ -409,7 +409,7 @@ cli.add_command(device)
 
 def interrupted(err: KeyboardInterrupt | None) -> None:
     """Ctrl-C exits 130, SIGTERM 143 (128 + signal), with what became of the run."""
-    from edgekit.transaction import Interrupted
+    from edgekit.rundir.transaction import Interrupted
 
     click.echo(f"interrupted: {str(err or '') or 'Ctrl-C'}", err=True)
     sys.exit(143 if isinstance(err, Interrupted) else 130)

@@ -234,10 +234,10 @@ def device_conformance(device_url: str, baud: int, timeout: float, no_reset: boo
     """Check a device against docs/PROTOCOL.md, check by check: run this on a board before verify."""
     import time
 
-    from edgekit.artifacts import write_text
     from edgekit.errors import GateError
     from edgekit.firmware_bridge.conformance import Outcome, run_conformance
     from edgekit.firmware_bridge.metrics import junit
+    from edgekit.rundir.artifacts import write_text
 
     def show(outcome: Outcome) -> None:
         click.echo(f"{'PASS' if outcome.passed else 'FAIL'}  {outcome.name:<18} {outcome.detail}")

@@ -76,13 +76,13 @@ backend_option = click.option(
 
 @contextmanager
 def writing(run_dir: Path, command: str, create: bool = False) -> Iterator[None]:
-    """Hold the run's lock while a command writes into it (see edgekit.runlock).
+    """Hold the run's lock while a command writes into it (see edgekit.rundir.lock).
 
     `create` makes the folder first (train, pipeline); for the other stages a missing run is left
     to the stage, whose own check names it.
     """
     from edgekit.errors import ConfigError
-    from edgekit.runlock import run_lock
+    from edgekit.rundir.lock import run_lock
 
     if create:
         try:

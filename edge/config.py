@@ -52,7 +52,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Every field left at its "from the data" value follows the documented size rule (edgekit.sizing)."""
+    """Every field left at its "from the data" value follows the documented size rule (edgekit.train.sizing)."""
 
     size: str = (
         "auto"  # auto | tiny | small | medium | large (widths; auto = from the train windows)

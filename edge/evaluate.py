@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from edgekit.errors import CheckpointError
 from edgekit.models import Conv2dFSQNet
 from edgekit.quantize.fsq_grid import code_usage
 
@@ -134,7 +135,7 @@ def write_plots(
         import matplotlib.pyplot as plt
     except ImportError:
         return []
-    from edgekit.artifacts import atomic_path
+    from edgekit.rundir.artifacts import atomic_path
 
     written = []
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -161,3 +162,45 @@ def write_plots(
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     return [*written, folder / "confusion.png"]
+
+
+def evaluate_run(
+    run_dir: str | Path, checkpoint: str = "best.pt", drop_channels: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Recompute test metrics from a checkpoint and the run's saved split.
+
+    With `drop_channels` (names, globs or channel groups), `metrics["without_channels"]` holds the
+    same metrics with those channels replaced by their train mean (0 after normalisation), as a
+    firmware would feed a sensor that dropped out.
+    """
+    from edgekit.data.channels import resolve_channels
+    from edgekit.rundir.checkpoint import load_checkpoint
+    from edgekit.rundir.run import Run
+
+    run = Run(run_dir)
+    if Path(checkpoint).name != checkpoint:
+        raise CheckpointError(
+            f"--checkpoint takes a file name inside {run.checkpoints} (best.pt, float.pt, last.pt, calibrated.pt), "
+            f"got {checkpoint!r}; copy the checkpoint into that run to evaluate it"
+        )
+    data = run.data
+    names = data.stats["channel_names"]
+    index = (
+        resolve_channels(
+            drop_channels, names, data.stats.get("channel_groups", {}), key="--drop-channels"
+        )
+        if drop_channels
+        else []
+    )  # checked before any work
+    run.verified(f"checkpoints/{checkpoint}")
+    model, _ = load_checkpoint(run.checkpoints / checkpoint)
+    X_test, y_test = data.arrays["test"]
+    metrics = evaluate_model(model, X_test, y_test, data.class_names)
+    if index:
+        X_dropped = np.array(X_test)  # a private copy: the saved split stays as it is
+        X_dropped[:, index] = 0.0
+        metrics["without_channels"] = {
+            "channels": [names[i] for i in index],
+            **evaluate_model(model, X_dropped, y_test, data.class_names),
+        }
+    return metrics

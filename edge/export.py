@@ -14,10 +14,10 @@ from typing import Any
 
 import torch
 from edgekit import __version__
-from edgekit.artifacts import atomic_path
 from edgekit.errors import ExportError
 from edgekit.models import Conv2dFSQNet
 from edgekit.onnx_io import op_counts
+from edgekit.rundir.artifacts import atomic_path
 from torch import nn
 
 QDQ_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgekit.artifacts import atomic_path
 from edgekit.errors import ExportError
+from edgekit.rundir.artifacts import atomic_path
 
 
 def load_onnx(path: str | Path) -> Any:

@@ -7,13 +7,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from edgekit.artifacts import Manifest, write_json
 from edgekit.compare import PairReport
 from edgekit.errors import ArtifactError, ConfigError
 from edgekit.quantize.overflow import read_cpu_flags, saturation_bounds, saturation_diagnosis
-from edgekit.runs import Run
+from edgekit.rundir.artifacts import Manifest, write_json
+from edgekit.rundir.run import Run
+from edgekit.rundir.transaction import transactional
 from edgekit.targets import exported_targets, get_target
-from edgekit.transaction import transactional
 
 ORT_INT8 = "ort-int8"  # the label of onnxruntime's int8 side in every parity pair
 INT8_MODEL = "export/onnx/model_int8.onnx"

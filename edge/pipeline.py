@@ -18,12 +18,12 @@ def run_pipeline(
     echo: Callable[[str], None] = print, show_progress: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
     """Every stage into one run directory; returns the summary (also written to `summary.json`)."""
-    from edgekit.artifacts import write_json
     from edgekit.calibrate.stage import run_calibration
     from edgekit.firmware_bridge.verify import VerifyOptions, run_verify
     from edgekit.parity import failure_message, run_parity
+    from edgekit.rundir.artifacts import write_json
     from edgekit.targets import export_run
-    from edgekit.train import run_training
+    from edgekit.train.loop import run_training
 
     run_dir = Path(run_dir)
     targets = ["onnx"] if target == "onnx" else ["onnx", target]

@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import numpy as np
-from edgekit.artifacts import Manifest, write_json, write_text
 from edgekit.compare import Tolerance, compare
 from edgekit.config import VerifyConfig
 from edgekit.errors import DeviceError, GateError
@@ -28,7 +27,8 @@ from edgekit.firmware_bridge.metrics import latency, link_efficiency, render_jun
 from edgekit.firmware_bridge.protocol import DTYPE_NUMPY
 from edgekit.progress import Progress
 from edgekit.quantize.overflow import read_cpu_flags, saturation_bounds, saturation_diagnosis
-from edgekit.transaction import transactional
+from edgekit.rundir.artifacts import Manifest, write_json, write_text
+from edgekit.rundir.transaction import transactional
 
 INTEGER_EXACT_RUNTIME = "edgekit-c"  # HELLO_ACK runtime of the generated C firmware
 QEMU_GATES: dict[str, Any] = {
@@ -164,7 +164,7 @@ def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
     """`edgekit verify`: stream the test windows to a device, compare its outputs with a CPU
     reference the device does not run and with the labels; writes `verify/` and returns its report."""
     from edgekit.quantize.integer_reference import IntegerReference
-    from edgekit.runs import Run
+    from edgekit.rundir.run import Run
 
     run = Run(run_dir)
     model_path = model_file(run.path)

@@ -20,7 +20,7 @@ from torch import nn
 @dataclass(frozen=True)
 class NetConfig:
     """Everything that defines the network, saved in every checkpoint so that a file alone rebuilds
-    its model (`edgekit.checkpoint.load_checkpoint`)."""
+    its model (`edgekit.rundir.checkpoint.load_checkpoint`)."""
 
     in_channels: int
     num_classes: int

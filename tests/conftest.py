@@ -61,7 +61,7 @@ def tiny_config():
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_config) -> Path:
-    from edgekit.train import run_training
+    from edgekit.train.loop import run_training
 
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     run_training(tiny_config, run_dir, show_progress=False)
@@ -93,7 +93,7 @@ def run_copy(tmp_path: Path, exported_run: Path) -> Path:
 
 def folder_digest(folder: Path) -> dict[str, str]:
     """sha256 of every file under `folder`, by relative path: "the run is byte-identical" checks."""
-    from edgekit.artifacts import sha256_file
+    from edgekit.rundir.artifacts import sha256_file
 
     return {
         str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edgekit.artifacts import Manifest
 from edgekit.cli import main
+from edgekit.rundir.artifacts import Manifest
 
 Prepare = Callable[[Path, Path, pytest.MonkeyPatch], None]
 
@@ -137,7 +137,7 @@ def interrupt(signal_name: str | None) -> Prepare:
     def prepare(run: Path, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         import signal
 
-        from edgekit.train import Trainer
+        from edgekit.train.loop import Trainer
 
         original = Trainer.validate
 
@@ -369,7 +369,7 @@ def run_main(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
 
 
 def files_of(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
-    from edgekit.artifacts import sha256_file
+    from edgekit.rundir.artifacts import sha256_file
 
     if not folder.exists():
         return {}

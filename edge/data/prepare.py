@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgekit.artifacts import read_json, write_json, write_npy
 from edgekit.config import DataConfig
 from edgekit.data.channels import select_channels
 from edgekit.data.lengths import unchanged_length
@@ -25,6 +24,7 @@ from edgekit.data.record import WindowSet
 from edgekit.data.sources import load_source
 from edgekit.data.split import SPLITS, assign_splits
 from edgekit.errors import DataError
+from edgekit.rundir.artifacts import read_json, write_json, write_npy
 
 STATS_SCHEMA_VERSION = 2
 MIN_STD = 1e-6  # flat channels are left unscaled rather than divided by ~0

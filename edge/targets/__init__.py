@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import EdgekitError, ExportError
+from edgekit.rundir.transaction import transactional
 from edgekit.targets.base import Target, TargetOption
-from edgekit.transaction import transactional
 
 OPSET = TargetOption("opset", "ONNX opset (Hailo DFC 3.x/4.x reads 13).")
 REFERENCE_SAMPLES = TargetOption(
@@ -78,7 +78,7 @@ def _export_into(
     import os
     import shutil
 
-    from edgekit.transaction import keep_on_failure
+    from edgekit.rundir.transaction import keep_on_failure
 
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
@@ -101,8 +101,8 @@ def export_run(run_dir: str | Path, target_name: str, **options: Any) -> dict[st
     """Export a trained run for one target (`edgekit export RUN --target NAME`)."""
     import time
 
-    from edgekit.artifacts import Manifest
-    from edgekit.runs import Run
+    from edgekit.rundir.artifacts import Manifest
+    from edgekit.rundir.run import Run
 
     target = get_target(target_name)
     run = Run(run_dir)

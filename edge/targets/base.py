@@ -12,7 +12,7 @@ from edgekit.config import ExportConfig
 
 if TYPE_CHECKING:  # type-only: the table stays importable without the stages it dispatches to
     from edgekit.compare import PairReport, Tolerance
-    from edgekit.runs import Run
+    from edgekit.rundir.run import Run
 
 
 @dataclass(frozen=True)

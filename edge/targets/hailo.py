@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import torch
 from edgekit import __version__
-from edgekit.artifacts import sha256_file, write_json, write_npy, write_npz, write_text
 from edgekit.calibrate.representative import load_calibration_set, select_representative, to_nhwc
 from edgekit.compare import PairReport, Tolerance, compare
 from edgekit.errors import ExportError
@@ -22,7 +21,8 @@ from edgekit.models.transforms import estimate_device_damage, float_with_qat_wei
 from edgekit.onnx_io import OnnxRunner, load_onnx, save_onnx
 from edgekit.quantize.activations import activation_ranges
 from edgekit.quantize.fsq_grid import fsq_indices
-from edgekit.runs import Run
+from edgekit.rundir.artifacts import sha256_file, write_json, write_npy, write_npz, write_text
+from edgekit.rundir.run import Run
 from edgekit.targets import hailo_readiness as readiness
 from edgekit.targets.base import Target
 from edgekit.targets.hailo_scripts import PACKAGE_SCHEMA, model_script, package_scripts

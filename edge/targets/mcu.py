@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgekit.artifacts import write_json, write_text
 from edgekit.compare import PairReport, Tolerance, compare
 from edgekit.errors import ExportError
 from edgekit.firmware_bridge import toolchain
 from edgekit.quantize.integer_reference import ConvStep, IntegerReference
-from edgekit.runs import Run
+from edgekit.rundir.artifacts import write_json, write_text
+from edgekit.rundir.run import Run
 from edgekit.targets.base import Target
 from edgekit.targets.mcu_codegen import (
     activation_floor,

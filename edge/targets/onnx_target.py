@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from edgekit.artifacts import write_json, write_npz
 from edgekit.compare import PairReport, Tolerance, compare
 from edgekit.export import (
     REFERENCE_SCHEMA_VERSION,
@@ -21,7 +20,8 @@ from edgekit.models import Conv2dFSQNet
 from edgekit.onnx_io import OnnxRunner, load_onnx, op_counts, save_onnx
 from edgekit.quantize.activations import activation_ranges
 from edgekit.quantize.fsq_grid import fsq_indices
-from edgekit.runs import Run
+from edgekit.rundir.artifacts import write_json, write_npz
+from edgekit.rundir.run import Run
 from edgekit.targets.base import Target
 from edgekit.targets.onnx_readiness import int8_readiness
 

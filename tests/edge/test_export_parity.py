@@ -9,12 +9,12 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from edgekit.artifacts import Manifest
-from edgekit.checkpoint import load_checkpoint, save_checkpoint
 from edgekit.errors import ArtifactError, ConfigError, ExportError
 from edgekit.onnx_io import OnnxRunner, load_onnx, op_counts
 from edgekit.parity import run_parity
-from edgekit.runs import Run
+from edgekit.rundir.artifacts import Manifest
+from edgekit.rundir.checkpoint import load_checkpoint, save_checkpoint
+from edgekit.rundir.run import Run
 from edgekit.targets import TARGETS, export_run
 from edgekit.targets.hailo_readiness import check_hailo_readiness
 from onnx import TensorProto, helper
@@ -216,7 +216,7 @@ def test_nan_calibration_set_is_refused(run_copy: Path) -> None:
 
 
 def test_stale_calibration_is_ignored_after_retraining(run_copy: Path) -> None:
-    from edgekit.runs import Run
+    from edgekit.rundir.run import Run
 
     report_path = run_copy / "calibration/report.json"
     report = json.loads(report_path.read_text())

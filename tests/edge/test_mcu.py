@@ -245,7 +245,7 @@ def test_mcu_footprint_is_measured_on_the_emulated_board(exported_run: Path) -> 
 def test_a_failing_mcu_export_leaves_no_half_written_folder(run_copy: Path, digest,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     shutil.rmtree(run_copy / "export" / "mcu")
-    from edgekit.artifacts import Manifest
+    from edgekit.rundir.artifacts import Manifest
 
     manifest = Manifest(run_copy)
     manifest.data["artifacts"] = {

@@ -263,7 +263,7 @@ def test_user_inputs_raw_or_in_model_layout(
     exported_run: Path, tmp_path: Path, layout: str
 ) -> None:
     """Raw (N,C,T) windows get the deployment preprocessing; both give the test split's results."""
-    from edgekit.runs import Run
+    from edgekit.rundir.run import Run
 
     run = Run(exported_run)
     X, y = run.data.arrays["test"]

@@ -7,13 +7,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from edgekit.artifacts import MANIFEST_SCHEMA_VERSION, read_json, sha256_file
-from edgekit.checkpoint import load_checkpoint
 from edgekit.config import RunConfig, load_run_config
 from edgekit.data.prepare import STATS_SCHEMA_VERSION, PreparedData
 from edgekit.errors import ArtifactError, CheckpointError
 from edgekit.models import Conv2dFSQNet
 from edgekit.models.transforms import folded_float_model
+from edgekit.rundir.artifacts import MANIFEST_SCHEMA_VERSION, read_json, sha256_file
+from edgekit.rundir.checkpoint import load_checkpoint
 
 CALIBRATION_SCHEMA_VERSION = 1
 

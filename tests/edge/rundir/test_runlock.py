@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from edgekit.cli import cli, main
 from edgekit.errors import RunLockError
-from edgekit.runlock import LOCK_NAME, run_lock
+from edgekit.rundir.lock import LOCK_NAME, run_lock
 
 
 def write_lock(run_dir: Path, pid: int, host: str | None = None) -> None:

@@ -8,7 +8,7 @@ import pytest
 from edgekit.config import ModelConfig
 from edgekit.evaluate import model_cost
 from edgekit.models import Conv2dFSQNet
-from edgekit.sizing import (
+from edgekit.train.sizing import (
     MAX_MACS,
     MAX_PARAMETERS,
     SIZES,

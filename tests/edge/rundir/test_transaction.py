@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from edgekit.artifacts import write_text
 from edgekit.errors import CheckpointError, ConfigError
-from edgekit.transaction import (
+from edgekit.rundir.artifacts import write_text
+from edgekit.rundir.transaction import (
     SNAPSHOT_NAME,
     Interrupted,
     keep_on_failure,
@@ -86,8 +86,8 @@ def test_a_killed_stage_is_rolled_back_by_the_next_one(run: Path, digest) -> Non
     before = digest(run)
     script = (
         "import os, sys; from pathlib import Path\n"
-        "from edgekit.transaction import stage_transaction\n"
-        "from edgekit.artifacts import write_text\n"
+        "from edgekit.rundir.transaction import stage_transaction\n"
+        "from edgekit.rundir.artifacts import write_text\n"
         "run = Path(sys.argv[1])\n"
         "with stage_transaction(run):\n"
         "    write_text(run / 'checkpoints' / 'best.pt', 'half-written')\n"

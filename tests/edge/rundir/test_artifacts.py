@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edgekit.artifacts import atomic_path, write_json, write_npy
+from edgekit.rundir.artifacts import atomic_path, write_json, write_npy
 
 
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])

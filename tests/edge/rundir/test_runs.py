@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edgekit.artifacts import Manifest
 from edgekit.data.prepare import PreparedData, prepare_data
 from edgekit.errors import ArtifactError
-from edgekit.runs import Run
+from edgekit.rundir.artifacts import Manifest
+from edgekit.rundir.run import Run
 
 
 def test_saved_arrays_equal_a_fresh_preparation(trained_run: Path) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from edgekit.artifacts import atomic_path
 from edgekit.errors import CheckpointError, StorageError
 from edgekit.models import Conv2dFSQNet, NetConfig
+from edgekit.rundir.artifacts import atomic_path
 
 CHECKPOINT_SCHEMA_VERSION = 1
 

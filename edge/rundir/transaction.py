@@ -2,7 +2,7 @@
 
 Before a stage writes, every file of the run is hard-linked into `RUN/.edgekit-rollback/` (copied
 where the file system has no hard links). edgekit only ever replaces an artifact by renaming a new
-file onto it (edgekit.artifacts), so the linked inode keeps the old bytes. On success the snapshot
+file onto it (edgekit.rundir.artifacts), so the linked inode keeps the old bytes. On success the snapshot
 is dropped; on any exception, Ctrl-C or SIGTERM the run is put back: files the stage created are
 removed and replaced ones restored. A snapshot left by a killed process (SIGKILL, power loss) is
 rolled back by the next stage that writes the run (under the run lock, so nobody else is writing).
@@ -24,7 +24,7 @@ from types import FrameType
 from typing import ParamSpec, TypeVar
 
 from edgekit.errors import CheckpointError, ConfigError, StorageError
-from edgekit.runlock import LOCK_NAME
+from edgekit.rundir.lock import LOCK_NAME
 
 P = ParamSpec("P")
 R = TypeVar("R")

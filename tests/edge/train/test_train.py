@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from edgekit.checkpoint import load_checkpoint, save_checkpoint
 from edgekit.config import load_config
 from edgekit.errors import CheckpointError, DataError, TrainingError
 from edgekit.models import Conv2dFSQNet, NetConfig
-from edgekit.train import run_training
+from edgekit.rundir.checkpoint import load_checkpoint, save_checkpoint
+from edgekit.train.loop import run_training
 
 
 def test_run_directory_contents(trained_run: Path) -> None:
@@ -56,7 +56,7 @@ def test_resume_continues_exactly(
     run_training(config, tmp_path / "full", show_progress=False)
     history_full = json.loads((tmp_path / "full/history.json").read_text())
 
-    from edgekit.train import Trainer
+    from edgekit.train.loop import Trainer
 
     original, calls = Trainer.validate, {"n": 0}
 
@@ -154,7 +154,7 @@ def test_cuda_requested_without_cuda(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_balanced_sampler_draws_every_class_equally_and_is_seeded() -> None:
     import numpy as np
     from edgekit.config import TrainConfig
-    from edgekit.train import epoch_order
+    from edgekit.train.loop import epoch_order
 
     y = np.array([0] * 900 + [1] * 90 + [2] * 10)
     config = TrainConfig(sampler="balanced", seed=3)
@@ -177,7 +177,7 @@ def test_an_epoch_is_at_least_min_epoch_steps(
 ) -> None:
     import numpy as np
     from edgekit.config import TrainConfig
-    from edgekit.train import epoch_order, passes_per_epoch
+    from edgekit.train.loop import epoch_order, passes_per_epoch
 
     config = TrainConfig(batch_size=batch, min_epoch_steps=min_steps)
     assert passes_per_epoch(config, windows) == passes
@@ -206,7 +206,7 @@ def test_report_gives_the_interval_and_warns_on_a_small_test_split(tmp_path: Pat
 def test_selection_switches_to_macro_f1_on_imbalanced_train_splits() -> None:
     import numpy as np
     from edgekit.config import TrainConfig
-    from edgekit.train import IMBALANCE_RATIO, selection_metric
+    from edgekit.train.loop import IMBALANCE_RATIO, selection_metric
 
     balanced = np.array([0] * 10 + [1] * 10)
     just_under = np.array([0] * 15 + [1] * 10)  # ratio 1.5: not above the rule
@@ -280,7 +280,7 @@ def test_resume_keeps_the_runs_config_and_refuses_shape_changes(tmp_path: Path, 
 
 
 def test_evaluate_refuses_a_checkpoint_outside_the_run(trained_run: Path) -> None:
-    from edgekit.train import evaluate_run
+    from edgekit.evaluate import evaluate_run
 
     for name in ("/etc/passwd", "../checkpoints/best.pt", str(trained_run / "checkpoints/best.pt")):
         with pytest.raises(CheckpointError, match="takes a file name inside"):

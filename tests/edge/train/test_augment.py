@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from edgekit.augment import augment_batch, mixup_batch
 from edgekit.config import AugmentConfig
+from edgekit.train.augment import augment_batch, mixup_batch
 
 OFF = AugmentConfig(jitter=0, scale=0, shift=0, magnitude_warp=0, time_warp=0, mixup=0)
 ALL_ON = AugmentConfig(
@@ -86,8 +86,8 @@ def test_training_augments_train_batches_only(
 ) -> None:
     """Every batch the augmenter sees comes from the train split; val, test and the saved
     arrays never pass through it."""
-    import edgekit.train as train_module
-    from edgekit.runs import Run
+    import edgekit.train.loop as train_module
+    from edgekit.rundir.run import Run
 
     seen: list[np.ndarray] = []
     original = train_module.augment_batch

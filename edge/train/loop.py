@@ -15,11 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from edgekit.artifacts import Manifest, write_json, write_text
-from edgekit.augment import augment_batch, mixup_batch
-from edgekit.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from edgekit.config import AugmentConfig, RunConfig, TrainConfig
-from edgekit.data.channels import resolve_channels
 from edgekit.data.prepare import PreparedData, prepare_data
 from edgekit.errors import CheckpointError, ConfigError, DataError, TrainingError
 from edgekit.evaluate import (
@@ -34,9 +30,12 @@ from edgekit.models import Conv2dFSQNet, NetConfig
 from edgekit.models.transforms import float_with_qat_weights, folded_float_state
 from edgekit.progress import Progress
 from edgekit.quantize.activations import calibrate_activations
-from edgekit.runs import Run, clear_outputs
-from edgekit.sizing import resolve_net
-from edgekit.transaction import keep_on_failure, transactional
+from edgekit.rundir.artifacts import Manifest, write_json, write_text
+from edgekit.rundir.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from edgekit.rundir.run import Run, clear_outputs
+from edgekit.rundir.transaction import keep_on_failure, transactional
+from edgekit.train.augment import augment_batch, mixup_batch
+from edgekit.train.sizing import resolve_net
 from torch import nn
 
 
@@ -482,43 +481,3 @@ def render_report(metrics: dict[str, Any], class_names: list[str]) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def evaluate_run(
-    run_dir: str | Path, checkpoint: str = "best.pt", drop_channels: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """Recompute test metrics from a checkpoint and the run's saved split.
-
-    With `drop_channels` (names, globs or channel groups), `metrics["without_channels"]` holds the
-    same metrics with those channels replaced by their train mean (0 after normalisation), as a
-    firmware would feed a sensor that dropped out.
-    """
-    from edgekit.runs import Run
-
-    run = Run(run_dir)
-    if Path(checkpoint).name != checkpoint:
-        raise CheckpointError(
-            f"--checkpoint takes a file name inside {run.checkpoints} (best.pt, float.pt, last.pt, calibrated.pt), "
-            f"got {checkpoint!r}; copy the checkpoint into that run to evaluate it"
-        )
-    data = run.data
-    names = data.stats["channel_names"]
-    index = (
-        resolve_channels(
-            drop_channels, names, data.stats.get("channel_groups", {}), key="--drop-channels"
-        )
-        if drop_channels
-        else []
-    )  # checked before any work
-    run.verified(f"checkpoints/{checkpoint}")
-    model, _ = load_checkpoint(run.checkpoints / checkpoint)
-    X_test, y_test = data.arrays["test"]
-    metrics = evaluate_model(model, X_test, y_test, data.class_names)
-    if index:
-        X_dropped = np.array(X_test)  # a private copy: the saved split stays as it is
-        X_dropped[:, index] = 0.0
-        metrics["without_channels"] = {
-            "channels": [names[i] for i in index],
-            **evaluate_model(model, X_dropped, y_test, data.class_names),
-        }
-    return metrics
