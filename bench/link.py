@@ -27,7 +27,7 @@ LINES = {  # per-byte fault probabilities, both directions
 def _verify(
     run_dir: Path, device: str, baud: int, limit: int, no_reset: bool = False
 ) -> dict[str, Any]:
-    from edgekit.firmware_bridge.verify import VerifyOptions, run_verify
+    from edgekit.verify import VerifyOptions, run_verify
 
     report = run_verify(
         run_dir,

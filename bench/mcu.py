@@ -26,7 +26,7 @@ MODELS = {
 
 
 def run(folder: Path) -> dict[str, Any]:
-    from edgekit.firmware_bridge.verify import QEMU_GATES, VerifyOptions, run_verify
+    from edgekit.verify import QEMU_GATES, VerifyOptions, run_verify
 
     results: dict[str, Any] = {}
     for name, (config, overrides) in MODELS.items():

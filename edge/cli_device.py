@@ -88,8 +88,8 @@ def verify(
 ) -> None:
     """Stream windows to a device over serial and compare with the CPU reference and labels."""
     from edgekit.config import load_run_config
-    from edgekit.firmware_bridge.metrics import fault_summary
-    from edgekit.firmware_bridge.verify import VerifyOptions, raise_for_report, run_verify
+    from edgekit.verify import VerifyOptions, raise_for_report, run_verify
+    from edgekit.verify_report import fault_summary
 
     options = VerifyOptions.from_config(
         device_url,
@@ -236,8 +236,8 @@ def device_conformance(device_url: str, baud: int, timeout: float, no_reset: boo
 
     from edgekit.errors import GateError
     from edgekit.firmware_bridge.conformance import Outcome, run_conformance
-    from edgekit.firmware_bridge.metrics import junit
     from edgekit.rundir.artifacts import write_text
+    from edgekit.verify_report import junit
 
     def show(outcome: Outcome) -> None:
         click.echo(f"{'PASS' if outcome.passed else 'FAIL'}  {outcome.name:<18} {outcome.detail}")

@@ -19,11 +19,11 @@ def run_pipeline(
 ) -> dict[str, Any]:  # fmt: skip
     """Every stage into one run directory; returns the summary (also written to `summary.json`)."""
     from edgekit.calibrate.stage import run_calibration
-    from edgekit.firmware_bridge.verify import VerifyOptions, run_verify
     from edgekit.parity import failure_message, run_parity
     from edgekit.rundir.artifacts import write_json
     from edgekit.targets import export_run
     from edgekit.train.loop import run_training
+    from edgekit.verify import VerifyOptions, run_verify
 
     run_dir = Path(run_dir)
     targets = ["onnx"] if target == "onnx" else ["onnx", target]
@@ -96,7 +96,7 @@ def run_pipeline(
     if not summary["parity_passed"]:
         raise ParityError(failure_message(parity, run_dir / "parity.json"))
     if not verify["passed"]:
-        from edgekit.firmware_bridge.verify import raise_for_report
+        from edgekit.verify import raise_for_report
 
         raise_for_report(verify, run_dir / "verify")
     return summary

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from edgekit.firmware_bridge.line_noise import LineNoise, NoisyWire
-from edgekit.firmware_bridge.verify import VerifyOptions, run_verify
+from edgekit.verify import VerifyOptions, run_verify
 
 
 @contextmanager

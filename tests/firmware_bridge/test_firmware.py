@@ -18,7 +18,7 @@ from edgekit.cli import cli
 from edgekit.errors import DeviceError
 from edgekit.firmware_bridge import toolchain
 from edgekit.firmware_bridge.conformance import CHECKS, run_conformance
-from edgekit.firmware_bridge.verify import QEMU_GATES, VerifyOptions, run_verify
+from edgekit.verify import QEMU_GATES, VerifyOptions, run_verify
 
 
 @pytest.fixture

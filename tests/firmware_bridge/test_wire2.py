@@ -16,7 +16,7 @@ from edgekit.firmware_bridge.agent import DeviceAgent
 from edgekit.firmware_bridge.emulator import Emulator
 from edgekit.firmware_bridge.link import HostLink
 from edgekit.firmware_bridge.protocol import Frame, MessageType, ResultStatus
-from edgekit.firmware_bridge.verify import VerifyOptions, run_verify
+from edgekit.verify import VerifyOptions, run_verify
 
 FAST = {"timeout": 0.15, "retries": 3, "show_progress": False}
 

@@ -18,7 +18,7 @@ from edgekit.errors import DeviceError, GateError
 from edgekit.firmware_bridge import protocol as wire
 from edgekit.firmware_bridge.emulator import Emulator, Faults
 from edgekit.firmware_bridge.link import HostLink
-from edgekit.firmware_bridge.verify import VerifyOptions, raise_for_report, run_verify
+from edgekit.verify import VerifyOptions, raise_for_report, run_verify
 
 FAST = {"timeout": 0.15, "retries": 3, "show_progress": False}
 
@@ -292,7 +292,7 @@ def test_console_and_report_give_the_same_fault_counters(exported_run: Path) -> 
     """The console's link line and report.md list every fault counter with report.json's values."""
     from click.testing import CliRunner
     from edgekit.cli import cli
-    from edgekit.firmware_bridge.metrics import FAULT_COUNTERS, fault_summary
+    from edgekit.verify_report import FAULT_COUNTERS, fault_summary
 
     device = "emu://?faults=bitflip=0.01,seed=3"
     result = CliRunner().invoke(

@@ -23,12 +23,12 @@ from edgekit.firmware_bridge.contract import (
     model_hash,
 )
 from edgekit.firmware_bridge.link import HostLink
-from edgekit.firmware_bridge.metrics import latency, link_efficiency, render_junit, render_markdown
 from edgekit.firmware_bridge.protocol import DTYPE_NUMPY
 from edgekit.progress import Progress
 from edgekit.quantize.overflow import read_cpu_flags, saturation_bounds, saturation_diagnosis
 from edgekit.rundir.artifacts import Manifest, write_json, write_text
 from edgekit.rundir.transaction import transactional
+from edgekit.verify_report import latency, link_efficiency, render_junit, render_markdown
 
 INTEGER_EXACT_RUNTIME = "edgekit-c"  # HELLO_ACK runtime of the generated C firmware
 QEMU_GATES: dict[str, Any] = {
