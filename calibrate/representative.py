@@ -26,6 +26,7 @@ def select_representative(X: np.ndarray, y: np.ndarray, count: int, seed: int) -
 
 
 def check_finite(X: np.ndarray, what: str) -> None:
+    """Refuse a set with NaN or Inf windows, naming the first ones."""
     bad = ~np.isfinite(X)
     if bad.any():
         windows = np.flatnonzero(bad.reshape(len(X), -1).any(axis=1))
@@ -42,12 +43,14 @@ def to_nhwc(X: np.ndarray) -> np.ndarray:
 def save_calibration_set(
     folder: Path, X: np.ndarray, y: np.ndarray, indices: np.ndarray
 ) -> dict[str, str]:
+    """calibration/calib_set.npz: the windows, labels and their train indices; returns its sha256."""
     check_finite(X, "the calibration set")
     npz = write_npz(folder / "calib_set.npz", X=X.astype(np.float32), y=y, train_indices=indices)
     return {"calib_set.npz": sha256_file(npz)}
 
 
 def load_calibration_set(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The run's saved calibration set, or None when calibrate has not run."""
     path = run_dir / "calibration" / "calib_set.npz"
     if not path.is_file():
         return None

@@ -32,6 +32,8 @@ class Tolerance:
 
 @dataclass
 class PairReport:
+    """One pair's comparison: the metrics, the tolerance it was held to, every failure, a diagnosis."""
+
     name: str
     reference: str
     candidate: str
@@ -147,6 +149,7 @@ def compare(
 
 
 def format_table(reports: list[PairReport]) -> str:
+    """The console table of parity pairs: one row each, PASS or the failures."""
     header = f"{'pair':<34} {'n':>5} {'max|Δ|':>10} {'LSB':>6} {'top-1':>7} {'codes':>7} {'exact':>7}  result"
     rows = [header, "-" * len(header)]
     for r in reports:

@@ -30,6 +30,8 @@ MODEL_SIZES = ("auto", "tiny", "small", "medium", "large")
 
 @dataclass(frozen=True)
 class DataConfig:
+    """Where windows come from and how they are cleaned, cut, split and checked (`data:`)."""
+
     source: str = "bundled:basicmotions"
     window_length: int = 128  # samples per window when a source is a continuous stream
     window_stride: int = 64
@@ -84,6 +86,8 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """The training recipe of both phases, float twin then QAT (`train:`)."""
+
     float_epochs: int = 60  # float twin with BatchNorm, folded before QAT
     qat_epochs: int = 30
     batch_size: int = 16
@@ -114,6 +118,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class CalibrateConfig:
+    """The representative set's size and the calibration passes (`calibrate:`)."""
+
     num_windows: int = 1024  # representative set size (all train windows if fewer)
     batch_size: int = 64
     bias_correction: bool = True
@@ -133,6 +139,8 @@ class ExportConfig:
 
 @dataclass(frozen=True)
 class VerifyConfig:
+    """Link settings and gates of `edgekit verify` saved with the run (`verify:`)."""
+
     baud: int = 921600
     timeout: float = 2.0  # seconds per reply before a retry
     retries: int = 3
@@ -144,6 +152,8 @@ class VerifyConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
+    """Every section of a run's config; its YAML and hash go into the run directory."""
+
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -369,6 +379,7 @@ def _nest(path: list[str], value: Any) -> dict[str, Any]:
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML config file as a mapping; one-line errors for a missing, non-UTF-8 or invalid file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}; pass an existing YAML file to --config")

@@ -45,6 +45,7 @@ def accuracy_interval(correct: int, total: int, confidence: float = 0.95) -> tup
 
 
 def small_test_warning(windows: int) -> list[str]:
+    """The warning for a test split too small to trust a point estimate, or None."""
     if windows >= MIN_TEST_WINDOWS:
         return []
     return [
@@ -56,6 +57,7 @@ def small_test_warning(windows: int) -> list[str]:
 def classification_metrics(
     y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]
 ) -> dict[str, Any]:
+    """Accuracy with its exact 95 % interval, per-class P/R/F1, confusion matrix and baselines."""
     k = len(class_names)
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (y_true, y_pred), 1)
@@ -118,6 +120,7 @@ def model_cost(model: Conv2dFSQNet) -> dict[str, int]:
 def evaluate_model(
     model: Conv2dFSQNet, X: np.ndarray, y: np.ndarray, class_names: list[str]
 ) -> dict[str, Any]:
+    """Test metrics of a model on windows: classification metrics and FSQ code usage."""
     logits, codes = predict(model, X)
     metrics = classification_metrics(y, logits.argmax(1), class_names)
     metrics["fsq"] = code_usage(codes, model.config.fsq_levels)

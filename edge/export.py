@@ -33,6 +33,7 @@ def quiet() -> Iterator[None]:
 
 
 def set_metadata(model: Any, metadata: dict[str, str]) -> None:
+    """Replace a model's metadata_props with edgekit's version and `metadata`."""
     del model.metadata_props[:]
     for key, value in {"edgekit_version": __version__, **metadata}.items():
         entry = model.metadata_props.add()

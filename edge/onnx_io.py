@@ -34,6 +34,7 @@ def load_onnx(path: str | Path) -> Any:
 
 
 def save_onnx(model: Any, path: str | Path) -> Path:
+    """Check, then write an ONNX model atomically."""
     import onnx
 
     onnx.checker.check_model(model, full_check=True)
@@ -43,6 +44,7 @@ def save_onnx(model: Any, path: str | Path) -> Path:
 
 
 def op_counts(model: Any) -> Counter:
+    """How many nodes of each op type a graph has (export invariants and summaries)."""
     return Counter(node.op_type for node in model.graph.node)
 
 

@@ -103,6 +103,7 @@ def run_pipeline(
 
 
 def render_summary(summary: dict[str, Any]) -> str:
+    """The pipeline's closing table: accuracy, parity, device, warnings, artifacts, stage times."""
     device = summary["device"]
     parity_worst = max((p["max_lsb"] or 0.0) for p in summary["parity"].values())
 

@@ -20,6 +20,7 @@ def fault_summary(stats: dict[str, Any]) -> str:
 
 
 def latency(micros: np.ndarray, host_seconds: np.ndarray) -> dict[str, float]:
+    """Device-measured and host-seen latency percentiles of the answered windows, in µs."""
     if not len(micros):
         return {}
     return {
@@ -32,6 +33,7 @@ def latency(micros: np.ndarray, host_seconds: np.ndarray) -> dict[str, float]:
 
 
 def link_efficiency(stats: dict[str, Any], seconds: float, baud: int) -> dict[str, Any]:
+    """Bytes per second on the line against the wire limit at this baud (8N1: baud / 10)."""
     wire_limit = baud / 10  # UART 8N1: 10 bits per byte
     achieved = stats["tx_bytes"] / seconds if seconds > 0 else 0.0
     result = {
@@ -52,6 +54,7 @@ def link_efficiency(stats: dict[str, Any], seconds: float, baud: int) -> dict[st
 
 
 def render_markdown(report: dict[str, Any]) -> str:
+    """verify/report.md: rows, latency, link, faults, gates and, on a failure, its likely cause."""
     rows = report["rows"]
     agreement = rows["device_vs_reference"]
     lines = [
@@ -124,6 +127,7 @@ def junit(suite: str, cases: list[tuple[str, str | None]], seconds: float) -> st
 
 
 def render_junit(report: dict[str, Any]) -> str:
+    """verify/junit.xml: one test case per gate, for CI dashboards."""
     cases = [
         (gate["name"], None if gate["passed"] else f"{gate['value']} vs limit {gate['limit']}")
         for gate in report["gates"]

@@ -23,6 +23,7 @@ class Failed(Exception):
 
 
 def expect(condition: bool, why: str) -> None:
+    """One check: fail with `why` unless `condition` holds."""
     if not condition:
         raise Failed(why)
 
@@ -312,6 +313,8 @@ CHECKS: list[tuple[str, Callable[[Session], str]]] = [
 
 @dataclass(frozen=True)
 class Outcome:
+    """One check's verdict and why."""
+
     name: str
     passed: bool
     detail: str

@@ -37,6 +37,7 @@ class Refused(DeviceError):
 
 
 def malformed(frame: Frame, why: str) -> DeviceError:
+    """The error for a CRC-valid frame whose content breaks the protocol (a firmware bug)."""
     name = (
         MessageType(frame.type).name
         if frame.type in set(MessageType)
@@ -104,6 +105,8 @@ def open_port(url: str, baud: int, no_reset: bool = False) -> Any:
 
 @dataclass
 class LinkStats:
+    """Counters of one link: bytes, requests, retries and every kind of fault seen."""
+
     tx_bytes: int = 0
     rx_bytes: int = 0
     tx_payload_bytes: int = 0  # input tensor bytes inside LOAD frames
@@ -125,6 +128,8 @@ class LinkStats:
 
 @dataclass(eq=False)  # identity: two requests are never the same one
 class Request:
+    """A request in flight: what was sent, when, how often, and for which sample bytes."""
+
     type: MessageType
     payload: bytes
     sample_id: int

@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 
 class BytePort(Protocol):
+    """What the agent reads from and writes to."""
+
     def read(self, timeout: float) -> bytes: ...
     def write(self, data: bytes) -> None: ...
 

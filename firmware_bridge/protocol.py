@@ -28,6 +28,8 @@ DEFAULT_MAX_FRAME = 1024  # largest decoded frame (header + payload + CRC) a sid
 
 
 class MessageType(IntEnum):
+    """Message types of edgekit-wire/2 (docs/PROTOCOL.md, section Messages)."""
+
     HELLO = 0x01  # host -> device: protocol range, host max frame
     HELLO_ACK = 0x02  # device -> host: identity, capabilities, tensor descriptors
     SET_BAUD = 0x03  # host -> device: switch baud after the ACK
@@ -43,10 +45,14 @@ class MessageType(IntEnum):
 
 
 class Flags(IntEnum):
+    """Header flag bits."""
+
     RETRANSMIT = 0x01  # host: this frame repeats an earlier seq (informational)
 
 
 class ErrorCode(IntEnum):
+    """Why a device refused a request (ERROR's code)."""
+
     BAD_VERSION = 1  # no common protocol version
     NEED_HELLO = 2  # request before HELLO (e.g. after a reset)
     BAD_LENGTH = 3  # payload malformed or too short
@@ -57,11 +63,15 @@ class ErrorCode(IntEnum):
 
 
 class ResultStatus(IntEnum):
+    """RESULT's status: done, or which bytes of the sample are missing."""
+
     OK = 0
     INCOMPLETE = 1  # input not fully loaded: data lists the missing byte ranges; host resends those
 
 
 class LogLevel(IntEnum):
+    """LOG's severity."""
+
     DEBUG = 0
     INFO = 1
     WARNING = 2
@@ -69,6 +79,8 @@ class LogLevel(IntEnum):
 
 
 class DType(IntEnum):
+    """Tensor element types a descriptor can name."""
+
     INT8 = 0
     UINT8 = 1
     INT16 = 2
@@ -105,6 +117,7 @@ def cobs_encode(data: bytes) -> bytes:
 
 
 def cobs_decode(data: bytes) -> bytes:
+    """Undo COBS framing; a malformed block is a ValueError."""
     out = bytearray()
     index, length = 0, len(data)
     while index < length:
@@ -124,6 +137,8 @@ def cobs_decode(data: bytes) -> bytes:
 # ----------------------------------------------------------------------------- frames
 @dataclass(frozen=True)
 class Frame:
+    """One decoded frame: type, sequence number, payload, flags, session."""
+
     type: int
     seq: int
     payload: bytes = b""
@@ -133,6 +148,7 @@ class Frame:
 
 
 def encode_frame(frame: Frame) -> bytes:
+    """A frame on the wire: COBS(header | payload | crc32) followed by 0x00."""
     if frame.version == 1:  # only for naming v1 devices (the host's probe) and testing that
         header = V1_HEADER.pack(1, frame.type, frame.flags, frame.seq & 0xFFFF, len(frame.payload))
     else:
@@ -167,6 +183,8 @@ def parse_frame(decoded: bytes) -> Frame:
 
 @dataclass
 class DecoderStats:
+    """What the incremental decoder dropped and why."""
+
     frames: int = 0
     crc_errors: int = (
         0  # COBS-valid frames whose CRC/length failed: dropped, the sender retransmits
@@ -248,6 +266,8 @@ def _unpack(fmt: struct.Struct, data: bytes, offset: int = 0) -> tuple[Any, ...]
 
 @dataclass(frozen=True)
 class Hello:
+    """HELLO: the host's protocol range and largest frame."""
+
     proto_min: int = PROTOCOL_VERSION
     proto_max: int = PROTOCOL_VERSION
     host_max_frame: int = DEFAULT_MAX_FRAME
@@ -298,6 +318,8 @@ class TensorDesc:
 
 @dataclass(frozen=True)
 class HelloAck:
+    """HELLO_ACK: the device's identity, model hash, capabilities and tensor descriptors."""
+
     proto: int
     boot_nonce: int
     firmware: str
@@ -364,6 +386,8 @@ class HelloAck:
 
 @dataclass(frozen=True)
 class Load:
+    """LOAD: a chunk of one input tensor of one sample."""
+
     sample_id: int
     tensor: int
     offset: int
@@ -382,6 +406,8 @@ class Load:
 
 @dataclass(frozen=True)
 class Infer:
+    """INFER: run the model on a loaded sample (repeat times, for timing)."""
+
     sample_id: int
     repeat: int = 1
     flags: int = 0
@@ -397,6 +423,8 @@ class Infer:
 
 @dataclass(frozen=True)
 class Result:
+    """RESULT: the outputs and device time, or the missing byte ranges."""
+
     sample_id: int
     status: int
     cycles: int
@@ -419,6 +447,8 @@ class Result:
 
 @dataclass(frozen=True)
 class Error:
+    """ERROR: a refused request's code and text."""
+
     code: int
     detail: str = ""
     FORMAT = struct.Struct("<H")
@@ -435,6 +465,8 @@ class Error:
 
 @dataclass(frozen=True)
 class Log:
+    """LOG: text for humans, any time."""
+
     level: int
     text: str
 
@@ -459,6 +491,7 @@ def pack_ranges(ranges: list[tuple[int, int]], room: int) -> bytes:
 
 
 def unpack_ranges(data: bytes) -> list[tuple[int, int]]:
+    """INCOMPLETE's missing ranges, (offset, length) pairs."""
     if len(data) % RANGE.size:
         raise ProtocolError(f"{len(data)} bytes of missing ranges, not a multiple of {RANGE.size}")
     return [RANGE.unpack_from(data, i) for i in range(0, len(data), RANGE.size)]

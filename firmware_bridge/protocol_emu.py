@@ -14,6 +14,8 @@ from edgekit.firmware_bridge.emulator import Emulator, Faults
 
 
 class Serial(serial.Serial):
+    """pyserial's class for `emu://` URLs: an emulated device on a pty."""
+
     def open(self) -> None:
         url = urlparse(str(self.portstr))
         options = {k: v[-1] for k, v in parse_qs(url.query).items()}

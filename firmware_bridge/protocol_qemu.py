@@ -98,6 +98,8 @@ def boot(elf: Path, board: str) -> toolchain.QemuDevice:
 
 
 class Serial(serial.Serial):
+    """pyserial's class for `qemu://` URLs: the firmware booted in QEMU, on its pty."""
+
     def open(self) -> None:
         board, options = parse_url(str(self.portstr))
         if "run" not in options:

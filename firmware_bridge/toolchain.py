@@ -49,10 +49,12 @@ PTY_LINE = re.compile(rb"char device redirected to (/dev/pts/\d+)")  # QEMU's fi
 
 
 def missing_tools(names: tuple[str, ...]) -> list[str]:
+    """The named programs not on PATH."""
     return [name for name in names if shutil.which(name) is None]
 
 
 def require_tools(names: tuple[str, ...], error: type[EdgekitError], purpose: str) -> None:
+    """One error naming the apt-get command when a needed program is missing."""
     missing = missing_tools(names)
     if missing:
         fix = "apt-get install -y gcc make" if set(missing) <= set(HOST_TOOLS) else APT_INSTALL

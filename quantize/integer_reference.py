@@ -113,6 +113,8 @@ Step = ConvStep | PoolStep | FsqStep
 
 @dataclass
 class ReferenceResult:
+    """The integer reference's outputs for a batch: logits (float and int), FSQ input and codes."""
+
     logits: np.ndarray  # float32, dequantized
     logits_q: np.ndarray  # int
     pre_fsq: np.ndarray

@@ -119,6 +119,7 @@ def weight_bits(overflow_fix: str, first: bool) -> int:
 def layer_factory(
     quant_preset: str | None, batch_norm: bool, overflow_fix: str = "all"
 ) -> FloatLayers | QuantLayers:
+    """The layers of a float twin (preset None) or of a QAT model."""
     return QuantLayers(quant_preset, overflow_fix) if quant_preset else FloatLayers(batch_norm)
 
 

@@ -108,12 +108,14 @@ class PreparedData:
 
 
 def data_config_digest(config: DataConfig) -> str:
+    """Hash of the data config: prepared data is reused only for the same one."""
     return hashlib.sha256(
         json.dumps(dataclasses.asdict(config), sort_keys=True).encode()
     ).hexdigest()[:16]
 
 
 def normalise(X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """`(X - mean) / std` per channel with the train statistics, as float32."""
     return ((X - mean[None, :, None]) / std[None, :, None]).astype(np.float32)
 
 

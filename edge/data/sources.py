@@ -132,6 +132,7 @@ def locate_basicmotions() -> tuple[list[Path], str]:
 
 
 def load_bundled(name: str, config: DataConfig) -> WindowSet:
+    """The set shipped inside a wheel (`bundled:basicmotions`), read from its .ts files."""
     if name.lower() != "basicmotions":
         raise DataError(
             f"bundled:{name}: unknown bundled data set; the bundled one is bundled:basicmotions"
@@ -155,6 +156,7 @@ def load_bundled(name: str, config: DataConfig) -> WindowSet:
 
 
 def load_ts(path: str, config: DataConfig) -> WindowSet:
+    """A UEA/UCR .ts file or folder (`ts:PATH`)."""
     root = _existing(path, "ts")
     files = [root] if root.is_file() else sorted(root.glob("*.ts"))
     if not files:

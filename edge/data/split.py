@@ -28,6 +28,8 @@ TOTAL_WEIGHT = 0.5
 
 @dataclass
 class SplitAssignment:
+    """Which windows went to train, val and test, and how (saved as splits.json)."""
+
     split_of: np.ndarray  # (N,) int: 0/1/2 or GAP
     warnings: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)  # extra facts for splits.json

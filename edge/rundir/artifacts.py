@@ -57,22 +57,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write bytes atomically (a stage's outputs are whole or absent)."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
 
 
 def write_text(path: str | Path, text: str) -> Path:
+    """Write UTF-8 text atomically."""
     return write_bytes(path, text.encode())
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
+    """Write JSON atomically, indented, keys in insertion order."""
     return write_text(
         path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
     )
 
 
 def write_npz(path: str | Path, **arrays: Any) -> Path:
+    """Write a NumPy archive atomically."""
     import numpy as np
 
     buffer = io.BytesIO()
@@ -81,6 +85,7 @@ def write_npz(path: str | Path, **arrays: Any) -> Path:
 
 
 def write_npy(path: str | Path, array: Any) -> Path:
+    """Write one NumPy array atomically."""
     import numpy as np
 
     buffer = io.BytesIO()
@@ -101,6 +106,7 @@ def _json_default(obj: Any) -> Any:
 
 
 def sha256_file(path: str | Path) -> str:
+    """The file's sha256, read in chunks (the manifest's checksum)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -109,6 +115,7 @@ def sha256_file(path: str | Path) -> str:
 
 
 def read_json(path: str | Path) -> Any:
+    """A JSON artifact; a corrupt file is one ArtifactError naming it."""
     return json.loads(Path(path).read_text())
 
 

@@ -16,6 +16,7 @@ CHECKPOINT_SCHEMA_VERSION = 1
 
 
 def save_checkpoint(path: str | Path, model: Conv2dFSQNet, **state: Any) -> Path:
+    """A checkpoint that rebuilds its model alone: weights, NetConfig and training state."""
     payload = {
         "schema_version": CHECKPOINT_SCHEMA_VERSION,
         "net_config": model.config.to_dict(),
@@ -33,6 +34,7 @@ def save_checkpoint(path: str | Path, model: Conv2dFSQNet, **state: Any) -> Path
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's payload, loaded with weights_only=True; corrupt or foreign files are refused."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; run `edgekit train` first")
@@ -62,6 +64,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def build_model(net_config: dict[str, Any], state: dict[str, Any], source: str) -> Conv2dFSQNet:
+    """The Conv2dFSQNet a checkpoint describes, with its weights, in eval mode."""
     try:
         model = Conv2dFSQNet(NetConfig.from_dict(net_config))
     except (TypeError, KeyError, ValueError) as err:

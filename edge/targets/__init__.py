@@ -43,6 +43,7 @@ TARGETS: dict[str, Target] = {
 
 
 def get_target(name: str) -> Target:
+    """The target of that name; an unknown one lists the valid names."""
     if name not in TARGETS:
         raise ExportError(f"unknown target '{name}'; valid targets: {', '.join(sorted(TARGETS))}")
     return TARGETS[name]
@@ -67,6 +68,7 @@ def resolve_options(target: Target, config: Any, given: dict[str, Any]) -> dict[
 
 
 def exported_targets(run_dir: Path) -> list[str]:
+    """The targets a run has an export folder for, in TARGETS order."""
     return [name for name in TARGETS if (run_dir / "export" / name).is_dir()]
 
 

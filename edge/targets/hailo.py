@@ -33,6 +33,7 @@ MIN_EMULATOR_CODE_AGREEMENT = 0.99  # build_hef.py stops before compiling below 
 
 
 def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """`--target hailo`: float ONNX cut before FSQ, model script, calibration set, scripts, readiness."""
     hw_arch = options["hw_arch"]
     if hw_arch not in HW_ARCHS:
         raise ExportError(f"unknown --hw-arch '{hw_arch}'; use one of {', '.join(HW_ARCHS)}")
@@ -211,6 +212,7 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
 
 
 def parity(run: Run, target: Target, limit: int = 0) -> list[PairReport]:
+    """The hailo target's pairs: the split against the full graph, PyTorch against ORT, QAT against float."""
     from edgekit.evaluate import predict
 
     tol = target.tolerances

@@ -235,6 +235,7 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
 def split_rule(
     max_abs: float | None, end_nodes: list[str], end_ops: list[str], tolerance: float = 1e-5
 ) -> dict[str, Any]:
+    """R13: the device/host split reproduces the full float model."""
     findings = [
         f"{name} is a {op}, not a Conv/Gemm/activation output"
         for name, op in zip(end_nodes, end_ops, strict=True)
@@ -246,6 +247,7 @@ def split_rule(
 
 
 def calibration_rule(calib: np.ndarray, device_input_nchw: list[int]) -> dict[str, Any]:
+    """R14: the calibration set is NHWC float32 of the device input, finite, big enough."""
     errors, warnings = [], []
     expected = [device_input_nchw[2], device_input_nchw[3], device_input_nchw[1]]
     if calib.ndim != 4 or list(calib.shape[1:]) != expected:
@@ -272,6 +274,7 @@ def calibration_rule(calib: np.ndarray, device_input_nchw: list[int]) -> dict[st
 
 
 def estimate_rule(estimate: dict[str, Any]) -> dict[str, Any]:
+    """R15: the offline estimate of 8-bit damage to FSQ codes."""
     findings = []
     if estimate["fsq_code_flip_rate"] > MAX_CODE_FLIP_RATE:
         findings.append(
@@ -282,10 +285,12 @@ def estimate_rule(estimate: dict[str, Any]) -> dict[str, Any]:
 
 
 def skipped(rule: str, why: str) -> dict[str, Any]:
+    """A rule that needs a run, reported as skipped on a bare file."""
     return _rule(rule, "W", [], status="skipped", why=why)
 
 
 def summarise(rules: list[dict[str, Any]], file: str) -> dict[str, Any]:
+    """The readiness report: verdict, errors, warnings and the rules in order."""
     errors = [r["rule"] for r in rules if r["status"] == "fail"]
     warnings = [r["rule"] for r in rules if r["status"] == "warn"]
     return {"schema_version": 1, "file": file, "ready": not errors, "errors": errors, "warnings": warnings,

@@ -46,6 +46,7 @@ BOARD = toolchain.DEFAULT_BOARD
 
 
 def c_source(name: str) -> str:
+    """One of the C sources shipped in edgekit.firmware_bridge/c."""
     return resources.files("edgekit.firmware_bridge").joinpath("c", name).read_text()
 
 
@@ -150,6 +151,7 @@ def footprint(reference: IntegerReference, out_dir: Path, arena_bytes: int) -> d
 
 
 def model_summary(reference: IntegerReference, sha256: bytes) -> dict[str, Any]:
+    """report.json's model part: steps, MACs, weight bytes and the model's sha256."""
     plan = plan_arena(reference)
     steps = [{"name": s.name, "kind": type(s).__name__.removesuffix("Step").lower(),
               "output": list(s.output.shape), **({"macs": s.macs} if isinstance(s, ConvStep) else {})}
@@ -161,6 +163,7 @@ def model_summary(reference: IntegerReference, sha256: bytes) -> dict[str, Any]:
 
 
 def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """`--target mcu`: C99 of the integer reference's steps, firmware, host self-check and footprint."""
     model_path = onnx_model(run)
     toolchain.require_tools(toolchain.HOST_TOOLS, ExportError, "build and check the generated C")
     data = model_path.read_bytes()

@@ -31,10 +31,12 @@ INT8_INPUT = "model_int8_int8in.onnx"
 
 
 def unsimplified(name: str) -> str:
+    """The file name of a model before onnxsim (kept for the simplified-vs-raw parity pair)."""
     return name.replace(".onnx", ".unsimplified.onnx")
 
 
 def quant_metadata(run: Run, model: Conv2dFSQNet) -> dict[str, str]:
+    """What travels in the int8 model's metadata_props: FSQ levels, classes, scales, normalisation, layout."""
     ranges = activation_ranges(model)
     stats = run.data.stats
     return {
@@ -77,6 +79,7 @@ def int8_input_variant(model: Any) -> Any:
 
 
 def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """`--target onnx`: the int8 QDQ and float ONNX models, the int8-input variant, reference I/O, readiness."""
     qat, float_model = run.qat_model(), run.float_model()
     channels, _, width = run.data.input_shape
     example = torch.zeros(1, channels, 2, width)
@@ -150,6 +153,7 @@ def _codes(output: dict[str, np.ndarray], levels: tuple[int, ...]) -> np.ndarray
 
 
 def parity(run: Run, target: Target, limit: int = 0) -> list[PairReport]:
+    """The onnx target's pairs: PyTorch and the integer reference against onnxruntime, onnxsim against raw."""
     from edgekit.evaluate import predict
     from edgekit.quantize.integer_reference import IntegerReference
 

@@ -40,6 +40,7 @@ from torch import nn
 
 
 def pick_device(name: str) -> torch.device:
+    """The torch device for `train.device`; cuda without a GPU is one clear error."""
     if name == "cuda" and not torch.cuda.is_available():
         raise TrainingError("train.device=cuda but no CUDA device is available; use --device cpu")
     return torch.device(
@@ -48,6 +49,7 @@ def pick_device(name: str) -> torch.device:
 
 
 def net_config_for(config: RunConfig, data: PreparedData, quant: bool) -> NetConfig:
+    """The network this run trains, from the config and the prepared data (the size rule fills gaps)."""
     channels, _, width = data.input_shape
     net = resolve_net(
         config.model, channels, data.num_classes, width, len(data.arrays["train"][1]), quant
@@ -393,6 +395,7 @@ def summarise(
     float_model: Conv2dFSQNet, qat_model: Conv2dFSQNet, data: PreparedData, seconds: float,
     selection: str,
 ) -> dict[str, Any]:  # fmt: skip
+    """metrics.json: test and val metrics of both models, cost, splits, warnings, timings."""
     X_test, y_test = data.arrays["test"]
     test = evaluate_model(qat_model, X_test, y_test, data.class_names)
     float_test = evaluate_model(float_model, X_test, y_test, data.class_names)
@@ -437,6 +440,7 @@ def summarise(
 def write_outputs(
     run_dir: Path, history: list[dict[str, Any]], metrics: dict[str, Any], class_names: list[str]
 ) -> None:
+    """history.json, metrics.json and report.md of a finished training."""
     write_json(run_dir / "history.json", history)
     write_json(run_dir / "metrics.json", metrics)
     write_text(run_dir / "report.md", render_report(metrics, class_names))
@@ -444,6 +448,7 @@ def write_outputs(
 
 
 def render_report(metrics: dict[str, Any], class_names: list[str]) -> str:
+    """report.md: what a reader checks after training, in tables."""
     test, cost, fsq = metrics["test"], metrics["cost"], metrics["fsq_train"]
     low, high = test["accuracy_interval_95"]
     lines = [

@@ -35,10 +35,12 @@ FSQ_MANY_CLASSES = (8, 8, 8, 5, 5, 5)  # ~2^16 codes
 
 
 def fsq_levels_for(num_classes: int) -> tuple[int, ...]:
+    """FSQ levels by number of classes (Mentzer et al. 2023's level sets)."""
     return FSQ_FEW_CLASSES if num_classes <= FEW_CLASSES else FSQ_MANY_CLASSES
 
 
 def downsample_for(input_width: int, kernel_size: int) -> int:
+    """Stride-2 stages until the encoder output is at most TARGET_ENCODER_WIDTH steps wide."""
     net = NetConfig(
         in_channels=1, num_classes=2, input_width=input_width, kernel_size=kernel_size, downsample=1
     )
@@ -48,10 +50,12 @@ def downsample_for(input_width: int, kernel_size: int) -> int:
 
 
 def auto_size(train_windows: int) -> str:
+    """The size name for this many train windows (model.size=auto)."""
     return next((size for limit, size in AUTO_SIZE_BY_WINDOWS if train_windows < limit), "large")
 
 
 def within_budget(net: NetConfig) -> bool:
+    """Whether a network keeps within the parameter and MAC budget."""
     from edgekit.evaluate import model_cost
 
     cost = model_cost(Conv2dFSQNet(replace(net, quant_preset=None)))
