@@ -52,9 +52,8 @@ class PairReport:
     max_lsb: float | None = None
     mean_lsb: float | None = None
     failures: list[str] = field(default_factory=list)
-    diagnosis: str = (
-        ""  # the likely cause of a failure, when the caller can tell (int16 saturation)
-    )
+    # the likely cause of a failure, when the caller can tell (int16 saturation)
+    diagnosis: str = ""
 
     @property
     def passed(self) -> bool:

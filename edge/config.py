@@ -56,12 +56,10 @@ class DataConfig:
 class ModelConfig:
     """Every field left at its "from the data" value follows the documented size rule (edgekit.train.sizing)."""
 
-    size: str = (
-        "auto"  # auto | tiny | small | medium | large (widths; auto = from the train windows)
-    )
-    channels: tuple[
-        int, ...
-    ] = ()  # conv widths: stem, first stride-2 stage, row mix; () = from size
+    # auto | tiny | small | medium | large (widths; auto = from the train windows)
+    size: str = "auto"
+    # conv widths: stem, first stride-2 stage, row mix; () = from size
+    channels: tuple[int, ...] = ()
     kernel_size: int = 5  # (1, k) kernels along time
     downsample: int = 0  # stride-2 stages; 0 = from the window length (encoder ends near 8 steps)
     fsq_levels: tuple[int, ...] = ()  # () = from the number of classes
@@ -101,9 +99,8 @@ class TrainConfig:
     grad_accum: int = 1
     label_smoothing: float = 0.0
     class_weights: bool = False  # weight the loss by inverse class frequency
-    sampler: str = (
-        "shuffle"  # shuffle | balanced (every class drawn equally often, with replacement)
-    )
+    # shuffle | balanced (every class drawn equally often, with replacement)
+    sampler: str = "shuffle"
     # checkpoint selection on validation: auto = macro_f1 when the largest train class has more
     # than IMBALANCE_RATIO x the windows of the smallest, else accuracy
     select_on: str = "auto"
@@ -131,9 +128,8 @@ class ExportConfig:
 
     opset: int = 13  # Hailo DFC 3.x wants 13; legacy exporter
     hw_arch: str = "hailo8"
-    int8_input: bool = (
-        True  # also emit a variant whose input is already int8 (MCU firmware feeds int8)
-    )
+    # also emit a variant whose input is already int8 (MCU firmware feeds int8)
+    int8_input: bool = True
     reference_samples: int = 64
 
 

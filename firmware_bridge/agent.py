@@ -35,9 +35,8 @@ if TYPE_CHECKING:
     pass
 
 FIRMWARE = "edgekit-agent 0.2"
-REPLY_CACHE = (
-    64  # replies kept for retransmissions; an older request is executed again (idempotent)
-)
+# replies kept for retransmissions; an older request is executed again (idempotent)
+REPLY_CACHE = 64
 SAMPLE_BUFFERS = 8  # advertised in HELLO_ACK: samples held partly loaded at once
 MIN_BAUD = 1200
 BAUD_GRACE_S = 2.0  # after SET_BAUD, revert to the old rate if no valid frame arrives in this time

@@ -25,9 +25,8 @@ from edgekit.firmware_bridge.protocol import ErrorCode, Frame, MessageType, Resu
 
 MIN_RTO_S = 0.02  # the adaptive retransmission timeout never goes below this
 MIN_CHUNK = 16  # smallest LOAD chunk, however noisy the link
-NOISY_TRIES = (
-    4  # while the device keeps answering, a request gets NOISY_TRIES x (retries + 1) tries
-)
+# while the device keeps answering, a request gets NOISY_TRIES x (retries + 1) tries
+NOISY_TRIES = 4
 ERROR_RATE_MEMORY = 0.97  # weight of past LOAD outcomes per new one in the error-rate estimate
 BAUD_GRACE_S = 2.0  # as the device's: it falls back to the old rate after this long without a frame
 

@@ -186,12 +186,10 @@ class DecoderStats:
     """What the incremental decoder dropped and why."""
 
     frames: int = 0
-    crc_errors: int = (
-        0  # COBS-valid frames whose CRC/length failed: dropped, the sender retransmits
-    )
-    garbage_bytes: int = (
-        0  # bytes between delimiters that are not frames (boot banners, printf, noise)
-    )
+    # COBS-valid frames whose CRC/length failed: dropped, the sender retransmits
+    crc_errors: int = 0
+    # bytes between delimiters that are not frames (boot banners, printf, noise)
+    garbage_bytes: int = 0
     oversize: int = 0  # runs longer than max_frame without a delimiter, discarded
 
 

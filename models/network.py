@@ -25,20 +25,16 @@ class NetConfig:
     in_channels: int
     num_classes: int
     input_width: int  # T/2
-    channels: tuple[int, int, int] = (
-        16,
-        32,
-        32,
-    )  # stem, first stride-2 stage, row mix and later stages
+    # widths of the stem, the first stride-2 stage, the row mix and the later stages
+    channels: tuple[int, int, int] = (16, 32, 32)
     kernel_size: int = 5
     fsq_levels: tuple[int, ...] = (8, 6, 5)
     downsample: int = 2  # stride-2 (1, k) stages: one before the row mix, the rest after it
     dropout: float = 0.0  # on the pooled features while training; nothing in the exported graph
     quant_preset: str | None = "int8"  # None builds the float twin
     batch_norm: bool = False  # float twin only; folded before QAT
-    overflow_fix: str = (
-        "all"  # 7-bit weights in: all | first_layer | none (edgekit.quantize.overflow)
-    )
+    # 7-bit weights in: all | first_layer | none (edgekit.quantize.overflow)
+    overflow_fix: str = "all"
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -21,9 +21,8 @@ class WindowSet:
     fs: float
     source: str
     provenance: dict[str, str] = field(default_factory=dict)
-    official_test: np.ndarray | None = (
-        None  # bool per window, where the source defines a test split
-    )
+    # bool per window, where the source defines a test split
+    official_test: np.ndarray | None = None
     starts: np.ndarray | None = None  # first sample of each window within its group's recording
     channel_groups: dict[str, list[str]] = field(default_factory=dict)  # e.g. imu_hand -> names
     notes: dict[str, object] = field(default_factory=dict)  # what loading did (length policy, ...)
