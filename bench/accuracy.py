@@ -52,10 +52,16 @@ def train_once(name: str, seed: int, overrides: list[str], folder: Path) -> dict
     from edgekit.config import load_config
     from edgekit.train.loop import run_training
 
-    config = load_config(None, [
-        f"data.source=ts:{data_folder(name)}", "data.split_mode=official", f"train.seed={seed}",
-        "train.threads=2", *overrides,
-    ])  # fmt: skip
+    config = load_config(
+        None,
+        [
+            f"data.source=ts:{data_folder(name)}",
+            "data.split_mode=official",
+            f"train.seed={seed}",
+            "train.threads=2",
+            *overrides,
+        ],
+    )
     metrics = run_training(config, folder, show_progress=False)
     return {
         "int8": metrics["int8_test_accuracy"],
@@ -78,12 +84,22 @@ def summarise(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     int8, int8_sd = mean_sd("int8")
     float_, _ = mean_sd("float")
     row = {
-        "set": name, "seeds": len(runs), "int8_mean": int8, "int8_sd": int8_sd, "float_mean": float_,
-        "int8_minus_float_pp": 100 * (int8 - float_), "int8_val_mean": mean_sd("int8_val")[0],
-        "float_val_mean": mean_sd("float_val")[0], "parameters": runs[0]["parameters"], "macs": runs[0]["macs"],
-        "seconds_mean": mean_sd("seconds")[0], "windows": runs[0]["windows"], "model": runs[0]["model"],
-        "runs": runs, **{name_: value for name_, value in PUBLISHED[name].items()},
-    }  # fmt: skip
+        "set": name,
+        "seeds": len(runs),
+        "int8_mean": int8,
+        "int8_sd": int8_sd,
+        "float_mean": float_,
+        "int8_minus_float_pp": 100 * (int8 - float_),
+        "int8_val_mean": mean_sd("int8_val")[0],
+        "float_val_mean": mean_sd("float_val")[0],
+        "parameters": runs[0]["parameters"],
+        "macs": runs[0]["macs"],
+        "seconds_mean": mean_sd("seconds")[0],
+        "windows": runs[0]["windows"],
+        "model": runs[0]["model"],
+        "runs": runs,
+        **{name_: value for name_, value in PUBLISHED[name].items()},
+    }
     if "InceptionTime" in PUBLISHED[name]:
         row["gap_to_inceptiontime_pp"] = 100 * (PUBLISHED[name]["InceptionTime"] - int8)
     return row
@@ -130,10 +146,14 @@ def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
         f"int8 − float (mean over seeds), worst set: {quant['int8_minus_float_pp']:+.1f} pp ({quant['set']})"
     )
     lines.append(f"largest seed-to-seed sd: {100 * spread['int8_sd']:.1f} pp ({spread['set']})")
-    lines.append(f"mean int8 val accuracy over sets: {statistics.fmean(r['int8_val_mean'] for r in rows):.4f}; "
-                 f"mean int8 test accuracy: {statistics.fmean(r['int8_mean'] for r in rows):.4f}")  # fmt: skip
-    lines.append(f"largest model: {max(r['parameters'] for r in rows)} parameters, {max(r['macs'] for r in rows)} MACs/window; "
-                 f"total training time {sum(r['seconds_mean'] * r['seeds'] for r in rows):.0f} s")  # fmt: skip
+    lines.append(
+        f"mean int8 val accuracy over sets: {statistics.fmean(r['int8_val_mean'] for r in rows):.4f}; "
+        f"mean int8 test accuracy: {statistics.fmean(r['int8_mean'] for r in rows):.4f}"
+    )
+    lines.append(
+        f"largest model: {max(r['parameters'] for r in rows)} parameters, {max(r['macs'] for r in rows)} MACs/window; "
+        f"total training time {sum(r['seconds_mean'] * r['seeds'] for r in rows):.0f} s"
+    )
     return lines
 
 
@@ -160,15 +180,21 @@ def main(argv: list[str]) -> None:
             runs = []
             for seed in range(args.seeds):
                 runs.append(train_once(name, seed, args.overrides, Path(tmp) / f"{name}-{seed}"))
-                print(f"bench accuracy: {name} seed {seed}: int8 {runs[-1]['int8']:.3f} "
-                      f"float {runs[-1]['float']:.3f} val {runs[-1]['int8_val']:.3f} ({runs[-1]['seconds']:.0f} s)", flush=True)  # fmt: skip
+                print(
+                    f"bench accuracy: {name} seed {seed}: int8 {runs[-1]['int8']:.3f} "
+                    f"float {runs[-1]['float']:.3f} val {runs[-1]['int8_val']:.3f} ({runs[-1]['seconds']:.0f} s)",
+                    flush=True,
+                )
             rows.append(summarise(name, runs))
     result = {
         "machine": f"{platform.machine()}, {platform.python_version()}, {__import__('os').cpu_count()} CPUs",
         "command": " ".join(["uv run python -m bench accuracy", *argv]),
-        "seeds": list(range(args.seeds)), "overrides": args.overrides, "rows": rows,
-        "summary_lines": summary_lines(rows), "wall_seconds": round(time.time() - started, 1),
-    }  # fmt: skip
+        "seeds": list(range(args.seeds)),
+        "overrides": args.overrides,
+        "rows": rows,
+        "summary_lines": summary_lines(rows),
+        "wall_seconds": round(time.time() - started, 1),
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")

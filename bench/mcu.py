@@ -43,12 +43,18 @@ def run(folder: Path) -> dict[str, Any]:
                 raise SystemExit(f"bench mcu: verify over qemu:// failed: {verify.get('error')}")
             rates.append(verify["samples_per_s"])
         results[name] = {
-            "model": report["model"], "floors": report["floors"], "target": report["target"],
-            "verify_windows": verify["samples_done"], "verify_windows_per_s_median": statistics.median(rates),
-            "verify_windows_per_s": rates, "verify_instructions_per_inference": verify["device"]["instructions_per_inference_median"],
+            "model": report["model"],
+            "floors": report["floors"],
+            "target": report["target"],
+            "verify_windows": verify["samples_done"],
+            "verify_windows_per_s_median": statistics.median(rates),
+            "verify_windows_per_s": rates,
+            "verify_instructions_per_inference": verify["device"][
+                "instructions_per_inference_median"
+            ],
             "verify_max_lsb": verify["rows"]["device_vs_reference"]["max_lsb"],
             "verify_top1_agreement": verify["rows"]["device_vs_reference"]["top1_agreement"],
-        }  # fmt: skip
+        }
     return results
 
 
@@ -59,20 +65,30 @@ def render(results: dict[str, Any]) -> list[str]:
             continue
         model, target = r["model"], r["target"]
         shape = " -> ".join(str(tuple(s["output"])) for s in model["steps"] if s["kind"] == "conv")
-        lines += [f"### {name}: {model['macs_per_window']} MACs/window, convs {shape}", "",
-                  "| build | flash B (text+rodata+data) | RAM B (data+bss) | stack B | arena B | instructions/inference | instr/MAC (convs) | instr/MAC (all) | bit-exact |",
-                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"### {name}: {model['macs_per_window']} MACs/window, convs {shape}",
+            "",
+            "| build | flash B (text+rodata+data) | RAM B (data+bss) | stack B | arena B | instructions/inference | instr/MAC (convs) | instr/MAC (all) | bit-exact |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for kind, b in target["builds"].items():
-            lines.append(f"| {kind} | {b['flash_bytes']} | {b['ram_bytes']} | {b['stack_high_water_bytes']} | {model['arena_bytes']} | "
-                         f"{b['instructions_per_inference']} | {b['conv_instructions_per_mac']} | {b['instructions_per_mac']} | {b['bit_exact_windows']} |")  # fmt: skip
+            lines.append(
+                f"| {kind} | {b['flash_bytes']} | {b['ram_bytes']} | {b['stack_high_water_bytes']} | {model['arena_bytes']} | "
+                f"{b['instructions_per_inference']} | {b['conv_instructions_per_mac']} | {b['instructions_per_mac']} | {b['bit_exact_windows']} |"
+            )
         floors = r["floors"]
-        lines.append(f"| floor | weights {floors['flash_weight_bytes']} | | | activations+input {floors['activation_bytes']} | "
-                     f"{floors['instructions_per_mac'] * model['macs_per_window']:.0f} | {floors['instructions_per_mac']} | | |")  # fmt: skip
+        lines.append(
+            f"| floor | weights {floors['flash_weight_bytes']} | | | activations+input {floors['activation_bytes']} | "
+            f"{floors['instructions_per_mac'] * model['macs_per_window']:.0f} | {floors['instructions_per_mac']} | | |"
+        )
         lines += [""] + [
             f"- goal {'met' if g['passed'] else 'MISSED'}: {g['name']}: {g['value']}"
             for g in target["goals"]
         ]
-        lines += [f"- `verify --device qemu://`: {r['verify_windows']} windows, {r['verify_windows_per_s_median']:.1f} windows/s "
-                  f"(median of 3), {r['verify_instructions_per_inference']:.0f} instructions/inference, max {r['verify_max_lsb']} LSB, "
-                  f"top-1 {r['verify_top1_agreement']:.4f}", ""]  # fmt: skip
+        lines += [
+            f"- `verify --device qemu://`: {r['verify_windows']} windows, {r['verify_windows_per_s_median']:.1f} windows/s "
+            f"(median of 3), {r['verify_instructions_per_inference']:.0f} instructions/inference, max {r['verify_max_lsb']} LSB, "
+            f"top-1 {r['verify_top1_agreement']:.4f}",
+            "",
+        ]
     return lines

@@ -44,9 +44,19 @@ def run(folder: Path) -> dict[str, Any]:
     )
     prepare_seconds, prepare_rss = _edgekit(["data", "inspect", "--data", LARGE])
     large_seconds, large_rss = _edgekit(
-        ["train", "--data", LARGE, "--out", str(folder / "large"), *SHORT_TRAINING,
-         "--set", "train.batch_size=256", "--set", "train.threads=2"]
-    )  # fmt: skip
+        [
+            "train",
+            "--data",
+            LARGE,
+            "--out",
+            str(folder / "large"),
+            *SHORT_TRAINING,
+            "--set",
+            "train.batch_size=256",
+            "--set",
+            "train.threads=2",
+        ]
+    )
     stages = json.loads((folder / "large/manifest.json").read_text())["stages"]
     above = large_rss - tiny_rss
     return {

@@ -117,8 +117,10 @@ def verify(
             f"device vs reference: top-1 {agreement['top1_agreement']:.4f}, max |Δ| {agreement['max_lsb']:g} LSB, exact {100 * agreement['exact_sample_fraction']:.1f} % (vs {report.get('reference')})"
         )
     if "board" in report["device"]:
-        click.echo(f"board {report['device']['board']}: {report['device']['instructions_per_inference_median']:.0f} "
-                   "instructions per inference (median, QEMU -icount)")  # fmt: skip
+        click.echo(
+            f"board {report['device']['board']}: {report['device']['instructions_per_inference_median']:.0f} "
+            "instructions per inference (median, QEMU -icount)"
+        )
     if report["latency"]:
         click.echo(
             f"device latency p50 {report['latency']['device_us_p50']:.0f} µs, p95 {report['latency']['device_us_p95']:.0f} µs"
@@ -219,18 +221,34 @@ def device_qemu(run_dir: Path, board: str, portable: bool) -> None:
 
 
 @device.command("conformance")
-@click.option("--device", "device_url", required=True, metavar="URL",
-              help="The device to check: /dev/ttyACM0, /dev/pts/N, socket://host:port, emu://?run=RUN.")  # fmt: skip
+@click.option(
+    "--device",
+    "device_url",
+    required=True,
+    metavar="URL",
+    help="The device to check: /dev/ttyACM0, /dev/pts/N, socket://host:port, emu://?run=RUN.",
+)
 @click.option("--baud", type=click.IntRange(min=1), default=921600, show_default=True)
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
-              help="Seconds to wait for each reply.")  # fmt: skip
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Seconds to wait for each reply.",
+)
 @click.option(
     "--no-reset", is_flag=True, help="Keep DTR/RTS low on open so the board does not reboot."
 )
-@click.option("--junit", "junit_path", type=click.Path(path_type=Path), default=None,
-              help="Also write the results as a JUnit file.")  # fmt: skip
-def device_conformance(device_url: str, baud: int, timeout: float, no_reset: bool,
-                       junit_path: Path | None) -> None:  # fmt: skip
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the results as a JUnit file.",
+)
+def device_conformance(
+    device_url: str, baud: int, timeout: float, no_reset: bool, junit_path: Path | None
+) -> None:
     """Check a device against docs/PROTOCOL.md, check by check: run this on a board before verify."""
     import time
 

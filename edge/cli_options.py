@@ -69,9 +69,12 @@ device_run_option = click.option(
     help="Run directory with an onnx export.",
 )
 backend_option = click.option(
-    "--backend", type=click.Choice(["onnxruntime", "int-reference"]), default="onnxruntime", show_default=True,
+    "--backend",
+    type=click.Choice(["onnxruntime", "int-reference"]),
+    default="onnxruntime",
+    show_default=True,
     help="Model runtime on the device side.",
-)  # fmt: skip
+)
 
 
 @contextmanager

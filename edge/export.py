@@ -64,9 +64,14 @@ def simplify(model: Any, keep_qdq: bool) -> Any:
 
 
 def export_torch(
-    module: nn.Module, example: torch.Tensor, path: Path, opset: int, output_names: list[str], quantized: bool,
+    module: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    opset: int,
+    output_names: list[str],
+    quantized: bool,
     input_name: str = "input",
-) -> Any:  # fmt: skip
+) -> Any:
     """Export with the legacy TorchScript exporter (dynamo raises the opset to >= 18 and refuses int32 bias)."""
     import onnx
 

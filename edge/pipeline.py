@@ -14,9 +14,13 @@ from edgekit.errors import ParityError
 
 
 def run_pipeline(
-    config: RunConfig, run_dir: str | Path, target: str = "hailo", device: str = "emu://",
-    echo: Callable[[str], None] = print, show_progress: bool = True,
-) -> dict[str, Any]:  # fmt: skip
+    config: RunConfig,
+    run_dir: str | Path,
+    target: str = "hailo",
+    device: str = "emu://",
+    echo: Callable[[str], None] = print,
+    show_progress: bool = True,
+) -> dict[str, Any]:
     """Every stage into one run directory; returns the summary (also written to `summary.json`)."""
     from edgekit.calibrate.stage import run_calibration
     from edgekit.parity import failure_message, run_parity

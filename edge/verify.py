@@ -136,8 +136,10 @@ def read_inputs(path: Path, data: Any) -> tuple[np.ndarray, np.ndarray | None]:
             or y.dtype.kind not in "iu"
             or not ((y >= 0) & (y < data.num_classes)).all()
         ):
-            raise DataError(f"--inputs {path}: 'labels' must be {len(X)} class ids in 0..{data.num_classes - 1}, "
-                            f"got {y.dtype} {y.shape}; fix or drop 'labels'")  # fmt: skip
+            raise DataError(
+                f"--inputs {path}: 'labels' must be {len(X)} class ids in 0..{data.num_classes - 1}, "
+                f"got {y.dtype} {y.shape}; fix or drop 'labels'"
+            )
         y = y.astype(np.int64)
     return X, y
 
@@ -206,8 +208,16 @@ def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
         )
         ack = link.hello()
         expected = model_hash(model_path)
-        report["device"].update({"firmware": ack.firmware, "runtime": ack.runtime, "model_hash": ack.model_hash.hex(),
-                                 "max_frame": ack.max_frame, "rx_credits": ack.rx_credits, "max_baud": ack.max_baud})  # fmt: skip
+        report["device"].update(
+            {
+                "firmware": ack.firmware,
+                "runtime": ack.runtime,
+                "model_hash": ack.model_hash.hex(),
+                "max_frame": ack.max_frame,
+                "rx_credits": ack.rx_credits,
+                "max_baud": ack.max_baud,
+            }
+        )
         if ack.model_hash != expected:
             raise DeviceError(
                 f"device runs model {ack.model_hash.hex()} but {model_path} is {expected.hex()}; flash the model from this run"
@@ -279,8 +289,14 @@ def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
     pair = None
     if done:
         scale = np.float64(reference.output_scale)
-        pair = compare("device_vs_reference", cpu_q[done] * scale, device_q * scale, tolerance,
-                       (cpu_name, "device"), lsb=float(scale))  # fmt: skip
+        pair = compare(
+            "device_vs_reference",
+            cpu_q[done] * scale,
+            device_q * scale,
+            tolerance,
+            (cpu_name, "device"),
+            lsb=float(scale),
+        )
         if not pair.passed and not report["device"].get("runtime", "").startswith(
             INTEGER_EXACT_RUNTIME
         ):
@@ -297,19 +313,41 @@ def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
     link_stats = link.stats_dict() if link is not None else {}
     if url.startswith("qemu://") and done:
         report["device"].update(qemu_counts(url, np.array([cycles[i] for i in done])))
-    report.update({
-        "samples_done": len(done), "seconds": seconds, "stream_seconds": stream_seconds,
-        "samples_per_s": len(done) / stream_seconds if stream_seconds else 0.0,
-        "rows": rows, "latency": latency(np.array([micros[i] for i in done]), np.array([host_seconds[i] for i in done])),
-        "link": link_efficiency({**link_stats, "tx_bytes": link_stats["tx_bytes"] - tx_before}, stream_seconds, link.baud) if link is not None and link_stats else {},
-        "link_stats": link_stats,
-        "missing_sample_ids": [i for i in range(len(X)) if i not in outputs],  # all of them
-    })  # fmt: skip
+    report.update(
+        {
+            "samples_done": len(done),
+            "seconds": seconds,
+            "stream_seconds": stream_seconds,
+            "samples_per_s": len(done) / stream_seconds if stream_seconds else 0.0,
+            "rows": rows,
+            "latency": latency(
+                np.array([micros[i] for i in done]), np.array([host_seconds[i] for i in done])
+            ),
+            "link": link_efficiency(
+                {**link_stats, "tx_bytes": link_stats["tx_bytes"] - tx_before},
+                stream_seconds,
+                link.baud,
+            )
+            if link is not None and link_stats
+            else {},
+            "link_stats": link_stats,
+            "missing_sample_ids": [i for i in range(len(X)) if i not in outputs],  # all of them
+        }
+    )
     report["gates"] = [
-        {"name": "all_samples_answered", "value": len(done), "limit": len(X), "passed": len(done) == len(X)},
-        {"name": "device_vs_reference", "value": "; ".join(pair.failures) or "within tolerance" if pair else "no samples",
-         "limit": asdict(tolerance), "passed": pair is not None and pair.passed},
-    ]  # fmt: skip
+        {
+            "name": "all_samples_answered",
+            "value": len(done),
+            "limit": len(X),
+            "passed": len(done) == len(X),
+        },
+        {
+            "name": "device_vs_reference",
+            "value": "; ".join(pair.failures) or "within tolerance" if pair else "no samples",
+            "limit": asdict(tolerance),
+            "passed": pair is not None and pair.passed,
+        },
+    ]
     if labels is not None and options.min_accuracy:
         accuracy = rows["device_vs_labels"].get("accuracy", 0.0)
         report["gates"].append(
@@ -340,9 +378,12 @@ def qemu_counts(url: str, cycles: np.ndarray) -> dict[str, Any]:
     from edgekit.firmware_bridge.toolchain import BOARDS, INSTRUCTIONS_PER_TICK
 
     board, _ = parse_url(url)
-    return {"board": board, "board_description": BOARDS[board],
-            "instructions_per_inference_median": float(np.median(cycles) * INSTRUCTIONS_PER_TICK),
-            "instructions_per_inference_max": float(cycles.max() * INSTRUCTIONS_PER_TICK)}  # fmt: skip
+    return {
+        "board": board,
+        "board_description": BOARDS[board],
+        "instructions_per_inference_median": float(np.median(cycles) * INSTRUCTIONS_PER_TICK),
+        "instructions_per_inference_max": float(cycles.max() * INSTRUCTIONS_PER_TICK),
+    }
 
 
 def raise_for_report(report: dict[str, Any], folder: Path) -> None:

@@ -9,9 +9,19 @@ import numpy as np
 
 # The link's fault and recovery counters, in the order the console and report.md print them.
 FAULT_COUNTERS = (
-    "retries", "timeouts", "crc_errors", "garbage_bytes", "oversize", "stray_replies",
-    "stale_replies", "incomplete", "resent_bytes", "unconfirmed_loads", "recoveries", "resets",
-)  # fmt: skip
+    "retries",
+    "timeouts",
+    "crc_errors",
+    "garbage_bytes",
+    "oversize",
+    "stray_replies",
+    "stale_replies",
+    "incomplete",
+    "resent_bytes",
+    "unconfirmed_loads",
+    "recoveries",
+    "resets",
+)
 
 
 def fault_summary(stats: dict[str, Any]) -> str:
@@ -78,9 +88,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
     ]
     if "board" in report["device"]:
-        lines[-1:-1] = [f"Board: {report['device']['board_description']}; instructions per inference "
-                        f"{report['device']['instructions_per_inference_median']:.0f} (median; QEMU -icount counts them, "
-                        "receive interrupts during the inference included; export/mcu/report.json has the count without)"]  # fmt: skip
+        lines[-1:-1] = [
+            f"Board: {report['device']['board_description']}; instructions per inference "
+            f"{report['device']['instructions_per_inference_median']:.0f} (median; QEMU -icount counts them, "
+            "receive interrupts during the inference included; export/mcu/report.json has the count without)"
+        ]
     link, stats = report["link"], report["link_stats"]
     if link:
         utilisation = (

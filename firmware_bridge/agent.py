@@ -105,9 +105,16 @@ class DeviceAgent:
     """Serves edgekit-wire/2 on a byte port until `stop` is set."""
 
     def __init__(
-        self, backend: Backend, port: BytePort, max_frame: int = wire.DEFAULT_MAX_FRAME, credits: int = 4,
-        max_baud: int = 3_000_000, faults: FaultHooks | None = None, seed: int = 0, baud: int = 0,
-    ) -> None:  # fmt: skip
+        self,
+        backend: Backend,
+        port: BytePort,
+        max_frame: int = wire.DEFAULT_MAX_FRAME,
+        credits: int = 4,
+        max_baud: int = 3_000_000,
+        faults: FaultHooks | None = None,
+        seed: int = 0,
+        baud: int = 0,
+    ) -> None:
         self.backend, self.port, self.max_frame, self.credits, self.max_baud = (
             backend,
             port,
@@ -220,10 +227,19 @@ class DeviceAgent:
             else self.backend.model_hash
         )
         ack = wire.HelloAck(
-            wire.PROTOCOL_VERSION, self.nonce, FIRMWARE, model_id, self.backend.name, 0,
-            self.frame_limit, self.credits, SAMPLE_BUFFERS, self.max_baud, self.backend.inputs,
+            wire.PROTOCOL_VERSION,
+            self.nonce,
+            FIRMWARE,
+            model_id,
+            self.backend.name,
+            0,
+            self.frame_limit,
+            self.credits,
+            SAMPLE_BUFFERS,
+            self.max_baud,
+            self.backend.inputs,
             self.backend.outputs,
-        ).pack()  # fmt: skip
+        ).pack()
         return self.reply(frame, MessageType.HELLO_ACK, ack, cache=False)
 
     def set_baud(self, frame: Frame, baud: int) -> bytes | None:

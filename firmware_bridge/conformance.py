@@ -38,12 +38,23 @@ class Probe:
         self.seq = 0
         self.session = 0
 
-    def send(self, msg_type: int, payload: bytes = b"", session: int | None = None,
-             seq: int | None = None, flags: int = 0) -> int:  # fmt: skip
+    def send(
+        self,
+        msg_type: int,
+        payload: bytes = b"",
+        session: int | None = None,
+        seq: int | None = None,
+        flags: int = 0,
+    ) -> int:
         return self.send_together([(msg_type, payload)], session, seq, flags)[0]
 
-    def send_together(self, requests: list[tuple[int, bytes]], session: int | None = None,
-                      seq: int | None = None, flags: int = 0) -> list[int]:  # fmt: skip
+    def send_together(
+        self,
+        requests: list[tuple[int, bytes]],
+        session: int | None = None,
+        seq: int | None = None,
+        flags: int = 0,
+    ) -> list[int]:
         """Frames in one write, so the device receives them back to back; their seqs."""
         seqs, data = [], b""
         for msg_type, payload in requests:
@@ -76,9 +87,11 @@ class Probe:
         reply = replies[0]
         expect(reply.seq == seq, f"reply to {name(msg_type)} seq {seq} carries seq {reply.seq}")
         sent_session = self.session if session is None else session
-        expect(reply.session == sent_session,
-               f"reply to {name(msg_type)} carries session {reply.session:08x}, the request "
-               f"{sent_session:08x}: a reply replayed from an earlier session")  # fmt: skip
+        expect(
+            reply.session == sent_session,
+            f"reply to {name(msg_type)} carries session {reply.session:08x}, the request "
+            f"{sent_session:08x}: a reply replayed from an earlier session",
+        )
         return reply
 
     def hello(self) -> wire.HelloAck:
@@ -148,8 +161,10 @@ def handshake(s: Session) -> str:
         ack.proto == wire.PROTOCOL_VERSION,
         f"HELLO_ACK proto {ack.proto}, expected {wire.PROTOCOL_VERSION}",
     )
-    expect(wire.MIN_LEGAL_FRAME <= ack.max_frame <= wire.DEFAULT_MAX_FRAME,
-           f"max_frame {ack.max_frame} outside {wire.MIN_LEGAL_FRAME}..{wire.DEFAULT_MAX_FRAME} (host_max_frame)")  # fmt: skip
+    expect(
+        wire.MIN_LEGAL_FRAME <= ack.max_frame <= wire.DEFAULT_MAX_FRAME,
+        f"max_frame {ack.max_frame} outside {wire.MIN_LEGAL_FRAME}..{wire.DEFAULT_MAX_FRAME} (host_max_frame)",
+    )
     expect(
         ack.rx_credits >= 1 and ack.sample_buffers >= 1,
         "rx_credits and sample_buffers must be >= 1",
@@ -180,8 +195,10 @@ def infer(s: Session) -> str:
     expect(
         result.status == ResultStatus.OK, f"RESULT status {result.status} for a fully loaded sample"
     )
-    expect(len(result.data) == s.device.outputs[0].nbytes,
-           f"RESULT carries {len(result.data)} bytes, the output descriptor {s.device.outputs[0].nbytes}")  # fmt: skip
+    expect(
+        len(result.data) == s.device.outputs[0].nbytes,
+        f"RESULT carries {len(result.data)} bytes, the output descriptor {s.device.outputs[0].nbytes}",
+    )
     s.outputs["ones"] = result.data
     s.load(2, s.input(1))
     expect(s.infer(2).data == result.data, "the same input gave a different output")
@@ -228,8 +245,10 @@ def sessions(s: Session) -> str:
     s.probe.hello()
     reply = s.probe.ask(MessageType.INFER, wire.Infer(5).pack(), seq=seq)
     result = wire.Result.unpack(reply.payload)
-    expect(result.status == ResultStatus.INCOMPLETE,
-           "a new session's INFER with an old seq was answered from the last session (stale result)")  # fmt: skip
+    expect(
+        result.status == ResultStatus.INCOMPLETE,
+        "a new session's INFER with an old seq was answered from the last session (stale result)",
+    )
     stale = s.probe.ask(MessageType.LOAD, wire.Load(5, 0, 0, b"\x00").pack(), session=old)
     error_code(stale, ErrorCode.NEED_HELLO, "a request of the previous session")
     return "cache and buffers forgotten on HELLO"
@@ -243,20 +262,37 @@ def credits(s: Session) -> str:
         [(MessageType.LOAD, wire.Load(6, 0, o, data[o : o + chunk]).pack()) for o in offsets]
     )
     replies = s.probe.replies(len(seqs))
-    expect([r.seq for r in replies] == seqs,
-           f"{len(seqs)} LOADs in flight: replies for seqs {[r.seq for r in replies]}, sent {seqs}")  # fmt: skip
+    expect(
+        [r.seq for r in replies] == seqs,
+        f"{len(seqs)} LOADs in flight: replies for seqs {[r.seq for r in replies]}, sent {seqs}",
+    )
     return f"{len(seqs)} requests in flight, answered in order"
 
 
 def errors(s: Session) -> str:
     size = s.device.inputs[0].nbytes
     cases: list[tuple[int, bytes, ErrorCode, str]] = [
-        (MessageType.LOAD, wire.Load(7, 0, size, b"\x01").pack(), ErrorCode.BAD_OFFSET, "LOAD past the end"),
-        (MessageType.LOAD, wire.Load(7, len(s.device.inputs), 0, b"\x01").pack(), ErrorCode.BAD_TENSOR, "LOAD of an unknown tensor"),
+        (
+            MessageType.LOAD,
+            wire.Load(7, 0, size, b"\x01").pack(),
+            ErrorCode.BAD_OFFSET,
+            "LOAD past the end",
+        ),
+        (
+            MessageType.LOAD,
+            wire.Load(7, len(s.device.inputs), 0, b"\x01").pack(),
+            ErrorCode.BAD_TENSOR,
+            "LOAD of an unknown tensor",
+        ),
         (MessageType.INFER, b"\x07\x00", ErrorCode.BAD_LENGTH, "a 2-byte INFER"),
         (0x7F, b"", ErrorCode.UNSUPPORTED, "unknown type 0x7f"),
-        (MessageType.SET_BAUD, wire.U32.pack(s.device.max_baud + 1), ErrorCode.UNSUPPORTED, "SET_BAUD above max_baud"),
-    ]  # fmt: skip
+        (
+            MessageType.SET_BAUD,
+            wire.U32.pack(s.device.max_baud + 1),
+            ErrorCode.UNSUPPORTED,
+            "SET_BAUD above max_baud",
+        ),
+    ]
     for msg_type, payload, code, what in cases:
         error_code(s.probe.ask(msg_type, payload), code, what)
     return "BAD_OFFSET, BAD_TENSOR, BAD_LENGTH, UNSUPPORTED (type and baud)"
@@ -265,9 +301,11 @@ def errors(s: Session) -> str:
 def bad_frames(s: Session) -> str:
     body = wire.HEADER.pack(2, MessageType.PING, 0, s.probe.session, 999, 4) + b"\x01\x02\x03\x04"
     corrupt = b"\x00" + wire.cobs_encode(body + b"\x00\x00\x00\x00") + b"\x00"
-    for what, junk in (("a frame with a bad CRC", corrupt),
-                       ("an oversize run", b"\x55" * (2 * s.device.max_frame + 64)),
-                       ("text between frames", b"boot: ok\r\n")):  # fmt: skip
+    for what, junk in (
+        ("a frame with a bad CRC", corrupt),
+        ("an oversize run", b"\x55" * (2 * s.device.max_frame + 64)),
+        ("text between frames", b"boot: ok\r\n"),
+    ):
         s.probe.port.write(junk)
         stray = s.probe.replies(wait=0.2)
         expect(not stray, f"{what} was answered ({name(stray[0].type)})" if stray else "")
@@ -278,9 +316,13 @@ def bad_frames(s: Session) -> str:
 
 def in_order(s: Session) -> str:
     data = s.input(6)
-    seqs = s.probe.send_together([(MessageType.LOAD, wire.Load(8, 0, 0, data[:8]).pack()),
-                                  (MessageType.INFER, wire.Infer(8).pack()),
-                                  (MessageType.PING, wire.U32.pack(2))])  # fmt: skip
+    seqs = s.probe.send_together(
+        [
+            (MessageType.LOAD, wire.Load(8, 0, 0, data[:8]).pack()),
+            (MessageType.INFER, wire.Infer(8).pack()),
+            (MessageType.PING, wire.U32.pack(2)),
+        ]
+    )
     replies = s.probe.replies(3)
     expect(
         [r.seq for r in replies] == seqs,
@@ -295,8 +337,11 @@ def reset(s: Session) -> str:
     expect(reply.type == MessageType.ACK, f"RESET answered with {name(reply.type)}")
     time.sleep(0.2)  # booting
     s.probe.replies(wait=0.5)  # a boot banner, if any
-    error_code(s.probe.ask(MessageType.LOAD, wire.Load(9, 0, 0, b"\x01").pack()), ErrorCode.NEED_HELLO,
-               "LOAD after RESET")  # fmt: skip
+    error_code(
+        s.probe.ask(MessageType.LOAD, wire.Load(9, 0, 0, b"\x01").pack()),
+        ErrorCode.NEED_HELLO,
+        "LOAD after RESET",
+    )
     ack = s.probe.hello()
     expect(ack.boot_nonce != before, "the boot nonce did not change across RESET")
     s.ack = ack
@@ -304,11 +349,19 @@ def reset(s: Session) -> str:
 
 
 CHECKS: list[tuple[str, Callable[[Session], str]]] = [
-    ("handshake", handshake), ("version_refusal", version_refusal), ("ping", ping),
-    ("load_and_infer", infer), ("reply_cache", reply_cache), ("incomplete_ranges", incomplete),
-    ("sessions", sessions), ("credits", credits), ("errors", errors), ("bad_frames", bad_frames),
-    ("in_order", in_order), ("reset", reset),
-]  # fmt: skip
+    ("handshake", handshake),
+    ("version_refusal", version_refusal),
+    ("ping", ping),
+    ("load_and_infer", infer),
+    ("reply_cache", reply_cache),
+    ("incomplete_ranges", incomplete),
+    ("sessions", sessions),
+    ("credits", credits),
+    ("errors", errors),
+    ("bad_frames", bad_frames),
+    ("in_order", in_order),
+    ("reset", reset),
+]
 
 
 @dataclass(frozen=True)
@@ -321,8 +374,13 @@ class Outcome:
     seconds: float
 
 
-def run_conformance(url: str, baud: int = 921600, timeout: float = 1.0, no_reset: bool = False,
-                    report: Callable[[Outcome], None] = lambda outcome: None) -> list[Outcome]:  # fmt: skip
+def run_conformance(
+    url: str,
+    baud: int = 921600,
+    timeout: float = 1.0,
+    no_reset: bool = False,
+    report: Callable[[Outcome], None] = lambda outcome: None,
+) -> list[Outcome]:
     """Every check in order; each outcome is passed to `report` as soon as it is known."""
     probe = Probe(url, baud, timeout, no_reset)
     session = Session(probe)

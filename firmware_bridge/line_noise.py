@@ -72,9 +72,11 @@ class NoisyStream:
         if not (flip | drop | duplicate | garbage).any():
             return data
         self.counts.update(
-            flip=int(flip.sum()), drop=int(drop.sum()),
-            duplicate=int(duplicate.sum()), garbage=int(garbage.sum()),
-        )  # fmt: skip
+            flip=int(flip.sum()),
+            drop=int(drop.sum()),
+            duplicate=int(duplicate.sum()),
+            garbage=int(garbage.sum()),
+        )
         line = np.frombuffer(data, dtype=np.uint8).copy()
         line[flip] ^= (1 << self.rng.integers(0, 8, int(flip.sum()))).astype(np.uint8)
         copies = 1 - drop.astype(np.int64) + duplicate
@@ -103,11 +105,19 @@ class NoisyWire:
             NoisyStream(noise, 2 * seed + 1),
         )
         self.threads = [
-            threading.Thread(target=self._pump, args=(host_master, device_master, self.to_device),
-                             name="edgekit-wire-down", daemon=True),
-            threading.Thread(target=self._pump, args=(device_master, host_master, self.to_host),
-                             name="edgekit-wire-up", daemon=True),
-        ]  # fmt: skip
+            threading.Thread(
+                target=self._pump,
+                args=(host_master, device_master, self.to_device),
+                name="edgekit-wire-down",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=self._pump,
+                args=(device_master, host_master, self.to_host),
+                name="edgekit-wire-up",
+                daemon=True,
+            ),
+        ]
         for thread in self.threads:
             thread.start()
 

@@ -194,8 +194,16 @@ def best_chunk(byte_error_rate: float, largest: int) -> int:
 class HostLink:
     """One connection to a device speaking edgekit-wire/2."""
 
-    def __init__(self, url: str, baud: int = 921600, timeout: float = 1.0, retries: int = 3, max_resets: int = 3,
-                 no_reset: bool = False, max_frame: int = wire.DEFAULT_MAX_FRAME) -> None:  # fmt: skip
+    def __init__(
+        self,
+        url: str,
+        baud: int = 921600,
+        timeout: float = 1.0,
+        retries: int = 3,
+        max_resets: int = 3,
+        no_reset: bool = False,
+        max_frame: int = wire.DEFAULT_MAX_FRAME,
+    ) -> None:
         self.url, self.baud, self.timeout, self.retries, self.max_resets = (
             url,
             baud,
@@ -310,8 +318,9 @@ class HostLink:
         tries = silent = 0
         while silent <= self.retries and tries < NOISY_TRIES * (self.retries + 1):
             damage = self._damage()
-            self._write(Frame(msg_type, seq, payload, wire.Flags.RETRANSMIT if tries else 0,
-                              self.session))  # fmt: skip
+            self._write(
+                Frame(msg_type, seq, payload, wire.Flags.RETRANSMIT if tries else 0, self.session)
+            )
             if tries and probe:
                 self.port.write(probe)
             sent = time.perf_counter()
@@ -480,9 +489,14 @@ class Stream:
         if not request.attempts:
             request.seq = link._next_seq()
         request.wire_bytes = link._write(
-            Frame(request.type, request.seq, request.payload,
-                  wire.Flags.RETRANSMIT if request.attempts else 0, link.session)
-        )  # fmt: skip
+            Frame(
+                request.type,
+                request.seq,
+                request.payload,
+                wire.Flags.RETRANSMIT if request.attempts else 0,
+                link.session,
+            )
+        )
         request.sent, request.attempts = time.perf_counter(), request.attempts + 1
         request.order = next(link.orders)
         if request.attempts == 1:

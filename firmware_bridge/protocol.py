@@ -153,9 +153,13 @@ def encode_frame(frame: Frame) -> bytes:
         header = V1_HEADER.pack(1, frame.type, frame.flags, frame.seq & 0xFFFF, len(frame.payload))
     else:
         header = HEADER.pack(
-            frame.version, frame.type, frame.flags, frame.session & 0xFFFFFFFF,
-            frame.seq & 0xFFFF, len(frame.payload),
-        )  # fmt: skip
+            frame.version,
+            frame.type,
+            frame.flags,
+            frame.session & 0xFFFFFFFF,
+            frame.seq & 0xFFFF,
+            len(frame.payload),
+        )
     body = header + frame.payload
     # A leading delimiter ends any text the sender printed before the frame (boot banners, printf).
     return DELIMITER + cobs_encode(body + CRC.pack(zlib.crc32(body))) + DELIMITER

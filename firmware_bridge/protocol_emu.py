@@ -22,9 +22,12 @@ class Serial(serial.Serial):
         if "run" not in options:
             raise DeviceError("emu:// needs ?run=RUN_DIR (edgekit verify adds it for you)")
         self.emulator: Emulator | None = Emulator(
-            options["run"], options.get("backend", "onnxruntime"), int(options.get("baud", 0)),
-            Faults.parse(options.get("faults", "")) if options.get("faults") else None, int(options.get("credits", 4)),
-        ).start()  # fmt: skip
+            options["run"],
+            options.get("backend", "onnxruntime"),
+            int(options.get("baud", 0)),
+            Faults.parse(options.get("faults", "")) if options.get("faults") else None,
+            int(options.get("credits", 4)),
+        ).start()
         self._port = self.portstr = self.emulator.path  # pyserial opens `portstr`
         super().open()
 

@@ -82,8 +82,10 @@ def wait_until_answering(pty: str, timeout: float = 20.0) -> int:
             raise
         os.close(fd)
         time.sleep(1.0)
-    raise DeviceError(f"the firmware in QEMU did not answer on {pty} within {timeout:.0f} s; "
-                      "run `make -C RUN/export/mcu qemu` to watch it boot")  # fmt: skip
+    raise DeviceError(
+        f"the firmware in QEMU did not answer on {pty} within {timeout:.0f} s; "
+        "run `make -C RUN/export/mcu qemu` to watch it boot"
+    )
 
 
 def boot(elf: Path, board: str) -> toolchain.QemuDevice:

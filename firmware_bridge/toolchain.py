@@ -65,8 +65,12 @@ def make(
     folder: Path, targets: list[str], build_dir: Path, error: type[EdgekitError] = ExportError
 ) -> None:
     """`make TARGETS` in an export/mcu folder; a compiler error becomes one line with its first message."""
-    result = subprocess.run(["make", "-s", "-C", str(folder), f"BUILD={build_dir.resolve()}", *targets],
-                            capture_output=True, text=True, check=False)  # fmt: skip
+    result = subprocess.run(
+        ["make", "-s", "-C", str(folder), f"BUILD={build_dir.resolve()}", *targets],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode:
         lines = [
             line for line in (result.stderr + result.stdout).splitlines() if "error" in line.lower()
@@ -77,8 +81,9 @@ def make(
 
 def section_sizes(elf: Path) -> dict[str, int]:
     """Bytes per section (`arm-none-eabi-size -A`)."""
-    output = subprocess.run(["arm-none-eabi-size", "-A", str(elf)], capture_output=True, text=True,
-                            check=True).stdout  # fmt: skip
+    output = subprocess.run(
+        ["arm-none-eabi-size", "-A", str(elf)], capture_output=True, text=True, check=True
+    ).stdout
     sizes = {}
     for line in output.splitlines():
         parts = line.split()
@@ -116,8 +121,20 @@ def qemu_command(elf: Path, board: str, serial: str) -> list[str]:
     `sleep=off`: with QEMU's default (an idle CPU waits for real time to reach its next timer)
     replies came tens of ms late and verify timed out (measured: 113 timeouts in 36 windows,
     against 0 with sleep=off)."""
-    return ["qemu-system-arm", "-M", board, "-nographic", "-monitor", "none",
-            "-icount", f"shift={ICOUNT_SHIFT},sleep=off", "-serial", serial, "-kernel", str(elf)]  # fmt: skip
+    return [
+        "qemu-system-arm",
+        "-M",
+        board,
+        "-nographic",
+        "-monitor",
+        "none",
+        "-icount",
+        f"shift={ICOUNT_SHIFT},sleep=off",
+        "-serial",
+        serial,
+        "-kernel",
+        str(elf),
+    ]
 
 
 def _read_until(
@@ -149,14 +166,20 @@ def boot_qemu(
     if board not in BOARDS:
         raise error(f"unknown QEMU board '{board}'; supported: {', '.join(BOARDS)}")
     require_tools(("qemu-system-arm",), error, "boot the firmware")
-    process = subprocess.Popen(qemu_command(elf, board, "pty"), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        qemu_command(elf, board, "pty"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     found = _read_until(process, PTY_LINE, timeout)
     if found is None:
         device = QemuDevice(process, "", board)
         device.close()
-        raise error(f"qemu-system-arm -M {board} did not start or printed no pty within {timeout:.0f} s "
-                    f"(exit code {process.returncode}); run `{' '.join(qemu_command(elf, board, 'pty'))}` to see why")  # fmt: skip
+        raise error(
+            f"qemu-system-arm -M {board} did not start or printed no pty within {timeout:.0f} s "
+            f"(exit code {process.returncode}); run `{' '.join(qemu_command(elf, board, 'pty'))}` to see why"
+        )
     return QemuDevice(process, found.group(1).decode(), board)
 
 
@@ -179,8 +202,12 @@ class SelfTest:
 
 def run_selftest(elf: Path, board: str, timeout: float = 120.0) -> SelfTest:
     """Boot a self-test firmware with UART0 on stdout and parse its one result line."""
-    process = subprocess.Popen(qemu_command(elf, board, "stdio"), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        qemu_command(elf, board, "stdio"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         found = _read_until(process, re.compile(rb"EDGEKIT-SELFTEST(.*?) end"), timeout)
     finally:

@@ -72,16 +72,23 @@ class Conv2dFSQNet(nn.Module):
         dims = len(config.fsq_levels)
         self.input_quant = layers.input_quant()
         stages = [
-            layers.conv(config.in_channels, c1, (1, k), padding=(0, pad), first=True), layers.norm(c1), layers.relu(),
-            layers.conv(c1, c2, (1, k), stride=(1, 2), padding=(0, pad)), layers.norm(c2), layers.relu(),
-            layers.conv(c2, c3, (2, 1)), layers.norm(c3), layers.relu(),  # mixes the two rows: H 2 -> 1
-        ]  # fmt: skip
+            layers.conv(config.in_channels, c1, (1, k), padding=(0, pad), first=True),
+            layers.norm(c1),
+            layers.relu(),
+            layers.conv(c1, c2, (1, k), stride=(1, 2), padding=(0, pad)),
+            layers.norm(c2),
+            layers.relu(),
+            layers.conv(c2, c3, (2, 1)),
+            layers.norm(c3),
+            layers.relu(),  # mixes the two rows: H 2 -> 1
+        ]
         for stage in range(1, config.downsample):
             last = stage == config.downsample - 1
             stages += [
-                layers.conv(c3, c3, (1, k), stride=(1, 2), padding=(0, pad)), layers.norm(c3),
+                layers.conv(c3, c3, (1, k), stride=(1, 2), padding=(0, pad)),
+                layers.norm(c3),
                 layers.relu(feeds_pool=last),
-            ]  # fmt: skip
+            ]
         if config.downsample == 1:
             stages[-1] = layers.relu(feeds_pool=True)
         self.encoder = nn.Sequential(*stages)

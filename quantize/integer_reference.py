@@ -301,8 +301,12 @@ class IntegerReference:
         self.output_scale = float(self.constants[last_q.input[1]])
         self.output_zero_point = int(self.constants[last_q.input[2]])
         dims = graph.input[0].type.tensor_type.shape.dim
-        self.input = Tensor(tuple(d.dim_value for d in dims)[1:], self.input_scale,
-                            self.input_zero_point, *self.input_range)  # fmt: skip
+        self.input = Tensor(
+            tuple(d.dim_value for d in dims)[1:],
+            self.input_scale,
+            self.input_zero_point,
+            *self.input_range,
+        )
         self.steps: list[Step] = []
         self.sources: list[int] = []  # the step each step reads; -1 is the graph input
         self.output_steps: dict[str, int] = {}  # graph output name -> step producing it
@@ -432,9 +436,22 @@ class IntegerReference:
             (weight.shape[0], height, width), scale, int(zero_point), *integer_range(zero_point)
         )
         bias = value.bias if value.bias is not None else np.zeros(weight.shape[0], np.int64)
-        return self._append(ConvStep(name, x, output, weight, np.broadcast_to(weight_zero_point, (weight.shape[0],)).copy(),
-                                     bias.astype(np.int64), strides, pads, dilations,
-                                     value.relu, value.scale / scale), value.source)  # fmt: skip
+        return self._append(
+            ConvStep(
+                name,
+                x,
+                output,
+                weight,
+                np.broadcast_to(weight_zero_point, (weight.shape[0],)).copy(),
+                bias.astype(np.int64),
+                strides,
+                pads,
+                dilations,
+                value.relu,
+                value.scale / scale,
+            ),
+            value.source,
+        )
 
     def _append(self, step: Step, source: int) -> int:
         """Add a step reading step `source` (-1: the graph input); returns its index."""

@@ -77,10 +77,17 @@ class QuantLayers:
         first: bool = False,
     ) -> nn.Module:
         return self._conv(
-            cin, cout, kernel, stride=stride, padding=padding, bias=True,
-            weight_quant=self.preset.weight, weight_bit_width=weight_bits(self.overflow_fix, first),
-            bias_quant=self.preset.bias, return_quant_tensor=False,
-        )  # fmt: skip
+            cin,
+            cout,
+            kernel,
+            stride=stride,
+            padding=padding,
+            bias=True,
+            weight_quant=self.preset.weight,
+            weight_bit_width=weight_bits(self.overflow_fix, first),
+            bias_quant=self.preset.bias,
+            return_quant_tensor=False,
+        )
 
     def norm(self, channels: int) -> nn.Module:
         return nn.Identity()  # BatchNorm is folded into the conv before QAT
@@ -99,9 +106,11 @@ class QuantLayers:
         # Brevitas' constant scale for signed 8-bit is scaling_init / 128.
         scale = code_scale(levels, self.preset.power_of_two)
         return self._identity(
-            act_quant=self.preset.signed_act, scaling_impl_type=self._const,
-            scaling_init=scale * 128, return_quant_tensor=True,
-        )  # fmt: skip
+            act_quant=self.preset.signed_act,
+            scaling_impl_type=self._const,
+            scaling_init=scale * 128,
+            return_quant_tensor=True,
+        )
 
     def logit_quant(self) -> nn.Module:
         return self._identity(act_quant=self.preset.signed_act, return_quant_tensor=False)

@@ -39,8 +39,14 @@ def _resample(series: np.ndarray, length: int) -> np.ndarray:
 
 def unchanged_length(length: int, policy: str) -> dict[str, Any]:
     """The length record of windows that all had one length: the policy had nothing to do."""
-    return {"policy": policy, "source_min": length, "source_median": float(length),
-            "source_max": length, "target": length, "changed": 0}  # fmt: skip
+    return {
+        "policy": policy,
+        "source_min": length,
+        "source_median": float(length),
+        "source_max": length,
+        "target": length,
+        "changed": 0,
+    }
 
 
 def fit_lengths(

@@ -21,11 +21,25 @@ from scipy.ndimage import median_filter
 
 # PAMAP2 protocol activity ids (0 = transient, dropped).
 PAMAP2_ACTIVITIES = {
-    1: "lying", 2: "sitting", 3: "standing", 4: "walking", 5: "running", 6: "cycling",
-    7: "nordic_walking", 9: "watching_tv", 10: "computer_work", 11: "car_driving",
-    12: "ascending_stairs", 13: "descending_stairs", 16: "vacuum_cleaning", 17: "ironing",
-    18: "folding_laundry", 19: "house_cleaning", 20: "playing_soccer", 24: "rope_jumping",
-}  # fmt: skip
+    1: "lying",
+    2: "sitting",
+    3: "standing",
+    4: "walking",
+    5: "running",
+    6: "cycling",
+    7: "nordic_walking",
+    9: "watching_tv",
+    10: "computer_work",
+    11: "car_driving",
+    12: "ascending_stairs",
+    13: "descending_stairs",
+    16: "vacuum_cleaning",
+    17: "ironing",
+    18: "folding_laundry",
+    19: "house_cleaning",
+    20: "playing_soccer",
+    24: "rope_jumping",
+}
 PAMAP2_COLUMNS = 54
 _PAMAP2_IMUS = ("hand", "chest", "ankle")
 
@@ -107,9 +121,16 @@ def _windows_from_ts_files(
         names if names and len(names) == X.shape[1] else [f"ch{c}" for c in range(X.shape[1])]
     )
     return WindowSet(
-        X, y_index, np.array(groups), class_names, channels, fs, source,
-        official_test=np.array(test_marks), notes={"length": length_note},
-    )  # fmt: skip
+        X,
+        y_index,
+        np.array(groups),
+        class_names,
+        channels,
+        fs,
+        source,
+        official_test=np.array(test_marks),
+        notes={"length": length_note},
+    )
 
 
 def locate_basicmotions() -> tuple[list[Path], str]:
@@ -334,9 +355,13 @@ def load_pamap2(path: str, config: DataConfig) -> WindowSet:
         signals = np.concatenate([imu, heart_rate[:, None]], axis=1)
         gaps = np.concatenate([[False], np.diff(table[:, 0]) > PAMAP2_GAP_SECONDS])
         cut, cut_labels, cut_starts = window_stream(
-            signals, table[:, 1].astype(int), config.window_length, config.window_stride,
-            breaks=gaps, skip_label=0,
-        )  # fmt: skip
+            signals,
+            table[:, 1].astype(int),
+            config.window_length,
+            config.window_stride,
+            breaks=gaps,
+            skip_label=0,
+        )
         windows += cut
         labels += cut_labels
         starts += cut_starts
@@ -359,10 +384,13 @@ def load_pamap2(path: str, config: DataConfig) -> WindowSet:
         f"pamap2:{root}",
         starts=np.array(starts),
         channel_groups={
-            **{f"imu_{imu}": [n for n in channel_names if n.startswith(f"{imu}_")] for imu in _PAMAP2_IMUS},
+            **{
+                f"imu_{imu}": [n for n in channel_names if n.startswith(f"{imu}_")]
+                for imu in _PAMAP2_IMUS
+            },
             "heart_rate": ["heart_rate"],
         },
-    )  # fmt: skip
+    )
 
 
 def load_csv(path: str, config: DataConfig) -> WindowSet:
@@ -424,8 +452,16 @@ def load_csv(path: str, config: DataConfig) -> WindowSet:
         raise DataError(
             f"csv: no window of {config.window_length} samples in {file.name}; lower data.window_length"
         )
-    return WindowSet(np.stack(windows), np.array(labels), np.array(groups), class_names,
-                     [header[i] for i in channel_index], 1.0, f"csv:{file}", starts=np.array(starts))  # fmt: skip
+    return WindowSet(
+        np.stack(windows),
+        np.array(labels),
+        np.array(groups),
+        class_names,
+        [header[i] for i in channel_index],
+        1.0,
+        f"csv:{file}",
+        starts=np.array(starts),
+    )
 
 
 def load_npy(path: str, config: DataConfig) -> WindowSet:

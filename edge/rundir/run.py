@@ -19,10 +19,21 @@ CALIBRATION_SCHEMA_VERSION = 1
 
 # What the stages write into a run: a new training removes all of it so nothing stale survives.
 RUN_OUTPUTS = (
-    "config.resolved.yaml", "manifest.json", "data", "checkpoints", "history.json", "metrics.json",
-    "report.md", "curves.png", "confusion.png", "calibration", "export", "parity.json", "verify",
+    "config.resolved.yaml",
+    "manifest.json",
+    "data",
+    "checkpoints",
+    "history.json",
+    "metrics.json",
+    "report.md",
+    "curves.png",
+    "confusion.png",
+    "calibration",
+    "export",
+    "parity.json",
+    "verify",
     "summary.json",
-)  # fmt: skip
+)
 
 
 def clear_outputs(run_dir: Path, keep: tuple[str, ...] = ()) -> None:

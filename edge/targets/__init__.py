@@ -21,25 +21,38 @@ TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
         Target(
-            "onnx", "int8 QDQ ONNX (Brevitas QCDQ) for CPU/MCU runtimes plus the float twin",
+            "onnx",
+            "int8 QDQ ONNX (Brevitas QCDQ) for CPU/MCU runtimes plus the float twin",
             "edgekit.targets.onnx_target",
-            (OPSET, TargetOption("int8_input", "Also write model_int8_int8in.onnx, whose input is already int8."),
-             REFERENCE_SAMPLES),
+            (
+                OPSET,
+                TargetOption(
+                    "int8_input", "Also write model_int8_int8in.onnx, whose input is already int8."
+                ),
+                REFERENCE_SAMPLES,
+            ),
             readiness="edgekit.targets.onnx_readiness:check_int8_readiness",
         ),
         Target(
-            "hailo", "float ONNX cut before FSQ + model script, calibration set and scripts for the Hailo DFC",
+            "hailo",
+            "float ONNX cut before FSQ + model script, calibration set and scripts for the Hailo DFC",
             "edgekit.targets.hailo",
-            (TargetOption("hw_arch", "Hailo device: hailo8, hailo8l or hailo10h."), OPSET, REFERENCE_SAMPLES),
-            folder="{hw_arch}", readiness="edgekit.targets.hailo_readiness:check_hailo_readiness",
+            (
+                TargetOption("hw_arch", "Hailo device: hailo8, hailo8l or hailo10h."),
+                OPSET,
+                REFERENCE_SAMPLES,
+            ),
+            folder="{hw_arch}",
+            readiness="edgekit.targets.hailo_readiness:check_hailo_readiness",
         ),
         Target(
-            "mcu", "C99 for the int8 model + edgekit-wire firmware (POSIX, MPS2 AN386 Cortex-M4) with its footprint",
+            "mcu",
+            "C99 for the int8 model + edgekit-wire firmware (POSIX, MPS2 AN386 Cortex-M4) with its footprint",
             "edgekit.targets.mcu",
             (REFERENCE_SAMPLES,),
         ),
     )
-}  # fmt: skip
+}
 
 
 def get_target(name: str) -> Target:

@@ -93,9 +93,17 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
     raw = (
         X_ref.reshape(len(X_ref), channels, -1) * std[None, :, None] + mean[None, :, None]
     )  # (N, C, 2, T/2) -> (N, C, T)
-    write_npz(out_dir / "reference_io.npz", schema_version=np.array(REFERENCE_SCHEMA_VERSION), input_raw=raw.astype(np.float32),
-              input_nchw=X_ref, input_nhwc=to_nhwc(X_ref), device_out=device_out, codes=fsq_indices(device_out, model.config.fsq_levels),
-              logits=full, labels=y_test[: len(X_ref)])  # fmt: skip
+    write_npz(
+        out_dir / "reference_io.npz",
+        schema_version=np.array(REFERENCE_SCHEMA_VERSION),
+        input_raw=raw.astype(np.float32),
+        input_nchw=X_ref,
+        input_nhwc=to_nhwc(X_ref),
+        device_out=device_out,
+        codes=fsq_indices(device_out, model.config.fsq_levels),
+        logits=full,
+        labels=y_test[: len(X_ref)],
+    )
 
     estimate_16 = estimate_device_damage(model, X_calib, X_test, 16)
     estimate_8 = estimate_device_damage(model, X_calib, X_test, 8)
@@ -233,12 +241,34 @@ def parity(run: Run, target: Target, limit: int = 0) -> list[PairReport]:
         codes = fsq_indices(device_out, levels)
         arch = folder.name
         reports += [
-            compare(f"hailo/{arch}/split_vs_full", full, split, tol["split_vs_full"], ("full-float", "host(device)")),
-            compare(f"hailo/{arch}/torch_vs_ort_float", torch_logits, full, tol["torch_vs_ort_float"], ("pytorch-float", "ort-float"),
-                    None, torch_codes, codes),
-            compare(f"hailo/{arch}/qat_int8_vs_float_graph", qat_logits, full, tol["qat_vs_float_graph"], ("pytorch-qat", "hailo-float"),
-                    None, qat_codes, codes),
-        ]  # fmt: skip
+            compare(
+                f"hailo/{arch}/split_vs_full",
+                full,
+                split,
+                tol["split_vs_full"],
+                ("full-float", "host(device)"),
+            ),
+            compare(
+                f"hailo/{arch}/torch_vs_ort_float",
+                torch_logits,
+                full,
+                tol["torch_vs_ort_float"],
+                ("pytorch-float", "ort-float"),
+                None,
+                torch_codes,
+                codes,
+            ),
+            compare(
+                f"hailo/{arch}/qat_int8_vs_float_graph",
+                qat_logits,
+                full,
+                tol["qat_vs_float_graph"],
+                ("pytorch-qat", "hailo-float"),
+                None,
+                qat_codes,
+                codes,
+            ),
+        ]
     return reports
 
 

@@ -22,16 +22,91 @@ QDQ_OPS = {
     "MatMulInteger",
 }
 LAYERS = {
-    "Add", "ArgMax", "AveragePool", "BatchNormalization", "Concat", "Conv", "ConvTranspose", "DepthToSpace", "Div",
-    "Dropout", "Gemm", "LayerNormalization", "LogSoftmax", "MatMul", "Max", "MaxPool", "Min", "Mul", "Neg", "Pad",
-    "Pow", "ReduceL2", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceSum", "ReduceSumSquare", "Reshape", "Resize",
-    "Slice", "Softmax", "SpaceToDepth", "Split", "Sub", "Transpose", "Upsample", "GlobalAveragePool",
-    "Abs", "Clip", "Elu", "Equal", "Exp", "Greater", "HardSigmoid", "LeakyRelu", "Less", "Log", "PRelu", "Relu",
-    "Sigmoid", "Softplus", "Softsign", "Sqrt", "Tanh",
-}  # fmt: skip
-DENY = {"Round", "Floor", "Ceil", "Sign", "Mod", "BitShift", "Cast", "TopK", "NonZero", "NonMaxSuppression", "GatherElements",
-        "GatherND", "ScatterND", "ScatterElements", "Scatter", "GridSample", "Loop", "If", "Scan", "RandomNormal",
-        "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Erf", "LSTM", "GRU", "RNN"}  # fmt: skip
+    "Add",
+    "ArgMax",
+    "AveragePool",
+    "BatchNormalization",
+    "Concat",
+    "Conv",
+    "ConvTranspose",
+    "DepthToSpace",
+    "Div",
+    "Dropout",
+    "Gemm",
+    "LayerNormalization",
+    "LogSoftmax",
+    "MatMul",
+    "Max",
+    "MaxPool",
+    "Min",
+    "Mul",
+    "Neg",
+    "Pad",
+    "Pow",
+    "ReduceL2",
+    "ReduceMax",
+    "ReduceMean",
+    "ReduceMin",
+    "ReduceSum",
+    "ReduceSumSquare",
+    "Reshape",
+    "Resize",
+    "Slice",
+    "Softmax",
+    "SpaceToDepth",
+    "Split",
+    "Sub",
+    "Transpose",
+    "Upsample",
+    "GlobalAveragePool",
+    "Abs",
+    "Clip",
+    "Elu",
+    "Equal",
+    "Exp",
+    "Greater",
+    "HardSigmoid",
+    "LeakyRelu",
+    "Less",
+    "Log",
+    "PRelu",
+    "Relu",
+    "Sigmoid",
+    "Softplus",
+    "Softsign",
+    "Sqrt",
+    "Tanh",
+}
+DENY = {
+    "Round",
+    "Floor",
+    "Ceil",
+    "Sign",
+    "Mod",
+    "BitShift",
+    "Cast",
+    "TopK",
+    "NonZero",
+    "NonMaxSuppression",
+    "GatherElements",
+    "GatherND",
+    "ScatterND",
+    "ScatterElements",
+    "Scatter",
+    "GridSample",
+    "Loop",
+    "If",
+    "Scan",
+    "RandomNormal",
+    "RandomUniform",
+    "RandomNormalLike",
+    "RandomUniformLike",
+    "Multinomial",
+    "Erf",
+    "LSTM",
+    "GRU",
+    "RNN",
+}
 PLUMBING = {"Shape", "ConstantOfShape", "Range", "Expand", "Where", "Gather"}
 SHUFFLE = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten"}
 NEUTRAL = {"Constant", "Identity"}
@@ -151,8 +226,11 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
     if len(input_shape) != 4:
         rank.append(f"input {graph.input[0].name} has rank {len(input_shape)}, expected 4 (NCHW)")
     rank += [f"{name} has rank {len(dims)}" for name, dims in shapes.items() if len(dims) > 4]
-    rank += [label(n) + f" kernel {attr(n).get('kernel_shape')}" for n in nodes
-             if n.op_type in ("Conv", "ConvTranspose") and len(attr(n).get("kernel_shape", [0, 0])) != 2]  # fmt: skip
+    rank += [
+        label(n) + f" kernel {attr(n).get('kernel_shape')}"
+        for n in nodes
+        if n.op_type in ("Conv", "ConvTranspose") and len(attr(n).get("kernel_shape", [0, 0])) != 2
+    ]
     rules.append(_rule("R6", "E", rank))
     rules.append(
         _rule(
@@ -293,8 +371,14 @@ def summarise(rules: list[dict[str, Any]], file: str) -> dict[str, Any]:
     """The readiness report: verdict, errors, warnings and the rules in order."""
     errors = [r["rule"] for r in rules if r["status"] == "fail"]
     warnings = [r["rule"] for r in rules if r["status"] == "warn"]
-    return {"schema_version": 1, "file": file, "ready": not errors, "errors": errors, "warnings": warnings,
-            "rules": sorted(rules, key=lambda r: int(r["rule"][1:]))}  # fmt: skip
+    return {
+        "schema_version": 1,
+        "file": file,
+        "ready": not errors,
+        "errors": errors,
+        "warnings": warnings,
+        "rules": sorted(rules, key=lambda r: int(r["rule"][1:])),
+    }
 
 
 def check_hailo_readiness(path: str) -> dict[str, Any]:

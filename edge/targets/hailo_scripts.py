@@ -31,8 +31,13 @@ performance_param(optimize_for_batch=1)
 def model_script(version: str, net_name: str, hw_arch: str, calibset_size: int) -> str:
     """The .alls for this package; fine-tuning only with a calibration set big enough for it."""
     finetune = "enabled" if calibset_size >= FINETUNE_MIN_WINDOWS else "disabled"
-    return MODEL_SCRIPT.format(version=version, net_name=net_name, hw_arch=hw_arch,
-                               calibset_size=calibset_size, finetune=finetune)  # fmt: skip
+    return MODEL_SCRIPT.format(
+        version=version,
+        net_name=net_name,
+        hw_arch=hw_arch,
+        calibset_size=calibset_size,
+        finetune=finetune,
+    )
 
 
 PACKAGE_SCHEMA = "edgekit.hailo/1"  # the manifest's "schema"; edgekit_package.py checks it

@@ -35,8 +35,15 @@ from edgekit.targets.mcu_codegen import (
 
 REPORT_SCHEMA_VERSION = 1
 KERNELS = "edgekit_kernels.h"
-FIRMWARE = ("edgekit_device.c", "edgekit_hal.h", "edgekit_hal_posix.c", "edgekit_hal_mps2.c",
-            "mps2_an386.ld", "edgekit_selftest.c", "edgekit_parity.c")  # fmt: skip
+FIRMWARE = (
+    "edgekit_device.c",
+    "edgekit_hal.h",
+    "edgekit_hal_posix.c",
+    "edgekit_hal_mps2.c",
+    "mps2_an386.ld",
+    "edgekit_selftest.c",
+    "edgekit_parity.c",
+)
 GOALS = {
     "arena_vs_floor": 1.1,
     "dsp_conv_instructions_per_mac": 1.5,
@@ -82,12 +89,18 @@ def run_native(
     """Logits, FSQ inputs and codes of the host build (`build/edgekit_parity`) for int8 windows."""
     logits_bytes, pre_fsq_bytes = reference.logits_tensor.size, reference.pre_fsq_tensor.size
     stored = (q_inputs - storage_offset(reference.input)).astype(np.int8)
-    result = subprocess.run([str(out_dir / "build" / "edgekit_parity"), "run"], input=stored.tobytes(),
-                            capture_output=True, check=False)  # fmt: skip
+    result = subprocess.run(
+        [str(out_dir / "build" / "edgekit_parity"), "run"],
+        input=stored.tobytes(),
+        capture_output=True,
+        check=False,
+    )
     record = logits_bytes + pre_fsq_bytes + 4
     if result.returncode or len(result.stdout) != record * len(q_inputs):
-        raise ExportError(f"the host build of the generated model failed on {len(q_inputs)} windows "
-                          f"(exit {result.returncode}); rebuild with `make -C {out_dir} parity`")  # fmt: skip
+        raise ExportError(
+            f"the host build of the generated model failed on {len(q_inputs)} windows "
+            f"(exit {result.returncode}); rebuild with `make -C {out_dir} parity`"
+        )
     rows = np.frombuffer(result.stdout, np.uint8).reshape(len(q_inputs), record)
     return {
         "logits_q": rows[:, :logits_bytes].view(np.int8).astype(np.int64),
@@ -135,31 +148,67 @@ def footprint(reference: IntegerReference, out_dir: Path, arena_bytes: int) -> d
     floor = activation_floor(reference)
     arena_total = arena_bytes + reference.input.size
     goals = [
-        {"name": "arena + input <= 1.1 x activation floor", "value": round(arena_total / floor, 3),
-         "limit": GOALS["arena_vs_floor"], "passed": arena_total <= GOALS["arena_vs_floor"] * floor},
-        {"name": "dsp conv instructions per MAC <= 1.5", "value": builds["dsp"]["conv_instructions_per_mac"],
-         "limit": GOALS["dsp_conv_instructions_per_mac"],
-         "passed": (builds["dsp"]["conv_instructions_per_mac"] or 0) <= GOALS["dsp_conv_instructions_per_mac"]},
-        {"name": "portable conv instructions per MAC <= 4", "value": builds["portable"]["conv_instructions_per_mac"],
-         "limit": GOALS["portable_conv_instructions_per_mac"],
-         "passed": (builds["portable"]["conv_instructions_per_mac"] or 0) <= GOALS["portable_conv_instructions_per_mac"]},
-        {"name": "both builds bit-exact on the board", "value": [b["bit_exact_windows"] for b in builds.values()],
-         "limit": "all", "passed": all(b["bit_exact"] for b in builds.values())},
-    ]  # fmt: skip
-    return {"measured": True, "board": BOARD, "board_description": toolchain.BOARDS[BOARD],
-            "builds": builds, "goals": goals, "activation_floor_bytes": floor, "arena_with_input_bytes": arena_total}  # fmt: skip
+        {
+            "name": "arena + input <= 1.1 x activation floor",
+            "value": round(arena_total / floor, 3),
+            "limit": GOALS["arena_vs_floor"],
+            "passed": arena_total <= GOALS["arena_vs_floor"] * floor,
+        },
+        {
+            "name": "dsp conv instructions per MAC <= 1.5",
+            "value": builds["dsp"]["conv_instructions_per_mac"],
+            "limit": GOALS["dsp_conv_instructions_per_mac"],
+            "passed": (builds["dsp"]["conv_instructions_per_mac"] or 0)
+            <= GOALS["dsp_conv_instructions_per_mac"],
+        },
+        {
+            "name": "portable conv instructions per MAC <= 4",
+            "value": builds["portable"]["conv_instructions_per_mac"],
+            "limit": GOALS["portable_conv_instructions_per_mac"],
+            "passed": (builds["portable"]["conv_instructions_per_mac"] or 0)
+            <= GOALS["portable_conv_instructions_per_mac"],
+        },
+        {
+            "name": "both builds bit-exact on the board",
+            "value": [b["bit_exact_windows"] for b in builds.values()],
+            "limit": "all",
+            "passed": all(b["bit_exact"] for b in builds.values()),
+        },
+    ]
+    return {
+        "measured": True,
+        "board": BOARD,
+        "board_description": toolchain.BOARDS[BOARD],
+        "builds": builds,
+        "goals": goals,
+        "activation_floor_bytes": floor,
+        "arena_with_input_bytes": arena_total,
+    }
 
 
 def model_summary(reference: IntegerReference, sha256: bytes) -> dict[str, Any]:
     """report.json's model part: steps, MACs, weight bytes and the model's sha256."""
     plan = plan_arena(reference)
-    steps = [{"name": s.name, "kind": type(s).__name__.removesuffix("Step").lower(),
-              "output": list(s.output.shape), **({"macs": s.macs} if isinstance(s, ConvStep) else {})}
-             for s in reference.steps]  # fmt: skip
+    steps = [
+        {
+            "name": s.name,
+            "kind": type(s).__name__.removesuffix("Step").lower(),
+            "output": list(s.output.shape),
+            **({"macs": s.macs} if isinstance(s, ConvStep) else {}),
+        }
+        for s in reference.steps
+    ]
     weights = sum(s.weight.size for s in reference.steps if isinstance(s, ConvStep))
-    return {"sha256": sha256.hex(), "steps": steps, "macs_per_window": model_macs(reference),
-            "weight_bytes": weights, "bias_bytes": 4 * sum(len(s.bias) for s in reference.steps if isinstance(s, ConvStep)),
-            "arena_bytes": plan.size, "scratch_bytes": plan.scratch_bytes, "input_bytes": reference.input.size}  # fmt: skip
+    return {
+        "sha256": sha256.hex(),
+        "steps": steps,
+        "macs_per_window": model_macs(reference),
+        "weight_bytes": weights,
+        "bias_bytes": 4 * sum(len(s.bias) for s in reference.steps if isinstance(s, ConvStep)),
+        "arena_bytes": plan.size,
+        "scratch_bytes": plan.scratch_bytes,
+        "input_bytes": reference.input.size,
+    }
 
 
 def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> dict[str, Any]:
@@ -185,14 +234,21 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
     if not np.array_equal(native["logits_q"], expected.logits_q) or not np.array_equal(
         native["codes"], expected.codes
     ):
-        raise ExportError("the generated C differs from the integer reference on the reference windows; "
-                          "this is an edgekit bug: please report it with the run's export/onnx/model_int8.onnx")  # fmt: skip
+        raise ExportError(
+            "the generated C differs from the integer reference on the reference windows; "
+            "this is an edgekit bug: please report it with the run's export/onnx/model_int8.onnx"
+        )
     model = model_summary(reference, sha256)
-    report: dict[str, Any] = {"schema_version": REPORT_SCHEMA_VERSION, "model": model,
-                              "floors": {"flash_weight_bytes": model["weight_bytes"],
-                                         "activation_bytes": activation_floor(reference),
-                                         "instructions_per_mac": 0.5},
-                              "host_build_bit_exact_windows": f"{len(q_inputs)}/{len(q_inputs)}"}  # fmt: skip
+    report: dict[str, Any] = {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "model": model,
+        "floors": {
+            "flash_weight_bytes": model["weight_bytes"],
+            "activation_bytes": activation_floor(reference),
+            "instructions_per_mac": 0.5,
+        },
+        "host_build_bit_exact_windows": f"{len(q_inputs)}/{len(q_inputs)}",
+    }
     missing = toolchain.missing_tools(toolchain.ARM_TOOLS)
     if missing:
         report["target"] = {
@@ -203,8 +259,11 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
         toolchain.make(out_dir, ["mps2", "mps2-portable", "selftest"], out_dir / "build")
         report["target"] = footprint(reference, out_dir, model["arena_bytes"])
     write_json(out_dir / "report.json", report)
-    summary = {"target": "mcu", "files": sorted([*sources, KERNELS, "Makefile", "report.json"]),
-               "report_lines": report_lines(report)}  # fmt: skip
+    summary = {
+        "target": "mcu",
+        "files": sorted([*sources, KERNELS, "Makefile", "report.json"]),
+        "report_lines": report_lines(report),
+    }
     write_json(out_dir / "export.json", {k: v for k, v in summary.items() if k != "report_lines"})
     return summary
 
@@ -212,17 +271,21 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
 def report_lines(report: dict[str, Any]) -> list[str]:
     """The footprint table as the console shows it."""
     model, target = report["model"], report["target"]
-    lines = [f"model: {model['macs_per_window']} MACs/window, weights {model['weight_bytes']} B, "
-             f"arena {model['arena_bytes']} B incl. {model['scratch_bytes']} B im2col scratch "
-             f"(+ input {model['input_bytes']} B; floor {report['floors']['activation_bytes']} B)"]  # fmt: skip
+    lines = [
+        f"model: {model['macs_per_window']} MACs/window, weights {model['weight_bytes']} B, "
+        f"arena {model['arena_bytes']} B incl. {model['scratch_bytes']} B im2col scratch "
+        f"(+ input {model['input_bytes']} B; floor {report['floors']['activation_bytes']} B)"
+    ]
     if not target["measured"]:
         return [*lines, f"footprint on {BOARD} not measured: {target['reason']}"]
     lines.append(
         f"{'build':<9} {'flash B':>8} {'RAM B':>7} {'stack B':>8} {'instr/inference':>16} {'conv instr/MAC':>15} {'bit-exact':>10}"
     )
     for kind, build in target["builds"].items():
-        lines.append(f"{kind:<9} {build['flash_bytes']:>8} {build['ram_bytes']:>7} {build['stack_high_water_bytes']:>8} "
-                     f"{build['instructions_per_inference']:>16} {build['conv_instructions_per_mac']:>15} {build['bit_exact_windows']:>10}")  # fmt: skip
+        lines.append(
+            f"{kind:<9} {build['flash_bytes']:>8} {build['ram_bytes']:>7} {build['stack_high_water_bytes']:>8} "
+            f"{build['instructions_per_inference']:>16} {build['conv_instructions_per_mac']:>15} {build['bit_exact_windows']:>10}"
+        )
     lines += [
         f"goal {'met' if g['passed'] else 'MISSED'}: {g['name']} ({g['value']})"
         for g in target["goals"]
@@ -254,16 +317,36 @@ def parity(run: Run, target: Target, limit: int = 0) -> list[PairReport]:
     c_logits = (native["logits_q"] + storage_offset(logits) - logits.zero_point) * lsb
     tol = target.tolerances
     return [
-        compare("mcu/c_vs_int8_reference", expected.logits, c_logits.astype(np.float32), tol["c_vs_int8_reference"],
-                ("integer-reference", "c-host"), lsb, expected.codes, native["codes"]),
-        compare("mcu/c_vs_ort_int8", ort["logits"], c_logits.astype(np.float32), tol["c_vs_ort_int8"],
-                ("ort-int8", "c-host"), lsb, fsq_indices(ort["pre_fsq"], reference.levels), native["codes"]),
-    ]  # fmt: skip
+        compare(
+            "mcu/c_vs_int8_reference",
+            expected.logits,
+            c_logits.astype(np.float32),
+            tol["c_vs_int8_reference"],
+            ("integer-reference", "c-host"),
+            lsb,
+            expected.codes,
+            native["codes"],
+        ),
+        compare(
+            "mcu/c_vs_ort_int8",
+            ort["logits"],
+            c_logits.astype(np.float32),
+            tol["c_vs_ort_int8"],
+            ("ort-int8", "c-host"),
+            lsb,
+            fsq_indices(ort["pre_fsq"], reference.levels),
+            native["codes"],
+        ),
+    ]
 
 
 # The C is the integer reference's arithmetic: 0 LSB. Against onnxruntime's float requantisation
 # it holds the integer reference's own tolerance (int_reference_vs_ort_int8 of the onnx target).
 TOLERANCES = {
-    "c_vs_int8_reference": Tolerance(max_lsb=0, min_exact_fraction=1.0, min_top1_agreement=1.0, min_code_agreement=1.0),
-    "c_vs_ort_int8": Tolerance(max_lsb=1, min_top1_agreement=0.99, min_code_agreement=0.999, min_exact_fraction=0.999),
-}  # fmt: skip
+    "c_vs_int8_reference": Tolerance(
+        max_lsb=0, min_exact_fraction=1.0, min_top1_agreement=1.0, min_code_agreement=1.0
+    ),
+    "c_vs_ort_int8": Tolerance(
+        max_lsb=1, min_top1_agreement=0.99, min_code_agreement=0.999, min_exact_fraction=0.999
+    ),
+}

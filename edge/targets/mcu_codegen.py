@@ -96,8 +96,12 @@ def plan_arena(reference: IntegerReference) -> ArenaPlan:
         sizes[i] if i % 2 == 0 else sizes[i + 1] for i in range(len(reference.steps))
     ]  # tensor at 0
     high = [sizes[i + 1] if i % 2 == 0 else sizes[i] for i in range(len(reference.steps))]
-    body = _align4(max(_align4(lo) + extra + hi if extra else lo + hi
-                       for lo, extra, hi in zip(low, scratch, high, strict=True)))  # fmt: skip
+    body = _align4(
+        max(
+            _align4(lo) + extra + hi if extra else lo + hi
+            for lo, extra, hi in zip(low, scratch, high, strict=True)
+        )
+    )
     # 4 spare bytes after the body: a one-row convolution's patch may read 3 bytes past its input
     size = body + 4  # (see edgekit_patch)
     offsets = tuple(0 if i % 2 == 0 else body - s for i, s in enumerate(sizes))
@@ -202,12 +206,20 @@ def _fsq_source(index: int, step: FsqStep) -> str:
         )
     dims = len(step.levels)
     parts.append(c_array("uint8_t", f"{name}_levels", literals(np.array(step.levels))))
-    parts.append(f"static const int32_t *const {name}_thresholds[{dims}] = {{"
-                 + ", ".join(f"{name}_thresholds{d}" for d in range(dims)) + "};\n")  # fmt: skip
-    parts.append(f"static const int8_t *const {name}_values[{dims}] = {{"
-                 + ", ".join(f"{name}_values{d}" for d in range(dims)) + "};\n")  # fmt: skip
-    parts.append(f"static const edgekit_fsq_t {name} = {{{dims}, {_stored(step.input, step.input.zero_point)}, "
-                 f"{name}_levels, {name}_thresholds, {name}_values}};\n")  # fmt: skip
+    parts.append(
+        f"static const int32_t *const {name}_thresholds[{dims}] = {{"
+        + ", ".join(f"{name}_thresholds{d}" for d in range(dims))
+        + "};\n"
+    )
+    parts.append(
+        f"static const int8_t *const {name}_values[{dims}] = {{"
+        + ", ".join(f"{name}_values{d}" for d in range(dims))
+        + "};\n"
+    )
+    parts.append(
+        f"static const edgekit_fsq_t {name} = {{{dims}, {_stored(step.input, step.input.zero_point)}, "
+        f"{name}_levels, {name}_thresholds, {name}_values}};\n"
+    )
     return "".join(parts)
 
 

@@ -173,22 +173,72 @@ def parity(run: Run, target: Target, limit: int = 0) -> list[PairReport]:
     lsb = reference.output_scale
     integer = reference.run(X)
     reports = [
-        compare("onnx/qat_torch_vs_ort_int8", torch_int8, int8["logits"], tol["qat_vs_ort_int8"], ("pytorch-qat", "ort-int8"),
-                lsb, torch_int8_codes, _codes(int8, levels)),
-        compare("onnx/int_reference_vs_ort_int8", int8["logits"], integer.logits, tol["int_reference_vs_ort_int8"],
-                ("ort-int8", "integer-reference"), lsb, _codes(int8, levels), integer.codes),
-        compare("onnx/float_torch_vs_ort_float", torch_float, flt["logits"], tol["float_vs_ort_float"], ("pytorch-float", "ort-float"),
-                None, torch_float_codes, _codes(flt, levels)),
-        compare("onnx/int8_simplified_vs_raw", int8_raw["logits"], int8["logits"], tol["simplified_vs_raw_int8"],
-                ("unsimplified", "onnxsim"), lsb, _codes(int8_raw, levels), _codes(int8, levels)),
-        compare("onnx/float_simplified_vs_raw", flt_raw["logits"], flt["logits"], tol["simplified_vs_raw_float"],
-                ("unsimplified", "onnxsim"), None, _codes(flt_raw, levels), _codes(flt, levels)),
-    ]  # fmt: skip
+        compare(
+            "onnx/qat_torch_vs_ort_int8",
+            torch_int8,
+            int8["logits"],
+            tol["qat_vs_ort_int8"],
+            ("pytorch-qat", "ort-int8"),
+            lsb,
+            torch_int8_codes,
+            _codes(int8, levels),
+        ),
+        compare(
+            "onnx/int_reference_vs_ort_int8",
+            int8["logits"],
+            integer.logits,
+            tol["int_reference_vs_ort_int8"],
+            ("ort-int8", "integer-reference"),
+            lsb,
+            _codes(int8, levels),
+            integer.codes,
+        ),
+        compare(
+            "onnx/float_torch_vs_ort_float",
+            torch_float,
+            flt["logits"],
+            tol["float_vs_ort_float"],
+            ("pytorch-float", "ort-float"),
+            None,
+            torch_float_codes,
+            _codes(flt, levels),
+        ),
+        compare(
+            "onnx/int8_simplified_vs_raw",
+            int8_raw["logits"],
+            int8["logits"],
+            tol["simplified_vs_raw_int8"],
+            ("unsimplified", "onnxsim"),
+            lsb,
+            _codes(int8_raw, levels),
+            _codes(int8, levels),
+        ),
+        compare(
+            "onnx/float_simplified_vs_raw",
+            flt_raw["logits"],
+            flt["logits"],
+            tol["simplified_vs_raw_float"],
+            ("unsimplified", "onnxsim"),
+            None,
+            _codes(flt_raw, levels),
+            _codes(flt, levels),
+        ),
+    ]
     if (folder / INT8_INPUT).is_file():
         X_int8 = reference.input.quantize(X).astype(np.int8)
         variant = OnnxRunner(folder / INT8_INPUT).run(X_int8)
-        reports.append(compare("onnx/int8_input_vs_float_input", int8["logits"], variant["logits"], tol["int8_input_variant"],
-                               ("float-input", "int8-input"), lsb, _codes(int8, levels), _codes(variant, levels)))  # fmt: skip
+        reports.append(
+            compare(
+                "onnx/int8_input_vs_float_input",
+                int8["logits"],
+                variant["logits"],
+                tol["int8_input_variant"],
+                ("float-input", "int8-input"),
+                lsb,
+                _codes(int8, levels),
+                _codes(variant, levels),
+            )
+        )
     return reports
 
 

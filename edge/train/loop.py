@@ -174,9 +174,15 @@ class Trainer:
         return self.loss_fn(model(X_batch.to(self.device)), target.to(self.device))
 
     def run_phase(
-        self, phase: str, model: Conv2dFSQNet, epochs: int, lr: float, history: list[dict[str, Any]],
-        resume: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
-    ) -> Conv2dFSQNet:  # fmt: skip
+        self,
+        phase: str,
+        model: Conv2dFSQNet,
+        epochs: int,
+        lr: float,
+        history: list[dict[str, Any]],
+        resume: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Conv2dFSQNet:
         config = self.config
         optimizer = self._optimizer(model, lr)
         scheduler = self._scheduler(optimizer, epochs)
@@ -227,10 +233,18 @@ class Trainer:
             state.best_key, state.bad_epochs = (
                 (key, 0) if improved else (state.best_key, state.bad_epochs + 1)
             )
-            history.append({
-                "phase": phase, "step": state.epoch, "train_loss": total_loss / len(order), "val_loss": val_loss,
-                "val_acc": val_acc, "val_macro_f1": val["macro_f1"], "lr": lr_now, "seconds": round(time.perf_counter() - start, 4),
-            })  # fmt: skip
+            history.append(
+                {
+                    "phase": phase,
+                    "step": state.epoch,
+                    "train_loss": total_loss / len(order),
+                    "val_loss": val_loss,
+                    "val_acc": val_acc,
+                    "val_macro_f1": val["macro_f1"],
+                    "lr": lr_now,
+                    "seconds": round(time.perf_counter() - start, 4),
+                }
+            )
             if improved:
                 save_checkpoint(
                     best_path,
@@ -241,10 +255,18 @@ class Trainer:
                     val_loss=val_loss,
                 )
             save_checkpoint(
-                self.run_dir / "checkpoints" / "last.pt", model, phase=phase, epoch=state.epoch,
-                best_key=list(state.best_key), bad_epochs=state.bad_epochs, optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(), rng_state=torch.get_rng_state(), history=history, **(extra or {}),
-            )  # fmt: skip
+                self.run_dir / "checkpoints" / "last.pt",
+                model,
+                phase=phase,
+                epoch=state.epoch,
+                best_key=list(state.best_key),
+                bad_epochs=state.bad_epochs,
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                rng_state=torch.get_rng_state(),
+                history=history,
+                **(extra or {}),
+            )
             self.manifest.record(self.run_dir / "checkpoints")  # so --resume can check them
             self.manifest.save()
             progress.update(state.epoch, loss=total_loss / len(order), val_acc=val_acc, lr=lr_now)
@@ -255,10 +277,17 @@ class Trainer:
 
 # Keys a resumed run may change: they steer the remaining epochs, not the data, the network or
 # anything already trained. Everything else would mix two runs in one folder.
-RESUME_SAFE_KEYS = frozenset({
-    "train.float_epochs", "train.qat_epochs", "train.patience", "train.lr", "train.qat_lr",
-    "train.device", "train.threads",
-})  # fmt: skip
+RESUME_SAFE_KEYS = frozenset(
+    {
+        "train.float_epochs",
+        "train.qat_epochs",
+        "train.patience",
+        "train.lr",
+        "train.qat_lr",
+        "train.device",
+        "train.threads",
+    }
+)
 
 
 def resume_changes(saved: RunConfig, requested: RunConfig) -> dict[str, list[Any]]:
@@ -392,9 +421,12 @@ def _train(
 
 
 def summarise(
-    float_model: Conv2dFSQNet, qat_model: Conv2dFSQNet, data: PreparedData, seconds: float,
+    float_model: Conv2dFSQNet,
+    qat_model: Conv2dFSQNet,
+    data: PreparedData,
+    seconds: float,
     selection: str,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """metrics.json: test and val metrics of both models, cost, splits, warnings, timings."""
     X_test, y_test = data.arrays["test"]
     test = evaluate_model(qat_model, X_test, y_test, data.class_names)
@@ -403,8 +435,10 @@ def summarise(
     # quantizing activations, free of the extra fine-tuning the QAT epochs give.
     float_view = evaluate_model(
         float_with_qat_weights(qat_model).to(next(qat_model.parameters()).device),
-        X_test, y_test, data.class_names,
-    )  # fmt: skip
+        X_test,
+        y_test,
+        data.class_names,
+    )
     train_codes = evaluate_model(qat_model, *data.arrays["train"], data.class_names)["fsq"]
     X_val, y_val = data.arrays["val"]
     metrics = {

@@ -63,18 +63,27 @@ def within_budget(net: NetConfig) -> bool:
 
 
 def resolve_net(
-    model: ModelConfig, in_channels: int, num_classes: int, input_width: int, train_windows: int,
+    model: ModelConfig,
+    in_channels: int,
+    num_classes: int,
+    input_width: int,
+    train_windows: int,
     quant: bool,
-) -> NetConfig:  # fmt: skip
+) -> NetConfig:
     """The network a run trains: explicit config fields kept, open ones filled by the size rule."""
     net = NetConfig(
-        in_channels=in_channels, num_classes=num_classes, input_width=input_width,
-        channels=SIZES["small"], kernel_size=model.kernel_size,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        input_width=input_width,
+        channels=SIZES["small"],
+        kernel_size=model.kernel_size,
         fsq_levels=model.fsq_levels or fsq_levels_for(num_classes),
         downsample=model.downsample or downsample_for(input_width, model.kernel_size),
-        dropout=model.dropout, quant_preset=model.quant_preset if quant else None, batch_norm=not quant,
+        dropout=model.dropout,
+        quant_preset=model.quant_preset if quant else None,
+        batch_norm=not quant,
         overflow_fix=model.overflow_fix,
-    )  # fmt: skip
+    )
     if model.channels:
         return replace(net, channels=tuple(model.channels))  # type: ignore[arg-type]
     names = list(SIZES)
