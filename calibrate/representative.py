@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from edgekit.errors import DataError
+from edgekit.rundir import layout
 from edgekit.rundir.artifacts import sha256_file, write_npz
 
 
@@ -51,7 +52,7 @@ def save_calibration_set(
 
 def load_calibration_set(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
     """The run's saved calibration set, or None when calibrate has not run."""
-    path = run_dir / "calibration" / "calib_set.npz"
+    path = run_dir / layout.CALIBRATION_SET
     if not path.is_file():
         return None
     with np.load(path) as archive:

@@ -16,6 +16,7 @@ from edgekit.calibrate.representative import save_calibration_set, select_repres
 from edgekit.config import CalibrateConfig
 from edgekit.evaluate import predict
 from edgekit.quantize.activations import activation_ranges, calibrate_activations, correct_biases
+from edgekit.rundir import layout
 from edgekit.rundir.artifacts import Manifest, sha256_file, write_json
 from edgekit.rundir.checkpoint import load_checkpoint, save_checkpoint
 from edgekit.rundir.transaction import transactional
@@ -51,7 +52,7 @@ def run_calibration(run_dir: str | Path, config: CalibrateConfig | None = None) 
     X_train, y_train = run.data.arrays["train"]
     indices = select_representative(X_train, y_train, config.num_windows, run.config.data.seed)
     X_calib, y_calib = X_train[indices], y_train[indices]
-    folder = run.path / "calibration"
+    folder = run.path / layout.CALIBRATION
     hashes = save_calibration_set(folder, X_calib, y_calib, indices)
 
     source = run.checkpoints / "best.pt"

@@ -25,6 +25,7 @@ from edgekit.cli_options import (
 )
 from edgekit.config import RANGES
 from edgekit.errors import EdgekitError
+from edgekit.rundir import layout
 from edgekit.targets import TARGETS
 
 
@@ -144,11 +145,7 @@ def train(
     from edgekit.train.loop import run_training
 
     # --resume starts from the run's own config; run_training refuses overrides that change shapes
-    base = (
-        load_run_config(run_dir)
-        if resume and (run_dir / "config.resolved.yaml").is_file()
-        else None
-    )
+    base = load_run_config(run_dir) if resume and (run_dir / layout.CONFIG).is_file() else None
     config = build_config(config_file, overrides, data_spec, base=base, **{"train.device": device})
     with writing(run_dir, "train", create=True):
         metrics = run_training(config, run_dir, resume=resume)
@@ -353,7 +350,7 @@ def parity(run_dir: Path, targets: tuple[str, ...], limit: int) -> None:
         reports = run_parity(run_dir, list(targets) or None, limit)
     click.echo(format_table(reports))
     if not all(r.passed for r in reports):
-        raise ParityError(failure_message(reports, run_dir / "parity.json"))
+        raise ParityError(failure_message(reports, run_dir / layout.PARITY))
     click.echo(f"all {len(reports)} pairs within tolerance -> {run_dir / 'parity.json'}")
 
 

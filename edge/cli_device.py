@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 from edgekit.cli_options import backend_option, device_run_option, run_argument, writing
+from edgekit.rundir import layout
 
 
 # ------------------------------------------------------------------ verify / device
@@ -128,7 +129,7 @@ def verify(
     stats = report["link_stats"]
     if stats:
         click.echo(f"link: {report['link']['tx_bytes_per_s']:.0f} B/s; {fault_summary(stats)}")
-    raise_for_report(report, run_dir / "verify")
+    raise_for_report(report, run_dir / layout.VERIFY)
     click.echo(f"all gates passed -> {run_dir / 'verify'}")
 
 

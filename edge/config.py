@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from edgekit.errors import ConfigError
 from edgekit.quantize.overflow import OVERFLOW_FIXES
+from edgekit.rundir import layout
 
 NAN_STRATEGIES = ("zero", "mean", "median", "interpolate", "drop", "raise")
 SPLIT_MODES = ("group", "official", "time")
@@ -450,7 +451,7 @@ def load_config(
 
 def load_run_config(run_dir: str | Path) -> RunConfig:
     """Rebuild the config a run was made with from its `config.resolved.yaml`."""
-    path = Path(run_dir) / "config.resolved.yaml"
+    path = Path(run_dir) / layout.CONFIG
     if not Path(run_dir).is_dir():
         raise ConfigError(
             f"run directory {run_dir} does not exist; run `edgekit train --out {run_dir}` first"

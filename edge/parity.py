@@ -10,13 +10,13 @@ import numpy as np
 from edgekit.compare import PairReport
 from edgekit.errors import ArtifactError, ConfigError
 from edgekit.quantize.overflow import read_cpu_flags, saturation_bounds, saturation_diagnosis
+from edgekit.rundir import layout
 from edgekit.rundir.artifacts import Manifest, write_json
 from edgekit.rundir.run import Run
 from edgekit.rundir.transaction import transactional
 from edgekit.targets import exported_targets, get_target
 
 ORT_INT8 = "ort-int8"  # the label of onnxruntime's int8 side in every parity pair
-INT8_MODEL = "export/onnx/model_int8.onnx"
 
 
 @transactional()
@@ -41,7 +41,7 @@ def run_parity(
     against_ort = [r for r in reports if not r.passed and ORT_INT8 in (r.reference, r.candidate)]
     if against_ort:
         X = run.data.arrays["test"][0]
-        diagnosis = explain_ort_mismatch(run.path / INT8_MODEL, X[:limit] if limit else X)
+        diagnosis = explain_ort_mismatch(run.path / layout.INT8_MODEL, X[:limit] if limit else X)
         for report in against_ort:
             report.diagnosis = diagnosis
     result = {
@@ -52,12 +52,12 @@ def run_parity(
         "host_cpu": read_cpu_flags(),  # int8 kernels depend on it: reports from two hosts compare
         "pairs": [r.to_dict() for r in reports],
     }
-    write_json(run.path / "parity.json", result)
+    write_json(run.path / layout.PARITY, result)
     Manifest.finish_stage(
         run.path,
         "parity",
         time.perf_counter() - start,
-        [run.path / "parity.json"],
+        [run.path / layout.PARITY],
         passed=result["passed"],
     )
     return reports

@@ -11,6 +11,7 @@ from typing import Any
 
 from edgekit.config import RunConfig
 from edgekit.errors import ParityError
+from edgekit.rundir import layout
 
 
 def run_pipeline(
@@ -87,22 +88,22 @@ def run_pipeline(
             "instructions_per_inference": verify["device"].get("instructions_per_inference_median"),
         },
         "artifacts": {
-            "checkpoint": str(run_dir / "checkpoints" / "best.pt"),
-            "int8_onnx": str(run_dir / "export" / "onnx" / "model_int8.onnx"),
+            "checkpoint": str(run_dir / layout.CHECKPOINTS / "best.pt"),
+            "int8_onnx": str(run_dir / layout.INT8_MODEL),
             **({target: results[f"export {target}"]["folder"]} if target != "onnx" else {}),
-            "parity": str(run_dir / "parity.json"),
-            "verify": str(run_dir / "verify" / "report.md"),
+            "parity": str(run_dir / layout.PARITY),
+            "verify": str(run_dir / layout.VERIFY / "report.md"),
         },
         "stage_seconds": {k: round(v, 2) for k, v in timings.items()},
     }
-    write_json(run_dir / "summary.json", summary)
+    write_json(run_dir / layout.SUMMARY, summary)
     echo(render_summary(summary))
     if not summary["parity_passed"]:
-        raise ParityError(failure_message(parity, run_dir / "parity.json"))
+        raise ParityError(failure_message(parity, run_dir / layout.PARITY))
     if not verify["passed"]:
         from edgekit.verify import raise_for_report
 
-        raise_for_report(verify, run_dir / "verify")
+        raise_for_report(verify, run_dir / layout.VERIFY)
     return summary
 
 

@@ -26,6 +26,7 @@ from edgekit.firmware_bridge.link import HostLink
 from edgekit.firmware_bridge.protocol import DTYPE_NUMPY
 from edgekit.progress import Progress
 from edgekit.quantize.overflow import read_cpu_flags, saturation_bounds, saturation_diagnosis
+from edgekit.rundir import layout
 from edgekit.rundir.artifacts import Manifest, write_json, write_text
 from edgekit.rundir.transaction import transactional
 from edgekit.verify_report import latency, link_efficiency, render_junit, render_markdown
@@ -359,7 +360,7 @@ def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
             }
         )
     report["passed"] = not report["partial"] and all(g["passed"] for g in report["gates"])
-    folder = run.path / "verify"
+    folder = run.path / layout.VERIFY
     write_json(folder / "report.json", report)
     write_text(folder / "report.md", render_markdown(report))
     write_text(folder / "junit.xml", render_junit(report))

@@ -15,6 +15,7 @@ import numpy as np
 from edgekit.errors import DeviceError
 from edgekit.firmware_bridge import protocol as wire
 from edgekit.firmware_bridge.protocol import TensorDesc
+from edgekit.rundir import layout
 
 if TYPE_CHECKING:
     from edgekit.quantize.integer_reference import IntegerReference
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 def model_file(run_dir: str | Path) -> Path:
     """The int8 QDQ export a device runs and the host checks against."""
-    path = Path(run_dir) / "export" / "onnx" / "model_int8.onnx"
+    path = Path(run_dir) / layout.INT8_MODEL
     if not path.is_file():
         raise DeviceError(f"{path} is missing; run `edgekit export {run_dir} --target onnx` first")
     return path

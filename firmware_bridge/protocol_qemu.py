@@ -21,6 +21,7 @@ import serial
 from edgekit.errors import DeviceError
 from edgekit.firmware_bridge import toolchain
 from edgekit.firmware_bridge.protocol import Frame, FrameDecoder, MessageType, encode_frame
+from edgekit.rundir import layout
 
 SETTLE_S = 0.25  # after QEMU prints its pty, before the first open (see wait_until_answering)
 
@@ -41,7 +42,7 @@ def parse_url(url: str) -> tuple[str, dict[str, str]]:
 
 def firmware(run_dir: Path, build: str, scratch: Path) -> Path:
     """The exported firmware ELF; built into `scratch` when the export was made without the Arm toolchain."""
-    folder = run_dir / "export" / "mcu"
+    folder = run_dir / layout.export_folder("mcu")
     if not (folder / "Makefile").is_file():
         raise DeviceError(f"{folder} is missing; run `edgekit export {run_dir} --target mcu` first")
     flavour = toolchain.FIRMWARE_BUILDS[build]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import StorageError
+from edgekit.rundir import layout
 
 MANIFEST_SCHEMA_VERSION = 1
 
@@ -126,7 +127,7 @@ class Manifest:
         from edgekit import __version__
 
         self.run_dir = Path(run_dir)
-        self.path = self.run_dir / "manifest.json"
+        self.path = self.run_dir / layout.MANIFEST
         if self.path.exists():
             self.data = read_json(self.path)
         else:

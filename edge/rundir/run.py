@@ -12,33 +12,16 @@ from edgekit.data.prepare import STATS_SCHEMA_VERSION, PreparedData
 from edgekit.errors import ArtifactError, CheckpointError
 from edgekit.models import Conv2dFSQNet
 from edgekit.models.transforms import folded_float_model
+from edgekit.rundir import layout
 from edgekit.rundir.artifacts import MANIFEST_SCHEMA_VERSION, read_json, sha256_file
 from edgekit.rundir.checkpoint import load_checkpoint
 
 CALIBRATION_SCHEMA_VERSION = 1
 
-# What the stages write into a run: a new training removes all of it so nothing stale survives.
-RUN_OUTPUTS = (
-    "config.resolved.yaml",
-    "manifest.json",
-    "data",
-    "checkpoints",
-    "history.json",
-    "metrics.json",
-    "report.md",
-    "curves.png",
-    "confusion.png",
-    "calibration",
-    "export",
-    "parity.json",
-    "verify",
-    "summary.json",
-)
-
 
 def clear_outputs(run_dir: Path, keep: tuple[str, ...] = ()) -> None:
     """Remove the stage outputs of an earlier run in this folder but `keep` (files of the user's stay)."""
-    for name in set(RUN_OUTPUTS) - set(keep):
+    for name in set(layout.RUN_OUTPUTS) - set(keep):
         path = run_dir / name
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
@@ -66,14 +49,14 @@ class Run:
                 f"run directory {self.path} does not exist; run `edgekit train --out {self.path}` first"
             )
         self.manifest = self._read_manifest()
-        self.verified("config.resolved.yaml")
+        self.verified(layout.CONFIG)
         self.config: RunConfig = load_run_config(self.path)
 
     def _read_manifest(self) -> dict[str, Any]:
-        path = self.path / "manifest.json"
+        path = self.path / layout.MANIFEST
         fix = f"run `edgekit train --out {self.path}` to remake the run"
         if not path.is_file():
-            if not (self.path / "config.resolved.yaml").is_file():
+            if not (self.path / layout.CONFIG).is_file():
                 load_run_config(self.path)  # names the real problem: this is not a run
             raise ArtifactError(f"{path} is missing, so no artifact can be checked; {fix}")
         try:
@@ -146,16 +129,16 @@ class Run:
 
     @property
     def checkpoints(self) -> Path:
-        return self.path / "checkpoints"
+        return self.path / layout.CHECKPOINTS
 
     def qat_checkpoint(self) -> Path:
         """`calibrated.pt` when the calibrate stage adopted it for the current best.pt, else best.pt."""
         best = self.checkpoints / "best.pt"
         self.verified("checkpoints/best.pt")
-        report_path = self.path / "calibration" / "report.json"
+        report_path = self.path / layout.CALIBRATION_REPORT
         if not report_path.is_file():
             return best
-        report = self.versioned_json("calibration/report.json", CALIBRATION_SCHEMA_VERSION)
+        report = self.versioned_json(layout.CALIBRATION_REPORT, CALIBRATION_SCHEMA_VERSION)
         # a calibration of an earlier training (same folder, retrained since) must not be used
         if report.get("adopted") and report.get("source_checkpoint_sha256") == sha256_file(best):
             self.verified("checkpoints/calibrated.pt")

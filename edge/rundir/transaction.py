@@ -24,6 +24,7 @@ from types import FrameType
 from typing import ParamSpec, TypeVar
 
 from edgekit.errors import CheckpointError, ConfigError, StorageError
+from edgekit.rundir import layout
 from edgekit.rundir.lock import LOCK_NAME
 
 P = ParamSpec("P")
@@ -157,7 +158,7 @@ def stage_transaction(run_dir: str | Path, create: bool = False) -> Iterator[Non
             f"warning: {run_dir} held the half-written output of a stage that was killed; it was rolled back",
             file=sys.stderr,
         )
-    if not (run_dir / "config.resolved.yaml").is_file() and next(_entries(run_dir), None):
+    if not (run_dir / layout.CONFIG).is_file() and next(_entries(run_dir), None):
         raise ConfigError(
             f"{run_dir} holds files but is not an edgekit run (no config.resolved.yaml); "
             "give a run made by `edgekit train`, or a new or empty folder to train into"

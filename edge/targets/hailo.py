@@ -21,6 +21,7 @@ from edgekit.models.transforms import estimate_device_damage, float_with_qat_wei
 from edgekit.onnx_io import OnnxRunner, load_onnx, save_onnx
 from edgekit.quantize.activations import activation_ranges
 from edgekit.quantize.fsq_grid import fsq_indices
+from edgekit.rundir import layout
 from edgekit.rundir.artifacts import sha256_file, write_json, write_npy, write_npz, write_text
 from edgekit.rundir.run import Run
 from edgekit.targets import hailo_readiness as readiness
@@ -71,8 +72,8 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
     device_graph = load_onnx(out_dir / "model_device.onnx")
     end_node = next(n for n in device_graph.graph.node if "pre_fsq" in n.output)
 
-    if (run.path / "calibration" / "calib_set.npz").is_file():
-        run.verified("calibration/calib_set.npz")
+    if (run.path / layout.CALIBRATION_SET).is_file():
+        run.verified(layout.CALIBRATION_SET)
     saved = load_calibration_set(run.path)
     if saved is not None:
         X_calib = saved[0]
@@ -233,7 +234,9 @@ def parity(run: Run, target: Target, limit: int = 0) -> list[PairReport]:
     qat_logits, qat_codes = predict(qat, X)
     reports = []
     for folder in sorted(
-        p for p in (run.path / "export" / "hailo").iterdir() if (p / "manifest.json").is_file()
+        p
+        for p in (run.path / layout.export_folder("hailo")).iterdir()
+        if (p / "manifest.json").is_file()
     ):
         full = OnnxRunner(folder / "model_float.onnx").run(X)["logits"]
         device_out = OnnxRunner(folder / "model_device.onnx").run(X)["pre_fsq"]

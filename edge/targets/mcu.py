@@ -22,6 +22,7 @@ from edgekit.compare import PairReport, Tolerance, compare
 from edgekit.errors import ExportError
 from edgekit.firmware_bridge import toolchain
 from edgekit.quantize.integer_reference import ConvStep, IntegerReference
+from edgekit.rundir import layout
 from edgekit.rundir.artifacts import write_json, write_text
 from edgekit.rundir.run import Run
 from edgekit.targets.base import Target
@@ -59,7 +60,7 @@ def c_source(name: str) -> str:
 
 def onnx_model(run: Run) -> Path:
     """The int8 QDQ export the C is generated from, checked against the manifest."""
-    path = run.path / "export" / "onnx" / "model_int8.onnx"
+    path = run.path / layout.INT8_MODEL
     if not path.is_file():
         raise ExportError(
             f"{path} is missing; the MCU code is generated from it: run `edgekit export {run.path} --target onnx` first"
@@ -298,7 +299,7 @@ def parity(run: Run, target: Target, limit: int = 0) -> list[PairReport]:
     from edgekit.onnx_io import OnnxRunner
     from edgekit.quantize.fsq_grid import fsq_indices
 
-    folder = run.path / "export" / "mcu"
+    folder = run.path / layout.export_folder("mcu")
     model_path = onnx_model(run)
     toolchain.require_tools(toolchain.HOST_TOOLS, ExportError, "build the generated C for parity")
     reference = IntegerReference.from_onnx(model_path)

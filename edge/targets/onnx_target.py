@@ -20,6 +20,7 @@ from edgekit.models import Conv2dFSQNet
 from edgekit.onnx_io import OnnxRunner, load_onnx, op_counts, save_onnx
 from edgekit.quantize.activations import activation_ranges
 from edgekit.quantize.fsq_grid import fsq_indices
+from edgekit.rundir import layout
 from edgekit.rundir.artifacts import write_json, write_npz
 from edgekit.rundir.run import Run
 from edgekit.targets.base import Target
@@ -157,7 +158,7 @@ def parity(run: Run, target: Target, limit: int = 0) -> list[PairReport]:
     from edgekit.evaluate import predict
     from edgekit.quantize.integer_reference import IntegerReference
 
-    folder = run.path / "export" / "onnx"
+    folder = run.path / layout.export_folder("onnx")
     tol = target.tolerances
     X = run.data.arrays["test"][0]
     X = X[:limit] if limit else X

@@ -30,6 +30,7 @@ from edgekit.models import Conv2dFSQNet, NetConfig
 from edgekit.models.transforms import float_with_qat_weights, folded_float_state
 from edgekit.progress import Progress
 from edgekit.quantize.activations import calibrate_activations
+from edgekit.rundir import layout
 from edgekit.rundir.artifacts import Manifest, write_json, write_text
 from edgekit.rundir.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from edgekit.rundir.run import Run, clear_outputs
@@ -192,7 +193,9 @@ class Trainer:
             scheduler.load_state_dict(resume["scheduler"])
             torch.set_rng_state(resume["rng_state"])
             state = PhaseState(resume["epoch"], tuple(resume["best_key"]), resume["bad_epochs"])
-        best_path = self.run_dir / "checkpoints" / ("float.pt" if phase == "float" else "best.pt")
+        best_path = (
+            self.run_dir / layout.CHECKPOINTS / ("float.pt" if phase == "float" else "best.pt")
+        )
         X, y = self.data.arrays["train"]
         progress = Progress(epochs, f"{phase:>5}", enabled=self.show_progress)
         progress.update(state.epoch)
@@ -255,7 +258,7 @@ class Trainer:
                     val_loss=val_loss,
                 )
             save_checkpoint(
-                self.run_dir / "checkpoints" / "last.pt",
+                self.run_dir / layout.CHECKPOINTS / "last.pt",
                 model,
                 phase=phase,
                 epoch=state.epoch,
@@ -267,7 +270,7 @@ class Trainer:
                 history=history,
                 **(extra or {}),
             )
-            self.manifest.record(self.run_dir / "checkpoints")  # so --resume can check them
+            self.manifest.record(self.run_dir / layout.CHECKPOINTS)  # so --resume can check them
             self.manifest.save()
             progress.update(state.epoch, loss=total_loss / len(order), val_acc=val_acc, lr=lr_now)
         progress.close()
@@ -309,7 +312,7 @@ def resume_changes(saved: RunConfig, requested: RunConfig) -> dict[str, list[Any
     return changed
 
 
-RESUMED_FROM = ("config.resolved.yaml", "manifest.json", "data", "checkpoints")
+RESUMED_FROM = (layout.CONFIG, layout.MANIFEST, layout.DATA, layout.CHECKPOINTS)
 
 
 def start_qat_model(
@@ -345,7 +348,7 @@ def run_training(
     try:
         return _train(config, run_dir, resume, data, show_progress)
     except KeyboardInterrupt as err:
-        if unfinished and (run_dir / "checkpoints" / "last.pt").is_file():
+        if unfinished and (run_dir / layout.CHECKPOINTS / "last.pt").is_file():
             keep_on_failure(run_dir)
             err.args = (
                 f"{str(err) or 'Ctrl-C'}; continue with `edgekit train --out {run_dir} --resume`",
@@ -357,7 +360,7 @@ def _train(
     config: RunConfig, run_dir: Path, resume: bool, data: PreparedData | None, show_progress: bool
 ) -> dict[str, Any]:
     started = time.perf_counter()
-    last_path = run_dir / "checkpoints" / "last.pt"
+    last_path = run_dir / layout.CHECKPOINTS / "last.pt"
     resume_state, changed = None, {}
     if resume:
         if not last_path.is_file():
@@ -377,10 +380,10 @@ def _train(
         data = prepare_data(config.data, folder=run_dir / "data")
     elif not resume:
         data.save(run_dir / "data")
-    write_text(run_dir / "config.resolved.yaml", config.to_yaml())
+    write_text(run_dir / layout.CONFIG, config.to_yaml())
     manifest = Manifest(run_dir)
     manifest.data["config_hash"] = config.digest()
-    manifest.record(run_dir / "config.resolved.yaml", run_dir / "data")
+    manifest.record(run_dir / layout.CONFIG, run_dir / layout.DATA)
     manifest.save()
     trainer = Trainer(config.train, config.augment, data, manifest, device, show_progress)
     float_net, qat_net = (
@@ -401,7 +404,7 @@ def _train(
         )
         resume_state = None
     else:
-        float_model, _ = load_checkpoint(run_dir / "checkpoints" / "float.pt")
+        float_model, _ = load_checkpoint(run_dir / layout.CHECKPOINTS / "float.pt")
         float_model = float_model.to(device)
     if resume_state is None:
         qat_model = start_qat_model(float_model, qat_net, X_train, 64)
@@ -414,7 +417,7 @@ def _train(
     seconds = time.perf_counter() - started
     metrics = summarise(float_model, qat_model, data, seconds, trainer.select_on)
     write_outputs(run_dir, history, metrics, data.class_names)
-    manifest.record(run_dir / "checkpoints", run_dir / "metrics.json")
+    manifest.record(run_dir / layout.CHECKPOINTS, run_dir / "metrics.json")
     manifest.stage("train", seconds, device=str(device))
     manifest.save()
     return metrics
