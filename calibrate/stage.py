@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from edgekit.calibrate.representative import save_calibration_set, select_representative
+from edgekit.compare import Tolerance, compare
 from edgekit.config import CalibrateConfig
 from edgekit.evaluate import predict
 from edgekit.quantize.activations import activation_ranges, calibrate_activations, correct_biases
@@ -23,11 +24,15 @@ from edgekit.rundir.transaction import transactional
 
 
 def _effect(model: Any, float_logits: np.ndarray, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Validation accuracy, and closeness to the float twin measured by the one comparison engine."""
     logits, _ = predict(model, X)
+    versus_float = compare(
+        "calibrated_vs_float", float_logits, logits, Tolerance(min_top1_agreement=0)
+    )
     return {
         "val_accuracy": float((logits.argmax(1) == y).mean()),
-        "logit_mae_vs_float": float(np.abs(logits - float_logits).mean()),
-        "top1_agreement_vs_float": float((logits.argmax(1) == float_logits.argmax(1)).mean()),
+        "logit_mae_vs_float": versus_float.mean_abs,
+        "top1_agreement_vs_float": versus_float.top1_agreement,
     }
 
 
