@@ -68,11 +68,11 @@ def test_verify_on_the_emulated_cortex_m4_is_exact_and_counts_instructions(run_c
     again = run_verify(
         run_copy, VerifyOptions(device="qemu://", show_progress=False, limit=8, **QEMU_GATES)
     )
-    # deterministic under -icount, read through SysTick: one tick is 40 instructions
-    assert (
-        abs(again["device"]["instructions_per_inference_median"] - counts[0])
-        <= toolchain.INSTRUCTIONS_PER_TICK
-    )
+    # -icount makes the model's instructions deterministic (the self-test's count repeats exactly,
+    # test_mcu), but verify's count also holds the receive interrupts of the next window's bytes
+    # arriving during the inference, and how many arrive depends on the host's timing: a few
+    # SysTick ticks (40 instructions each) either way were seen on a loaded 2-core machine: 1 %
+    assert abs(again["device"]["instructions_per_inference_median"] - counts[0]) <= 0.01 * counts[0]
 
 
 @pytest.mark.mcu_tools
