@@ -55,6 +55,7 @@ def storage_offset(tensor: Tensor) -> int:
 
 
 def k4(step: ConvStep) -> int:
+    """A step's reduction length rounded up to a multiple of 4 (the kernels read four inputs a word)."""
     return -(-int(np.prod(step.weight.shape[1:])) // 4) * 4
 
 
@@ -118,6 +119,7 @@ def activation_floor(reference: IntegerReference) -> int:
 
 
 def float_bits(value: float) -> str:
+    """A float32's bit pattern as a C hex literal, so the C holds exactly Python's value."""
     return f"0x{struct.unpack('<I', struct.pack('<f', value))[0]:08x}u"
 
 
@@ -131,6 +133,7 @@ def c_array(ctype: str, name: str, items: list[str], per_line: int = 16) -> str:
 
 
 def literals(values: np.ndarray) -> list[str]:
+    """Integers as C literals, flattened."""
     return [str(int(v)) for v in np.asarray(values).ravel()]
 
 
@@ -240,6 +243,7 @@ def _call(index: int, step: Step, source: str, target: str, scratch: int) -> str
 
 
 def model_macs(reference: IntegerReference) -> int:
+    """Multiply-accumulates per window over the convolutions."""
     return sum(step.macs for step in reference.steps if isinstance(step, ConvStep))
 
 

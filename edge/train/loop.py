@@ -100,6 +100,8 @@ def epoch_order(config: TrainConfig, y_train: np.ndarray, epoch: int) -> np.ndar
 
 @dataclass
 class PhaseState:
+    """What a phase carries from epoch to epoch (saved in last.pt for --resume)."""
+
     epoch: int = 0  # epochs completed
     best_key: tuple[float, float] = (-1.0, -math.inf)  # (val accuracy or macro-F1, -val loss)
     bad_epochs: int = 0

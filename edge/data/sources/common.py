@@ -9,6 +9,7 @@ from edgekit.errors import DataError
 
 
 def existing_path(path: str, scheme: str) -> Path:
+    """The source's path, expanded; a missing one is one error naming the scheme."""
     resolved = Path(path).expanduser()
     if not path or not resolved.exists():
         raise DataError(
@@ -21,6 +22,7 @@ def existing_path(path: str, scheme: str) -> Path:
 
 
 def read_text(path: Path) -> str:
+    """A UTF-8 text file; anything else is one error saying how to fix it."""
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:

@@ -54,6 +54,7 @@ def windows_from_ts_files(
     names: list[str] | None,
     config: DataConfig,
 ) -> WindowSet:
+    """The windows of train/test .ts files: lengths fitted by the policy, the official split kept."""
     series: list[np.ndarray] = []
     labels: list[str] = []
     test_marks: list[bool] = []
