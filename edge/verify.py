@@ -95,9 +95,9 @@ def read_inputs(path: Path, data: Any) -> tuple[np.ndarray, np.ndarray | None]:
     from edgekit.data.prepare import normalise, to_hailo_layout
     from edgekit.errors import DataError
 
-    layout = data.input_shape
-    raw = (layout[0], int(data.stats.get("window_length", 2 * layout[2])))
-    expected = f"'inputs' of shape (N,{','.join(map(str, layout))}) or raw (N,{raw[0]},{raw[1]})"
+    shape = data.input_shape
+    raw = (shape[0], int(data.stats.get("window_length", 2 * shape[2])))
+    expected = f"'inputs' of shape (N,{','.join(map(str, shape))}) or raw (N,{raw[0]},{raw[1]})"
     if not path.is_file():
         raise DataError(f"--inputs {path} does not exist; give an .npz with {expected}")
     try:
@@ -118,7 +118,7 @@ def read_inputs(path: Path, data: Any) -> tuple[np.ndarray, np.ndarray | None]:
             y = archive["labels"] if "labels" in archive.files else None
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
             raise DataError(f"--inputs {path} is damaged; save it again") from err
-    if X.dtype.kind not in "biuf" or X.shape[1:] not in (layout, raw) or not len(X):
+    if X.dtype.kind not in "biuf" or X.shape[1:] not in (shape, raw) or not len(X):
         raise DataError(
             f"--inputs {path}: 'inputs' is {X.dtype} {X.shape}; this model takes {expected}, N >= 1"
         )

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from edgekit.errors import ExportError
 from edgekit.quantize.fsq_grid import fsq_thresholds
+from edgekit.quantize.overflow import INT16_MAX, INT16_MIN
 
 if TYPE_CHECKING:
     from onnx import ModelProto, NodeProto
@@ -151,17 +152,22 @@ def requantize(
     return result
 
 
+def conv_windows(x: np.ndarray, step: ConvStep, pad_value: int) -> np.ndarray:
+    """The step's receptive fields `(N, C, H', W', kh, kw)` of `x`, padded with `pad_value`, with its
+    strides and dilations applied (views, no copies)."""
+    top, left, bottom, right = step.pads
+    padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=pad_value)
+    (kh, kw), (dh, dw) = step.weight.shape[2:], step.dilations
+    span = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, span, axis=(2, 3))
+    result: np.ndarray = windows[:, :, :: step.strides[0], :: step.strides[1], ::dh, ::dw]
+    return result
+
+
 def conv_accumulate(x: np.ndarray, step: ConvStep) -> np.ndarray:
     """Integer NCHW convolution (groups = 1) by sliding windows and einsum in int64, bias added."""
-    top, left, bottom, right = step.pads
-    x = np.pad(x - step.input.zero_point, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    windows = conv_windows(x - step.input.zero_point, step, 0)
     w = step.weight - step.weight_zero_point.reshape(-1, 1, 1, 1)
-    (kh, kw), (dh, dw) = w.shape[2:], step.dilations
-    span = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
-    windows = np.lib.stride_tricks.sliding_window_view(x, span, axis=(2, 3))
-    windows = windows[
-        :, :, :: step.strides[0], :: step.strides[1], ::dh, ::dw
-    ]  # (N, C, H', W', kh, kw)
     acc: np.ndarray = np.einsum("nchwij,ocij->nohw", windows, w, dtype=np.int64, optimize=True)
     result: np.ndarray = acc + step.bias.reshape(1, -1, 1, 1)
     return result
@@ -182,14 +188,7 @@ def conv_accumulate_avx2(x: np.ndarray, step: ConvStep) -> np.ndarray:
         )
     offset = -step.input.lo  # uint8 stays, int8 moves by +128
     zero_point = step.input.zero_point + offset
-    top, left, bottom, right = step.pads
-    padded = np.pad(
-        x + offset, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=zero_point
-    )
-    (kh, kw), (dh, dw) = step.weight.shape[2:], step.dilations
-    span = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, span, axis=(2, 3))
-    windows = windows[:, :, :: step.strides[0], :: step.strides[1], ::dh, ::dw]
+    windows = conv_windows(x + offset, step, zero_point)
     n, height, width = windows.shape[0], windows.shape[2], windows.shape[3]
     # (N, C, H', W', kh, kw) -> (N, H', W', kh * kw * C): the channels-last reduction axis
     columns = windows.transpose(0, 2, 3, 4, 5, 1).reshape(n, height, width, -1)
@@ -200,7 +199,7 @@ def conv_accumulate_avx2(x: np.ndarray, step: ConvStep) -> np.ndarray:
     acc = np.zeros((n, height, width, len(rows)), np.int64)
     for k in range(0, rows.shape[1], 2):
         pair = columns[..., k, None] * rows[:, k] + columns[..., k + 1, None] * rows[:, k + 1]
-        acc += np.clip(pair, -32768, 32767)
+        acc += np.clip(pair, INT16_MIN, INT16_MAX)
     acc += step.bias - zero_point * step.weight.reshape(len(step.weight), -1).sum(axis=1)
     result: np.ndarray = acc.transpose(0, 3, 1, 2)  # (N, H', W', O) -> (N, O, H', W')
     return result
