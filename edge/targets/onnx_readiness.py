@@ -30,6 +30,10 @@ def overflow_rule(model: Any) -> dict[str, Any]:
     findings = [bound.describe() for bound in bounds if bound.can_saturate]
     if findings:
         findings.append(f"fix: {OVERFLOW_FIX_HINT}")
+    if not bounds:  # nothing to bound: a float model given by mistake, most likely
+        findings.append(
+            "no int8 Conv/Gemm/MatMul in this graph; check the int8 export, model_int8.onnx"
+        )
     return {
         "rule": "Q1",
         "severity": "W",

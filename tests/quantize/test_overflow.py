@@ -198,6 +198,20 @@ def test_q1_passes_a_model_with_seven_bit_weights() -> None:
     assert [layer["worst_pair_sum"] for layer in rule["layers"]] == [2 * 255 * 63] * 2
 
 
+def test_q1_says_when_a_graph_has_no_int8_layer() -> None:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "float",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+    )
+    rule = overflow_rule(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+    assert rule["status"] == "warn" and rule["layers"] == []
+    assert "no int8 Conv/Gemm/MatMul" in rule["findings"][0]
+
+
 def test_check_cli_reports_q1_on_any_int8_file(tmp_path: Path) -> None:
     import onnx
     from click.testing import CliRunner
