@@ -62,7 +62,7 @@ def train_once(name: str, seed: int, overrides: list[str], folder: Path) -> dict
             *overrides,
         ],
     )
-    metrics = run_training(config, folder, show_progress=False)
+    metrics = run_training(folder, config, show_progress=False)
     return {
         "int8": metrics["int8_test_accuracy"],
         "float": metrics["float_test_accuracy"],

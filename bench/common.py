@@ -28,11 +28,11 @@ def build_run(
 ) -> tuple[Path, dict[str, Any]]:
     """Train (and export) a run; returns its folder and training metrics."""
     from edgekit.config import load_config
-    from edgekit.targets import export_run
+    from edgekit.targets import run_export
     from edgekit.train.loop import run_training
 
     config = load_config(config_name, overrides)
-    metrics = run_training(config, folder, show_progress=False)
+    metrics = run_training(folder, config, show_progress=False)
     for target in targets:
-        export_run(folder, target)
+        run_export(folder, target)
     return folder, metrics

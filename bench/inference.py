@@ -16,7 +16,7 @@ def run(folder: Path) -> dict[str, Any]:
     from edgekit.onnx_io import OnnxRunner
     from edgekit.quantize.integer_reference import IntegerReference
     from edgekit.rundir.run import Run
-    from edgekit.targets import export_run
+    from edgekit.targets import run_export
 
     torch.set_num_threads(1)
     run_dir, _ = build_run(
@@ -25,7 +25,7 @@ def run(folder: Path) -> dict[str, Any]:
     export_seconds = {}
     for target in ("onnx", "hailo"):
         start = time.perf_counter()
-        export_run(run_dir, target)
+        run_export(run_dir, target)
         export_seconds[target] = time.perf_counter() - start
     run = Run(run_dir)
     X = np.concatenate([run.data.arrays[s][0] for s in ("train", "val", "test")])

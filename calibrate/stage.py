@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from edgekit.calibrate.representative import save_calibration_set, select_representative
@@ -21,6 +21,9 @@ from edgekit.rundir import layout
 from edgekit.rundir.artifacts import Manifest, sha256_file, write_json
 from edgekit.rundir.checkpoint import load_checkpoint, save_checkpoint
 from edgekit.rundir.transaction import transactional
+
+if TYPE_CHECKING:
+    from edgekit.rundir.run import Run
 
 
 def _effect(model: Any, float_logits: np.ndarray, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -46,13 +49,14 @@ def adopt(before: dict[str, float], after: dict[str, float]) -> bool:
 
 
 @transactional()
-def run_calibration(run_dir: str | Path, config: CalibrateConfig | None = None) -> dict[str, Any]:
+def run_calibration(run: Run | str | Path, config: CalibrateConfig | None = None) -> dict[str, Any]:
     """`edgekit calibrate RUN`: calibrate a copy of the QAT checkpoint on a representative train set,
-    adopt it for export only where `adopt` says so, and report both sides."""
+    adopt it for export only where `adopt` says so, and report both sides. `config` defaults to
+    the run's own `calibrate:` section."""
     from edgekit.rundir.run import CALIBRATION_SCHEMA_VERSION, Run
 
     start = time.perf_counter()
-    run = Run(run_dir)
+    run = Run(layout.run_path(run))
     config = config or run.config.calibrate
     X_train, y_train = run.data.arrays["train"]
     indices = select_representative(X_train, y_train, config.num_windows, run.config.data.seed)

@@ -148,7 +148,7 @@ def train(
     base = load_run_config(run_dir) if resume and (run_dir / layout.CONFIG).is_file() else None
     config = build_config(config_file, overrides, data_spec, base=base, **{"train.device": device})
     with writing(run_dir, "train", create=True):
-        metrics = run_training(config, run_dir, resume=resume)
+        metrics = run_training(run_dir, config, resume=resume)
     test = metrics["test"]
     low, high = test["accuracy_interval_95"]
     click.echo(
@@ -173,10 +173,10 @@ def train(
 )
 def evaluate(run_dir: Path, checkpoint: str, drop_channels: str) -> None:
     """Recompute test metrics of a run from a checkpoint."""
-    from edgekit.evaluate import evaluate_run
+    from edgekit.evaluate import run_evaluate
 
     patterns = tuple(p.strip() for p in drop_channels.split(",") if p.strip())
-    metrics = evaluate_run(run_dir, checkpoint, patterns)  # checks the names before any work
+    metrics = run_evaluate(run_dir, checkpoint, patterns)  # checks the names before any work
     click.echo(
         f"test accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  ({metrics['windows']} windows)"
     )
@@ -288,10 +288,10 @@ TARGET_OPTIONS = list(dict.fromkeys(o.name for t in TARGETS.values() for o in t.
 @target_options
 def export_command(run_dir: Path, target_name: str, **options: Any) -> None:
     """Export a trained run for a target (onnx: int8 QDQ + float; hailo: the DFC package; mcu: C and firmware)."""
-    from edgekit.targets import export_run
+    from edgekit.targets import run_export
 
     with writing(run_dir, f"export --target {target_name}"):
-        summary = export_run(run_dir, target_name, **options)
+        summary = run_export(run_dir, target_name, **options)
     for line in summary.get("report_lines", []):
         click.echo(line)
     click.echo(f"exported {target_name} -> {summary['folder']} in {summary['seconds']:.1f} s")
@@ -387,7 +387,7 @@ def pipeline(
     config = build_config(config_file, overrides, data_spec)
     device = device_url or ("qemu://" if target == "mcu" else "emu://")
     with writing(run_dir, "pipeline", create=True):
-        run_pipeline(config, run_dir, target, device, echo=click.echo)
+        run_pipeline(run_dir, config, target, device, echo=click.echo)
 
 
 def quiet_third_party() -> None:

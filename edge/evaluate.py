@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from edgekit.errors import CheckpointError
 from edgekit.models import Conv2dFSQNet
 from edgekit.quantize.fsq_grid import code_usage
+from edgekit.rundir import layout
+
+if TYPE_CHECKING:
+    from edgekit.rundir.run import Run
 
 
 @torch.no_grad()
@@ -167,8 +171,8 @@ def write_plots(
     return [*written, folder / "confusion.png"]
 
 
-def evaluate_run(
-    run_dir: str | Path, checkpoint: str = "best.pt", drop_channels: tuple[str, ...] = ()
+def run_evaluate(
+    run: Run | str | Path, checkpoint: str = "best.pt", drop_channels: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """Recompute test metrics from a checkpoint and the run's saved split.
 
@@ -180,7 +184,7 @@ def evaluate_run(
     from edgekit.rundir.checkpoint import load_checkpoint
     from edgekit.rundir.run import Run
 
-    run = Run(run_dir)
+    run = Run(layout.run_path(run))
     if Path(checkpoint).name != checkpoint:
         raise CheckpointError(
             f"--checkpoint takes a file name inside {run.checkpoints} (best.pt, float.pt, last.pt, calibrated.pt), "

@@ -1,6 +1,6 @@
 """Common export machinery: ONNX export (legacy exporter, static batch 1), onnxsim, checks, reference I/O.
 
-Targets (edge/targets/) call these; `export_run` dispatches through the one TARGETS table.
+Targets (edge/targets/) call these; `run_export` dispatches through the one TARGETS table.
 """
 
 from __future__ import annotations

@@ -21,12 +21,13 @@ ORT_INT8 = "ort-int8"  # the label of onnxruntime's int8 side in every parity pa
 
 @transactional()
 def run_parity(
-    run_dir: str | Path, targets: list[str] | None = None, limit: int = 0
+    run: Run | str | Path, targets: list[str] | None = None, limit: int = 0
 ) -> list[PairReport]:
-    """Parity of every exported target of a run on its test split; writes `parity.json`."""
+    """Parity of the given (default: every exported) targets of a run on its first `limit` test
+    windows (0: all); writes `parity.json`."""
     if limit < 0:
         raise ConfigError(f"parity limit must be >= 0 (0 = every test window), got {limit}")
-    run = Run(run_dir)
+    run = Run(layout.run_path(run))
     names = targets or exported_targets(run.path)
     if not names:
         raise ArtifactError(

@@ -15,8 +15,8 @@ from edgekit.rundir import layout
 
 
 def run_pipeline(
+    run: str | Path,
     config: RunConfig,
-    run_dir: str | Path,
     target: str = "hailo",
     device: str = "emu://",
     echo: Callable[[str], None] = print,
@@ -26,11 +26,11 @@ def run_pipeline(
     from edgekit.calibrate.stage import run_calibration
     from edgekit.parity import failure_message, run_parity
     from edgekit.rundir.artifacts import write_json
-    from edgekit.targets import export_run
+    from edgekit.targets import run_export
     from edgekit.train.loop import run_training
     from edgekit.verify import VerifyOptions, run_verify
 
-    run_dir = Path(run_dir)
+    run_dir = Path(run)
     targets = ["onnx"] if target == "onnx" else ["onnx", target]
     stages = ["train", "calibrate", *(f"export {t}" for t in targets), "parity", "verify"]
     timings: dict[str, float] = {}
@@ -44,11 +44,11 @@ def run_pipeline(
         return result
 
     results["train"] = stage(
-        "train", lambda: run_training(config, run_dir, show_progress=show_progress)
+        "train", lambda: run_training(run_dir, config, show_progress=show_progress)
     )
     results["calibrate"] = stage("calibrate", lambda: run_calibration(run_dir))
     for name in targets:
-        results[f"export {name}"] = stage(f"export {name}", partial(export_run, run_dir, name))
+        results[f"export {name}"] = stage(f"export {name}", partial(run_export, run_dir, name))
         for line in results[f"export {name}"].get("report_lines", []):  # footprint, warnings
             echo(line)
     parity = stage("parity", lambda: run_parity(run_dir))

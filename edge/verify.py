@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import numpy as np
@@ -29,6 +29,9 @@ from edgekit.quantize.overflow import read_cpu_flags, saturation_bounds, saturat
 from edgekit.rundir import layout
 from edgekit.rundir.artifacts import Manifest, write_json, write_text
 from edgekit.rundir.transaction import transactional
+
+if TYPE_CHECKING:
+    from edgekit.rundir.run import Run
 from edgekit.verify_report import latency, link_efficiency, render_junit, render_markdown
 
 INTEGER_EXACT_RUNTIME = "edgekit-c"  # HELLO_ACK runtime of the generated C firmware
@@ -163,13 +166,13 @@ def cpu_reference(
 
 
 @transactional()
-def run_verify(run_dir: str | Path, options: VerifyOptions) -> dict[str, Any]:
+def run_verify(run: Run | str | Path, options: VerifyOptions) -> dict[str, Any]:
     """`edgekit verify`: stream the test windows to a device, compare its outputs with a CPU
     reference the device does not run and with the labels; writes `verify/` and returns its report."""
     from edgekit.quantize.integer_reference import IntegerReference
     from edgekit.rundir.run import Run
 
-    run = Run(run_dir)
+    run = Run(layout.run_path(run))
     model_path = model_file(run.path)
     run.verified(model_path.relative_to(run.path).as_posix())
     reference = IntegerReference.from_onnx(model_path)

@@ -64,7 +64,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_config) -> Path:
     from edgekit.train.loop import run_training
 
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
-    run_training(tiny_config, run_dir, show_progress=False)
+    run_training(run_dir, tiny_config, show_progress=False)
     return run_dir
 
 
@@ -72,14 +72,14 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_config) -> Path:
 def exported_run(tmp_path_factory: pytest.TempPathFactory, trained_run: Path) -> Path:
     """A copy of the trained run, calibrated and exported for every target."""
     from edgekit.calibrate.stage import run_calibration
-    from edgekit.targets import export_run
+    from edgekit.targets import run_export
 
     run_dir = tmp_path_factory.mktemp("exported") / "tiny"
     shutil.copytree(trained_run, run_dir)
     run_calibration(run_dir)
-    export_run(run_dir, "onnx", int8_input=True)
-    export_run(run_dir, "hailo")
-    export_run(run_dir, "mcu")
+    run_export(run_dir, "onnx", int8_input=True)
+    run_export(run_dir, "hailo")
+    run_export(run_dir, "mcu")
     return run_dir
 
 

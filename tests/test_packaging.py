@@ -74,3 +74,16 @@ def test_the_python_api_names_resolve_without_importing_torch_first() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split("\n")[:2] == ["False", "[]"]
+
+
+def test_every_stage_of_the_python_api_takes_the_run_first() -> None:
+    import inspect
+
+    import edgekit
+
+    stages = [name for name in edgekit.API if name.startswith("run_")]
+    assert len(stages) == 7
+    first = {
+        name: next(iter(inspect.signature(getattr(edgekit, name)).parameters)) for name in stages
+    }
+    assert first == dict.fromkeys(stages, "run")

@@ -3,6 +3,9 @@ named once (docs/ARCHITECTURE.md has the table of who writes and who reads each)
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Protocol
+
 CONFIG = "config.resolved.yaml"
 MANIFEST = "manifest.json"
 DATA = "data"
@@ -38,3 +41,18 @@ RUN_OUTPUTS = (
 def export_folder(target: str) -> str:
     """Where a target's export lives."""
     return f"{EXPORT}/{target}"
+
+
+class HasPath(Protocol):
+    """A `Run` (edgekit.rundir.run), without importing it here: the layout stays a leaf module."""
+
+    path: Path
+
+
+def run_path(run: HasPath | str | Path) -> Path:
+    """The folder of a run given as a `Run` or as its path (every stage's first argument).
+
+    A stage opens its own `Run` on this folder: a `Run` reads the manifest once, and the stage
+    must see what the stages before it recorded there.
+    """
+    return run if isinstance(run, Path) else Path(run) if isinstance(run, str) else run.path

@@ -193,15 +193,16 @@ def stage_transaction(run_dir: str | Path, create: bool = False) -> Iterator[Non
 
 
 def transactional(create: bool = False) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Run a stage function as a transaction on the run folder given as its `run_dir` argument."""
+    """Run a stage function as a transaction on the run given as its `run` argument (a `Run` or
+    its folder)."""
 
     def decorate(function: Callable[P, R]) -> Callable[P, R]:
         signature = inspect.signature(function)
 
         @functools.wraps(function)
         def stage(*args: P.args, **kwargs: P.kwargs) -> R:
-            run_dir = signature.bind(*args, **kwargs).arguments["run_dir"]
-            with stage_transaction(run_dir, create):
+            run = signature.bind(*args, **kwargs).arguments["run"]
+            with stage_transaction(layout.run_path(run), create):
                 return function(*args, **kwargs)
 
         return stage

@@ -6,11 +6,15 @@ Nothing here imports torch; a target's module is imported when it exports or che
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import EdgekitError, ExportError
+from edgekit.rundir import layout
 from edgekit.rundir.transaction import transactional
 from edgekit.targets.base import Target, TargetOption
+
+if TYPE_CHECKING:
+    from edgekit.rundir.run import Run
 
 OPSET = TargetOption("opset", "ONNX opset (Hailo DFC 3.x/4.x reads 13).")
 REFERENCE_SAMPLES = TargetOption(
@@ -112,15 +116,16 @@ def _export_into(
 
 
 @transactional()
-def export_run(run_dir: str | Path, target_name: str, **options: Any) -> dict[str, Any]:
-    """Export a trained run for one target (`edgekit export RUN --target NAME`)."""
+def run_export(run: Run | str | Path, target_name: str, **options: Any) -> dict[str, Any]:
+    """Export a trained run for one target (`edgekit export RUN --target NAME`); `options` (the
+    target's, see TARGETS) override the run's `export:` config."""
     import time
 
     from edgekit.rundir.artifacts import Manifest
     from edgekit.rundir.run import Run
 
     target = get_target(target_name)
-    run = Run(run_dir)
+    run = Run(layout.run_path(run))
     resolved = resolve_options(target, run.config, options)
     start = time.perf_counter()
     out_dir = target.export_dir(run.path, resolved)

@@ -334,18 +334,20 @@ def start_qat_model(
 
 @transactional(create=True)
 def run_training(
+    run: Run | str | Path,
     config: RunConfig,
-    run_dir: str | Path,
+    *,
     resume: bool = False,
     data: PreparedData | None = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Train float twin then QAT model into `run_dir`; returns the metrics written to `metrics.json`.
+    """Train float twin then QAT model into the run's folder (made if missing); returns the
+    metrics written to `metrics.json`.
 
     A failure rolls the run back. So does Ctrl-C/SIGTERM when the folder held a finished run;
     otherwise the interrupted training is kept for `--resume`.
     """
-    run_dir = Path(run_dir)
+    run_dir = layout.run_path(run)
     unfinished = not (run_dir / "metrics.json").is_file()
     try:
         return _train(config, run_dir, resume, data, show_progress)

@@ -15,7 +15,7 @@ from edgekit.parity import run_parity
 from edgekit.rundir.artifacts import Manifest
 from edgekit.rundir.checkpoint import load_checkpoint, save_checkpoint
 from edgekit.rundir.run import Run
-from edgekit.targets import TARGETS, export_run
+from edgekit.targets import TARGETS, run_export
 from edgekit.targets.hailo_readiness import check_hailo_readiness
 from onnx import TensorProto, helper
 
@@ -131,7 +131,7 @@ def test_parity_catches_perturbed_weights(run_copy: Path) -> None:
         json.dumps({"schema_version": 1, "adopted": False})
     )
     record_edits(run_copy, path, run_copy / "calibration/report.json")
-    export_run(run_copy, "onnx")
+    run_export(run_copy, "onnx")
     path.write_bytes(
         original
     )  # PyTorch reference back to the trained weights; the ONNX stays perturbed
@@ -182,20 +182,20 @@ def test_bad_inputs(tmp_path: Path, run_copy: Path) -> None:
     with pytest.raises(ExportError, match="not a valid ONNX model"):
         check_hailo_readiness(str(tmp_path / "truncated.onnx"))
     with pytest.raises(ExportError, match="unknown --hw-arch 'hailo9'"):
-        export_run(run_copy, "hailo", hw_arch="hailo9")
+        run_export(run_copy, "hailo", hw_arch="hailo9")
     with pytest.raises(ExportError, match="does not accept --hw-arch"):
-        export_run(run_copy, "onnx", hw_arch="hailo8")
+        run_export(run_copy, "onnx", hw_arch="hailo8")
     with pytest.raises(ConfigError, match="export.opset: must be in"):
-        export_run(run_copy, "onnx", opset=99)
+        run_export(run_copy, "onnx", opset=99)
     with pytest.raises(
         ExportError, match="unknown target 'tflite'; valid targets: hailo, mcu, onnx"
     ):
-        export_run(run_copy, "tflite")
+        run_export(run_copy, "tflite")
     (run_copy / "checkpoints/best.pt").unlink()
     (run_copy / "calibration/report.json").unlink()
     before = (run_copy / "export/onnx/model_int8.onnx").read_bytes()
     with pytest.raises(ArtifactError, match="best.pt is missing"):
-        export_run(run_copy, "onnx")
+        run_export(run_copy, "onnx")
     assert (
         run_copy / "export/onnx/model_int8.onnx"
     ).read_bytes() == before  # the good export survives
@@ -209,10 +209,10 @@ def test_nan_calibration_set_is_refused(run_copy: Path) -> None:
     archive["X"][0, 0, 0, 0] = np.nan
     np.savez(path, **archive)
     with pytest.raises(ArtifactError, match="calib_set.npz does not match its sha256"):
-        export_run(run_copy, "hailo")
+        run_export(run_copy, "hailo")
     record_edits(run_copy, path)
     with pytest.raises(DataError, match="calib_set.npz has NaN/Inf in 1 windows"):
-        export_run(run_copy, "hailo")
+        run_export(run_copy, "hailo")
 
 
 def test_stale_calibration_is_ignored_after_retraining(run_copy: Path) -> None:
@@ -247,12 +247,12 @@ def test_export_config_section_sets_target_defaults(run_copy: Path) -> None:
     config_file = run_copy / "config.resolved.yaml"
     config_file.write_text(config_file.read_text().replace("hw_arch: hailo8", "hw_arch: hailo8l"))
     record_edits(run_copy, config_file)
-    summary = export_run(run_copy, "hailo")
+    summary = run_export(run_copy, "hailo")
     assert (
         summary["hw_arch"] == "hailo8l" and (run_copy / "export/hailo/hailo8l/model.alls").is_file()
     )
     assert (
-        export_run(run_copy, "hailo", hw_arch="hailo10h")["hw_arch"] == "hailo10h"
+        run_export(run_copy, "hailo", hw_arch="hailo10h")["hw_arch"] == "hailo10h"
     )  # the flag wins
 
 

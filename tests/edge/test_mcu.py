@@ -21,7 +21,7 @@ from edgekit.quantize.integer_reference import (
     PoolStep,
     fixed_point_multiplier,
 )
-from edgekit.targets import export_run
+from edgekit.targets import run_export
 from edgekit.targets.mcu import c_source, run_native
 from edgekit.targets.mcu_codegen import activation_floor, generate, plan_arena
 from onnx import numpy_helper
@@ -261,7 +261,7 @@ def test_a_failing_mcu_export_leaves_no_half_written_folder(run_copy: Path, dige
 
     monkeypatch.setattr(toolchain, "make", broken)
     with pytest.raises(ExportError, match="error: boom"):
-        export_run(run_copy, "mcu")
+        run_export(run_copy, "mcu")
     assert not (run_copy / "export" / "mcu").exists()
     assert digest(run_copy) == before
 
@@ -274,9 +274,9 @@ def test_missing_tools_are_one_line_naming_the_install(
         shutil, "which", lambda name: None if name in ("gcc", "make") else real_which(name)
     )
     with pytest.raises(ExportError, match=r"gcc, make not found.*apt-get install -y gcc make"):
-        export_run(run_copy, "mcu")
+        run_export(run_copy, "mcu")
     monkeypatch.setattr(shutil, "which", lambda name: None if "arm" in name else real_which(name))
-    summary = export_run(run_copy, "mcu")  # the C is still generated and checked on the host
+    summary = run_export(run_copy, "mcu")  # the C is still generated and checked on the host
     report = json.loads((run_copy / "export/mcu/report.json").read_text())
     assert not report["target"]["measured"]
     assert "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm" in report["target"]["reason"]
@@ -288,7 +288,7 @@ def test_export_of_a_run_given_by_a_relative_path(
 ) -> None:
     """make runs in the export folder: the build folder it is given must not be relative."""
     monkeypatch.chdir(run_copy.parent)
-    export_run(Path(run_copy.name), "mcu")
+    run_export(Path(run_copy.name), "mcu")
     assert (run_copy / "export/mcu/build/edgekit_parity").is_file()
     assert not (run_copy / "export/mcu" / run_copy.name).exists()
 
@@ -296,4 +296,4 @@ def test_export_of_a_run_given_by_a_relative_path(
 def test_export_requires_the_onnx_export(run_copy: Path) -> None:
     shutil.rmtree(run_copy / "export" / "onnx")
     with pytest.raises(ExportError, match="--target onnx` first"):
-        export_run(run_copy, "mcu")
+        run_export(run_copy, "mcu")

@@ -99,3 +99,23 @@ def test_training_memory_maps_one_copy_of_each_split(trained_run: Path) -> None:
     X_train = run.data.arrays["train"][0]
     assert isinstance(X_train, np.memmap) and X_train.filename is not None
     assert Path(X_train.filename).resolve() == (trained_run / "data/X_train.npy").resolve()
+
+
+def test_a_stage_given_a_run_object_sees_what_earlier_stages_recorded(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """A `Run` opened before calibrate holds the manifest without the calibration; export and parity
+    must read the folder anew, not trust that stale view."""
+    import shutil
+
+    from edgekit.calibrate.stage import run_calibration
+    from edgekit.parity import run_parity
+    from edgekit.rundir.run import Run
+    from edgekit.targets import run_export
+
+    shutil.copytree(trained_run, tmp_path / "run")
+    run = Run(tmp_path / "run")
+    assert "calibration/report.json" not in run.manifest["artifacts"]
+    run_calibration(run)
+    assert run_export(run, "onnx")["folder"] == str(tmp_path / "run" / "export" / "onnx")
+    assert all(report.passed for report in run_parity(run, ["onnx"], limit=4))

@@ -100,7 +100,7 @@ def test_training_augments_train_batches_only(
     config = dataclasses.replace(
         tiny_config, train=dataclasses.replace(tiny_config.train, float_epochs=2, qat_epochs=1)
     )
-    train_module.run_training(config, tmp_path / "run", show_progress=False)
+    train_module.run_training(tmp_path / "run", config, show_progress=False)
     data = Run(tmp_path / "run").data
     train_rows = {row.tobytes() for row in np.asarray(data.arrays["train"][0])}
     other_rows = {

@@ -39,8 +39,8 @@ def test_same_seed_same_model(tmp_path: Path, tiny_config) -> None:
     config = dataclasses.replace(
         tiny_config, train=dataclasses.replace(tiny_config.train, float_epochs=2, qat_epochs=1)
     )
-    a = run_training(config, tmp_path / "a", show_progress=False)
-    b = run_training(config, tmp_path / "b", show_progress=False)
+    a = run_training(tmp_path / "a", config, show_progress=False)
+    b = run_training(tmp_path / "b", config, show_progress=False)
     assert a["test"]["confusion_matrix"] == b["test"]["confusion_matrix"]
     wa = load_checkpoint(tmp_path / "a/checkpoints/best.pt")[0].state_dict()
     wb = load_checkpoint(tmp_path / "b/checkpoints/best.pt")[0].state_dict()
@@ -53,7 +53,7 @@ def test_resume_continues_exactly(
     config = dataclasses.replace(
         tiny_config, train=dataclasses.replace(tiny_config.train, float_epochs=2, qat_epochs=2)
     )
-    run_training(config, tmp_path / "full", show_progress=False)
+    run_training(tmp_path / "full", config, show_progress=False)
     history_full = json.loads((tmp_path / "full/history.json").read_text())
 
     from edgekit.train.loop import Trainer
@@ -68,10 +68,10 @@ def test_resume_continues_exactly(
 
     monkeypatch.setattr(Trainer, "validate", interrupt_after_three)
     with pytest.raises(KeyboardInterrupt):
-        run_training(config, tmp_path / "part", show_progress=False)
+        run_training(tmp_path / "part", config, show_progress=False)
     monkeypatch.setattr(Trainer, "validate", original)
     assert torch.load(tmp_path / "part/checkpoints/last.pt", weights_only=True)["epoch"] == 1
-    run_training(config, tmp_path / "part", resume=True, show_progress=False)
+    run_training(tmp_path / "part", config, resume=True, show_progress=False)
     history_resumed = json.loads((tmp_path / "part/history.json").read_text())
 
     def strip(rows):
@@ -96,7 +96,7 @@ def test_training_options(tmp_path: Path, options: list[str]) -> None:
     config = load_config(
         "tiny", ["train.float_epochs=2", "train.qat_epochs=2", "train.warmup_epochs=0", *options]
     )
-    metrics = run_training(config, tmp_path / "run", show_progress=False)
+    metrics = run_training(tmp_path / "run", config, show_progress=False)
     history = json.loads((tmp_path / "run/history.json").read_text())
     assert [h["phase"] for h in history] == ["float", "float", "qat", "qat"]
     confusion = np.array(metrics["test"]["confusion_matrix"])
@@ -109,20 +109,20 @@ def test_training_options(tmp_path: Path, options: list[str]) -> None:
 
 def test_resume_without_checkpoint(tmp_path: Path, tiny_config) -> None:
     with pytest.raises(CheckpointError, match="no .*last.pt; start without --resume"):
-        run_training(tiny_config, tmp_path / "none", resume=True, show_progress=False)
+        run_training(tmp_path / "none", tiny_config, resume=True, show_progress=False)
 
 
 def test_nan_loss_stops_with_clear_message(tmp_path: Path, tiny_config) -> None:
     config = load_config("tiny", ["train.lr=1e30", "train.grad_clip=0", "train.float_epochs=5"])
     with pytest.raises(TrainingError, match=r"training diverged \(float loss nan .*rolled back"):
-        run_training(config, tmp_path / "nan", show_progress=False)
+        run_training(tmp_path / "nan", config, show_progress=False)
     assert not (tmp_path / "nan").exists()  # a new run that diverged leaves nothing behind
 
 
 def test_window_too_short_for_encoder(tmp_path: Path) -> None:
     config = load_config("tiny", ["data.source=synthetic:n=80,length=6", "model.kernel_size=5"])
     with pytest.raises(DataError, match="too short"):
-        run_training(config, tmp_path / "short", show_progress=False)
+        run_training(tmp_path / "short", config, show_progress=False)
 
 
 def test_checkpoint_errors(tmp_path: Path, trained_run: Path) -> None:
@@ -147,7 +147,7 @@ def test_cuda_requested_without_cuda(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(TrainingError, match="no CUDA device is available; use --device cpu"):
         run_training(
-            load_config("tiny", ["train.device=cuda"]), tmp_path / "gpu", show_progress=False
+            tmp_path / "gpu", load_config("tiny", ["train.device=cuda"]), show_progress=False
         )
 
 
@@ -194,7 +194,7 @@ def test_report_gives_the_interval_and_warns_on_a_small_test_split(tmp_path: Pat
         "tiny",
         ["data.source=synthetic:n=80,length=32", "train.float_epochs=1", "train.qat_epochs=1"],
     )
-    metrics = run_training(config, tmp_path / "run", show_progress=False)
+    metrics = run_training(tmp_path / "run", config, show_progress=False)
     report = (tmp_path / "run/report.md").read_text()
     windows = metrics["test"]["windows"]
     low, high = metrics["test"]["accuracy_interval_95"]
@@ -231,7 +231,7 @@ def test_imbalanced_run_selects_on_macro_f1_and_reports_recall(tmp_path: Path) -
     config = load_config(
         "tiny", [f"data.source=npy:{root}", "train.float_epochs=2", "train.qat_epochs=1"]
     )
-    metrics = run_training(config, tmp_path / "run", show_progress=False)
+    metrics = run_training(tmp_path / "run", config, show_progress=False)
     assert metrics["selection_metric"] == "macro_f1"
     history = json.loads((tmp_path / "run/history.json").read_text())
     assert all("val_macro_f1" in row for row in history)
@@ -280,8 +280,8 @@ def test_resume_keeps_the_runs_config_and_refuses_shape_changes(tmp_path: Path, 
 
 
 def test_evaluate_refuses_a_checkpoint_outside_the_run(trained_run: Path) -> None:
-    from edgekit.evaluate import evaluate_run
+    from edgekit.evaluate import run_evaluate
 
     for name in ("/etc/passwd", "../checkpoints/best.pt", str(trained_run / "checkpoints/best.pt")):
         with pytest.raises(CheckpointError, match="takes a file name inside"):
-            evaluate_run(trained_run, checkpoint=name)
+            run_evaluate(trained_run, checkpoint=name)
