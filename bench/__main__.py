@@ -37,9 +37,11 @@ def render(results: dict) -> str:
             "| figure | value |",
             "|---|---|",
             f"| float phase | {t['float_windows_per_s']:.0f} windows/s ({t['float_epochs']} epochs) |",
-            f"| QAT phase | {t['qat_windows_per_s']:.0f} windows/s ({t['qat_epochs']} epochs); QAT costs {t['qat_over_float_time_per_window']:.2f}x float per window |",
+            f"| QAT phase | {t['qat_windows_per_s']:.0f} windows/s ({t['qat_epochs']} "
+            f"epochs); QAT costs {t['qat_over_float_time_per_window']:.2f}x float per window |",
             f"| time to val acc 1.0 (float phase) | {t['float_seconds_to_val_acc_1']} s |",
-            f"| whole training | {t['total_seconds']} s; test acc int8 {t['int8_test_accuracy']:.4f}, float {t['float_test_accuracy']:.4f} |",
+            f"| whole training | {t['total_seconds']} s; test acc int8 "
+            f"{t['int8_test_accuracy']:.4f}, float {t['float_test_accuracy']:.4f} |",
             "",
         ]
     i = results.get("inference")
@@ -77,23 +79,31 @@ def render(results: dict) -> str:
             "",
             "| figure | value |",
             "|---|---|",
-            f"| unthrottled pty, end to end, emulator in its own process | {li['pty_unthrottled']['windows_per_s']:.0f} windows/s (median of 5 runs of {li['pty_unthrottled']['windows']} windows) |",
-            f"| unthrottled pty, end to end, emulator in the host process (`emu://`) | {li['pty_unthrottled_in_process']['windows_per_s']:.0f} windows/s |",
-            f"| 921600 baud: achieved | {u['tx_bytes_per_s']:.0f} B/s = {100 * u['wire_utilisation']:.1f} % of the {u['wire_limit_bytes_per_s']:.0f} B/s wire limit |",
-            f"| 921600 baud: windows/s | {u['windows_per_s']:.1f} (wire limit {u['windows_per_s_wire_limit']:.1f} at {u['bytes_on_wire_per_window']:.0f} B/window) |",
+            "| unthrottled pty, end to end, emulator in its own process | "
+            f"{li['pty_unthrottled']['windows_per_s']:.0f} windows/s "
+            f"(median of 5 runs of {li['pty_unthrottled']['windows']} windows) |",
+            "| unthrottled pty, end to end, emulator in the host process (`emu://`) | "
+            f"{li['pty_unthrottled_in_process']['windows_per_s']:.0f} windows/s |",
+            f"| 921600 baud: achieved | {u['tx_bytes_per_s']:.0f} B/s = "
+            f"{100 * u['wire_utilisation']:.1f} % of the {u['wire_limit_bytes_per_s']:.0f} B/s wire limit |",
+            f"| 921600 baud: windows/s | {u['windows_per_s']:.1f} (wire limit "
+            f"{u['windows_per_s_wire_limit']:.1f} at {u['bytes_on_wire_per_window']:.0f} B/window) |",
             f"| payload share of bytes sent | {100 * u['payload_fraction']:.1f} % |",
             "",
         ]
         n = li.get("noisy_lines")
         if n:
             lines += [
-                f"### Noisy lines ({n['baud']} baud, `device serve` in its own process, {n['windows_per_run']} windows, median of 3 seeds)",
+                f"### Noisy lines ({n['baud']} baud, `device serve` in its own process, "
+                f"{n['windows_per_run']} windows, median of 3 seeds)",
                 "",
-                "| line (per byte, both ways) | windows/s | of clean | chunk (B) | CRC errors | retries | INCOMPLETE | resent B | resyncs |",
+                "| line (per byte, both ways) | windows/s | of clean | chunk (B) | CRC "
+                "errors | retries | INCOMPLETE | resent B | resyncs |",
                 "|---|---|---|---|---|---|---|---|---|",
             ]
             lines += [
-                f"| {name} | {r['windows_per_s']:.2f} | {100 * r['of_clean']:.0f} % | {r['chunk_bytes']} | {r['crc_errors']} | {r['retries']} | "
+                f"| {name} | {r['windows_per_s']:.2f} | {100 * r['of_clean']:.0f} % | "
+                f"{r['chunk_bytes']} | {r['crc_errors']} | {r['retries']} | "
                 f"{r['incomplete']} | {r['resent_bytes']} | {r['recoveries']} |"
                 for name, r in n["lines"].items()
             ]
@@ -114,10 +124,13 @@ def render(results: dict) -> str:
             "",
             "| figure | value |",
             "|---|---|",
-            f"| peak RSS, large run / tiny run | {m['large_run_peak_rss_mb']:.0f} / {m['tiny_run_peak_rss_mb']:.0f} MiB |",
-            f"| peak above the tiny run | {m['large_run_above_tiny_mb']:.0f} MiB = {m['above_tiny_over_data_size']:.2f}x the data set (goal <= 2x) |",
+            f"| peak RSS, large run / tiny run | {m['large_run_peak_rss_mb']:.0f} / "
+            f"{m['tiny_run_peak_rss_mb']:.0f} MiB |",
+            f"| peak above the tiny run | {m['large_run_above_tiny_mb']:.0f} MiB = "
+            f"{m['above_tiny_over_data_size']:.2f}x the data set (goal <= 2x) |",
             f"| run's data/ folder on disk | {m['run_data_folder_mb']:.0f} MiB |",
-            f"| prepare (`edgekit data inspect`) | {m['prepare_seconds']:.1f} s, peak {m['prepare_peak_rss_mb']:.0f} MiB |",
+            f"| prepare (`edgekit data inspect`) | {m['prepare_seconds']:.1f} s, peak "
+            f"{m['prepare_peak_rss_mb']:.0f} MiB |",
             "",
         ]
     if results.get("mcu"):

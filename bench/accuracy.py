@@ -114,7 +114,8 @@ def render(result: dict[str, Any]) -> str:
         f"overrides: {result['overrides'] or 'none'}. Test accuracy mean ± sd over seeds; "
         "val = the val cut of the official train split (recipes are chosen on it).",
         "",
-        "| set | int8 test | float twin | int8 − float | int8 val | params | MACs/window | train s | InceptionTime | HC2 | gap to IT |",
+        "| set | int8 test | float twin | int8 − float | int8 val | params | MACs/window "
+        "| train s | InceptionTime | HC2 | gap to IT |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -123,7 +124,8 @@ def render(result: dict[str, Any]) -> str:
         lines.append(
             f"| {r['set']} | {r['int8_mean']:.3f} ± {r['int8_sd']:.3f} | {r['float_mean']:.3f} | "
             f"{r['int8_minus_float_pp']:+.1f} pp | {r['int8_val_mean']:.3f} | {r['parameters']} | {r['macs']} | "
-            f"{r['seconds_mean']:.0f} | {'–' if it is None else f'{it:.3f}'} | {'–' if hc2 is None else f'{hc2:.3f}'} | "
+            f"{r['seconds_mean']:.0f} | {'–' if it is None else f'{it:.3f}'} | "
+            f"{'–' if hc2 is None else f'{hc2:.3f}'} | "
             f"{'–' if gap is None else f'{gap:+.1f} pp'} |"
         )
     lines += ["", *[f"- {line}" for line in result["summary_lines"]], ""]

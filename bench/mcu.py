@@ -68,13 +68,16 @@ def render(results: dict[str, Any]) -> list[str]:
         lines += [
             f"### {name}: {model['macs_per_window']} MACs/window, convs {shape}",
             "",
-            "| build | flash B (text+rodata+data) | RAM B (data+bss) | stack B | arena B | instructions/inference | instr/MAC (convs) | instr/MAC (all) | bit-exact |",
+            "| build | flash B (text+rodata+data) | RAM B (data+bss) | stack B | arena B "
+            "| instructions/inference | instr/MAC (convs) | instr/MAC (all) | bit-exact |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for kind, b in target["builds"].items():
             lines.append(
-                f"| {kind} | {b['flash_bytes']} | {b['ram_bytes']} | {b['stack_high_water_bytes']} | {model['arena_bytes']} | "
-                f"{b['instructions_per_inference']} | {b['conv_instructions_per_mac']} | {b['instructions_per_mac']} | {b['bit_exact_windows']} |"
+                f"| {kind} | {b['flash_bytes']} | {b['ram_bytes']} | "
+                f"{b['stack_high_water_bytes']} | {model['arena_bytes']} | "
+                f"{b['instructions_per_inference']} | {b['conv_instructions_per_mac']} | "
+                f"{b['instructions_per_mac']} | {b['bit_exact_windows']} |"
             )
         floors = r["floors"]
         lines.append(
@@ -86,8 +89,10 @@ def render(results: dict[str, Any]) -> list[str]:
             for g in target["goals"]
         ]
         lines += [
-            f"- `verify --device qemu://`: {r['verify_windows']} windows, {r['verify_windows_per_s_median']:.1f} windows/s "
-            f"(median of 3), {r['verify_instructions_per_inference']:.0f} instructions/inference, max {r['verify_max_lsb']} LSB, "
+            f"- `verify --device qemu://`: {r['verify_windows']} windows, "
+            f"{r['verify_windows_per_s_median']:.1f} windows/s "
+            f"(median of 3), {r['verify_instructions_per_inference']:.0f} "
+            f"instructions/inference, max {r['verify_max_lsb']} LSB, "
             f"top-1 {r['verify_top1_agreement']:.4f}",
             "",
         ]

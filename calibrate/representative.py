@@ -32,7 +32,8 @@ def check_finite(X: np.ndarray, what: str) -> None:
     if bad.any():
         windows = np.flatnonzero(bad.reshape(len(X), -1).any(axis=1))
         raise DataError(
-            f"{what} has NaN/Inf in {len(windows)} windows (first: {windows[:5].tolist()}); repair the data (data.nan_strategy) and retrain"
+            f"{what} has NaN/Inf in {len(windows)} windows (first: "
+            f"{windows[:5].tolist()}); repair the data (data.nan_strategy) and retrain"
         )
 
 

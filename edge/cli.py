@@ -98,7 +98,8 @@ def data_inspect(
     )
     counts = prepared.splits["counts"]
     click.echo(
-        f"split       train {counts['train']} / val {counts['val']} / test {counts['test']}  ({prepared.splits['mode']}, seed {prepared.splits['seed']})"
+        f"split       train {counts['train']} / val {counts['val']} / test "
+        f"{counts['test']}  ({prepared.splits['mode']}, seed {prepared.splits['seed']})"
     )
     per_class = prepared.splits["per_class"]
     width = max(len("class"), *(len(name) for name in prepared.class_names))
@@ -108,17 +109,20 @@ def data_inspect(
         click.echo(f"  {name:<{width}}  {row}")
     if "gap_windows_dropped" in prepared.splits:
         click.echo(
-            f"time split  {prepared.splits['gap_windows_dropped']} windows dropped at the cuts so no sample is in two splits"
+            f"time split  {prepared.splits['gap_windows_dropped']} windows dropped at the "
+            "cuts so no sample is in two splits"
         )
     for warning in prepared.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(
-        f"quality     score {qa['quality_score']:.3f}; non-finite {qa['non_finite']} ({100 * qa['non_finite_fraction']:.3f}%), "
+        f"quality     score {qa['quality_score']:.3f}; non-finite {qa['non_finite']} "
+        f"({100 * qa['non_finite_fraction']:.3f}%), "
         f"repaired by '{qa['repair']['strategy']}'; flat channels: {', '.join(qa['flat_channels']) or 'none'}"
     )
     for row in qa["per_channel"]:
         click.echo(
-            f"  {row['channel']:<14} min {row['min']:>9.3f}  max {row['max']:>9.3f}  std {row['std']:>8.3f}  non-finite {row['non_finite_pct']:.2f}%"
+            f"  {row['channel']:<14} min {row['min']:>9.3f}  max {row['max']:>9.3f}  std "
+            f"{row['std']:>8.3f}  non-finite {row['non_finite_pct']:.2f}%"
         )
 
 
@@ -152,7 +156,8 @@ def train(
     test = metrics["test"]
     low, high = test["accuracy_interval_95"]
     click.echo(
-        f"test accuracy int8 {metrics['int8_test_accuracy']:.4f} (95 % CI {low:.3f}-{high:.3f}, {test['windows']} windows; "
+        f"test accuracy int8 {metrics['int8_test_accuracy']:.4f} (95 % CI "
+        f"{low:.3f}-{high:.3f}, {test['windows']} windows; "
         f"majority baseline {test['majority_baseline']:.3f}; float twin {metrics['float_test_accuracy']:.4f}); "
         f"FSQ codes used {metrics['fsq_train']['codes_used']}/{metrics['fsq_train']['codebook_size']}; "
         f"{metrics['train_seconds']} s -> {run_dir}"
@@ -181,7 +186,8 @@ def evaluate(run_dir: Path, checkpoint: str, drop_channels: str) -> None:
         f"test accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  ({metrics['windows']} windows)"
     )
     click.echo(
-        f"FSQ codes used {metrics['fsq']['codes_used']}/{metrics['fsq']['codebook_size']}, perplexity {metrics['fsq']['perplexity']:.2f}"
+        f"FSQ codes used {metrics['fsq']['codes_used']}/{metrics['fsq']['codebook_size']}, "
+        f"perplexity {metrics['fsq']['perplexity']:.2f}"
     )
     dropped = metrics.get("without_channels")
     if dropped is not None:
@@ -217,7 +223,8 @@ def calibrate(run_dir: Path, overrides: tuple[str, ...]) -> None:
     click.echo(f"{'':<10} {'val acc':>8} {'logit MAE vs float':>19} {'top-1 vs float':>15}")
     for name, row in (("before", before), ("after", after)):
         click.echo(
-            f"{name:<10} {row['val_accuracy']:>8.4f} {row['logit_mae_vs_float']:>19.5f} {row['top1_agreement_vs_float']:>15.4f}"
+            f"{name:<10} {row['val_accuracy']:>8.4f} {row['logit_mae_vs_float']:>19.5f} "
+            f"{row['top1_agreement_vs_float']:>15.4f}"
         )
     verdict = (
         "adopted (export uses calibrated.pt)"

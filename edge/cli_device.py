@@ -111,11 +111,14 @@ def verify(
         )
     if "accuracy" in rows["device_vs_labels"]:
         click.echo(
-            f"accuracy  device {rows['device_vs_labels']['accuracy']:.4f}  reference {rows['reference_vs_labels']['accuracy']:.4f}"
+            f"accuracy  device {rows['device_vs_labels']['accuracy']:.4f}  reference "
+            f"{rows['reference_vs_labels']['accuracy']:.4f}"
         )
     if agreement:
         click.echo(
-            f"device vs reference: top-1 {agreement['top1_agreement']:.4f}, max |Δ| {agreement['max_lsb']:g} LSB, exact {100 * agreement['exact_sample_fraction']:.1f} % (vs {report.get('reference')})"
+            f"device vs reference: top-1 {agreement['top1_agreement']:.4f}, max |Δ| "
+            f"{agreement['max_lsb']:g} LSB, exact {100 * agreement['exact_sample_fraction']:.1f} % "
+            f"(vs {report.get('reference')})"
         )
     if "board" in report["device"]:
         click.echo(
@@ -124,7 +127,8 @@ def verify(
         )
     if report["latency"]:
         click.echo(
-            f"device latency p50 {report['latency']['device_us_p50']:.0f} µs, p95 {report['latency']['device_us_p95']:.0f} µs"
+            f"device latency p50 {report['latency']['device_us_p50']:.0f} µs, p95 "
+            f"{report['latency']['device_us_p95']:.0f} µs"
         )
     stats = report["link_stats"]
     if stats:

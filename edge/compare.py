@@ -156,6 +156,7 @@ def format_table(reports: list[PairReport]) -> str:
         codes = f"{r.code_agreement:.4f}" if r.code_agreement is not None else "-"
         verdict = "PASS" if r.passed else "FAIL: " + "; ".join(r.failures)
         rows.append(
-            f"{r.name:<34} {r.samples:>5} {r.max_abs:>10.3g} {lsb:>6} {r.top1_agreement:>7.4f} {codes:>7} {r.exact_fraction:>7.4f}  {verdict}"
+            f"{r.name:<34} {r.samples:>5} {r.max_abs:>10.3g} {lsb:>6} "
+            f"{r.top1_agreement:>7.4f} {codes:>7} {r.exact_fraction:>7.4f}  {verdict}"
         )
     return "\n".join(rows)

@@ -362,7 +362,8 @@ def _validate(config: RunConfig) -> None:
         or abs(sum(fractions) - 1) > 1e-6
     ):
         raise ConfigError(
-            f"data.split_fractions: must be 3 positive numbers summing to 1, got {list(fractions)}; e.g. [0.7, 0.15, 0.15]"
+            "data.split_fractions: must be 3 positive numbers summing to 1, got "
+            f"{list(fractions)}; e.g. [0.7, 0.15, 0.15]"
         )
     levels = config.model.fsq_levels
     if any(level < 2 for level in levels) or (
@@ -370,7 +371,8 @@ def _validate(config: RunConfig) -> None:
     ):
         raise ConfigError(
             f"model.fsq_levels: every level must be >= 2 and the least common multiple of level // 2 at most "
-            f"{MAX_CODE_STEPS} (so every code is exact in int8), got {list(levels)}; e.g. [8, 6, 5] or [] for the size rule"
+            f"{MAX_CODE_STEPS} (so every code is exact in int8), got {list(levels)}; e.g. "
+            "[8, 6, 5] or [] for the size rule"
         )
     if config.model.channels and (
         len(config.model.channels) != 3 or min(config.model.channels) < 1

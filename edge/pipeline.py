@@ -125,7 +125,8 @@ def render_summary(summary: dict[str, Any]) -> str:
         ),
         (
             "parity",
-            f"{'PASS' if summary['parity_passed'] else 'FAIL'}: {len(summary['parity'])} pairs, worst int8 {parity_worst:.2f} LSB",
+            f"{'PASS' if summary['parity_passed'] else 'FAIL'}: {len(summary['parity'])} "
+            f"pairs, worst int8 {parity_worst:.2f} LSB",
         ),
         (f"device accuracy ({device['board'] or device['url']})", fmt(device["accuracy"], ".4f")),
         (

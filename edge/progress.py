@@ -32,7 +32,10 @@ class Progress:
         )
         width = 20
         filled = int(width * done / self.total)
-        line = f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total}  {extras}  {rate:.1f}/s  ETA {eta:.0f}s"
+        line = (
+            f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
+            f" {extras}  {rate:.1f}/s  ETA {eta:.0f}s"
+        )
         if self.interactive:
             self.stream.write("\r\x1b[2K" + line)
             self.stream.flush()

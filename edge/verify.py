@@ -114,7 +114,8 @@ def read_inputs(path: Path, data: Any) -> tuple[np.ndarray, np.ndarray | None]:
     with archive:
         if "inputs" not in archive.files:
             raise DataError(
-                f"--inputs {path} has no 'inputs' array (found: {', '.join(archive.files) or 'none'}); it needs {expected}"
+                f"--inputs {path} has no 'inputs' array (found: "
+                f"{', '.join(archive.files) or 'none'}); it needs {expected}"
             )
         try:
             X = archive["inputs"]
@@ -224,7 +225,8 @@ def run_verify(run: Run | str | Path, options: VerifyOptions) -> dict[str, Any]:
         )
         if ack.model_hash != expected:
             raise DeviceError(
-                f"device runs model {ack.model_hash.hex()} but {model_path} is {expected.hex()}; flash the model from this run"
+                f"device runs model {ack.model_hash.hex()} but {model_path} is "
+                f"{expected.hex()}; flash the model from this run"
             )
         if options.switch_baud and options.switch_baud != link.baud:
             if options.switch_baud > ack.max_baud:

@@ -70,7 +70,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# On-device verification{' (PARTIAL)' if report['partial'] else ''}",
         "",
-        f"- device `{report['device']['url']}`: {report['device'].get('runtime', '?')} / {report['device'].get('firmware', '?')}, "
+        f"- device `{report['device']['url']}`: {report['device'].get('runtime', '?')} / "
+        f"{report['device'].get('firmware', '?')}, "
         f"model {report['device'].get('model_hash', '?')}",
         f"- samples {report['samples_done']}/{report['samples_total']} in {report['seconds']:.2f} s "
         f"({report['samples_per_s']:.1f}/s)",
@@ -99,7 +100,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             f" ({100 * link['wire_utilisation']:.1f} %)" if link["wire_utilisation"] else ""
         )
         lines += [
-            f"Link: {link['tx_bytes_per_s']:.0f} B/s sent, wire limit {link['wire_limit_bytes_per_s']:.0f} B/s at {link['baud']} baud{utilisation}",
+            f"Link: {link['tx_bytes_per_s']:.0f} B/s sent, wire limit "
+            f"{link['wire_limit_bytes_per_s']:.0f} B/s at {link['baud']} baud{utilisation}",
             "",
             "Faults seen: " + fault_summary(stats),
             "",

@@ -374,7 +374,8 @@ class HostLink:
         )
         if ack.proto != wire.PROTOCOL_VERSION:
             raise DeviceError(
-                f"device speaks edgekit-wire/{ack.proto}, this host speaks /{wire.PROTOCOL_VERSION}; update the firmware or edgekit"
+                f"device speaks edgekit-wire/{ack.proto}, this host speaks "
+                f"/{wire.PROTOCOL_VERSION}; update the firmware or edgekit"
             )
         if not wire.MIN_LEGAL_FRAME <= ack.max_frame <= self.max_frame or ack.rx_credits < 1:
             raise malformed(
@@ -580,7 +581,8 @@ class Stream:
         if result.sample_id != request.sample_id or result.status not in set(ResultStatus):
             raise malformed(
                 frame,
-                f"sample {result.sample_id} status {result.status} in answer to the INFER of sample {request.sample_id}",
+                f"sample {result.sample_id} status {result.status} in answer to the INFER "
+                f"of sample {request.sample_id}",
             )
         if result.sample_id in self.done:
             return

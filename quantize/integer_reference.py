@@ -371,7 +371,8 @@ class IntegerReference:
                 values[node.output[0]] = self._activation(values[node.input[0]], node)
             else:
                 raise ExportError(
-                    f"integer reference: unsupported node {node.name or op} ({op}); only edgekit's QDQ chain is supported"
+                    f"integer reference: unsupported node {node.name or op} ({op}); only "
+                    "edgekit's QDQ chain is supported"
                 )
             index += 1
         for name in self.output_names[:2]:

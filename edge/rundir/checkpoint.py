@@ -58,7 +58,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         )
     if payload.get("schema_version") != CHECKPOINT_SCHEMA_VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint schema {payload.get('schema_version')}, expected {CHECKPOINT_SCHEMA_VERSION}; retrain"
+            f"{path} has checkpoint schema {payload.get('schema_version')}, expected "
+            f"{CHECKPOINT_SCHEMA_VERSION}; retrain"
         )
     return payload
 

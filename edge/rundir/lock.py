@@ -80,7 +80,8 @@ def run_lock(
             if not _is_stale(path, holder):
                 who = _describe(holder) if holder else "another edgekit process"
                 raise RunLockError(
-                    f"{run_dir} is being written by {who}; wait for it to finish, or delete {path} if that process is gone"
+                    f"{run_dir} is being written by {who}; wait for it to finish, or "
+                    f"delete {path} if that process is gone"
                 ) from None
             on_stale(
                 f"removed a stale lock on {run_dir} left by {_describe(holder) if holder else 'an unknown process'}"

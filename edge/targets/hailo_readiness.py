@@ -140,7 +140,8 @@ REASONS = {
     "R11": "opset 13..21 (13 for DFC 3.x / Hailo-8)",
     "R12": "Softmax/ArgMax at the end belong on the host",
     "R13": "the split is exact: host(device(x)) == full(x), ending on a real Conv/activation output",
-    "R14": "calibration set is (N, H, W, C) float32 NHWC of the device input, finite, real windows (64+, 1024 recommended)",
+    "R14": "calibration set is (N, H, W, C) float32 NHWC of the device input, finite, "
+    "real windows (64+, 1024 recommended)",
     "R15": "offline estimate of 8-bit damage on the device part (FSQ code flips), not bit-exact",
     "R16": "size of the device graph: parameters, MACs, long (1,k) kernels",
 }

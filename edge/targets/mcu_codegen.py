@@ -194,7 +194,8 @@ def _pool_source(index: int, step: PoolStep) -> str:
     return (
         f"/* {index}: global average pool {step.name}: ({c},{h},{w}) -> ({c},1,1){', relu' if step.relu else ''} */\n"
         f"static const edgekit_pool_t step{index} = {{{c}, {h * w}, {int(multiplier[0])}, {int(shift[0])}, "
-        f"{int(step.relu)}, {_stored(step.input, step.input.zero_point)}, {_stored(step.output, step.output.zero_point)}}};\n"
+        f"{int(step.relu)}, {_stored(step.input, step.input.zero_point)}, "
+        f"{_stored(step.output, step.output.zero_point)}}};\n"
     )
 
 

@@ -57,7 +57,8 @@ def net_config_for(config: RunConfig, data: PreparedData, quant: bool) -> NetCon
     )
     if width < net.min_input_width():
         raise DataError(
-            f"windows of {2 * width} samples are too short for kernel_size={net.kernel_size} (need >= {2 * net.min_input_width()}); "
+            f"windows of {2 * width} samples are too short for "
+            f"kernel_size={net.kernel_size} (need >= {2 * net.min_input_width()}); "
             "use longer windows (data.window_length) or a smaller model.kernel_size"
         )
     return net
@@ -215,7 +216,8 @@ class Trainer:
                 loss = self.batch_loss(model, X[index], y[index], generator)
                 if not torch.isfinite(loss):
                     raise TrainingError(
-                        f"training diverged ({phase} loss {loss.item()} at epoch {state.epoch + 1}) and was rolled back; "
+                        f"training diverged ({phase} loss {loss.item()} at epoch "
+                        f"{state.epoch + 1}) and was rolled back; "
                         "lower train.lr or enable train.grad_clip"
                     )
                 (loss / config.grad_accum).backward()
@@ -308,7 +310,8 @@ def resume_changes(saved: RunConfig, requested: RunConfig) -> dict[str, list[Any
     if unsafe:
         key = unsafe[0]
         raise ConfigError(
-            f"--resume keeps the run's own config, but {key} would change ({changed[key][0]!r} -> {changed[key][1]!r}); "
+            f"--resume keeps the run's own config, but {key} would change "
+            f"({changed[key][0]!r} -> {changed[key][1]!r}); "
             f"resume changing only {', '.join(sorted(RESUME_SAFE_KEYS))}, or train into a new --out"
         )
     return changed
@@ -502,7 +505,8 @@ def render_report(metrics: dict[str, Any], class_names: list[str]) -> str:
         f"majority class {test['majority_baseline']:.3f}",
         f"- QAT weights with activation quantizers off (the Hailo float export): "
         f"{metrics['qat_float_view_test_accuracy']:.4f} ({metrics['int8_minus_float_view_pp']:+.2f} pp)",
-        f"- windows train/val/test: {metrics['splits']['train']}/{metrics['splits']['val']}/{metrics['splits']['test']}",
+        "- windows train/val/test: "
+        f"{metrics['splits']['train']}/{metrics['splits']['val']}/{metrics['splits']['test']}",
         f"- FSQ (train): {fsq['codes_used']}/{fsq['codebook_size']} codes used, perplexity {fsq['perplexity']:.1f}",
         f"- model: widths {metrics['model']['channels']}, kernel {metrics['model']['kernel_size']}, "
         f"{metrics['model']['downsample']} stride-2 stages, FSQ levels {metrics['model']['fsq_levels']}; "

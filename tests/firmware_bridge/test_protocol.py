@@ -95,8 +95,15 @@ def test_payloads_round_trip() -> None:
     )
     assert wire.HelloAck.unpack(ack.pack()) == ack
     assert tensor.nbytes == 600
-    for message in (wire.Hello(1, 2, 512), wire.Load(9, 0, 100, b"\x00\xff"), wire.Infer(3, 10, 1),
-                    wire.Result(3, 0, 1000, 10, 0, b"\x01\x02"), wire.Error(2, "send HELLO first"), wire.Log(1, "hi")):  # fmt: skip
+    messages = (
+        wire.Hello(1, 2, 512),
+        wire.Load(9, 0, 100, b"\x00\xff"),
+        wire.Infer(3, 10, 1),
+        wire.Result(3, 0, 1000, 10, 0, b"\x01\x02"),
+        wire.Error(2, "send HELLO first"),
+        wire.Log(1, "hi"),
+    )
+    for message in messages:
         assert type(message).unpack(message.pack()) == message
 
 

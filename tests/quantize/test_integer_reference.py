@@ -85,6 +85,16 @@ def test_integer_reference_matches_onnxruntime_on_a_saved_export(inputs: str) ->
     assert len(np.unique(result.codes)) > 1  # the codes are computed, not a constant
 
 
+def is_default_attribute(attribute: object) -> bool:
+    """Zero pads, unit strides and dilations, one group: what ONNX assumes when they are absent."""
+    name, ints = attribute.name, set(attribute.ints)  # type: ignore[attr-defined]
+    return (
+        (name == "pads" and ints == {0})
+        or (name in ("strides", "dilations") and ints == {1})
+        or name == "group"
+    )
+
+
 def graph_variant(kind: str, folder: Path) -> Path:
     """The saved export changed so that paths the trained graph never takes are taken; onnxruntime
     runs the same changed file, so the two must still agree."""
@@ -178,9 +188,7 @@ def graph_variant(kind: str, folder: Path) -> Path:
             dq.input[2] = f"{dq.name}_zp"
     elif kind == "default attributes":  # zero pads, unit strides, one group: the ONNX defaults
         for node in convs:
-            keep = [a for a in node.attribute
-                    if not (a.name == "pads" and set(a.ints) == {0}) and not (a.name in ("strides", "dilations") and set(a.ints) == {1})
-                    and a.name != "group"]  # fmt: skip
+            keep = [a for a in node.attribute if not is_default_attribute(a)]
             del node.attribute[:]
             node.attribute.extend(keep)
     elif kind == "no bias":
@@ -367,8 +375,13 @@ def test_graph_outputs_must_be_quantized_activations() -> None:
 
     model = onnx.load(str(FIXTURES / "model_int8.onnx"))
     nodes = list(model.graph.node)
-    first_act = next(n for n in nodes if n.op_type == "DequantizeLinear" and n.input[0].endswith("QuantizeLinear_output_0")
-                     and "encoder.2" in n.name)  # fmt: skip
+    first_act = next(
+        n
+        for n in nodes
+        if n.op_type == "DequantizeLinear"
+        and n.input[0].endswith("QuantizeLinear_output_0")
+        and "encoder.2" in n.name
+    )
     input_dq = next(n for n in nodes if n.op_type == "DequantizeLinear" and "input_quant" in n.name)
     pre_fsq = model.graph.output[1].name
     for node in nodes:  # the FSQ block reads pre_fsq: point it at a renamed copy first

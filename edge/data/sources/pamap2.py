@@ -86,7 +86,8 @@ def load_pamap2(path: str, config: DataConfig) -> WindowSet:
             ) from err
         if table.shape[1] != PAMAP2_COLUMNS:
             raise DataError(
-                f"pamap2: {file.name} has {table.shape[1]} columns, expected {PAMAP2_COLUMNS}; is it a PAMAP2 .dat file?"
+                f"pamap2: {file.name} has {table.shape[1]} columns, expected "
+                f"{PAMAP2_COLUMNS}; is it a PAMAP2 .dat file?"
             )
         # fill over the whole subject before activity 0 is left out: the signal is continuous
         heart_rate = fill_heart_rate(table[:, 2])

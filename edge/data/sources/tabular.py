@@ -30,7 +30,8 @@ def load_csv(path: str, config: DataConfig) -> WindowSet:
     for column in (config.csv_group_column, config.csv_label_column):
         if column not in header:
             raise DataError(
-                f"csv: column '{column}' not in {file.name} (columns: {', '.join(header)}); set data.csv_group_column/csv_label_column"
+                f"csv: column '{column}' not in {file.name} (columns: "
+                f"{', '.join(header)}); set data.csv_group_column/csv_label_column"
             )
     group_index, label_index = (
         header.index(config.csv_group_column),
@@ -42,7 +43,8 @@ def load_csv(path: str, config: DataConfig) -> WindowSet:
     channel_index = [i for i in range(len(header)) if i not in skip]
     if not channel_index:
         raise DataError(
-            f"csv: {file.name} has no channel columns (only {', '.join(header)}); add one numeric column per sensor channel"
+            f"csv: {file.name} has no channel columns (only {', '.join(header)}); add one "
+            "numeric column per sensor channel"
         )
     try:
         values = np.array(

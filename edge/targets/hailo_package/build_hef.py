@@ -105,7 +105,8 @@ def main() -> None:
     agreement = float((fsq_codes(emulated, levels) == reference["codes"]).mean())
     needed = manifest["evaluation"]["tolerances"]["min_code_agreement"]
     print(
-        f"SDK_QUANTIZED vs float device output: max |d| = {float(np.abs(emulated - reference['device_out']).max()):.4g}, "
+        "SDK_QUANTIZED vs float device output: max |d| = "
+        f"{float(np.abs(emulated - reference['device_out']).max()):.4g}, "
         f"FSQ code agreement {agreement:.4f} (need {needed})"
     )
     if agreement < needed and not args.force:

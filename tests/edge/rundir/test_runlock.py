@@ -68,8 +68,12 @@ def test_second_writer_gets_one_line_and_the_run_is_untouched(
     try:
         write_lock(run_copy, holder.pid)
         before = digest(run_copy)
-        for args in (["parity", str(run_copy)], ["calibrate", str(run_copy)],
-                     ["export", str(run_copy), "--target", "onnx"], ["train", "--config", "tiny", "--out", str(run_copy)]):  # fmt: skip
+        for args in (
+            ["parity", str(run_copy)],
+            ["calibrate", str(run_copy)],
+            ["export", str(run_copy), "--target", "onnx"],
+            ["train", "--config", "tiny", "--out", str(run_copy)],
+        ):
             result = CliRunner().invoke(cli, args)
             assert result.exit_code != 0, args
             assert (
