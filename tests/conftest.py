@@ -69,16 +69,27 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_config) -> Path:
 
 
 @pytest.fixture(scope="session")
-def exported_run(tmp_path_factory: pytest.TempPathFactory, trained_run: Path) -> Path:
-    """A copy of the trained run, calibrated and exported for every target."""
-    from edgekit.calibrate.stage import run_calibration
+def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """`edgekit pipeline --config tiny` run once per session: the folder and what it printed."""
+    from click.testing import CliRunner
+    from edgekit.cli import cli
+
+    run_dir = tmp_path_factory.mktemp("pipeline") / "tiny"
+    args = ["pipeline", "--config", "tiny", "--set", "train.threads=2", "--out", str(run_dir)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return run_dir, result.output
+
+
+@pytest.fixture(scope="session")
+def exported_run(tmp_path_factory: pytest.TempPathFactory, pipeline_run: tuple[Path, str]) -> Path:
+    """A copy of the pipeline's run (trained, calibrated, exported for onnx and hailo, checked),
+    exported for every target and with the int8-input ONNX model too."""
     from edgekit.targets import run_export
 
     run_dir = tmp_path_factory.mktemp("exported") / "tiny"
-    shutil.copytree(trained_run, run_dir)
-    run_calibration(run_dir)
+    shutil.copytree(pipeline_run[0], run_dir)
     run_export(run_dir, "onnx", int8_input=True)
-    run_export(run_dir, "hailo")
     run_export(run_dir, "mcu")
     return run_dir
 

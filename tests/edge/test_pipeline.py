@@ -10,10 +10,9 @@ from click.testing import CliRunner
 from edgekit.cli import cli
 
 
-def test_pipeline_runs_every_stage(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    result = CliRunner().invoke(cli, ["pipeline", "--config", "tiny", "--out", str(out)])
-    assert result.exit_code == 0, result.output
+def test_pipeline_runs_every_stage(pipeline_run: tuple[Path, str]) -> None:
+    """The session's pipeline run (tests/conftest.py), which exited 0."""
+    out, output = pipeline_run
     for stage in (
         "[1/6] train",
         "[3/6] export onnx",
@@ -22,12 +21,12 @@ def test_pipeline_runs_every_stage(tmp_path: Path) -> None:
         "[6/6] verify",
         "edgekit pipeline summary",
     ):
-        assert stage in result.output
+        assert stage in output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["parity_passed"] and summary["device"]["passed"]
     low, high = summary["int8_test_interval_95"]
     assert low <= summary["int8_test_accuracy"] <= high and high - low > 0
-    assert f"on {summary['test_windows']} windows; majority baseline" in result.output
+    assert f"on {summary['test_windows']} windows; majority baseline" in output
     assert set(summary["stage_seconds"]) == {
         "train",
         "calibrate",

@@ -56,21 +56,22 @@ def test_resume_continues_exactly(
     run_training(tmp_path / "full", config, show_progress=False)
     history_full = json.loads((tmp_path / "full/history.json").read_text())
 
-    from edgekit.train.loop import Trainer
+    from edgekit.rundir.artifacts import Manifest
 
-    original, calls = Trainer.validate, {"n": 0}
+    original_save = Manifest.save
+    last = tmp_path / "part/checkpoints/last.pt"
 
-    def interrupt_after_three(self, model):  # Ctrl-C in QAT epoch 2 (after 2 float + 1 QAT)
-        calls["n"] += 1
-        if calls["n"] > 3:
+    def ctrl_c_once_qat_epoch_1_is_saved(self):  # what the run holds on disk decides, not a count
+        original_save(self)
+        state = torch.load(last, weights_only=False) if last.is_file() else {}
+        if (state.get("phase"), state.get("epoch")) == ("qat", 1):
             raise KeyboardInterrupt
-        return original(self, model)
 
-    monkeypatch.setattr(Trainer, "validate", interrupt_after_three)
+    monkeypatch.setattr(Manifest, "save", ctrl_c_once_qat_epoch_1_is_saved)
     with pytest.raises(KeyboardInterrupt):
         run_training(tmp_path / "part", config, show_progress=False)
-    monkeypatch.setattr(Trainer, "validate", original)
-    assert torch.load(tmp_path / "part/checkpoints/last.pt", weights_only=True)["epoch"] == 1
+    monkeypatch.setattr(Manifest, "save", original_save)
+    assert torch.load(last, weights_only=False)["phase"] == "qat"
     run_training(tmp_path / "part", config, resume=True, show_progress=False)
     history_resumed = json.loads((tmp_path / "part/history.json").read_text())
 
