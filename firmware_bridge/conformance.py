@@ -105,10 +105,12 @@ class Probe:
 
 
 def name(msg_type: int) -> str:
+    """A message type's name for a failure message, also for types the protocol does not define."""
     return MessageType(msg_type).name if msg_type in set(MessageType) else f"type 0x{msg_type:02x}"
 
 
 def error_code(frame: Frame, code: ErrorCode, after: str) -> None:
+    """Fail unless `frame` is an ERROR carrying `code` (the reply to what `after` describes)."""
     expect(
         frame.type == MessageType.ERROR,
         f"{after}: expected ERROR({code.name}), got {name(frame.type)}",
@@ -156,6 +158,7 @@ class Session:
 
 
 def handshake(s: Session) -> str:
+    """HELLO gets a HELLO_ACK of this protocol version with sane frame, credit and tensor fields."""
     ack = s.probe.hello()
     expect(
         ack.proto == wire.PROTOCOL_VERSION,
@@ -175,6 +178,7 @@ def handshake(s: Session) -> str:
 
 
 def version_refusal(s: Session) -> str:
+    """A HELLO offering only versions the device lacks gets BAD_VERSION, and a good one still works."""
     reply = s.probe.ask(MessageType.HELLO, wire.Hello(3, 4).pack())
     error_code(reply, ErrorCode.BAD_VERSION, "HELLO for versions 3..4")
     s.probe.hello()
@@ -182,6 +186,7 @@ def version_refusal(s: Session) -> str:
 
 
 def ping(s: Session) -> str:
+    """PING echoes its token and carries the boot nonce HELLO_ACK announced."""
     reply = s.probe.ask(MessageType.PING, wire.U32.pack(0x5EED))
     token, nonce = wire.PONG.unpack(reply.payload)
     expect(reply.type == MessageType.PONG and token == 0x5EED, "PONG does not echo the token")
@@ -190,6 +195,7 @@ def ping(s: Session) -> str:
 
 
 def infer(s: Session) -> str:
+    """A fully loaded sample gives OK with as many bytes as the output descriptor, the same twice."""
     s.load(1, s.input(1))
     result = s.infer(1)
     expect(
@@ -206,6 +212,7 @@ def infer(s: Session) -> str:
 
 
 def reply_cache(s: Session) -> str:
+    """A retransmitted INFER (same seq, RETRANSMIT flag) is answered from the reply cache, unchanged."""
     s.load(3, s.input(2))
     seq = s.probe.send(MessageType.INFER, wire.Infer(3).pack())
     first = s.probe.replies()
@@ -217,6 +224,7 @@ def reply_cache(s: Session) -> str:
 
 
 def incomplete(s: Session) -> str:
+    """INFER of a half-loaded sample is INCOMPLETE listing exactly the missing byte ranges."""
     size = s.device.inputs[0].nbytes
     half = size // 2
     s.load(4, s.input(3)[:half])
@@ -238,6 +246,7 @@ def incomplete(s: Session) -> str:
 
 
 def sessions(s: Session) -> str:
+    """A new HELLO forgets the reply cache and the buffers; the old session's requests get NEED_HELLO."""
     s.load(5, s.input(4))
     old = s.probe.session
     seq = s.probe.send(MessageType.INFER, wire.Infer(5).pack())
@@ -255,6 +264,7 @@ def sessions(s: Session) -> str:
 
 
 def credits(s: Session) -> str:
+    """As many LOADs as the advertised rx_credits, sent back to back, are all answered in order."""
     chunk = wire.chunk_size(s.device.max_frame)
     data = s.input(5)
     offsets = [o % len(data) for o in range(0, chunk * s.device.rx_credits, chunk)]
@@ -270,6 +280,7 @@ def credits(s: Session) -> str:
 
 
 def errors(s: Session) -> str:
+    """Each malformed request gets its documented error code (offset, tensor, length, type, baud)."""
     size = s.device.inputs[0].nbytes
     cases: list[tuple[int, bytes, ErrorCode, str]] = [
         (
@@ -299,6 +310,7 @@ def errors(s: Session) -> str:
 
 
 def bad_frames(s: Session) -> str:
+    """A bad CRC, an oversize run and text between frames are dropped silently; the link goes on."""
     body = wire.HEADER.pack(2, MessageType.PING, 0, s.probe.session, 999, 4) + b"\x01\x02\x03\x04"
     corrupt = b"\x00" + wire.cobs_encode(body + b"\x00\x00\x00\x00") + b"\x00"
     for what, junk in (
@@ -315,6 +327,7 @@ def bad_frames(s: Session) -> str:
 
 
 def in_order(s: Session) -> str:
+    """Pipelined LOAD, INFER and PING are answered in the order sent."""
     data = s.input(6)
     seqs = s.probe.send_together(
         [
@@ -332,6 +345,7 @@ def in_order(s: Session) -> str:
 
 
 def reset(s: Session) -> str:
+    """RESET is acknowledged, the device reboots with a new nonce and wants HELLO before anything else."""
     before = s.device.boot_nonce
     reply = s.probe.ask(MessageType.RESET)
     expect(reply.type == MessageType.ACK, f"RESET answered with {name(reply.type)}")

@@ -323,6 +323,7 @@ class IntegerReference:
 
     @classmethod
     def from_onnx(cls, path: str | Path, accumulation: str = "int32") -> IntegerReference:
+        """The reference of an int8 QDQ/QOperator ONNX file (refused with the reason if unsupported)."""
         from edgekit.onnx_io import load_onnx
 
         return cls(load_onnx(path), accumulation)
@@ -490,9 +491,11 @@ class IntegerReference:
         return self.input.quantize(X)
 
     def run(self, X: np.ndarray) -> ReferenceResult:
+        """Float windows in: quantized as the host would, then integer arithmetic only."""
         return self.run_quantized(self.quantize_input(X))
 
     def run_quantized(self, q_input: np.ndarray) -> ReferenceResult:
+        """int8 windows in (as they travel to a device): each step in graph order on integers."""
         outputs: list[np.ndarray] = []
         codes = np.zeros(len(q_input), dtype=np.int64)
         for step, source in zip(self.steps, self.sources, strict=True):

@@ -153,6 +153,7 @@ class Manifest:
                 }
 
     def stage(self, name: str, seconds: float, **info: Any) -> None:
+        """Note a finished stage: its wall time, when it ended and what it reports (e.g. passed)."""
         self.data["stages"][name] = {"seconds": round(seconds, 3), "finished": time.time(), **info}
 
     @classmethod

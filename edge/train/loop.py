@@ -187,6 +187,9 @@ class Trainer:
         resume: dict[str, Any] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> Conv2dFSQNet:
+        """Train one phase ("float" or "qat") for `epochs`, checkpointing each epoch to last.pt and
+        the best by the selection score to float.pt/best.pt; returns the best model, which it
+        reloads. `resume` continues from a last.pt of this phase."""
         config = self.config
         optimizer = self._optimizer(model, lr)
         scheduler = self._scheduler(optimizer, epochs)
