@@ -14,6 +14,7 @@ from edgekit.rundir.transaction import transactional
 from edgekit.targets.base import Target, TargetOption
 
 if TYPE_CHECKING:
+    from edgekit.config import RunConfig
     from edgekit.rundir.run import Run
 
 OPSET = TargetOption("opset", "ONNX opset (Hailo DFC 3.x/4.x reads 13).")
@@ -66,7 +67,7 @@ def get_target(name: str) -> Target:
     return TARGETS[name]
 
 
-def resolve_options(target: Target, config: Any, given: dict[str, Any]) -> dict[str, Any]:
+def resolve_options(target: Target, config: RunConfig, given: dict[str, Any]) -> dict[str, Any]:
     """The run's `export:` config for the options this target takes, then the given ones, checked
     against the config's ranges; an option the target does not take is an error."""
     import json
@@ -90,7 +91,7 @@ def exported_targets(run_dir: Path) -> list[str]:
 
 
 def _export_into(
-    run: Any, target: Target, options: dict[str, Any], out_dir: Path
+    run: Run, target: Target, options: dict[str, Any], out_dir: Path
 ) -> dict[str, Any]:
     """Export into an emptied `out_dir`; on failure the stage's rollback restores the last good export,
     but a readiness report explaining the failure is kept beside it."""
