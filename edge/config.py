@@ -24,6 +24,7 @@ from edgekit.rundir import layout
 NAN_STRATEGIES = ("zero", "mean", "median", "interpolate", "drop", "raise")
 SPLIT_MODES = ("group", "official", "time")
 LENGTH_POLICIES = ("error", "pad", "truncate", "resample")
+NORMALIZATIONS = ("auto", "global", "window")
 SAMPLERS = ("shuffle", "balanced")
 SELECTION_METRICS = ("auto", "accuracy", "macro_f1")
 MODEL_SIZES = ("auto", "tiny", "small", "medium", "large")
@@ -46,6 +47,10 @@ class DataConfig:
     # target_length 0 = the policy's rule (pad: longest, truncate: shortest, resample: median)
     length_policy: str = "pad"
     target_length: int = 0
+    # global: each channel by the train split's mean/std | window: each window's channels by their
+    # own mean/std (amplitudes spanning orders of magnitude) | auto: window when most train windows
+    # would span only a few int8 input steps under the global statistics (edgekit.data.prepare)
+    normalize: str = "auto"
     channels: tuple[str, ...] = ()  # names, globs (hand_*) or the source's groups; () = all
     seed: int = 0
     csv_group_column: str = "group"
@@ -214,6 +219,8 @@ def _suggest(name: str, choices: list[str]) -> str:
 
 # keys a later version replaced -> their replacement; a run written before still loads
 RETIRED_KEYS = {"export.calib_windows": "calibrate.num_windows"}
+# keys added since runs were first written, with the behaviour a run written before them had
+ADDED_KEYS = {"data.normalize": "global"}
 
 
 def _drop_retired(values: dict[str, Any]) -> dict[str, Any]:
@@ -347,6 +354,7 @@ def _validate(config: RunConfig) -> None:
     _check_choice("data.nan_strategy", config.data.nan_strategy, NAN_STRATEGIES)
     _check_choice("data.split_mode", config.data.split_mode, SPLIT_MODES)
     _check_choice("data.length_policy", config.data.length_policy, LENGTH_POLICIES)
+    _check_choice("data.normalize", config.data.normalize, NORMALIZATIONS)
     _check_choice("train.sampler", config.train.sampler, SAMPLERS)
     _check_choice("train.select_on", config.train.select_on, SELECTION_METRICS)
     _check_choice("model.size", config.model.size, MODEL_SIZES)
@@ -462,6 +470,11 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
         raise ConfigError(
             f"{run_dir} is not an edgekit run (no config.resolved.yaml); run `edgekit train` first"
         )
-    config = _merge(RunConfig(), _drop_retired(read_yaml(path)))
+    values = _drop_retired(read_yaml(path))
+    for key, before in ADDED_KEYS.items():
+        section, name = key.split(".")
+        if isinstance(values.get(section), dict):
+            values[section].setdefault(name, before)
+    config = _merge(RunConfig(), values)
     _validate(config)
     return config

@@ -95,7 +95,7 @@ def read_inputs(path: Path, data: Any) -> tuple[np.ndarray, np.ndarray | None]:
     preprocessing; optional integer `labels` (N,)."""
     import zipfile
 
-    from edgekit.data.prepare import normalise, to_hailo_layout
+    from edgekit.data.prepare import preprocess
     from edgekit.errors import DataError
 
     shape = data.input_shape
@@ -133,8 +133,7 @@ def read_inputs(path: Path, data: Any) -> tuple[np.ndarray, np.ndarray | None]:
             f"--inputs {path}: 'inputs' has NaN/Inf in {bad} of {len(X)} windows; fill or drop them"
         )
     if X.ndim == 3:  # raw windows: the deployment preprocessing
-        stats = data.stats
-        X = to_hailo_layout(normalise(X, np.asarray(stats["mean"]), np.asarray(stats["std"])))
+        X = preprocess(X, data.stats)
     if y is not None:
         if (
             y.shape != (len(X),)

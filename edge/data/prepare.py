@@ -28,6 +28,11 @@ from edgekit.rundir.artifacts import read_json, write_json, write_npy
 
 STATS_SCHEMA_VERSION = 2
 MIN_STD = 1e-6  # flat channels are left unscaled rather than divided by ~0
+# A window whose every channel has a std below this share of the channel's train std spans about
+# 255 / 8 / 16 = 2 int8 input steps after global normalisation (the input quantiser covers about
+# ±4 train std): `data.normalize=auto` normalises each window by itself when most train windows
+# are that quiet (raw appliance currents, PLAID: 83 %; IMU and z-normalised UCR sets: <= 3 %).
+QUIET_WINDOW_STD = 1 / 16
 CHUNK_WINDOWS = 2048  # windows normalised at a time: bounds the float64 temporaries
 
 
@@ -108,15 +113,51 @@ class PreparedData:
 
 
 def data_config_digest(config: DataConfig) -> str:
-    """Hash of the data config: prepared data is reused only for the same one."""
-    return hashlib.sha256(
-        json.dumps(dataclasses.asdict(config), sort_keys=True).encode()
-    ).hexdigest()[:16]
+    """Hash of the data config: prepared data is reused only for the same one. `normalize=global`
+    is left out, so runs prepared before the key existed (all global) keep their digest."""
+    values = dataclasses.asdict(config)
+    if values["normalize"] == "global":
+        del values["normalize"]
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def normalise(X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """`(X - mean) / std` per channel with the train statistics, as float32."""
+def normalise(
+    X: np.ndarray, mean: np.ndarray, std: np.ndarray, per_window: bool = False
+) -> np.ndarray:
+    """`(X - mean) / std` per channel with the train statistics, or with each window's own
+    statistics when `per_window` (a flat channel is only centred), as float32."""
+    if per_window:
+        mean = X.mean(axis=2, keepdims=True, dtype=np.float64)
+        std = X.std(axis=2, keepdims=True, dtype=np.float64)
+        return ((X - mean) / np.where(std < MIN_STD, 1.0, std)).astype(np.float32)
     return ((X - mean[None, :, None]) / std[None, :, None]).astype(np.float32)
+
+
+def normalization_mode(stats: dict[str, Any]) -> str:
+    """`global` or `window`, as the run's `stats.json` records it (runs before the choice: global)."""
+    return str(stats.get("normalization", {}).get("mode", "global"))
+
+
+def preprocess(X: np.ndarray, stats: dict[str, Any]) -> np.ndarray:
+    """Raw `(N, C, T)` windows to model input `(N, C, 2, T/2)` as the run recorded it in
+    `stats.json`: what a deployment does before quantising the input."""
+    mean, std = np.asarray(stats["mean"]), np.asarray(stats["std"])
+    per_window = normalization_mode(stats) == "window"
+    return to_hailo_layout(normalise(X, mean, std, per_window))
+
+
+def choose_normalization(
+    X: np.ndarray, rows: np.ndarray, mean: np.ndarray, std: np.ndarray, requested: str
+) -> dict[str, Any]:
+    """How windows are normalised: `global` or `window` as configured, or by the quiet-window
+    rule for `auto` (QUIET_WINDOW_STD), with the share of quiet train windows that decided it."""
+    quiet = 0
+    for start in range(0, len(rows), CHUNK_WINDOWS):
+        window_std = X[rows[start : start + CHUNK_WINDOWS]].std(axis=2, dtype=np.float64)
+        quiet += int((window_std < QUIET_WINDOW_STD * std[None, :]).all(axis=1).sum())
+    fraction = quiet / len(rows)
+    mode = requested if requested != "auto" else ("window" if fraction > 0.5 else "global")
+    return {"mode": mode, "requested": requested, "quiet_train_windows": round(fraction, 4)}
 
 
 def train_statistics(X: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -136,29 +177,29 @@ def train_statistics(X: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def _fill_normalised(
-    out: np.ndarray, X: np.ndarray, rows: np.ndarray, mean: np.ndarray, std: np.ndarray
+    out: np.ndarray, X: np.ndarray, rows: np.ndarray, stats: dict[str, Any]
 ) -> None:
-    """Write normalised, Hailo-layout windows `rows` of X into `out`, chunk by chunk. The result is
-    finite: X is (repair_non_finite) and |X| <= MAX_ABS_VALUE ~ 1.8e19 (check_magnitudes) with
+    """Write preprocessed windows `rows` of X into `out`, chunk by chunk. The result is finite: X
+    is (repair_non_finite) and |X| <= MAX_ABS_VALUE ~ 1.8e19 (check_magnitudes) with
     std >= MIN_STD = 1e-6 keep |x - mean| / std below ~4e25, far inside float32."""
     for start in range(0, len(rows), CHUNK_WINDOWS):
-        chunk = to_hailo_layout(normalise(X[rows[start : start + CHUNK_WINDOWS]], mean, std))
+        chunk = preprocess(X[rows[start : start + CHUNK_WINDOWS]], stats)
         out[start : start + len(chunk)] = chunk
 
 
 def _write_split(
-    X: np.ndarray, rows: np.ndarray, mean: np.ndarray, std: np.ndarray, path: Path | None
+    X: np.ndarray, rows: np.ndarray, stats: dict[str, Any], path: Path | None
 ) -> np.ndarray:
     """The split's model-ready array: in RAM, or written to `path` and memory-mapped back."""
     shape = (len(rows), X.shape[1], 2, X.shape[2] // 2)
     if path is None:
         out = np.empty(shape, dtype=np.float32)
-        _fill_normalised(out, X, rows, mean, std)
+        _fill_normalised(out, X, rows, stats)
         return out
     tmp = path.with_name(f".{path.name}.tmp")
     mapped = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
     try:
-        _fill_normalised(mapped, X, rows, mean, std)
+        _fill_normalised(mapped, X, rows, stats)
         mapped.flush()
         del mapped
         os.replace(tmp, path)
@@ -200,14 +241,6 @@ def prepare_data(
             f"the {' and '.join(empty)} split is empty; add data or raise its share in data.split_fractions"
         )
     mean, std = train_statistics(windows.X, rows_of["train"])
-    staging = _staging_folder(Path(folder)) if folder is not None else None
-    arrays, official = {}, {}
-    for name, rows in rows_of.items():
-        path = staging / f"X_{name}.npy" if staging is not None else None
-        X = _write_split(windows.X, rows, mean, std, path)
-        arrays[name] = (X, windows.y[rows])
-        if windows.official_test is not None:
-            official[name] = windows.official_test[rows]
     length = windows.window_length
     stats = {
         "schema_version": STATS_SCHEMA_VERSION,
@@ -226,8 +259,18 @@ def prepare_data(
         or unchanged_length(length, config.length_policy),
         "mean": mean.tolist(),
         "std": std.tolist(),
+        "normalization": choose_normalization(
+            windows.X, rows_of["train"], mean, std, config.normalize
+        ),
         "layout": "(B,C,T) -> (B,C,2,T/2): row 0 = first half, row 1 = second half",
     }
+    staging = _staging_folder(Path(folder)) if folder is not None else None
+    arrays, official = {}, {}
+    for name, rows in rows_of.items():
+        path = staging / f"X_{name}.npy" if staging is not None else None
+        arrays[name] = (_write_split(windows.X, rows, stats, path), windows.y[rows])
+        if windows.official_test is not None:
+            official[name] = windows.official_test[rows]
     splits = {
         "mode": config.split_mode,
         "seed": config.seed,

@@ -15,6 +15,7 @@ import torch
 from edgekit import __version__
 from edgekit.calibrate.representative import load_calibration_set, select_representative, to_nhwc
 from edgekit.compare import PairReport, Tolerance, compare
+from edgekit.data.prepare import normalization_mode
 from edgekit.errors import ExportError
 from edgekit.export import REFERENCE_SCHEMA_VERSION, Part, export_torch, set_metadata, simplify
 from edgekit.models.transforms import estimate_device_damage, float_with_qat_weights
@@ -93,10 +94,13 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
     device_out = OnnxRunner(out_dir / "model_device.onnx").run(X_ref)["pre_fsq"]
     split = OnnxRunner(out_dir / "model_host.onnx").run(device_out)["logits"]
     stats = run.data.stats
+    per_window = normalization_mode(stats) == "window"
     mean, std = np.asarray(stats["mean"]), np.asarray(stats["std"])
-    raw = (
-        X_ref.reshape(len(X_ref), channels, -1) * std[None, :, None] + mean[None, :, None]
-    )  # (N, C, 2, T/2) -> (N, C, T)
+    # (N, C, 2, T/2) -> (N, C, T) raw windows the preprocessing maps back onto X_ref; a window
+    # normalised by its own statistics is its own such window (z-scoring is idempotent)
+    raw = X_ref.reshape(len(X_ref), channels, -1)
+    if not per_window:
+        raw = raw * std[None, :, None] + mean[None, :, None]
     write_npz(
         out_dir / "reference_io.npz",
         schema_version=np.array(REFERENCE_SCHEMA_VERSION),
@@ -175,11 +179,14 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
         },
         "preprocessing": {
             "steps": [
-                "standardize(mean, std per channel)",
+                "standardize(each window by its own mean, std per channel)"
+                if normalization_mode(stats) == "window"
+                else "standardize(mean, std per channel)",
                 "drop last sample if T is odd",
                 "reshape NCT -> NC(2)(T/2)",
                 "transpose NCHW -> NHWC",
             ],
+            "normalization": normalization_mode(stats),
             "mean": stats["mean"],
             "std": stats["std"],
             "dropped_last_sample": stats["dropped_last_sample"],

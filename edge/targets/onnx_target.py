@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 from edgekit.compare import PairReport, Tolerance, compare
+from edgekit.data.prepare import normalization_mode
 from edgekit.export import (
     REFERENCE_SCHEMA_VERSION,
     WithPreFsq,
@@ -50,6 +51,7 @@ def quant_metadata(run: Run, model: Conv2dFSQNet) -> dict[str, str]:
         "edgekit_channel_mean": ",".join(map(repr, stats["mean"])),
         "edgekit_channel_std": ",".join(map(repr, stats["std"])),
         "edgekit_layout": "NCHW (B, C, 2, T/2), normalised per channel",
+        "edgekit_normalization": normalization_mode(stats),
         "edgekit_channel_names": ",".join(stats["channel_names"]),
         "edgekit_window_length": str(stats["window_length"]),
         "edgekit_length_policy": json.dumps(stats.get("length_policy")),

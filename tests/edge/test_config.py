@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -134,6 +137,25 @@ def test_a_retired_key_names_its_replacement_and_old_runs_still_load(tmp_path: P
     written["export"]["calib_windows"] = 1024  # what runs before the change hold
     (run / "config.resolved.yaml").write_text(yaml.safe_dump(written))
     assert load_run_config(run).calibrate.num_windows == 77
+
+
+def test_a_run_written_before_data_normalize_loads_with_the_global_statistics_it_used(
+    tmp_path: Path,
+) -> None:
+    from edgekit.data.prepare import data_config_digest
+
+    run = tmp_path / "old-run"
+    run.mkdir()
+    written = load_config(None, []).to_dict()
+    del written["data"]["normalize"]  # what runs before the key hold
+    (run / "config.resolved.yaml").write_text(yaml.safe_dump(written))
+    old = load_run_config(run)
+    assert old.data.normalize == "global" and load_config(None, []).data.normalize == "auto"
+    before_the_key = {k: v for k, v in dataclasses.asdict(old.data).items() if k != "normalize"}
+    assert (
+        data_config_digest(old.data)
+        == hashlib.sha256(json.dumps(before_the_key, sort_keys=True).encode()).hexdigest()[:16]
+    )  # so its saved data/ still belongs to it
 
 
 def test_default_yaml_only_overrides() -> None:

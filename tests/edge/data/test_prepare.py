@@ -293,3 +293,58 @@ def test_train_statistics_are_numpys_over_the_given_rows_in_any_chunking(monkeyp
         mean, std = prepare_module.train_statistics(X, rows)
         assert np.allclose(mean, X[rows].astype(np.float64).mean(axis=(0, 2)), rtol=1e-12)
         assert np.allclose(std, X[rows].astype(np.float64).std(axis=(0, 2)), rtol=1e-12)
+
+
+def quiet_and_loud_windows() -> object:
+    """Windows whose shapes tell the classes apart while their gains span four orders of magnitude,
+    as raw appliance currents (PLAID) do: one global scale leaves most of them near zero."""
+    windows = load_source("synthetic:n=120,length=32")
+    gains = 10.0 ** np.random.default_rng(0).uniform(-4, 0, len(windows.X))
+    windows.X *= gains[:, None, None].astype(np.float32)
+    return windows
+
+
+def int8_steps(X: np.ndarray) -> np.ndarray:
+    """Per window, the most distinct int8 input values any channel takes under one scale for ±4
+    (the input quantiser's range): how much of the window the model can see."""
+    q = np.clip(np.round(X.reshape(*X.shape[:2], -1) / (4 / 127)), -128, 127)
+    return np.array([max(len(np.unique(channel)) for channel in window) for window in q])
+
+
+def test_auto_normalises_each_window_when_most_would_be_lost_in_int8_input() -> None:
+    prepared = prepare_data(DataConfig(), quiet_and_loud_windows())
+    X, _ = prepared.arrays["train"]
+    assert prepared.stats["normalization"]["mode"] == "window"
+    assert prepared.stats["normalization"]["quiet_train_windows"] > 0.5
+    assert np.median(int8_steps(X)) > 16  # of 32 samples; globally normalised, most took 1-3
+    flat = X.reshape(len(X), X.shape[1], -1)
+    assert np.allclose(flat.mean(axis=2), 0, atol=1e-5) and np.allclose(
+        flat.std(axis=2), 1, atol=1e-3
+    )
+    kept = prepare_data(DataConfig(normalize="global"), quiet_and_loud_windows())
+    assert kept.stats["normalization"]["mode"] == "global"
+    assert np.median(int8_steps(kept.arrays["train"][0])) <= 8  # the loss the rule avoids
+
+
+def test_auto_keeps_train_statistics_for_imu_windows() -> None:
+    prepared = prepare_data(DataConfig())  # the bundled BasicMotions: IMU, still and moving
+    assert prepared.stats["normalization"] == {
+        "mode": "global",
+        "requested": "auto",
+        "quiet_train_windows": prepared.stats["normalization"]["quiet_train_windows"],
+    }
+    assert prepared.stats["normalization"]["quiet_train_windows"] < 0.1
+
+
+@pytest.mark.parametrize("mode", ["global", "window"])
+def test_preprocess_maps_raw_windows_onto_the_prepared_ones(mode: str) -> None:
+    from edgekit.data.prepare import preprocess
+
+    windows = quiet_and_loud_windows()
+    raw = windows.X.copy()
+    prepared = prepare_data(DataConfig(normalize=mode), windows)
+    X_test = prepared.arrays["test"][0]
+    candidates = preprocess(raw, prepared.stats)
+    # each prepared test window is the preprocessing of one raw window
+    matches = [np.abs(candidates - x).reshape(len(raw), -1).max(axis=1).min() for x in X_test]
+    assert max(matches) < 1e-5
