@@ -25,6 +25,7 @@ NAN_STRATEGIES = ("zero", "mean", "median", "interpolate", "drop", "raise")
 SPLIT_MODES = ("group", "official", "time")
 LENGTH_POLICIES = ("error", "pad", "truncate", "resample")
 NORMALIZATIONS = ("auto", "global", "window")
+ROW_LAYOUTS = ("halves", "interleaved")
 SAMPLERS = ("shuffle", "balanced")
 SELECTION_METRICS = ("auto", "accuracy", "macro_f1")
 MODEL_SIZES = ("auto", "tiny", "small", "medium", "large")
@@ -51,6 +52,9 @@ class DataConfig:
     # own mean/std (amplitudes spanning orders of magnitude) | auto: window when most train windows
     # would span only a few int8 input steps under the global statistics (edgekit.data.prepare)
     normalize: str = "auto"
+    # what fills the two rows of (C, 2, T/2): halves (first half, second half) | interleaved
+    # (even samples, odd samples: the (2, 1) convolution then mixes neighbouring samples)
+    row_layout: str = "halves"
     channels: tuple[str, ...] = ()  # names, globs (hand_*) or the source's groups; () = all
     seed: int = 0
     csv_group_column: str = "group"
@@ -220,7 +224,7 @@ def _suggest(name: str, choices: list[str]) -> str:
 # keys a later version replaced -> their replacement; a run written before still loads
 RETIRED_KEYS = {"export.calib_windows": "calibrate.num_windows"}
 # keys added since runs were first written, with the behaviour a run written before them had
-ADDED_KEYS = {"data.normalize": "global"}
+ADDED_KEYS = {"data.normalize": "global", "data.row_layout": "halves"}
 
 
 def _drop_retired(values: dict[str, Any]) -> dict[str, Any]:
@@ -355,6 +359,7 @@ def _validate(config: RunConfig) -> None:
     _check_choice("data.split_mode", config.data.split_mode, SPLIT_MODES)
     _check_choice("data.length_policy", config.data.length_policy, LENGTH_POLICIES)
     _check_choice("data.normalize", config.data.normalize, NORMALIZATIONS)
+    _check_choice("data.row_layout", config.data.row_layout, ROW_LAYOUTS)
     _check_choice("train.sampler", config.train.sampler, SAMPLERS)
     _check_choice("train.select_on", config.train.select_on, SELECTION_METRICS)
     _check_choice("model.size", config.model.size, MODEL_SIZES)

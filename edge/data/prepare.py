@@ -36,12 +36,35 @@ QUIET_WINDOW_STD = 1 / 16
 CHUNK_WINDOWS = 2048  # windows normalised at a time: bounds the float64 temporaries
 
 
-def to_hailo_layout(X: np.ndarray) -> np.ndarray:
-    """Map 1-D windows onto Hailo's 2-D convolutions; odd T drops the last sample."""
+ROW_LAYOUTS = {
+    "halves": "(B,C,T) -> (B,C,2,T/2): row 0 = first half, row 1 = second half",
+    "interleaved": "(B,C,T) -> (B,C,2,T/2): row 0 = even samples, row 1 = odd samples",
+}
+
+
+def to_hailo_layout(X: np.ndarray, rows: str = "halves") -> np.ndarray:
+    """Map 1-D windows onto Hailo's 2-D convolutions; odd T drops the last sample. `halves` puts
+    the window's first half in row 0 and its second in row 1; `interleaved` (polyphase) puts even
+    samples in row 0 and odd ones in row 1, so the `(2, 1)` convolution mixes neighbours."""
     batch, channels, length = X.shape
     half = length // 2
-    # (B, C, T) -> (B, C, 2, T/2): first half of the window in row 0, second half in row 1
-    return np.ascontiguousarray(X[:, :, : 2 * half].reshape(batch, channels, 2, half))
+    used = X[:, :, : 2 * half]
+    if rows == "interleaved":
+        return np.ascontiguousarray(used.reshape(batch, channels, half, 2).transpose(0, 1, 3, 2))
+    return np.ascontiguousarray(used.reshape(batch, channels, 2, half))
+
+
+def from_hailo_layout(X: np.ndarray, rows: str = "halves") -> np.ndarray:
+    """The inverse of `to_hailo_layout`: `(B, C, 2, T/2)` back to `(B, C, T)`."""
+    batch, channels = X.shape[:2]
+    if rows == "interleaved":
+        return np.ascontiguousarray(X.transpose(0, 1, 3, 2).reshape(batch, channels, -1))
+    return np.ascontiguousarray(X.reshape(batch, channels, -1))
+
+
+def row_layout(stats: dict[str, Any]) -> str:
+    """What fills the two rows, as the run's `stats.json` records it (runs before the choice: halves)."""
+    return str(stats.get("row_layout", "halves"))
 
 
 @dataclass
@@ -113,11 +136,13 @@ class PreparedData:
 
 
 def data_config_digest(config: DataConfig) -> str:
-    """Hash of the data config: prepared data is reused only for the same one. `normalize=global`
-    is left out, so runs prepared before the key existed (all global) keep their digest."""
+    """Hash of the data config: prepared data is reused only for the same one. Keys added later
+    are left out at the value runs had before them (`normalize=global`, `row_layout=halves`), so
+    those runs keep their digest."""
     values = dataclasses.asdict(config)
-    if values["normalize"] == "global":
-        del values["normalize"]
+    for key, before in (("normalize", "global"), ("row_layout", "halves")):
+        if values[key] == before:
+            del values[key]
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -143,7 +168,7 @@ def preprocess(X: np.ndarray, stats: dict[str, Any]) -> np.ndarray:
     `stats.json`: what a deployment does before quantising the input."""
     mean, std = np.asarray(stats["mean"]), np.asarray(stats["std"])
     per_window = normalization_mode(stats) == "window"
-    return to_hailo_layout(normalise(X, mean, std, per_window))
+    return to_hailo_layout(normalise(X, mean, std, per_window), row_layout(stats))
 
 
 def choose_normalization(
@@ -262,7 +287,8 @@ def prepare_data(
         "normalization": choose_normalization(
             windows.X, rows_of["train"], mean, std, config.normalize
         ),
-        "layout": "(B,C,T) -> (B,C,2,T/2): row 0 = first half, row 1 = second half",
+        "row_layout": config.row_layout,
+        "layout": ROW_LAYOUTS[config.row_layout],
     }
     staging = _staging_folder(Path(folder)) if folder is not None else None
     arrays, official = {}, {}

@@ -15,7 +15,7 @@ import torch
 from edgekit import __version__
 from edgekit.calibrate.representative import load_calibration_set, select_representative, to_nhwc
 from edgekit.compare import PairReport, Tolerance, compare
-from edgekit.data.prepare import normalization_mode
+from edgekit.data.prepare import from_hailo_layout, normalization_mode, row_layout
 from edgekit.errors import ExportError
 from edgekit.export import REFERENCE_SCHEMA_VERSION, Part, export_torch, set_metadata, simplify
 from edgekit.models.transforms import estimate_device_damage, float_with_qat_weights
@@ -98,7 +98,7 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
     mean, std = np.asarray(stats["mean"]), np.asarray(stats["std"])
     # (N, C, 2, T/2) -> (N, C, T) raw windows the preprocessing maps back onto X_ref; a window
     # normalised by its own statistics is its own such window (z-scoring is idempotent)
-    raw = X_ref.reshape(len(X_ref), channels, -1)
+    raw = from_hailo_layout(X_ref, row_layout(stats))
     if not per_window:
         raw = raw * std[None, :, None] + mean[None, :, None]
     write_npz(
@@ -183,10 +183,11 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
                 if normalization_mode(stats) == "window"
                 else "standardize(mean, std per channel)",
                 "drop last sample if T is odd",
-                "reshape NCT -> NC(2)(T/2)",
+                f"reshape NCT -> NC(2)(T/2): {stats['layout']}",
                 "transpose NCHW -> NHWC",
             ],
             "normalization": normalization_mode(stats),
+            "row_layout": row_layout(stats),
             "mean": stats["mean"],
             "std": stats["std"],
             "dropped_last_sample": stats["dropped_last_sample"],

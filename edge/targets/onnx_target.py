@@ -50,7 +50,7 @@ def quant_metadata(run: Run, model: Conv2dFSQNet) -> dict[str, str]:
         "edgekit_pre_fsq_scale": repr(ranges["pre_fsq_quant"]["scale"]),
         "edgekit_channel_mean": ",".join(map(repr, stats["mean"])),
         "edgekit_channel_std": ",".join(map(repr, stats["std"])),
-        "edgekit_layout": "NCHW (B, C, 2, T/2), normalised per channel",
+        "edgekit_layout": f"NCHW (B, C, 2, T/2), {stats['layout']}",
         "edgekit_normalization": normalization_mode(stats),
         "edgekit_channel_names": ",".join(stats["channel_names"]),
         "edgekit_window_length": str(stats["window_length"]),

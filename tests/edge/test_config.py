@@ -139,7 +139,7 @@ def test_a_retired_key_names_its_replacement_and_old_runs_still_load(tmp_path: P
     assert load_run_config(run).calibrate.num_windows == 77
 
 
-def test_a_run_written_before_data_normalize_loads_with_the_global_statistics_it_used(
+def test_a_run_written_before_normalize_and_row_layout_loads_as_it_was_made(
     tmp_path: Path,
 ) -> None:
     from edgekit.data.prepare import data_config_digest
@@ -147,11 +147,13 @@ def test_a_run_written_before_data_normalize_loads_with_the_global_statistics_it
     run = tmp_path / "old-run"
     run.mkdir()
     written = load_config(None, []).to_dict()
-    del written["data"]["normalize"]  # what runs before the key hold
+    del written["data"]["normalize"], written["data"]["row_layout"]  # runs before the keys
     (run / "config.resolved.yaml").write_text(yaml.safe_dump(written))
     old = load_run_config(run)
-    assert old.data.normalize == "global" and load_config(None, []).data.normalize == "auto"
-    before_the_key = {k: v for k, v in dataclasses.asdict(old.data).items() if k != "normalize"}
+    assert (old.data.normalize, old.data.row_layout) == ("global", "halves")
+    assert load_config(None, []).data.normalize == "auto"
+    added = ("normalize", "row_layout")
+    before_the_key = {k: v for k, v in dataclasses.asdict(old.data).items() if k not in added}
     assert (
         data_config_digest(old.data)
         == hashlib.sha256(json.dumps(before_the_key, sort_keys=True).encode()).hexdigest()[:16]

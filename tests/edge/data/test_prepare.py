@@ -27,6 +27,36 @@ def test_reshape_even_and_odd() -> None:
     assert odd[0, 0, 1, -1] == 7  # sample 8 (the last) is dropped
 
 
+def test_interleaved_rows_hold_even_and_odd_samples_and_invert() -> None:
+    from edgekit.data.prepare import from_hailo_layout
+
+    X = np.arange(2 * 3 * 9, dtype=np.float32).reshape(2, 3, 9)
+    out = to_hailo_layout(X, "interleaved")
+    assert out.shape == (2, 3, 2, 4)
+    assert np.array_equal(out[:, :, 0], X[:, :, 0:8:2]) and np.array_equal(
+        out[:, :, 1], X[:, :, 1:8:2]
+    )
+    for rows in ("halves", "interleaved"):
+        assert np.array_equal(from_hailo_layout(to_hailo_layout(X, rows), rows), X[:, :, :8])
+
+
+def test_the_row_layout_is_recorded_and_used() -> None:
+    halves = prepare_data(DataConfig(source="synthetic:n=80,length=16", normalize="global"))
+    interleaved = prepare_data(
+        DataConfig(source="synthetic:n=80,length=16", normalize="global", row_layout="interleaved")
+    )
+    assert (halves.stats["row_layout"], interleaved.stats["row_layout"]) == (
+        "halves",
+        "interleaved",
+    )
+    assert "even samples" in interleaved.stats["layout"]
+    a, b = halves.arrays["train"][0], interleaved.arrays["train"][0]
+    flat = a.reshape(*a.shape[:2], -1)  # halves: rows are the window's halves, in order
+    assert np.array_equal(b[:, :, 0], flat[:, :, 0::2]) and np.array_equal(
+        b[:, :, 1], flat[:, :, 1::2]
+    )
+
+
 def test_odd_length_is_recorded() -> None:
     prepared = prepare_data(DataConfig(source="synthetic:n=80,length=127"))
     assert prepared.input_shape == (6, 2, 63)
@@ -337,12 +367,13 @@ def test_auto_keeps_train_statistics_for_imu_windows() -> None:
 
 
 @pytest.mark.parametrize("mode", ["global", "window"])
-def test_preprocess_maps_raw_windows_onto_the_prepared_ones(mode: str) -> None:
+@pytest.mark.parametrize("rows", ["halves", "interleaved"])
+def test_preprocess_maps_raw_windows_onto_the_prepared_ones(mode: str, rows: str) -> None:
     from edgekit.data.prepare import preprocess
 
     windows = quiet_and_loud_windows()
     raw = windows.X.copy()
-    prepared = prepare_data(DataConfig(normalize=mode), windows)
+    prepared = prepare_data(DataConfig(normalize=mode, row_layout=rows), windows)
     X_test = prepared.arrays["test"][0]
     candidates = preprocess(raw, prepared.stats)
     # each prepared test window is the preprocessing of one raw window
