@@ -319,17 +319,21 @@ def export_command(run_dir: Path, target_name: str, **options: Any) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def check(onnx_file: Path, target_name: str, as_json: bool) -> None:
-    """Check any ONNX file against a target's readiness rules (hailo: R1-R16; onnx: Q1, int8 pairs
-    that x86 AVX2 CPUs would saturate)."""
+    """Print any ONNX file's edgekit metadata (how to feed it) and check it against a target's
+    readiness rules (hailo: R1-R16; onnx: Q1, int8 pairs that x86 AVX2 CPUs would saturate)."""
     from edgekit.errors import ExportError
+    from edgekit.onnx_io import describe_metadata, load_onnx
     from edgekit.targets import get_target
     from edgekit.targets.hailo_readiness import format_report
 
     report = get_target(target_name).check_readiness(str(onnx_file))
     if report is None:
         raise ExportError(f"target '{target_name}' has no readiness rules; try --target hailo")
-
-    click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+    metadata = {p.key: p.value for p in load_onnx(onnx_file).metadata_props}
+    if as_json:
+        click.echo(json.dumps({**report, "metadata": metadata}, indent=2))
+    else:
+        click.echo("\n".join([*describe_metadata(metadata), "", format_report(report)]))
     if not report["ready"]:
         raise ExportError(
             f"{onnx_file} is not ready for {target_name}: rules {', '.join(report['errors'])} failed"

@@ -7,21 +7,47 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from edgekit import __version__
+from edgekit.data.prepare import normalization_mode, row_layout
 from edgekit.errors import ExportError
 from edgekit.models import Conv2dFSQNet
 from edgekit.onnx_io import op_counts
 from edgekit.rundir.artifacts import atomic_path
 from torch import nn
 
+if TYPE_CHECKING:
+    from edgekit.rundir.run import Run
+
 QDQ_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
 REFERENCE_SCHEMA_VERSION = 1
+
+
+def deployment_metadata(run: Run) -> dict[str, str]:
+    """How to feed the model, carried by every exported model file (ONNX metadata_props, the
+    generated C header) so that the file alone says it: classes, channels, window, sample rate,
+    normalisation, row layout, and the config that made it (the edgekit version is added by
+    `set_metadata`)."""
+    stats = run.data.stats
+    return {
+        "edgekit_class_names": ",".join(run.data.class_names),
+        "edgekit_channel_names": ",".join(stats["channel_names"]),
+        "edgekit_window_length": str(stats["window_length"]),
+        "edgekit_sample_rate_hz": repr(float(stats["fs"])),
+        "edgekit_layout": f"NCHW (B, C, 2, T/2), {stats['layout']}",
+        "edgekit_row_layout": row_layout(stats),
+        "edgekit_normalization": normalization_mode(stats),
+        "edgekit_channel_mean": ",".join(map(repr, stats["mean"])),
+        "edgekit_channel_std": ",".join(map(repr, stats["std"])),
+        "edgekit_length_policy": json.dumps(stats.get("length_policy")),
+        "edgekit_config_hash": run.config.digest(),
+    }
 
 
 @contextlib.contextmanager

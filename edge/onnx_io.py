@@ -43,6 +43,42 @@ def save_onnx(model: Any, path: str | Path) -> Path:
     return Path(path)
 
 
+# metadata_props key -> what `edgekit check` calls it, in the order it prints them
+METADATA_LABELS = {
+    "edgekit_version": "edgekit version",
+    "edgekit_config_hash": "config hash",
+    "edgekit_kind": "kind",
+    "edgekit_part": "part",
+    "edgekit_class_names": "classes",
+    "edgekit_channel_names": "channels",
+    "edgekit_window_length": "window length",
+    "edgekit_sample_rate_hz": "sample rate (Hz)",
+    "edgekit_normalization": "normalisation",
+    "edgekit_channel_mean": "channel mean",
+    "edgekit_channel_std": "channel std",
+    "edgekit_layout": "layout",
+    "edgekit_row_layout": "row layout",
+    "edgekit_length_policy": "length policy",
+    "edgekit_fsq_levels": "FSQ levels",
+    "edgekit_input_scale": "input scale",
+    "edgekit_input_zero_point": "input zero point",
+    "edgekit_logit_scale": "logit scale",
+    "edgekit_pre_fsq_scale": "FSQ input scale",
+    "edgekit_hw_arch": "Hailo architecture",
+}
+
+
+def describe_metadata(metadata: dict[str, str]) -> list[str]:
+    """The model file's metadata_props as `edgekit check` prints them: edgekit's keys by name,
+    then any others as they are."""
+    if not metadata:
+        return ["metadata: none (not written by edgekit export; it cannot say how to feed it)"]
+    known = [(label, metadata[key]) for key, label in METADATA_LABELS.items() if key in metadata]
+    other = [(key, value) for key, value in metadata.items() if key not in METADATA_LABELS]
+    width = max(len(label) for label, _ in known + other)
+    return [f"{label:<{width}}  {value}" for label, value in known + other]
+
+
 def op_counts(model: Any) -> Counter:
     """How many nodes of each op type a graph has (export invariants and summaries)."""
     return Counter(node.op_type for node in model.graph.node)

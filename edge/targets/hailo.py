@@ -17,7 +17,14 @@ from edgekit.calibrate.representative import load_calibration_set, select_repres
 from edgekit.compare import PairReport, Tolerance, compare
 from edgekit.data.prepare import from_hailo_layout, normalization_mode, row_layout
 from edgekit.errors import ExportError
-from edgekit.export import REFERENCE_SCHEMA_VERSION, Part, export_torch, set_metadata, simplify
+from edgekit.export import (
+    REFERENCE_SCHEMA_VERSION,
+    Part,
+    deployment_metadata,
+    export_torch,
+    set_metadata,
+    simplify,
+)
 from edgekit.models.transforms import estimate_device_damage, float_with_qat_weights
 from edgekit.onnx_io import OnnxRunner, load_onnx, save_onnx
 from edgekit.quantize.activations import activation_ranges
@@ -49,6 +56,7 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
     opset = options["opset"]
     x0, z0 = torch.zeros(1, channels, 2, width), torch.zeros(1, dims, 1, 1)
     meta = {
+        **deployment_metadata(run),
         "edgekit_fsq_levels": ",".join(map(str, model.config.fsq_levels)),
         "edgekit_hw_arch": hw_arch,
     }

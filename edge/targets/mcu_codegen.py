@@ -248,6 +248,59 @@ def model_macs(reference: IntegerReference) -> int:
     return sum(step.macs for step in reference.steps if isinstance(step, ConvStep))
 
 
+def c_string(text: str) -> str:
+    """A C string literal of `text`'s UTF-8 bytes: printable ASCII as is, the rest octal-escaped."""
+    body = "".join(
+        chr(b) if 32 <= b < 127 and chr(b) not in '"\\?' else f"\\{b:03o}" for b in text.encode()
+    )
+    return f'"{body}"'
+
+
+def metadata_defines(metadata: dict[str, str]) -> str:
+    """The ONNX model's deployment metadata as C defines, so the header alone says how to feed
+    the model: classes, channels, normalisation, window, rate, row layout, version, config hash.
+    Keys an older export lacks are left out."""
+    lines = []
+
+    def define(name: str, value: str) -> None:
+        lines.append(f"#define EDGEKIT_{name} {value}")
+
+    def listed(key: str) -> list[str]:
+        return metadata[key].split(",") if metadata.get(key) else []
+
+    if "edgekit_version" in metadata:
+        define("VERSION", c_string(metadata["edgekit_version"]))
+    if "edgekit_config_hash" in metadata:
+        define("CONFIG_HASH", c_string(metadata["edgekit_config_hash"]))
+    if classes := listed("edgekit_class_names"):
+        define("NUM_CLASSES", str(len(classes)))
+        define("CLASS_NAMES", "{" + ", ".join(map(c_string, classes)) + "}")
+    if channels := listed("edgekit_channel_names"):
+        define("NUM_CHANNELS", str(len(channels)))
+        define("CHANNEL_NAMES", "{" + ", ".join(map(c_string, channels)) + "}")
+    for key, name in (
+        ("edgekit_channel_mean", "CHANNEL_MEAN"),
+        ("edgekit_channel_std", "CHANNEL_STD"),
+    ):
+        if values := listed(key):
+            define(name, "{" + ", ".join(f"{float(v)!r}f" for v in values) + "}")
+    if "edgekit_window_length" in metadata:
+        define("WINDOW_LENGTH", str(int(metadata["edgekit_window_length"])))
+    if "edgekit_sample_rate_hz" in metadata:
+        define("SAMPLE_RATE_HZ", f"{float(metadata['edgekit_sample_rate_hz'])!r}f")
+    if "edgekit_normalization" in metadata:
+        per_window = metadata["edgekit_normalization"] == "window"
+        define(
+            "NORMALIZE_PER_WINDOW", f"{int(per_window)} /* 0: (x - CHANNEL_MEAN) / CHANNEL_STD */"
+        )
+    if "edgekit_row_layout" in metadata:
+        interleaved = metadata["edgekit_row_layout"] == "interleaved"
+        define(
+            "ROWS_INTERLEAVED", f"{int(interleaved)} /* 0: row 0 = first half, row 1 = second */"
+        )
+    return "\n".join(lines)
+
+
 def generate(reference: IntegerReference, model_sha256: bytes) -> dict[str, str]:
     """`model.h` and `model.c` for this model; raises ExportError for what the kernels cannot run."""
     check_supported(reference)
@@ -281,6 +334,9 @@ def generate(reference: IntegerReference, model_sha256: bytes) -> dict[str, str]
 #define EDGEKIT_STEPS {len(steps)}
 #define EDGEKIT_MACS {model_macs(reference)}u
 #define EDGEKIT_MODEL_HASH {{{", ".join(f"0x{b:02x}" for b in model_sha256[:8])}}}
+
+/* How to feed it: from the ONNX model's metadata (edgekit check prints the same) */
+{metadata_defines({p.key: p.value for p in reference.model.metadata_props})}
 
 typedef struct {{
     int8_t pre_fsq[EDGEKIT_PRE_FSQ_BYTES]; /* the FSQ input, stored int8 */

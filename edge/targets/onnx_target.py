@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from edgekit.compare import PairReport, Tolerance, compare
-from edgekit.data.prepare import normalization_mode
 from edgekit.export import (
     REFERENCE_SCHEMA_VERSION,
     WithPreFsq,
+    deployment_metadata,
     export_torch,
     set_metadata,
     simplify,
@@ -38,23 +37,16 @@ def unsimplified(name: str) -> str:
 
 
 def quant_metadata(run: Run, model: Conv2dFSQNet) -> dict[str, str]:
-    """What travels in the int8 model's metadata_props: FSQ levels, classes, scales, normalisation, layout."""
+    """What travels in the int8 model's metadata_props: how to feed it (deployment_metadata), the
+    FSQ levels and the quantisation scales of its input, logits and FSQ input."""
     ranges = activation_ranges(model)
-    stats = run.data.stats
     return {
+        **deployment_metadata(run),
         "edgekit_fsq_levels": ",".join(map(str, model.config.fsq_levels)),
-        "edgekit_class_names": ",".join(run.data.class_names),
         "edgekit_input_scale": repr(ranges["input_quant"]["scale"]),
         "edgekit_input_zero_point": repr(int(ranges["input_quant"]["zero_point"])),
         "edgekit_logit_scale": repr(ranges["logit_quant"]["scale"]),
         "edgekit_pre_fsq_scale": repr(ranges["pre_fsq_quant"]["scale"]),
-        "edgekit_channel_mean": ",".join(map(repr, stats["mean"])),
-        "edgekit_channel_std": ",".join(map(repr, stats["std"])),
-        "edgekit_layout": f"NCHW (B, C, 2, T/2), {stats['layout']}",
-        "edgekit_normalization": normalization_mode(stats),
-        "edgekit_channel_names": ",".join(stats["channel_names"]),
-        "edgekit_window_length": str(stats["window_length"]),
-        "edgekit_length_policy": json.dumps(stats.get("length_policy")),
     }
 
 

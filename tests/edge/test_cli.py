@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,32 @@ def test_check_does_not_import_torch(exported_run: Path) -> None:
     int8 = str(exported_run / "export/onnx/model_int8.onnx")
     loaded = imports_after(["check", "--target", "onnx", int8])
     assert "onnx" in loaded and "torch" not in loaded
+
+
+def test_check_prints_how_to_feed_any_exported_model(exported_run: Path) -> None:
+    """Every exported model file carries the run's deployment facts; `check` prints them."""
+    from edgekit.config import load_run_config
+
+    stats = json.loads((exported_run / "data/stats.json").read_text())
+    for model in ("export/onnx/model_int8.onnx", "export/hailo/hailo8/model_device.onnx"):
+        result = CliRunner().invoke(
+            cli, ["check", "--json", "--target", "onnx", str(exported_run / model)]
+        )
+        metadata = json.loads(result.output)["metadata"]
+        assert metadata["edgekit_class_names"].split(",") == stats["class_names"], model
+        assert metadata["edgekit_channel_names"].split(",") == stats["channel_names"]
+        assert [float(v) for v in metadata["edgekit_channel_mean"].split(",")] == stats["mean"]
+        assert [float(v) for v in metadata["edgekit_channel_std"].split(",")] == stats["std"]
+        assert int(metadata["edgekit_window_length"]) == stats["window_length"]
+        assert float(metadata["edgekit_sample_rate_hz"]) == stats["fs"]
+        assert metadata["edgekit_normalization"] == stats["normalization"]["mode"]
+        assert metadata["edgekit_row_layout"] == stats["row_layout"]
+        assert metadata["edgekit_config_hash"] == load_run_config(exported_run).digest()
+    text = CliRunner().invoke(cli, ["check", str(exported_run / model)]).output.splitlines()
+    classes = next(line for line in text if line.startswith("classes "))
+    assert classes.split() == ["classes", ",".join(stats["class_names"])]
+    assert any(line.startswith("config hash ") for line in text)
+    assert text.index("") < len(text) - 1  # the readiness report follows the metadata
 
 
 def test_the_model_package_does_not_import_brevitas() -> None:

@@ -214,6 +214,52 @@ def test_mcu_export_writes_sources_report_and_checks_itself(exported_run: Path) 
         assert not report["target"]["measured"] and "apt-get" in report["target"]["reason"]
 
 
+def test_the_header_says_how_to_feed_the_model(exported_run: Path, tmp_path: Path) -> None:
+    """A C program built against model.h prints what the run's data/stats.json and config say."""
+    stats = json.loads((exported_run / "data/stats.json").read_text())
+    program = tmp_path / "meta.c"
+    program.write_text(
+        '#include <stdio.h>\n#include "model.h"\n'
+        "static const char *classes[] = EDGEKIT_CLASS_NAMES;\n"
+        "static const char *channels[] = EDGEKIT_CHANNEL_NAMES;\n"
+        "static const float mean[] = EDGEKIT_CHANNEL_MEAN, std_[] = EDGEKIT_CHANNEL_STD;\n"
+        "int main(void) {\n"
+        '  for (int i = 0; i < EDGEKIT_NUM_CLASSES; i++) printf("class %s\\n", classes[i]);\n'
+        "  for (int i = 0; i < EDGEKIT_NUM_CHANNELS; i++)\n"
+        '    printf("channel %s %.9g %.9g\\n", channels[i], mean[i], std_[i]);\n'
+        '  printf("window %d rate %.9g per_window %d interleaved %d\\n", EDGEKIT_WINDOW_LENGTH,\n'
+        "         EDGEKIT_SAMPLE_RATE_HZ, EDGEKIT_NORMALIZE_PER_WINDOW, EDGEKIT_ROWS_INTERLEAVED);\n"
+        '  printf("version %s config %s\\n", EDGEKIT_VERSION, EDGEKIT_CONFIG_HASH);\n'
+        "  return 0;\n}\n"
+    )
+    binary = tmp_path / "meta"
+    include = str(exported_run / "export/mcu")
+    gcc = ["gcc", "-std=c99", "-Wall", "-Werror", "-I", include, str(program), "-o", str(binary)]
+    subprocess.run(gcc, check=True)
+    printed = subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout
+    from edgekit import __version__
+    from edgekit.config import load_run_config
+
+    expected = [f"class {name}" for name in stats["class_names"]]
+    for name, mean, std in zip(stats["channel_names"], stats["mean"], stats["std"], strict=True):
+        expected.append(f"channel {name} {np.float32(mean):.9g} {np.float32(std):.9g}")
+    per_window = int(stats["normalization"]["mode"] == "window")
+    interleaved = int(stats["row_layout"] == "interleaved")
+    expected += [
+        f"window {stats['window_length']} rate {stats['fs']:.9g} per_window {per_window} "
+        f"interleaved {interleaved}",
+        f"version {__version__} config {load_run_config(exported_run).digest()}",
+    ]
+    assert printed.splitlines() == expected
+
+
+def test_c_strings_escape_what_c_would_misread() -> None:
+    from edgekit.targets.mcu_codegen import c_string
+
+    assert c_string('a"b\\c??/') == '"a\\042b\\134c\\077\\077/"'
+    assert c_string("µ") == '"\\302\\265"'  # UTF-8 bytes, octal
+
+
 @pytest.mark.mcu_tools
 def test_mcu_footprint_is_measured_on_the_emulated_board(exported_run: Path) -> None:
     report = json.loads((exported_run / "export/mcu/report.json").read_text())
