@@ -133,6 +133,8 @@ def render(result: dict[str, Any]) -> str:
             f"{'–' if gap is None else f'{gap:+.1f} pp'} |"
         )
     lines += ["", *[f"- {line}" for line in result["summary_lines"]], ""]
+    if result.get("plot"):
+        lines += [f"![int8 test accuracy beside the published anchors]({result['plot']})", ""]
     return "\n".join(lines)
 
 
@@ -208,6 +210,9 @@ def main(argv: list[str]) -> None:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    from edgekit.plots import accuracy_against_anchors
+
+    result["plot"] = accuracy_against_anchors(rows, ANCHORS, out.with_suffix(".png")).name
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     out.with_suffix(".md").write_text(render(result))
     print(render(result))

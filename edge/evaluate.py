@@ -131,46 +131,6 @@ def evaluate_model(
     return metrics
 
 
-def write_plots(
-    folder: Path, history: list[dict[str, Any]], confusion: list[list[int]], class_names: list[str]
-) -> list[Path]:
-    """Training curves and confusion matrix as PNG when matplotlib is installed (`edgekit[plots]`)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return []
-    from edgekit.rundir.artifacts import atomic_path
-
-    written = []
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    for phase in ("float", "qat"):
-        rows = [h for h in history if h["phase"] == phase]
-        axes[0].plot(
-            [r["step"] for r in rows], [r["val_loss"] for r in rows], label=f"{phase} val loss"
-        )
-        axes[1].plot(
-            [r["step"] for r in rows], [r["val_acc"] for r in rows], label=f"{phase} val acc"
-        )
-    for ax in axes:
-        ax.set_xlabel("epoch")
-        ax.legend()
-    with atomic_path(folder / "curves.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    written.append(folder / "curves.png")
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(4, 4))
-    ax.imshow(confusion, cmap="Blues")
-    ax.set_xticks(range(len(class_names)), class_names, rotation=45)
-    ax.set_yticks(range(len(class_names)), class_names)
-    with atomic_path(folder / "confusion.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return [*written, folder / "confusion.png"]
-
-
 def run_evaluate(
     run: Run | str | Path, checkpoint: str = "best.pt", drop_channels: tuple[str, ...] = ()
 ) -> dict[str, Any]:

@@ -365,6 +365,11 @@ def run_verify(run: Run | str | Path, options: VerifyOptions) -> dict[str, Any]:
         )
     report["passed"] = not report["partial"] and all(g["passed"] for g in report["gates"])
     folder = run.path / layout.VERIFY
+    if done:
+        from edgekit.plots import latency_histogram
+
+        latency_histogram([micros[i] for i in done], folder / "latency.png")
+        report["plots"] = ["latency.png"]
     write_json(folder / "report.json", report)
     write_text(folder / "report.md", render_markdown(report))
     write_text(folder / "junit.xml", render_junit(report))

@@ -87,6 +87,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "Latency (device-measured): "
         + (", ".join(f"{k} {v:.1f}" for k, v in report["latency"].items()) or "none"),
         "",
+        *(["![device latency per window](latency.png)", ""] if report.get("plots") else []),
     ]
     if "board" in report["device"]:
         lines[-1:-1] = [

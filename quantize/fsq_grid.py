@@ -67,6 +67,7 @@ def code_usage(indices: np.ndarray, levels: tuple[int, ...]) -> dict[str, Any]:
         "codes_used": used,
         "usage": used / size,
         "perplexity": perplexity,
+        "code_counts": sorted(counts[counts > 0].tolist(), reverse=True),  # windows per used code
         "level_histograms": per_dimension,
         "warnings": warnings,
     }

@@ -30,6 +30,7 @@ RUN_OUTPUTS = (
     "report.md",
     "curves.png",
     "confusion.png",
+    "fsq_codes.png",
     CALIBRATION,
     EXPORT,
     PARITY,

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from edgekit import plots
 from edgekit.config import AugmentConfig, RunConfig, TrainConfig
 from edgekit.data.prepare import PreparedData, prepare_data
 from edgekit.errors import CheckpointError, ConfigError, DataError, TrainingError
@@ -24,7 +25,6 @@ from edgekit.evaluate import (
     model_cost,
     predict,
     small_test_warning,
-    write_plots,
 )
 from edgekit.models import Conv2dFSQNet, NetConfig
 from edgekit.models.transforms import float_with_qat_weights, folded_float_state
@@ -491,7 +491,12 @@ def write_outputs(
     write_json(run_dir / "history.json", history)
     write_json(run_dir / "metrics.json", metrics)
     write_text(run_dir / "report.md", render_report(metrics, class_names))
-    write_plots(run_dir, history, metrics["test"]["confusion_matrix"], class_names)
+    plots.training_curves(history, run_dir / "curves.png")
+    plots.confusion_matrix(
+        metrics["test"]["confusion_matrix"], class_names, run_dir / "confusion.png"
+    )
+    fsq = metrics["fsq_train"]
+    plots.code_usage(fsq["code_counts"], fsq["codebook_size"], run_dir / "fsq_codes.png")
 
 
 def render_report(metrics: dict[str, Any], class_names: list[str]) -> str:
@@ -531,6 +536,16 @@ def render_report(metrics: dict[str, Any], class_names: list[str]) -> str:
         "Confusion matrix (rows = true, columns = predicted): " + ", ".join(class_names),
         "",
         *["    " + " ".join(f"{v:4d}" for v in row) for row in test["confusion_matrix"]],
+        "",
+        "![confusion matrix, counts and share of each true class](confusion.png)",
+        "",
+        "Training: loss and validation accuracy per epoch, float twin then QAT:",
+        "",
+        "![training curves](curves.png)",
+        "",
+        f"FSQ code usage on the train split ({fsq['codes_used']} of {fsq['codebook_size']} codes):",
+        "",
+        "![FSQ code usage](fsq_codes.png)",
         "",
     ]
     return "\n".join(lines)

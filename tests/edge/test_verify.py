@@ -47,6 +47,10 @@ def test_clean_run_passes_every_gate(exported_run: Path) -> None:
         'failures="0"' in (folder / "junit.xml").read_text()
         and "# On-device verification" in (folder / "report.md").read_text()
     )
+    assert "![device latency per window](latency.png)" in (folder / "report.md").read_text()
+    import matplotlib.image
+
+    assert matplotlib.image.imread(folder / "latency.png").shape[0] > 100
 
 
 def test_pty_path_works_like_hardware_with_integer_backend(exported_run: Path) -> None:

@@ -35,6 +35,26 @@ def test_run_directory_contents(trained_run: Path) -> None:
     assert manifest["artifacts"]["checkpoints/best.pt"]["sha256"]
 
 
+def test_the_report_shows_its_pictures(trained_run: Path) -> None:
+    """report.md links three PNGs that exist beside it, and the code usage they draw adds up to
+    the train split (an independent count: data/y_train.npy)."""
+    import re
+
+    import matplotlib.image
+    import numpy as np
+
+    report = (trained_run / "report.md").read_text()
+    linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+    assert sorted(linked) == ["confusion.png", "curves.png", "fsq_codes.png"]
+    for name in linked:
+        height, width = matplotlib.image.imread(trained_run / name).shape[:2]
+        assert height > 100 and width > 100, name
+    fsq = json.loads((trained_run / "metrics.json").read_text())["fsq_train"]
+    assert sum(fsq["code_counts"]) == len(np.load(trained_run / "data/y_train.npy"))
+    assert len(fsq["code_counts"]) == fsq["codes_used"]
+    assert fsq["code_counts"] == sorted(fsq["code_counts"], reverse=True)
+
+
 def test_same_seed_same_model(tmp_path: Path, tiny_config) -> None:
     config = dataclasses.replace(
         tiny_config, train=dataclasses.replace(tiny_config.train, float_epochs=2, qat_epochs=1)
