@@ -52,9 +52,10 @@ class DataConfig:
     # own mean/std (amplitudes spanning orders of magnitude) | auto: window when most train windows
     # would span only a few int8 input steps under the global statistics (edgekit.data.prepare)
     normalize: str = "auto"
-    # what fills the two rows of (C, 2, T/2): halves (first half, second half) | interleaved
-    # (even samples, odd samples: the (2, 1) convolution then mixes neighbouring samples)
-    row_layout: str = "halves"
+    # what fills the two rows of (C, 2, T/2): interleaved (even samples, odd samples: the (2, 1)
+    # convolution mixes neighbouring samples; chosen on validation, bench/README.md) | halves
+    # (first half, second half: the (2, 1) convolution mixes samples T/2 apart)
+    row_layout: str = "interleaved"
     channels: tuple[str, ...] = ()  # names, globs (hand_*) or the source's groups; () = all
     seed: int = 0
     csv_group_column: str = "group"

@@ -267,13 +267,14 @@ def test_user_inputs_raw_or_in_model_layout(
     exported_run: Path, tmp_path: Path, layout: str
 ) -> None:
     """Raw (N,C,T) windows get the deployment preprocessing; both give the test split's results."""
+    from edgekit.data.prepare import from_hailo_layout
     from edgekit.rundir.run import Run
 
     run = Run(exported_run)
     X, y = run.data.arrays["test"]
-    if layout == "raw":  # undo the normalisation and the (C,2,T/2) layout
+    if layout == "raw":  # undo the normalisation and the (C,2,T/2) layout the run recorded
         stats = run.data.stats
-        flat = X.reshape(len(X), X.shape[1], -1)
+        flat = from_hailo_layout(X, stats["row_layout"])
         X = (
             flat * np.asarray(stats["std"])[None, :, None]
             + np.asarray(stats["mean"])[None, :, None]

@@ -41,7 +41,9 @@ def test_interleaved_rows_hold_even_and_odd_samples_and_invert() -> None:
 
 
 def test_the_row_layout_is_recorded_and_used() -> None:
-    halves = prepare_data(DataConfig(source="synthetic:n=80,length=16", normalize="global"))
+    halves = prepare_data(
+        DataConfig(source="synthetic:n=80,length=16", normalize="global", row_layout="halves")
+    )
     interleaved = prepare_data(
         DataConfig(source="synthetic:n=80,length=16", normalize="global", row_layout="interleaved")
     )
