@@ -351,15 +351,25 @@ def check(onnx_file: Path, target_name: str, as_json: bool) -> None:
     default=0,
     help="Only the first N test windows (0 = all).",
 )
-def parity(run_dir: Path, targets: tuple[str, ...], limit: int) -> None:
+@click.option(
+    "--layers",
+    is_flag=True,
+    help="Also compare the int8 model layer by layer (integer reference vs onnxruntime); "
+    "automatic when a pair against onnxruntime fails.",
+)
+def parity(run_dir: Path, targets: tuple[str, ...], limit: int, layers: bool) -> None:
     """Compare every export with its CPU reference on the test split; non-zero exit on failure."""
     from edgekit.compare import format_table
     from edgekit.errors import ParityError
+    from edgekit.layer_parity import format_layers
     from edgekit.parity import failure_message, run_parity
 
     with writing(run_dir, "parity"):
-        reports = run_parity(run_dir, list(targets) or None, limit)
+        reports = run_parity(run_dir, list(targets) or None, limit, layers=layers)
     click.echo(format_table(reports))
+    saved = json.loads((run_dir / layout.PARITY).read_text())
+    if saved.get("layers"):
+        click.echo(format_layers(saved))
     if not all(r.passed for r in reports):
         raise ParityError(failure_message(reports, run_dir / layout.PARITY))
     click.echo(f"all {len(reports)} pairs within tolerance -> {run_dir / 'parity.json'}")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from edgekit.compare import PairReport
 from edgekit.errors import ArtifactError, ConfigError
+from edgekit.layer_parity import LayerReport, first_divergence, layer_parity
 from edgekit.quantize.overflow import read_cpu_flags, saturation_bounds, saturation_diagnosis
 from edgekit.rundir import layout
 from edgekit.rundir.artifacts import Manifest, write_json
@@ -21,10 +23,11 @@ ORT_INT8 = "ort-int8"  # the label of onnxruntime's int8 side in every parity pa
 
 @transactional()
 def run_parity(
-    run: Run | str | Path, targets: list[str] | None = None, limit: int = 0
+    run: Run | str | Path, targets: list[str] | None = None, limit: int = 0, layers: bool = False
 ) -> list[PairReport]:
     """Parity of the given (default: every exported) targets of a run on its first `limit` test
-    windows (0: all); writes `parity.json`."""
+    windows (0: all); writes `parity.json`. With `layers`, and whenever a pair against onnxruntime's
+    int8 model fails, `parity.json` also holds the per-layer comparison (edgekit.layer_parity)."""
     if limit < 0:
         raise ConfigError(f"parity limit must be >= 0 (0 = every test window), got {limit}")
     run = Run(layout.run_path(run))
@@ -40,9 +43,20 @@ def run_parity(
         run.verified_folder(f"export/{name}")  # nothing damaged or edited since the export
         reports += target.parity(run, limit)
     against_ort = [r for r in reports if not r.passed and ORT_INT8 in (r.reference, r.candidate)]
+    X = run.data.arrays["test"][0]
+    X = X[:limit] if limit else X
+    per_layer: dict[str, Any] = {}
+    if layers or against_ort:
+        per_layer = layer_summary(layer_parity(run.path / layout.INT8_MODEL, X))
     if against_ort:
-        X = run.data.arrays["test"][0]
-        diagnosis = explain_ort_mismatch(run.path / layout.INT8_MODEL, X[:limit] if limit else X)
+        diagnosis = explain_ort_mismatch(run.path / layout.INT8_MODEL, X)
+        if per_layer.get("first_difference"):
+            first = per_layer["first_difference"]
+            diagnosis = f"{diagnosis}; " if diagnosis else ""
+            diagnosis += (
+                f"the first layer that differs is {first['index']} {first['name']} "
+                f"({first['max_lsb']:g} LSB; parity.json 'layers')"
+            )
         for report in against_ort:
             report.diagnosis = diagnosis
     result = {
@@ -52,6 +66,7 @@ def run_parity(
         "passed": all(r.passed for r in reports),
         "host_cpu": read_cpu_flags(),  # int8 kernels depend on it: reports from two hosts compare
         "pairs": [r.to_dict() for r in reports],
+        **per_layer,
     }
     write_json(run.path / layout.PARITY, result)
     Manifest.finish_stage(
@@ -62,6 +77,15 @@ def run_parity(
         passed=result["passed"],
     )
     return reports
+
+
+def layer_summary(layers: list[LayerReport]) -> dict[str, Any]:
+    """parity.json's per-layer part: every layer, and the first that differs (None: all exact)."""
+    first = first_divergence(layers)
+    return {
+        "layers": [layer.to_dict() for layer in layers],
+        "first_difference": None if first is None else first.to_dict(),
+    }
 
 
 def explain_ort_mismatch(model_path: Path, X: np.ndarray) -> str:

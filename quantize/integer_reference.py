@@ -308,6 +308,8 @@ class IntegerReference:
         )
         self.steps: list[Step] = []
         self.sources: list[int] = []  # the step each step reads; -1 is the graph input
+        # the graph tensor each step's integers are (its QuantizeLinear's output): per-layer parity
+        self.step_tensors: list[str] = []
         self.output_steps: dict[str, int] = {}  # graph output name -> step producing it
         self._lower()
 
@@ -424,7 +426,9 @@ class IntegerReference:
         if value.weight is None:  # pooling: one multiplier for all channels
             output = Tensor((x.shape[0], 1, 1), scale, int(zero_point), *integer_range(zero_point))
             return self._append(
-                PoolStep(name, x, output, value.relu, float(value.scale[0] / scale)), value.source
+                PoolStep(name, x, output, value.relu, float(value.scale[0] / scale)),
+                value.source,
+                node.output[0],
             )
         weight, _, weight_zero_point = value.weight
         strides = tuple(value.attrs.get("strides", [1, 1]))
@@ -452,12 +456,15 @@ class IntegerReference:
                 value.scale / scale,
             ),
             value.source,
+            node.output[0],
         )
 
-    def _append(self, step: Step, source: int) -> int:
-        """Add a step reading step `source` (-1: the graph input); returns its index."""
+    def _append(self, step: Step, source: int, tensor: str) -> int:
+        """Add a step reading step `source` (-1: the graph input) whose integers are the graph's
+        `tensor`; returns its index."""
         self.steps.append(step)
         self.sources.append(source)
+        self.step_tensors.append(tensor)
         return len(self.steps) - 1
 
     def _fsq(self, index: int, source: int) -> tuple[int, int]:
@@ -483,7 +490,7 @@ class IntegerReference:
         step = FsqStep(
             quant_node.name or "fsq", x, output, self.levels, tuple(thresholds), tuple(code_values)
         )
-        return index + len(FSQ_OPS), self._append(step, source)
+        return index + len(FSQ_OPS), self._append(step, source, quant_node.output[0])
 
     # ------------------------------------------------------------------ running
     def quantize_input(self, X: np.ndarray) -> np.ndarray:
@@ -494,15 +501,23 @@ class IntegerReference:
         """Float windows in: quantized as the host would, then integer arithmetic only."""
         return self.run_quantized(self.quantize_input(X))
 
-    def run_quantized(self, q_input: np.ndarray) -> ReferenceResult:
-        """int8 windows in (as they travel to a device): each step in graph order on integers."""
+    def run_steps(self, q_input: np.ndarray) -> list[np.ndarray]:
+        """Every step's output integers `(N, C, H, W)` for int8 windows, in graph order."""
         outputs: list[np.ndarray] = []
-        codes = np.zeros(len(q_input), dtype=np.int64)
         for step, source in zip(self.steps, self.sources, strict=True):
             q = q_input.astype(np.int64) if source < 0 else outputs[source]
-            if isinstance(step, FsqStep):
-                codes = fsq_code_index(step, q)
             outputs.append(run_step(step, q, self.accumulation))
+        return outputs
+
+    def run_quantized(self, q_input: np.ndarray) -> ReferenceResult:
+        """int8 windows in (as they travel to a device): each step in graph order on integers."""
+        outputs = self.run_steps(q_input)
+        codes = np.zeros(len(q_input), dtype=np.int64)
+        for step, source in zip(self.steps, self.sources, strict=True):
+            if isinstance(step, FsqStep):
+                codes = fsq_code_index(
+                    step, q_input.astype(np.int64) if source < 0 else outputs[source]
+                )
         logits, pre_fsq = (outputs[self.output_steps[name]] for name in self.output_names[:2])
         logits_q = logits.reshape(len(logits), -1)
         return ReferenceResult(

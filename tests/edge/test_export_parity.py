@@ -322,3 +322,61 @@ def test_a_parity_stage_that_fails_late_leaves_the_run_as_it_was(
     with pytest.raises(OSError):
         run_parity(run_copy, targets=["onnx"], limit=2)
     assert digest(run_copy) == before
+
+
+def test_parity_layers_are_all_exact_on_a_good_export(run_copy: Path) -> None:
+    from click.testing import CliRunner
+    from edgekit.cli import cli
+    from edgekit.quantize.integer_reference import IntegerReference
+
+    result = CliRunner().invoke(
+        cli, ["parity", str(run_copy), "--target", "onnx", "--layers", "--limit", "4"]
+    )
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run_copy / "parity.json").read_text())
+    steps = IntegerReference.from_onnx(run_copy / "export/onnx/model_int8.onnx").steps
+    assert [layer["name"] for layer in saved["layers"]] == [step.name for step in steps]
+    assert [layer["shape"] for layer in saved["layers"]] == [list(s.output.shape) for s in steps]
+    # 7-bit weights: no int16 saturation on any CPU; requantisation (onnxruntime float32, the
+    # reference Q31) may differ by 1 LSB on some hosts, the int8 pairs' declared tolerance
+    assert all(layer["max_lsb"] <= 1 for layer in saved["layers"])
+    if saved["first_difference"] is None:
+        assert "every layer exact" in result.output
+    else:
+        assert f"first layer that differs: {saved['first_difference']['index']}" in result.output
+
+
+def test_a_failing_pair_names_the_first_layer_that_differs(
+    run_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The classifier head of the integer reference 8 LSB off (a layer before FSQ would mostly be
+    absorbed by its coarse levels): parity fails without --layers, and the per-layer comparison
+    names that layer, with every layer before it exact."""
+    from click.testing import CliRunner
+    from edgekit.cli import cli
+    from edgekit.quantize import integer_reference
+    from edgekit.quantize.integer_reference import IntegerReference
+
+    steps = IntegerReference.from_onnx(run_copy / "export/onnx/model_int8.onnx").steps
+    wrong, original = steps[-1], integer_reference.run_step
+
+    def eight_off(step, q, accumulation="int32"):
+        out = original(step, q, accumulation)
+        return np.clip(out + 8, step.output.lo, step.output.hi) if step.name == wrong.name else out
+
+    monkeypatch.setattr(integer_reference, "run_step", eight_off)
+    result = CliRunner().invoke(cli, ["parity", str(run_copy), "--target", "onnx", "--limit", "4"])
+    assert result.exit_code != 0
+    saved = json.loads((run_copy / "parity.json").read_text())
+    last = len(steps) - 1
+    head = saved["layers"][last]
+    assert head["name"] == wrong.name and 7 < head["max_lsb"] < 8.001 and not head["exact"]
+    # layers before it: exact here (x86); within the int8 pairs' 1 LSB where requantisation differs
+    assert all(layer["max_lsb"] <= 1 for layer in saved["layers"][:last])
+    first = saved["first_difference"]
+    if all(layer["exact"] for layer in saved["layers"][:last]):
+        assert (first["index"], first["name"]) == (last, wrong.name)
+    assert f"the first layer that differs is {first['index']} {first['name']}" in str(
+        result.exception
+    )
+    assert f"first layer that differs: {first['index']} {first['name']}" in result.output  # table

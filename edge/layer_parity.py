@@ -1,0 +1,131 @@
+"""Per-layer parity: where an int8 mismatch starts, not only that the outputs differ.
+
+The same windows go through the integer reference and through onnxruntime with every layer's
+int8 output exposed as a graph output; each layer is compared with edgekit.compare (max |Δ| in
+LSB of that layer, cosine, exact fraction) and the first layer that differs is named. Exposing a
+QuantizeLinear's output leaves onnxruntime's fused QLinear kernels as they are (the tensor exists
+between fused nodes anyway); the logits of the exposed graph are checked against the plain one so
+a report never rests on a graph that computes differently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from edgekit.compare import PairReport, Tolerance, compare
+from edgekit.errors import ParityError
+
+EXACT = Tolerance(max_lsb=0, min_top1_agreement=0, min_code_agreement=0)
+
+
+@dataclass
+class LayerReport:
+    """One layer's integers, integer reference against onnxruntime."""
+
+    index: int
+    name: str  # the ONNX node the layer lowers (its Conv, pooling or FSQ QuantizeLinear)
+    kind: str  # conv | pool | fsq
+    tensor: str  # the graph tensor holding the layer's integers
+    shape: tuple[int, ...]
+    pair: PairReport
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "name": self.name,
+            "kind": self.kind,
+            "tensor": self.tensor,
+            "shape": list(self.shape),
+            "max_lsb": self.pair.max_lsb,
+            "mean_lsb": self.pair.mean_lsb,
+            "cosine": self.pair.cosine_mean,
+            "exact_fraction": self.pair.exact_fraction,
+            "exact": self.pair.passed,
+        }
+
+
+def expose_layers(model: Any, tensors: list[str]) -> Any:
+    """A copy of the ONNX model with `tensors` (QuantizeLinear outputs) added as graph outputs."""
+    import onnx
+
+    exposed = onnx.ModelProto()
+    exposed.CopyFrom(model)
+    graph = exposed.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    constants = {t.name: t for t in graph.initializer}
+    known = {o.name for o in graph.output}
+    for name in tensors:
+        if name in known:
+            continue
+        zero_point = producers[name].input[2]
+        elem_type = (
+            constants[zero_point].data_type if zero_point in constants else onnx.TensorProto.INT8
+        )
+        graph.output.append(onnx.helper.make_tensor_value_info(name, elem_type, None))
+    return exposed
+
+
+def layer_parity(model_path: Path, X: np.ndarray, accumulation: str = "int32") -> list[LayerReport]:
+    """Each layer of the int8 model on windows `X`: the integer reference (`accumulation` as in
+    IntegerReference) against onnxruntime on this host."""
+    from edgekit.onnx_io import OnnxRunner, load_onnx
+    from edgekit.quantize.integer_reference import FsqStep, IntegerReference, PoolStep
+
+    model = load_onnx(model_path)
+    reference = IntegerReference(model, accumulation)
+    expected = reference.run_steps(reference.quantize_input(X))
+    exposed = OnnxRunner(expose_layers(model, reference.step_tensors)).run(X)
+    plain = OnnxRunner(model).run(X)
+    if not all(np.array_equal(plain[name], exposed[name]) for name in plain):
+        raise ParityError(
+            f"{model_path}: exposing its layers changed onnxruntime's outputs, so a per-layer "
+            "comparison would not describe the plain model; report this with the model file"
+        )
+    layers = []
+    for index, (step, tensor, q) in enumerate(
+        zip(reference.steps, reference.step_tensors, expected, strict=True)
+    ):
+        kind = (
+            "fsq" if isinstance(step, FsqStep) else "pool" if isinstance(step, PoolStep) else "conv"
+        )
+        out = step.output
+        ort_q = exposed[tensor].astype(np.int64).reshape(q.shape)
+        pair = compare(
+            f"layer {index} {step.name}",
+            out.dequantize(q).reshape(len(q), -1),
+            out.dequantize(ort_q).reshape(len(q), -1),
+            EXACT,
+            labels=("integer-reference", "ort-int8"),
+            lsb=out.scale,
+        )
+        layers.append(LayerReport(index, step.name, kind, tensor, out.shape, pair))
+    return layers
+
+
+def first_divergence(layers: list[LayerReport]) -> LayerReport | None:
+    """The first layer in graph order whose integers differ (None when every layer is exact)."""
+    return next((layer for layer in layers if not layer.pair.passed), None)
+
+
+def format_layers(summary: dict[str, Any]) -> str:
+    """The per-layer table the console prints, from parity.json's `layers` and `first_difference`."""
+    lines = [
+        "per layer, integer reference vs onnxruntime int8 (LSB of each layer's output):",
+        f"{'#':>2} {'layer':<34} {'kind':<5} {'shape':<12} {'max LSB':>7} {'cosine':>9} {'exact':>7}",
+    ]
+    for layer in summary["layers"]:
+        shape = "x".join(map(str, layer["shape"]))
+        lines.append(
+            f"{layer['index']:>2} {layer['name'][:34]:<34} {layer['kind']:<5} {shape:<12} "
+            f"{layer['max_lsb'] or 0:>7g} {layer['cosine']:>9.6f} {layer['exact_fraction']:>7.4f}"
+        )
+    first = summary["first_difference"]
+    lines.append(
+        "every layer exact"
+        if first is None
+        else f"first layer that differs: {first['index']} {first['name']}"
+    )
+    return "\n".join(lines)

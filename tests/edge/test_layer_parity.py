@@ -1,0 +1,48 @@
+"""Per-layer parity's pieces: the first differing layer, and exposing layers without changing the graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from edgekit.compare import compare
+from edgekit.layer_parity import EXACT, LayerReport, expose_layers, first_divergence, format_layers
+
+from ..quantize.test_integer_reference import FIXTURES
+
+
+def layer(index: int, differs: bool) -> LayerReport:
+    a = np.arange(6, dtype=float).reshape(2, 3)
+    pair = compare(f"layer {index}", a, a + (1.0 if differs else 0.0), EXACT, lsb=1.0)
+    return LayerReport(index, f"conv{index}", "conv", f"t{index}", (3, 1, 1), pair)
+
+
+def test_the_first_layer_that_differs_is_named_not_a_later_one() -> None:
+    layers = [layer(0, False), layer(1, True), layer(2, True)]
+    assert first_divergence(layers) is layers[1]
+    assert first_divergence([layer(0, False), layer(1, False)]) is None
+    summary = {
+        "layers": [x.to_dict() for x in layers],
+        "first_difference": layers[1].to_dict(),
+    }
+    assert format_layers(summary).splitlines()[-1] == "first layer that differs: 1 conv1"
+
+
+def test_exposed_layers_are_graph_outputs_of_their_integer_type_and_the_logits_stay() -> None:
+    import onnx
+    from edgekit.onnx_io import OnnxRunner, load_onnx
+    from edgekit.quantize.integer_reference import IntegerReference
+
+    path: Path = FIXTURES / "model_int8.onnx"
+    model = load_onnx(path)
+    reference = IntegerReference(model)
+    exposed = expose_layers(model, reference.step_tensors)
+    outputs = {o.name: o.type.tensor_type.elem_type for o in exposed.graph.output}
+    assert set(reference.step_tensors) <= set(outputs)
+    int_types = {onnx.TensorProto.INT8, onnx.TensorProto.UINT8}
+    assert {outputs[name] for name in reference.step_tensors} <= int_types
+    X = np.random.default_rng(0).normal(size=(3, *reference.input.shape)).astype(np.float32)
+    plain, with_layers = OnnxRunner(model).run(X), OnnxRunner(exposed).run(X)
+    assert all(np.array_equal(plain[name], with_layers[name]) for name in plain)
+    for name, step in zip(reference.step_tensors, reference.steps, strict=True):
+        assert with_layers[name][0].size == step.output.size, name  # the layer's own integers
