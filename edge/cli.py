@@ -200,6 +200,44 @@ def evaluate(run_dir: Path, checkpoint: str, drop_channels: str) -> None:
             click.echo(f"  {name:<20} recall {row['recall']:.3f} (all channels {full:.3f})")
 
 
+@cli.command()
+@run_argument
+@config_option
+@data_option
+@set_option
+@click.option(
+    "--target",
+    type=click.Choice(["onnx", "hailo", "mcu"]),
+    default=None,
+    help="Add what a run's export for this target says (mcu: static RAM; hailo: readiness).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the analysis as JSON.")
+def analyze(
+    run_dir: Path,
+    config_file: str | None,
+    data_spec: str | None,
+    overrides: tuple[str, ...],
+    target: str | None,
+    as_json: bool,
+) -> None:
+    """What a model costs, per layer and in total: of a trained RUN, or, with --config/--data/--set,
+    of the untrained network a config would train (seconds, no training)."""
+    from edgekit.analyze import analyze_config, analyze_run, format_analysis
+
+    if config_file or data_spec or overrides:
+        if target in ("hailo", "mcu"):
+            from edgekit.errors import ConfigError
+
+            raise ConfigError(
+                f"--target {target} reads a run's export; give a run (edgekit analyze RUN --target "
+                f"{target}) or leave --target out for a config"
+            )
+        result = analyze_config(build_config(config_file, overrides, data_spec))
+    else:
+        result = analyze_run(run_dir, target)
+    click.echo(json.dumps(result, indent=2) if as_json else format_analysis(result))
+
+
 # ------------------------------------------------------------------ calibrate / export / check / parity
 @cli.command()
 @run_argument

@@ -1,0 +1,187 @@
+"""`edgekit analyze`: what a model costs before it is built, per layer and in total.
+
+From a config the network is built untrained (the data is read for its shape and classes, no
+training, no Brevitas); from a run its float twin is measured, and what its exports say is added:
+for `mcu` the arena planner's RAM and the int8 constants the generated C holds, for `hailo` the
+readiness verdict of the exported device graph.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from edgekit.models import Conv2dFSQNet
+from edgekit.rundir import layout
+from torch import nn
+
+INT32_BYTES = 4
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """One layer as the device runs it: int8 weights, int32 biases, int8 activations."""
+
+    name: str
+    op: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    parameters: int
+    macs: int
+    weight_bytes: int
+    activation_bytes: int
+
+
+def layer_costs(model: Conv2dFSQNet) -> list[LayerCost]:
+    """Every convolution and the pooling of one window's forward pass, in execution order."""
+    costs: list[LayerCost] = []
+    names = {module: name for name, module in model.named_modules()}
+
+    def record(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        shape_in, shape_out = tuple(inputs[0].shape[1:]), tuple(output.shape[1:])
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            weights = module.weight.numel()
+            biases = module.bias.numel() if module.bias is not None else 0
+            macs = output[0].numel() * module.in_channels // module.groups * kh * kw
+            op = f"Conv {kh}x{kw}" + (f" /{module.stride[1]}" if module.stride[1] > 1 else "")
+            cost = (weights + biases, macs, weights + INT32_BYTES * biases)
+        else:
+            op, cost = "GlobalAveragePool", (0, 0, 0)
+        costs.append(LayerCost(names[module], op, shape_in, shape_out, *cost, output[0].numel()))
+
+    watched = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.AdaptiveAvgPool2d)]
+    hooks = [m.register_forward_hook(record) for m in watched]
+    config = model.config
+    try:
+        with torch.no_grad():
+            model.eval()
+            model(torch.zeros(1, config.in_channels, 2, config.input_width))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return costs
+
+
+def totals(costs: list[LayerCost]) -> dict[str, int]:
+    """Sums, and the peak activation memory of two live int8 tensors (a layer's input and output)."""
+    peak = max((math.prod(c.input_shape) + c.activation_bytes for c in costs), default=0)
+    return {
+        "parameters": sum(c.parameters for c in costs),
+        "macs": sum(c.macs for c in costs),
+        "weight_bytes": sum(c.weight_bytes for c in costs),
+        "peak_activation_bytes_estimate": peak,
+    }
+
+
+def analyze_model(model: Conv2dFSQNet, source: str) -> dict[str, Any]:
+    """The per-layer table and totals of one network."""
+    costs = layer_costs(model)
+    return {
+        "source": source,
+        "input_shape": [model.config.in_channels, 2, model.config.input_width],
+        "classes": model.config.num_classes,
+        "fsq_levels": list(model.config.fsq_levels),
+        "layers": [asdict(c) for c in costs],
+        "totals": totals(costs),
+    }
+
+
+def analyze_config(config: Any) -> dict[str, Any]:
+    """An untrained network of this config on its data's shape: no training, no Brevitas."""
+    from edgekit.data.prepare import prepare_data
+    from edgekit.train.loop import net_config_for
+
+    data = prepare_data(config.data)
+    model = Conv2dFSQNet(net_config_for(config, data, quant=False))
+    return analyze_model(model, f"config (untrained), data {config.data.source}")
+
+
+def analyze_run(run_dir: str | Path, target: str | None = None) -> dict[str, Any]:
+    """A trained run's network, plus what its `target` export says (mcu: RAM and constants of
+    the generated C; hailo: the readiness verdict)."""
+    from edgekit.rundir.run import Run
+
+    run = Run(run_dir)
+    result = analyze_model(run.float_model(), f"run {run.path}")
+    if target == "mcu":
+        result["mcu"] = mcu_memory(run)
+    elif target == "hailo":
+        result["hailo"] = hailo_verdict(run)
+    return result
+
+
+def mcu_memory(run: Any) -> dict[str, Any]:
+    """The generated C's static RAM for activations (the arena planner's) and its int8 model
+    constants, from the run's int8 ONNX model; the flash of the code itself is measured by
+    `edgekit export --target mcu` (export/mcu/report.json)."""
+    from edgekit.quantize.integer_reference import IntegerReference
+    from edgekit.targets.mcu_codegen import plan_arena
+
+    model_path = run.path / layout.INT8_MODEL
+    if not model_path.is_file():
+        return {"available": False, "why": f"run `edgekit export {run.path} --target onnx` first"}
+    run.verified(layout.INT8_MODEL)
+    reference = IntegerReference.from_onnx(model_path)
+    return {
+        "available": True,
+        "arena_bytes": plan_arena(reference).size,
+        "macs": sum(getattr(step, "macs", 0) for step in reference.steps),
+    }
+
+
+def hailo_verdict(run: Any) -> dict[str, Any]:
+    """The readiness verdict of the run's exported Hailo device graph, if there is one."""
+    from edgekit.targets.hailo_readiness import check_hailo_readiness
+
+    exports = sorted((run.path / "export" / "hailo").glob("*/model_device.onnx"))
+    if not exports:
+        return {"available": False, "why": f"run `edgekit export {run.path} --target hailo` first"}
+    report = check_hailo_readiness(str(exports[0]))
+    return {
+        "available": True,
+        "graph": str(exports[0]),
+        "ready": report["ready"],
+        "errors": report["errors"],
+        "warnings": report.get("warnings", []),
+    }
+
+
+def format_analysis(result: dict[str, Any]) -> str:
+    """The console table: one row a layer, then the totals and the target's part."""
+    header = (
+        f"{'layer':<22} {'op':<18} {'in':<12} {'out':<12} {'params':>7} {'MACs':>9} "
+        f"{'weight B':>8} {'act B':>7}"
+    )
+    lines = [f"{result['source']}; input {tuple(result['input_shape'])}", header]
+    for layer in result["layers"]:
+        lines.append(
+            f"{layer['name'][:22]:<22} {layer['op']:<18} "
+            f"{'x'.join(map(str, layer['input_shape'])):<12} "
+            f"{'x'.join(map(str, layer['output_shape'])):<12} {layer['parameters']:>7} "
+            f"{layer['macs']:>9} {layer['weight_bytes']:>8} {layer['activation_bytes']:>7}"
+        )
+    t = result["totals"]
+    lines.append(
+        f"total: {t['parameters']} parameters, {t['macs']} MACs/window, {t['weight_bytes']} int8 "
+        f"weight bytes, peak activations ~{t['peak_activation_bytes_estimate']} B "
+        "(one layer's input and output)"
+    )
+    for target in ("mcu", "hailo"):
+        part = result.get(target)
+        if part is None:
+            continue
+        if not part["available"]:
+            lines.append(f"{target}: {part['why']}")
+        elif target == "mcu":
+            lines.append(
+                f"mcu: activation arena {part['arena_bytes']} B of static RAM (the planner's, "
+                f"im2col scratch included), {part['macs']} MACs in the int8 graph"
+            )
+        else:
+            verdict = "READY" if part["ready"] else f"NOT READY ({', '.join(part['errors'])})"
+            lines.append(f"hailo: {verdict} ({part['graph']})")
+    return "\n".join(lines)

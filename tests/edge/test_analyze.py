@@ -1,0 +1,67 @@
+"""`edgekit analyze`: per-layer costs that agree with the exported artefacts, from a run or from a
+config without training."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+from edgekit.cli import cli
+
+
+def test_a_runs_layers_agree_with_the_int8_graph_and_the_mcu_build(exported_run: Path) -> None:
+    from edgekit.quantize.integer_reference import FsqStep, IntegerReference
+
+    result = CliRunner().invoke(cli, ["analyze", str(exported_run), "--target", "mcu", "--json"])
+    assert result.exit_code == 0, result.output
+    analysis = json.loads(result.output)
+    reference = IntegerReference.from_onnx(exported_run / "export/onnx/model_int8.onnx")
+    steps = [s for s in reference.steps if not isinstance(s, FsqStep)]  # FSQ has no layer cost
+    assert [layer["output_shape"] for layer in analysis["layers"]] == [
+        list(s.output.shape) for s in steps
+    ]
+    assert [layer["macs"] for layer in analysis["layers"]] == [getattr(s, "macs", 0) for s in steps]
+    build = json.loads((exported_run / "export/mcu/report.json").read_text())["model"]
+    assert analysis["totals"]["macs"] == build["macs_per_window"] == analysis["mcu"]["macs"]
+    assert analysis["mcu"]["arena_bytes"] == build["arena_bytes"]
+    metrics = json.loads((exported_run / "metrics.json").read_text())
+    assert analysis["totals"]["parameters"] == metrics["cost"]["parameters"]
+    assert analysis["totals"]["weight_bytes"] == metrics["cost"]["int8_weight_bytes"]
+
+
+def test_hailo_target_gives_the_readiness_verdict(exported_run: Path) -> None:
+    result = CliRunner().invoke(cli, ["analyze", str(exported_run), "--target", "hailo"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1].startswith("hailo: READY (")
+
+
+def test_a_config_is_analysed_untrained_without_brevitas(tiny_config) -> None:
+    """The same network the tiny run trains, from its config alone, in a fresh interpreter that
+    never imports Brevitas."""
+    code = (
+        "import json, sys; from edgekit.config import load_config; from edgekit.analyze import analyze_config\n"
+        "result = analyze_config(load_config('tiny', ['train.threads=2']))\n"
+        "print(json.dumps(result['totals'])); print('brevitas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    totals_line, brevitas = out.stdout.strip().splitlines()[-2:]
+    assert brevitas == "False"
+    totals = json.loads(totals_line)
+    from edgekit.data.prepare import prepare_data
+    from edgekit.evaluate import model_cost
+    from edgekit.models import Conv2dFSQNet
+    from edgekit.train.loop import net_config_for
+
+    data = prepare_data(tiny_config.data)
+    expected = model_cost(Conv2dFSQNet(net_config_for(tiny_config, data, quant=False)))
+    assert (totals["parameters"], totals["macs"]) == (expected["parameters"], expected["macs"])
+
+
+def test_a_config_cannot_ask_for_an_exports_verdict() -> None:
+    result = CliRunner().invoke(cli, ["analyze", "--config", "tiny", "--target", "mcu"])
+    assert result.exit_code != 0
+    assert "--target mcu reads a run's export" in str(result.exception)
