@@ -19,6 +19,11 @@ from edgekit.rundir import layout
 from torch import nn
 
 INT32_BYTES = 4
+# Instructions per MAC over the convolutions (im2col and requantisation included) of the generated
+# C on a Cortex-M4, measured by `edgekit export --target mcu` of the bundled BasicMotions model
+# (329,708 MACs) on QEMU mps2-an386 with -icount (README, "The MCU target"); layers smaller than
+# that model's cost more per MAC (the tiny preset: 2.0 and 4.25), so the estimate is a floor.
+MEASURED_CONV_INSTRUCTIONS_PER_MAC = {"dsp": 1.466, "portable": 3.987}
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,7 @@ def mcu_memory(run: Any) -> dict[str, Any]:
     """The generated C's static RAM for activations (the arena planner's) and its int8 model
     constants, from the run's int8 ONNX model; the flash of the code itself is measured by
     `edgekit export --target mcu` (export/mcu/report.json)."""
-    from edgekit.quantize.integer_reference import IntegerReference
+    from edgekit.quantize.integer_reference import ConvStep, IntegerReference
     from edgekit.targets.mcu_codegen import plan_arena
 
     model_path = run.path / layout.INT8_MODEL
@@ -126,10 +131,19 @@ def mcu_memory(run: Any) -> dict[str, Any]:
         return {"available": False, "why": f"run `edgekit export {run.path} --target onnx` first"}
     run.verified(layout.INT8_MODEL)
     reference = IntegerReference.from_onnx(model_path)
+    macs = sum(getattr(step, "macs", 0) for step in reference.steps)
+    convs = [step for step in reference.steps if isinstance(step, ConvStep)]
     return {
         "available": True,
         "arena_bytes": plan_arena(reference).size,
-        "macs": sum(getattr(step, "macs", 0) for step in reference.steps),
+        "input_bytes": reference.input.size,
+        "weight_bytes": sum(step.weight.size for step in convs),
+        "bias_bytes": INT32_BYTES * sum(len(step.bias) for step in convs),
+        "macs": macs,
+        "instructions_estimate": {
+            path: round(macs * per_mac)
+            for path, per_mac in MEASURED_CONV_INSTRUCTIONS_PER_MAC.items()
+        },
     }
 
 
@@ -177,10 +191,16 @@ def format_analysis(result: dict[str, Any]) -> str:
         if not part["available"]:
             lines.append(f"{target}: {part['why']}")
         elif target == "mcu":
-            lines.append(
-                f"mcu: activation arena {part['arena_bytes']} B of static RAM (the planner's, "
-                f"im2col scratch included), {part['macs']} MACs in the int8 graph"
-            )
+            estimate = part["instructions_estimate"]
+            lines += [
+                f"mcu: static RAM: activation arena {part['arena_bytes']} B (the planner's, im2col "
+                f"scratch included) + input {part['input_bytes']} B; flash for the model's "
+                f"constants: weights {part['weight_bytes']} B + biases {part['bias_bytes']} B "
+                "(the code's flash: export --target mcu measures it)",
+                f"mcu: about {estimate['dsp']} instructions per inference with the DSP kernels, "
+                f"{estimate['portable']} portable (estimate: {part['macs']} MACs x the instructions "
+                "per MAC measured on the bundled model under QEMU; smaller layers cost more)",
+            ]
         else:
             verdict = "READY" if part["ready"] else f"NOT READY ({', '.join(part['errors'])})"
             lines.append(f"hailo: {verdict} ({part['graph']})")

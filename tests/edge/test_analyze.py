@@ -27,6 +27,13 @@ def test_a_runs_layers_agree_with_the_int8_graph_and_the_mcu_build(exported_run:
     build = json.loads((exported_run / "export/mcu/report.json").read_text())["model"]
     assert analysis["totals"]["macs"] == build["macs_per_window"] == analysis["mcu"]["macs"]
     assert analysis["mcu"]["arena_bytes"] == build["arena_bytes"]
+    assert analysis["mcu"]["input_bytes"] == build["input_bytes"]
+    assert (analysis["mcu"]["weight_bytes"], analysis["mcu"]["bias_bytes"]) == (
+        build["weight_bytes"],
+        build["bias_bytes"],
+    )
+    estimate = analysis["mcu"]["instructions_estimate"]
+    assert estimate["dsp"] < estimate["portable"] and estimate["dsp"] >= build["macs_per_window"]
     metrics = json.loads((exported_run / "metrics.json").read_text())
     assert analysis["totals"]["parameters"] == metrics["cost"]["parameters"]
     assert analysis["totals"]["weight_bytes"] == metrics["cost"]["int8_weight_bytes"]
