@@ -1,8 +1,9 @@
 """Per-layer parity: where an int8 mismatch starts, not only that the outputs differ.
 
-The same windows go through the integer reference and through onnxruntime with every layer's
-int8 output exposed as a graph output; each layer is compared with edgekit.compare (max |Δ| in
-LSB of that layer, cosine, exact fraction) and the first layer that differs is named. Exposing a
+The same windows go through the integer reference, through onnxruntime with every layer's int8
+output exposed as a graph output and, when given, through the PyTorch QAT model (the output of
+each layer's activation quantizer); each layer is compared with edgekit.compare (max |Δ| in LSB of
+that layer, cosine, exact fraction) and the first layer that differs is named. Exposing a
 QuantizeLinear's output leaves onnxruntime's fused QLinear kernels as they are (the tensor exists
 between fused nodes anyway); the logits of the exposed graph are checked against the plain one so
 a report never rests on a graph that computes differently.
@@ -30,7 +31,8 @@ class LayerReport:
     kind: str  # conv | pool | fsq
     tensor: str  # the graph tensor holding the layer's integers
     shape: tuple[int, ...]
-    pair: PairReport
+    pair: PairReport  # integer reference vs onnxruntime
+    torch: PairReport | None = None  # integer reference vs the PyTorch QAT model
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +46,11 @@ class LayerReport:
             "cosine": self.pair.cosine_mean,
             "exact_fraction": self.pair.exact_fraction,
             "exact": self.pair.passed,
+            **(
+                {}
+                if self.torch is None
+                else {"torch_max_lsb": self.torch.max_lsb, "torch_cosine": self.torch.cosine_mean}
+            ),
         }
 
 
@@ -68,9 +75,45 @@ def expose_layers(model: Any, tensors: list[str]) -> Any:
     return exposed
 
 
-def layer_parity(model_path: Path, X: np.ndarray, accumulation: str = "int32") -> list[LayerReport]:
+def qat_layer_outputs(qat_model: Any, X: np.ndarray) -> list[np.ndarray]:
+    """The PyTorch QAT model's fake-quantized output of each layer the integer reference lowers,
+    in the same order: every encoder activation quantizer, then pooling, FSQ input, FSQ codes and
+    logits."""
+    import torch
+
+    modules = [
+        *[m for m in qat_model.encoder if "ReLU" in type(m).__name__],
+        qat_model.pool_quant,
+        qat_model.pre_fsq_quant,
+        qat_model.code_quant,
+        qat_model.logit_quant,
+    ]
+    captured: dict[int, list[np.ndarray]] = {i: [] for i in range(len(modules))}
+
+    def keep(index: int) -> Any:
+        def hook(_module: Any, _inputs: Any, output: Any) -> None:
+            value = getattr(output, "value", output)  # a QuantTensor carries its values
+            captured[index].append(value.detach().float().cpu().numpy())
+
+        return hook
+
+    hooks = [m.register_forward_hook(keep(i)) for i, m in enumerate(modules)]
+    try:
+        qat_model.eval()
+        with torch.no_grad():
+            for start in range(0, len(X), 256):
+                qat_model(torch.from_numpy(np.ascontiguousarray(X[start : start + 256])))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [np.concatenate(captured[i]) for i in range(len(modules))]
+
+
+def layer_parity(
+    model_path: Path, X: np.ndarray, accumulation: str = "int32", qat_model: Any = None
+) -> list[LayerReport]:
     """Each layer of the int8 model on windows `X`: the integer reference (`accumulation` as in
-    IntegerReference) against onnxruntime on this host."""
+    IntegerReference) against onnxruntime on this host and, given `qat_model`, against PyTorch."""
     from edgekit.onnx_io import OnnxRunner, load_onnx
     from edgekit.quantize.integer_reference import FsqStep, IntegerReference, PoolStep
 
@@ -84,6 +127,9 @@ def layer_parity(model_path: Path, X: np.ndarray, accumulation: str = "int32") -
             f"{model_path}: exposing its layers changed onnxruntime's outputs, so a per-layer "
             "comparison would not describe the plain model; report this with the model file"
         )
+    torch_outputs = qat_layer_outputs(qat_model, X) if qat_model is not None else None
+    if torch_outputs is not None and len(torch_outputs) != len(expected):
+        torch_outputs = None  # not edgekit's layer sequence: compare with onnxruntime only
     layers = []
     for index, (step, tensor, q) in enumerate(
         zip(reference.steps, reference.step_tensors, expected, strict=True)
@@ -101,7 +147,17 @@ def layer_parity(model_path: Path, X: np.ndarray, accumulation: str = "int32") -
             labels=("integer-reference", "ort-int8"),
             lsb=out.scale,
         )
-        layers.append(LayerReport(index, step.name, kind, tensor, out.shape, pair))
+        versus_torch = None
+        if torch_outputs is not None:
+            versus_torch = compare(
+                f"layer {index} {step.name}",
+                out.dequantize(q).reshape(len(q), -1),
+                torch_outputs[index].reshape(len(q), -1),
+                EXACT,
+                labels=("integer-reference", "pytorch-qat"),
+                lsb=out.scale,
+            )
+        layers.append(LayerReport(index, step.name, kind, tensor, out.shape, pair, versus_torch))
     return layers
 
 
@@ -112,15 +168,20 @@ def first_divergence(layers: list[LayerReport]) -> LayerReport | None:
 
 def format_layers(summary: dict[str, Any]) -> str:
     """The per-layer table the console prints, from parity.json's `layers` and `first_difference`."""
+    with_torch = all("torch_max_lsb" in layer for layer in summary["layers"])
     lines = [
-        "per layer, integer reference vs onnxruntime int8 (LSB of each layer's output):",
-        f"{'#':>2} {'layer':<34} {'kind':<5} {'shape':<12} {'max LSB':>7} {'cosine':>9} {'exact':>7}",
+        "per layer, integer reference vs onnxruntime int8"
+        + (" and vs PyTorch QAT" if with_torch else "")
+        + " (LSB of each layer's output):",
+        f"{'#':>2} {'layer':<34} {'kind':<5} {'shape':<12} {'max LSB':>7} {'cosine':>9} {'exact':>7}"
+        + (f" {'torch LSB':>9}" if with_torch else ""),
     ]
     for layer in summary["layers"]:
         shape = "x".join(map(str, layer["shape"]))
         lines.append(
             f"{layer['index']:>2} {layer['name'][:34]:<34} {layer['kind']:<5} {shape:<12} "
             f"{layer['max_lsb'] or 0:>7g} {layer['cosine']:>9.6f} {layer['exact_fraction']:>7.4f}"
+            + (f" {layer['torch_max_lsb'] or 0:>9.3g}" if with_torch else "")
         )
     first = summary["first_difference"]
     lines.append(

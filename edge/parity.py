@@ -47,7 +47,9 @@ def run_parity(
     X = X[:limit] if limit else X
     per_layer: dict[str, Any] = {}
     if layers or against_ort:
-        per_layer = layer_summary(layer_parity(run.path / layout.INT8_MODEL, X))
+        per_layer = layer_summary(
+            layer_parity(run.path / layout.INT8_MODEL, X, qat_model=run.qat_model())
+        )
     if against_ort:
         diagnosis = explain_ort_mismatch(run.path / layout.INT8_MODEL, X)
         if per_layer.get("first_difference"):

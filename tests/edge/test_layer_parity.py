@@ -46,3 +46,25 @@ def test_exposed_layers_are_graph_outputs_of_their_integer_type_and_the_logits_s
     assert all(np.array_equal(plain[name], with_layers[name]) for name in plain)
     for name, step in zip(reference.step_tensors, reference.steps, strict=True):
         assert with_layers[name][0].size == step.output.size, name  # the layer's own integers
+
+
+def test_the_pytorch_side_is_aligned_layer_by_layer(exported_run: Path) -> None:
+    """The QAT model's quantizer outputs line up with the integer steps (exact on a good export), and
+    a change to one convolution's weights shows first at that layer, not before."""
+    import torch
+    from edgekit.layer_parity import layer_parity
+    from edgekit.rundir.run import Run
+
+    run = Run(exported_run)
+    X = run.data.arrays["test"][0][:6]
+    model = run.path / "export/onnx/model_int8.onnx"
+    good = layer_parity(model, X, qat_model=run.qat_model())
+    assert all(layer.torch is not None and (layer.torch.max_lsb or 0) <= 1 for layer in good)
+    changed = run.qat_model()
+    with torch.no_grad():
+        changed.encoder[9].weight.mul_(-1.0)  # the fourth convolution (step 3)
+    layers = layer_parity(model, X, qat_model=changed)
+    torch_lsb = [layer.torch.max_lsb for layer in layers if layer.torch is not None]
+    assert len(torch_lsb) == len(layers)
+    assert max(torch_lsb[:3]) <= 1 and torch_lsb[3] > 1
+    assert all(layer.pair.passed == g.pair.passed for layer, g in zip(layers, good, strict=True))
