@@ -80,6 +80,12 @@ def data_inspect(
     click.echo(
         f"model input (C, 2, T/2) = {prepared.input_shape}"
         + ("  (odd T: last sample dropped)" if stats["dropped_last_sample"] else "")
+        + f"; rows {stats['row_layout']}"
+    )
+    chosen = stats["normalization"]
+    click.echo(
+        f"normalise   {chosen['mode']} (data.normalize={chosen['requested']}; "
+        f"{100 * chosen['quiet_train_windows']:.0f} % of train windows below 1/16 of the train std)"
     )
     click.echo(f"channels    {', '.join(stats['channel_names'])}")
     if stats["channel_groups"]:

@@ -135,6 +135,8 @@ def test_data_inspect_bundled() -> None:
     )
     assert "train 56 / val 12 / test 12" in result.output
     assert "  badminton      14      3      3" in result.output  # per class and split
+    assert "(6, 2, 50); rows interleaved" in result.output
+    assert "normalise   global (data.normalize=auto; 0 % of train windows" in result.output
 
 
 def test_data_inspect_unequal_lengths_prints_what_was_done(tmp_path: Path) -> None:
