@@ -95,14 +95,43 @@ def analyze_model(model: Conv2dFSQNet, source: str) -> dict[str, Any]:
     }
 
 
-def analyze_config(config: Any) -> dict[str, Any]:
-    """An untrained network of this config on its data's shape: no training, no Brevitas."""
+def analyze_config(config: Any, target: str | None = None) -> dict[str, Any]:
+    """An untrained network of this config on its data's shape: no training, no Brevitas. For
+    `hailo`, its device graph is exported to a temporary ONNX file and checked for readiness
+    (what the rules look at, shapes and ops, does not depend on the trained weights)."""
     from edgekit.data.prepare import prepare_data
     from edgekit.train.loop import net_config_for
 
     data = prepare_data(config.data)
     model = Conv2dFSQNet(net_config_for(config, data, quant=False))
-    return analyze_model(model, f"config (untrained), data {config.data.source}")
+    result = analyze_model(model, f"config (untrained), data {config.data.source}")
+    if target == "hailo":
+        result["hailo"] = untrained_hailo_verdict(model, config.export.opset)
+    return result
+
+
+def untrained_hailo_verdict(model: Conv2dFSQNet, opset: int) -> dict[str, Any]:
+    """The Hailo readiness verdict of an untrained network's device graph, exported as the hailo
+    target exports it (legacy exporter, onnxsim) into a temporary folder."""
+    import tempfile
+
+    from edgekit.export import Part, export_torch, simplify
+    from edgekit.onnx_io import save_onnx
+    from edgekit.targets.hailo_readiness import check_hailo_readiness
+
+    example = torch.zeros(1, model.config.in_channels, 2, model.config.input_width)
+    with tempfile.TemporaryDirectory(prefix="edgekit-analyze-") as folder:
+        path = Path(folder) / "model_device.onnx"
+        graph = export_torch(Part(model, "device"), example, path, opset, ["pre_fsq"], False)
+        save_onnx(simplify(graph, keep_qdq=False), path)
+        report = check_hailo_readiness(str(path))
+    return {
+        "available": True,
+        "graph": "the untrained device graph (temporary)",
+        "ready": report["ready"],
+        "errors": report["errors"],
+        "warnings": report.get("warnings", []),
+    }
 
 
 def analyze_run(run_dir: str | Path, target: str | None = None) -> dict[str, Any]:

@@ -71,4 +71,19 @@ def test_a_config_is_analysed_untrained_without_brevitas(tiny_config) -> None:
 def test_a_config_cannot_ask_for_an_exports_verdict() -> None:
     result = CliRunner().invoke(cli, ["analyze", "--config", "tiny", "--target", "mcu"])
     assert result.exit_code != 0
-    assert "--target mcu reads a run's export" in str(result.exception)
+    assert "--target mcu reads a run's int8 export" in str(result.exception)
+
+
+def test_a_configs_hailo_verdict_is_the_trained_exports(exported_run: Path) -> None:
+    """Readiness looks at ops and shapes: the untrained graph of the run's config gets the
+    verdict the trained export got (export/hailo/hailo8/readiness_report.json)."""
+    result = CliRunner().invoke(
+        cli,
+        ["analyze", "--config", "tiny", "--set", "train.threads=2", "--target", "hailo", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    verdict = json.loads(result.output)["hailo"]
+    exported = json.loads((exported_run / "export/hailo/hailo8/readiness_report.json").read_text())
+    assert (verdict["ready"], verdict["errors"]) == (exported["ready"], exported["errors"])
+    # R14 is about the calibration set the export ships, which a config does not have
+    assert verdict["warnings"] == [w for w in exported["warnings"] if w != "R14"]
