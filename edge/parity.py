@@ -13,7 +13,7 @@ from edgekit.errors import ArtifactError, ConfigError
 from edgekit.layer_parity import LayerReport, first_divergence, layer_parity
 from edgekit.quantize.overflow import read_cpu_flags, saturation_bounds, saturation_diagnosis
 from edgekit.rundir import layout
-from edgekit.rundir.artifacts import Manifest, write_json
+from edgekit.rundir.artifacts import Manifest, write_json, write_text
 from edgekit.rundir.run import Run
 from edgekit.rundir.transaction import transactional
 from edgekit.targets import exported_targets, get_target
@@ -71,14 +71,47 @@ def run_parity(
         **per_layer,
     }
     write_json(run.path / layout.PARITY, result)
+    written = [run.path / layout.PARITY, run.path / layout.PARITY_REPORT]
+    (run.path / layout.PARITY_LAYERS_PLOT).unlink(missing_ok=True)  # never a stale picture
+    if per_layer:
+        from edgekit.plots import layer_differences
+
+        written.append(layer_differences(per_layer["layers"], run.path / layout.PARITY_LAYERS_PLOT))
+    write_text(run.path / layout.PARITY_REPORT, render_markdown(result, len(X)))
     Manifest.finish_stage(
-        run.path,
-        "parity",
-        time.perf_counter() - start,
-        [run.path / layout.PARITY],
-        passed=result["passed"],
+        run.path, "parity", time.perf_counter() - start, written, passed=result["passed"]
     )
     return reports
+
+
+def render_markdown(result: dict[str, Any], windows: int) -> str:
+    """parity.md: every pair with its verdict and, when computed, the per-layer comparison and its
+    picture."""
+    cpu = result["host_cpu"]
+    lines = [
+        f"# Parity: {'PASS' if result['passed'] else 'FAIL'}",
+        "",
+        f"{len(result['pairs'])} pairs on {windows} test windows; host {cpu.get('model', '?')} "
+        f"({cpu.get('int8_kernel_class', '?')})",
+        "",
+        "| pair | reference | candidate | max abs | max LSB | top-1 | codes | exact | result |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for pair in result["pairs"]:
+        lsb = "-" if pair["max_lsb"] is None else f"{pair['max_lsb']:.2f}"
+        codes = "-" if pair["code_agreement"] is None else f"{pair['code_agreement']:.4f}"
+        verdict = "PASS" if pair["passed"] else "FAIL: " + "; ".join(pair["failures"])
+        lines.append(
+            f"| {pair['name']} | {pair['reference']} | {pair['candidate']} | "
+            f"{pair['max_abs']:.3g} | {lsb} | {pair['top1_agreement']:.4f} | {codes} | "
+            f"{pair['exact_fraction']:.4f} | {verdict} |"
+        )
+    if result.get("layers"):
+        from edgekit.layer_parity import format_layers
+
+        lines += ["", "## Per layer", "", "```", format_layers(result), "```", ""]
+        lines += [f"![max difference per layer, in LSB]({layout.PARITY_LAYERS_PLOT})", ""]
+    return "\n".join(lines)
 
 
 def layer_summary(layers: list[LayerReport]) -> dict[str, Any]:

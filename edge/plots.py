@@ -139,3 +139,36 @@ def accuracy_against_anchors(
     ax.legend(fontsize=8, ncol=1 + len(anchors), loc="lower center", bbox_to_anchor=(0.5, 1.0))
     ax.grid(alpha=0.3, axis="y")
     return _save(fig, path)
+
+
+def layer_differences(layers: list[dict[str, Any]], path: Path) -> Path:
+    """Per layer, the largest difference in LSB of that layer: integer reference vs onnxruntime
+    and, when compared, vs PyTorch QAT; a bar at 0 is an exact layer."""
+    plt = _pyplot()
+    x = np.arange(len(layers))
+    with_torch = all("torch_max_lsb" in layer for layer in layers)
+    width = 0.4 if with_torch else 0.8
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(layers)), 3.4))
+    ax.bar(x, [layer["max_lsb"] or 0 for layer in layers], width, label="vs onnxruntime int8")
+    if with_torch:
+        ax.bar(
+            x + width,
+            [layer["torch_max_lsb"] or 0 for layer in layers],
+            width,
+            label="vs PyTorch QAT",
+        )
+    labels = [f"{layer['index']} {layer['kind']}" for layer in layers]
+    ax.set_xticks(x + (width / 2 if with_torch else 0), labels, rotation=30, ha="right")
+    exact = all(not layer["max_lsb"] for layer in layers)
+    drawn = [layer["max_lsb"] or 0 for layer in layers]
+    if with_torch:
+        drawn += [layer["torch_max_lsb"] or 0 for layer in layers]
+    ax.set(
+        ylabel="max |Δ| (LSB of the layer)",
+        title="integer reference per layer"
+        + (": every layer exact vs onnxruntime" if exact else ""),
+        ylim=(0, max(1.0, *drawn) * 1.15),
+    )
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)

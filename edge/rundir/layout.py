@@ -16,6 +16,8 @@ CALIBRATION_REPORT = f"{CALIBRATION}/report.json"
 EXPORT = "export"
 INT8_MODEL = f"{EXPORT}/onnx/model_int8.onnx"
 PARITY = "parity.json"
+PARITY_REPORT = "parity.md"
+PARITY_LAYERS_PLOT = "parity_layers.png"
 VERIFY = "verify"
 SUMMARY = "summary.json"
 
@@ -34,6 +36,8 @@ RUN_OUTPUTS = (
     CALIBRATION,
     EXPORT,
     PARITY,
+    PARITY_REPORT,
+    PARITY_LAYERS_PLOT,
     VERIFY,
     SUMMARY,
 )

@@ -340,6 +340,17 @@ def test_parity_layers_are_all_exact_on_a_good_export(run_copy: Path) -> None:
     # 7-bit weights: no int16 saturation on any CPU; requantisation (onnxruntime float32, the
     # reference Q31) may differ by 1 LSB on some hosts, the int8 pairs' declared tolerance
     assert all(layer["max_lsb"] <= 1 for layer in saved["layers"])
+    report = (run_copy / "parity.md").read_text()
+    assert (
+        "## Per layer" in report
+        and "![max difference per layer, in LSB](parity_layers.png)" in report
+    )
+    import matplotlib.image
+
+    assert matplotlib.image.imread(run_copy / "parity_layers.png").shape[0] > 100
+    rerun = CliRunner().invoke(cli, ["parity", str(run_copy), "--target", "onnx", "--limit", "4"])
+    assert rerun.exit_code == 0 and not (run_copy / "parity_layers.png").exists()  # none stale
+    assert "| onnx/int_reference_vs_ort_int8 |" in (run_copy / "parity.md").read_text()
     if saved["first_difference"] is None:
         assert "every layer exact" in result.output
     else:
