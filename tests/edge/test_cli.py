@@ -121,6 +121,7 @@ def test_help_lists_every_stage() -> None:
         "pipeline",
         "device",
         "evaluate",
+        "analyze",
     }
     assert set(cli.commands) == expected
     result = CliRunner().invoke(cli, ["--help"])
