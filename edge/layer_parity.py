@@ -2,7 +2,8 @@
 
 The same windows go through the integer reference, through onnxruntime with every layer's int8
 output exposed as a graph output and, when given, through the PyTorch QAT model (the output of
-each layer's activation quantizer); each layer is compared with edgekit.compare (max |Δ| in LSB of
+each layer's activation quantizer) and the generated C built natively (`build/edgekit_layers`,
+which writes every step's stored output); each layer is compared with edgekit.compare (max |Δ| in LSB of
 that layer, cosine, exact fraction) and the first layer that differs is named. Exposing a
 QuantizeLinear's output leaves onnxruntime's fused QLinear kernels as they are (the tensor exists
 between fused nodes anyway); the logits of the exposed graph are checked against the plain one so
@@ -33,6 +34,7 @@ class LayerReport:
     shape: tuple[int, ...]
     pair: PairReport  # integer reference vs onnxruntime
     torch: PairReport | None = None  # integer reference vs the PyTorch QAT model
+    c: PairReport | None = None  # integer reference vs the generated C (the mcu target)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +53,7 @@ class LayerReport:
                 if self.torch is None
                 else {"torch_max_lsb": self.torch.max_lsb, "torch_cosine": self.torch.cosine_mean}
             ),
+            **({} if self.c is None else {"c_max_lsb": self.c.max_lsb}),
         }
 
 
@@ -110,10 +113,15 @@ def qat_layer_outputs(qat_model: Any, X: np.ndarray) -> list[np.ndarray]:
 
 
 def layer_parity(
-    model_path: Path, X: np.ndarray, accumulation: str = "int32", qat_model: Any = None
+    model_path: Path,
+    X: np.ndarray,
+    accumulation: str = "int32",
+    qat_model: Any = None,
+    c_build: Path | None = None,
 ) -> list[LayerReport]:
     """Each layer of the int8 model on windows `X`: the integer reference (`accumulation` as in
-    IntegerReference) against onnxruntime on this host and, given `qat_model`, against PyTorch."""
+    IntegerReference) against onnxruntime on this host, given `qat_model` against PyTorch, and
+    given `c_build` (an mcu export folder) against the generated C."""
     from edgekit.onnx_io import OnnxRunner, load_onnx
     from edgekit.quantize.integer_reference import FsqStep, IntegerReference, PoolStep
 
@@ -128,6 +136,11 @@ def layer_parity(
             "comparison would not describe the plain model; report this with the model file"
         )
     torch_outputs = qat_layer_outputs(qat_model, X) if qat_model is not None else None
+    c_outputs = None
+    if c_build is not None:
+        from edgekit.targets.mcu import run_native_layers
+
+        c_outputs = run_native_layers(c_build, reference.quantize_input(X), reference)
     if torch_outputs is not None and len(torch_outputs) != len(expected):
         torch_outputs = None  # not edgekit's layer sequence: compare with onnxruntime only
     layers = []
@@ -157,7 +170,19 @@ def layer_parity(
                 labels=("integer-reference", "pytorch-qat"),
                 lsb=out.scale,
             )
-        layers.append(LayerReport(index, step.name, kind, tensor, out.shape, pair, versus_torch))
+        versus_c = None
+        if c_outputs is not None:
+            versus_c = compare(
+                f"layer {index} {step.name}",
+                out.dequantize(q).reshape(len(q), -1),
+                out.dequantize(c_outputs[index]).reshape(len(q), -1),
+                EXACT,
+                labels=("integer-reference", "c-host"),
+                lsb=out.scale,
+            )
+        layers.append(
+            LayerReport(index, step.name, kind, tensor, out.shape, pair, versus_torch, versus_c)
+        )
     return layers
 
 
@@ -169,12 +194,15 @@ def first_divergence(layers: list[LayerReport]) -> LayerReport | None:
 def format_layers(summary: dict[str, Any]) -> str:
     """The per-layer table the console prints, from parity.json's `layers` and `first_difference`."""
     with_torch = all("torch_max_lsb" in layer for layer in summary["layers"])
+    with_c = all("c_max_lsb" in layer for layer in summary["layers"])
     lines = [
         "per layer, integer reference vs onnxruntime int8"
-        + (" and vs PyTorch QAT" if with_torch else "")
+        + (", vs PyTorch QAT" if with_torch else "")
+        + (", vs the generated C" if with_c else "")
         + " (LSB of each layer's output):",
         f"{'#':>2} {'layer':<34} {'kind':<5} {'shape':<12} {'max LSB':>7} {'cosine':>9} {'exact':>7}"
-        + (f" {'torch LSB':>9}" if with_torch else ""),
+        + (f" {'torch LSB':>9}" if with_torch else "")
+        + (f" {'C LSB':>6}" if with_c else ""),
     ]
     for layer in summary["layers"]:
         shape = "x".join(map(str, layer["shape"]))
@@ -182,6 +210,7 @@ def format_layers(summary: dict[str, Any]) -> str:
             f"{layer['index']:>2} {layer['name'][:34]:<34} {layer['kind']:<5} {shape:<12} "
             f"{layer['max_lsb'] or 0:>7g} {layer['cosine']:>9.6f} {layer['exact_fraction']:>7.4f}"
             + (f" {layer['torch_max_lsb'] or 0:>9.3g}" if with_torch else "")
+            + (f" {layer['c_max_lsb'] or 0:>6.3g}" if with_c else "")
         )
     first = summary["first_difference"]
     lines.append(

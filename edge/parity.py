@@ -47,8 +47,12 @@ def run_parity(
     X = X[:limit] if limit else X
     per_layer: dict[str, Any] = {}
     if layers or against_ort:
+        mcu = run.path / layout.export_folder("mcu")
+        c_build = mcu if "mcu" in names and (mcu / "build" / "edgekit_layers").is_file() else None
         per_layer = layer_summary(
-            layer_parity(run.path / layout.INT8_MODEL, X, qat_model=run.qat_model())
+            layer_parity(
+                run.path / layout.INT8_MODEL, X, qat_model=run.qat_model(), c_build=c_build
+            )
         )
     if against_ort:
         diagnosis = explain_ort_mismatch(run.path / layout.INT8_MODEL, X)

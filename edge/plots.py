@@ -143,26 +143,28 @@ def accuracy_against_anchors(
 
 def layer_differences(layers: list[dict[str, Any]], path: Path) -> Path:
     """Per layer, the largest difference in LSB of that layer: integer reference vs onnxruntime
-    and, when compared, vs PyTorch QAT; a bar at 0 is an exact layer."""
+    and, where compared, vs PyTorch QAT and vs the generated C; a bar at 0 is an exact layer."""
     plt = _pyplot()
-    x = np.arange(len(layers))
-    with_torch = all("torch_max_lsb" in layer for layer in layers)
-    width = 0.4 if with_torch else 0.8
-    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(layers)), 3.4))
-    ax.bar(x, [layer["max_lsb"] or 0 for layer in layers], width, label="vs onnxruntime int8")
-    if with_torch:
-        ax.bar(
-            x + width,
-            [layer["torch_max_lsb"] or 0 for layer in layers],
-            width,
-            label="vs PyTorch QAT",
+    sides = [
+        (label, key)
+        for label, key in (
+            ("vs onnxruntime int8", "max_lsb"),
+            ("vs PyTorch QAT", "torch_max_lsb"),
+            ("vs the generated C", "c_max_lsb"),
         )
+        if all(key in layer for layer in layers)
+    ]
+    x = np.arange(len(layers))
+    width = 0.8 / len(sides)
+    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(layers)), 3.4))
+    drawn = [0.0]
+    for i, (label, key) in enumerate(sides):
+        values = [layer[key] or 0 for layer in layers]
+        drawn += values
+        ax.bar(x + i * width, values, width, label=label)
     labels = [f"{layer['index']} {layer['kind']}" for layer in layers]
-    ax.set_xticks(x + (width / 2 if with_torch else 0), labels, rotation=30, ha="right")
+    ax.set_xticks(x + width * (len(sides) - 1) / 2, labels, rotation=30, ha="right")
     exact = all(not layer["max_lsb"] for layer in layers)
-    drawn = [layer["max_lsb"] or 0 for layer in layers]
-    if with_torch:
-        drawn += [layer["torch_max_lsb"] or 0 for layer in layers]
     ax.set(
         ylabel="max |Δ| (LSB of the layer)",
         title="integer reference per layer"

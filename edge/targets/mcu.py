@@ -86,25 +86,32 @@ def selftest_header(reference: IntegerReference, q_inputs: np.ndarray) -> str:
     )
 
 
+def _host_run(
+    out_dir: Path, target: str, q_inputs: np.ndarray, reference: IntegerReference, record: int
+) -> np.ndarray:
+    """Feed int8 windows to a host build (`make target`) and return its `record`-byte rows."""
+    binary = {"parity": "edgekit_parity", "layers": "edgekit_layers"}[target]
+    stored = (q_inputs - storage_offset(reference.input)).astype(np.int8)
+    result = subprocess.run(
+        [str(out_dir / "build" / binary), "run"],
+        input=stored.tobytes(),
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode or len(result.stdout) != record * len(q_inputs):
+        raise ExportError(
+            f"the host build {binary} of the generated model failed on {len(q_inputs)} windows "
+            f"(exit {result.returncode}); rebuild it with `make -C {out_dir} {target}`"
+        )
+    return np.frombuffer(result.stdout, np.uint8).reshape(len(q_inputs), record)
+
+
 def run_native(
     out_dir: Path, q_inputs: np.ndarray, reference: IntegerReference
 ) -> dict[str, np.ndarray]:
     """Logits, FSQ inputs and codes of the host build (`build/edgekit_parity`) for int8 windows."""
     logits_bytes, pre_fsq_bytes = reference.logits_tensor.size, reference.pre_fsq_tensor.size
-    stored = (q_inputs - storage_offset(reference.input)).astype(np.int8)
-    result = subprocess.run(
-        [str(out_dir / "build" / "edgekit_parity"), "run"],
-        input=stored.tobytes(),
-        capture_output=True,
-        check=False,
-    )
-    record = logits_bytes + pre_fsq_bytes + 4
-    if result.returncode or len(result.stdout) != record * len(q_inputs):
-        raise ExportError(
-            f"the host build of the generated model failed on {len(q_inputs)} windows "
-            f"(exit {result.returncode}); rebuild with `make -C {out_dir} parity`"
-        )
-    rows = np.frombuffer(result.stdout, np.uint8).reshape(len(q_inputs), record)
+    rows = _host_run(out_dir, "parity", q_inputs, reference, logits_bytes + pre_fsq_bytes + 4)
     return {
         "logits_q": rows[:, :logits_bytes].view(np.int8).astype(np.int64),
         "pre_fsq_q": rows[:, logits_bytes : logits_bytes + pre_fsq_bytes]
@@ -112,6 +119,23 @@ def run_native(
         .astype(np.int64),
         "codes": rows[:, -4:].copy().view("<u4").ravel().astype(np.int64),
     }
+
+
+def run_native_layers(
+    out_dir: Path, q_inputs: np.ndarray, reference: IntegerReference
+) -> list[np.ndarray]:
+    """Every step's output integers `(N, C, H, W)` from the host build that writes them
+    (`build/edgekit_layers`): the generated C's side of per-layer parity."""
+    sizes = [step.output.size for step in reference.steps]
+    tail = reference.logits_tensor.size + reference.pre_fsq_tensor.size + 4  # run's own record
+    rows = _host_run(out_dir, "layers", q_inputs, reference, sum(sizes) + tail).view(np.int8)
+    outputs, start = [], 0
+    for step, size in zip(reference.steps, sizes, strict=True):
+        channels, height, width = step.output.shape
+        hwc = rows[:, start : start + size].astype(np.int64).reshape(-1, height, width, channels)
+        outputs.append(hwc.transpose(0, 3, 1, 2) + storage_offset(step.output))
+        start += size
+    return outputs
 
 
 def footprint(reference: IntegerReference, out_dir: Path, arena_bytes: int) -> dict[str, Any]:
@@ -231,7 +255,7 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
         write_text(out_dir / "firmware" / name, c_source(name))
     write_text(out_dir / "firmware" / "selftest_data.h", selftest_header(reference, q_inputs))
     write_text(out_dir / "Makefile", c_source("Makefile"))
-    toolchain.make(out_dir, ["parity", "posix"], out_dir / "build")
+    toolchain.make(out_dir, ["parity", "layers", "posix"], out_dir / "build")
     native = run_native(out_dir, q_inputs, reference)
     expected = reference.run_quantized(q_inputs)
     if not np.array_equal(native["logits_q"], expected.logits_q) or not np.array_equal(

@@ -350,6 +350,13 @@ void edgekit_model_run(const int8_t *input, int8_t *logits, edgekit_detail_t *de
 /* Quantise normalised float input as ONNX QuantizeLinear does (round half to even, saturate). */
 void edgekit_quantize_input(const float *x, int8_t *q);
 
+#ifdef EDGEKIT_LAYERS
+/* Step `step`'s output as stored in the arena (channels last; uint8 as q - 128) and its size, valid
+ * in the EDGEKIT_PROFILE hook of that step: per-layer parity (edgekit parity --layers). */
+const int8_t *edgekit_layer_output(int step);
+int edgekit_layer_bytes(int step);
+#endif
+
 #endif /* EDGEKIT_MODEL_H */
 """
     calls = [f"    edgekit_to_hwc(input, arena, {shape[0]}, {shape[1] * shape[2]});"]
@@ -398,6 +405,13 @@ void edgekit_model_run(const int8_t *input, int8_t *logits, edgekit_detail_t *de
     if (detail) detail->code = code;
     (void)code;
 }}
+
+#ifdef EDGEKIT_LAYERS
+static const int layer_offsets[EDGEKIT_STEPS] = {{{", ".join(str(o) for o in plan.offsets[1:])}}};
+static const int layer_bytes[EDGEKIT_STEPS] = {{{", ".join(str(s.output.size) for s in steps)}}};
+const int8_t *edgekit_layer_output(int step) {{ return arena + layer_offsets[step]; }}
+int edgekit_layer_bytes(int step) {{ return layer_bytes[step]; }}
+#endif
 
 void edgekit_quantize_input(const float *x, int8_t *q) {{
     union {{ uint32_t bits; float value; }} scale = {{EDGEKIT_INPUT_SCALE_BITS}};

@@ -2,11 +2,19 @@
  *   edgekit_parity run       stdin: N x EDGEKIT_INPUT_BYTES int8
  *                            stdout: per window logits, pre_fsq (int8) and the FSQ code (u32 LE)
  *   edgekit_parity quantize  stdin: N x EDGEKIT_INPUT_BYTES float32 LE; stdout: the int8 input
+ * Built with -DEDGEKIT_PROFILE -DEDGEKIT_LAYERS (edgekit_layers), `run` also writes, before each
+ * window's results, every step's stored output in step order (per-layer parity).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "model.h"
+
+#ifdef EDGEKIT_LAYERS
+void edgekit_profile_step(int step) {
+    fwrite(edgekit_layer_output(step), (size_t)edgekit_layer_bytes(step), 1, stdout);
+}
+#endif
 
 int main(int argc, char **argv) {
     static int8_t input[EDGEKIT_INPUT_BYTES];

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from edgekit.compare import compare
 from edgekit.layer_parity import EXACT, LayerReport, expose_layers, first_divergence, format_layers
 
@@ -68,3 +69,37 @@ def test_the_pytorch_side_is_aligned_layer_by_layer(exported_run: Path) -> None:
     assert len(torch_lsb) == len(layers)
     assert max(torch_lsb[:3]) <= 1 and torch_lsb[3] > 1
     assert all(layer.pair.passed == g.pair.passed for layer, g in zip(layers, good, strict=True))
+
+
+def test_the_generated_c_is_compared_layer_by_layer(
+    exported_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """build/edgekit_layers writes every step's output: bit-exact with the integer reference on
+    every layer (the C's contract), its last layer is what the plain build returns, and a layer
+    changed on the C side is found at that layer."""
+    from edgekit.layer_parity import layer_parity
+    from edgekit.quantize.integer_reference import IntegerReference
+    from edgekit.rundir.run import Run
+    from edgekit.targets import mcu
+
+    run = Run(exported_run)
+    X = run.data.arrays["test"][0][:6]
+    model, build = run.path / "export/onnx/model_int8.onnx", run.path / "export/mcu"
+    reference = IntegerReference.from_onnx(model)
+    q = reference.quantize_input(X)
+    layers_c = mcu.run_native_layers(build, q, reference)
+    logits = layers_c[reference.output_steps[reference.output_names[0]]].reshape(len(q), -1)
+    assert np.array_equal(logits, mcu.run_native(build, q, reference)["logits_q"])
+    good = layer_parity(model, X, c_build=build)
+    assert all(layer.c is not None and layer.c.max_lsb == 0 for layer in good)
+    original = mcu.run_native_layers
+
+    def one_layer_off(out_dir: Path, q_inputs: np.ndarray, ref: IntegerReference) -> list:
+        outputs = original(out_dir, q_inputs, ref)
+        outputs[4] = outputs[4] + 1
+        return outputs
+
+    monkeypatch.setattr(mcu, "run_native_layers", one_layer_off)
+    changed = layer_parity(model, X, c_build=build)
+    assert [layer.c.max_lsb for layer in changed[:4]] == [0, 0, 0, 0]
+    assert changed[4].c.max_lsb > 0.99
