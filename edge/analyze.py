@@ -24,6 +24,14 @@ INT32_BYTES = 4
 # (329,708 MACs) on QEMU mps2-an386 with -icount (README, "The MCU target"); layers smaller than
 # that model's cost more per MAC (the tiny preset: 2.0 and 4.25), so the estimate is a floor.
 MEASURED_CONV_INSTRUCTIONS_PER_MAC = {"dsp": 1.466, "portable": 3.609}
+# Flash of the firmware's code (text: kernels, wire protocol, HAL, the model's calls), measured by
+# `edgekit export --target mcu` on the tiny preset's and the bundled model's builds (MPS2 AN386,
+# arm-none-eabi-gcc -O2, --gc-sections): the estimate's range for a model in between.
+MEASURED_CODE_BYTES = {"dsp": (6688, 7840), "portable": (7712, 8864)}
+# The generated constants beside the weights: sizeof(edgekit_channel_t) per output channel, one
+# edgekit_conv_t per convolution, the pooling and FSQ descriptors, and what the same builds held
+# beyond those arrays (descriptors, strings), calibrated on the same two builds.
+CHANNEL_BYTES, CONV_STRUCT_BYTES, OTHER_CONSTANT_BYTES = 24, 40, 300
 
 
 @dataclass(frozen=True)
@@ -149,11 +157,12 @@ def analyze_run(run_dir: str | Path, target: str | None = None) -> dict[str, Any
 
 
 def mcu_memory(run: Any) -> dict[str, Any]:
-    """The generated C's static RAM for activations (the arena planner's) and its int8 model
-    constants, from the run's int8 ONNX model; the flash of the code itself is measured by
-    `edgekit export --target mcu` (export/mcu/report.json)."""
+    """The generated C's static RAM for activations (the arena planner's), its int8 model
+    constants, and estimates of flash (those constants as the generated C lays them out, plus the
+    code measured on two builds) and of instructions, from the run's int8 ONNX model; the export
+    measures both (export/mcu/report.json)."""
     from edgekit.quantize.integer_reference import ConvStep, IntegerReference
-    from edgekit.targets.mcu_codegen import plan_arena
+    from edgekit.targets.mcu_codegen import k4, plan_arena
 
     model_path = run.path / layout.INT8_MODEL
     if not model_path.is_file():
@@ -162,6 +171,9 @@ def mcu_memory(run: Any) -> dict[str, Any]:
     reference = IntegerReference.from_onnx(model_path)
     macs = sum(getattr(step, "macs", 0) for step in reference.steps)
     convs = [step for step in reference.steps if isinstance(step, ConvStep)]
+    constants = OTHER_CONSTANT_BYTES + sum(
+        step.weight.shape[0] * (k4(step) + CHANNEL_BYTES) + CONV_STRUCT_BYTES for step in convs
+    )
     return {
         "available": True,
         "arena_bytes": plan_arena(reference).size,
@@ -169,6 +181,10 @@ def mcu_memory(run: Any) -> dict[str, Any]:
         "weight_bytes": sum(step.weight.size for step in convs),
         "bias_bytes": INT32_BYTES * sum(len(step.bias) for step in convs),
         "macs": macs,
+        "flash_estimate": {
+            path: [constants + low, constants + high]
+            for path, (low, high) in MEASURED_CODE_BYTES.items()
+        },
         "instructions_estimate": {
             path: round(macs * per_mac)
             for path, per_mac in MEASURED_CONV_INSTRUCTIONS_PER_MAC.items()
@@ -221,11 +237,14 @@ def format_analysis(result: dict[str, Any]) -> str:
             lines.append(f"{target}: {part['why']}")
         elif target == "mcu":
             estimate = part["instructions_estimate"]
+            flash = part["flash_estimate"]
             lines += [
                 f"mcu: static RAM: activation arena {part['arena_bytes']} B (the planner's, im2col "
-                f"scratch included) + input {part['input_bytes']} B; flash for the model's "
-                f"constants: weights {part['weight_bytes']} B + biases {part['bias_bytes']} B "
-                "(the code's flash: export --target mcu measures it)",
+                f"scratch included) + input {part['input_bytes']} B; model constants: weights "
+                f"{part['weight_bytes']} B + biases {part['bias_bytes']} B",
+                f"mcu: flash about {flash['dsp'][0]}-{flash['dsp'][1]} B with the DSP kernels, "
+                f"{flash['portable'][0]}-{flash['portable'][1]} B portable (estimate: the "
+                "generated constants + the code measured on the tiny and bundled models' builds)",
                 f"mcu: about {estimate['dsp']} instructions per inference with the DSP kernels, "
                 f"{estimate['portable']} portable (estimate: {part['macs']} MACs x the instructions "
                 "per MAC measured on the bundled model under QEMU; smaller layers cost more)",

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from edgekit.cli import cli
 
@@ -87,3 +88,18 @@ def test_a_configs_hailo_verdict_is_the_trained_exports(exported_run: Path) -> N
     assert (verdict["ready"], verdict["errors"]) == (exported["ready"], exported["errors"])
     # R14 is about the calibration set the export ships, which a config does not have
     assert verdict["warnings"] == [w for w in exported["warnings"] if w != "R14"]
+
+
+@pytest.mark.mcu_tools
+def test_the_flash_and_instruction_estimates_bracket_the_measured_builds(
+    exported_run: Path,
+) -> None:
+    """analyze's flash range holds what the export measured on the emulated board for both kernel
+    paths, and its instructions estimate is the floor it says it is."""
+    result = CliRunner().invoke(cli, ["analyze", str(exported_run), "--target", "mcu", "--json"])
+    part = json.loads(result.output)["mcu"]
+    builds = json.loads((exported_run / "export/mcu/report.json").read_text())["target"]["builds"]
+    for path in ("dsp", "portable"):
+        low, high = part["flash_estimate"][path]
+        assert low <= builds[path]["flash_bytes"] <= high, path
+        assert part["instructions_estimate"][path] <= builds[path]["instructions_per_inference"]
