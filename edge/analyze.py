@@ -105,8 +105,9 @@ def analyze_model(model: Conv2dFSQNet, source: str) -> dict[str, Any]:
 
 def analyze_config(config: Any, target: str | None = None) -> dict[str, Any]:
     """An untrained network of this config on its data's shape: no training, no Brevitas. For
-    `hailo`, its device graph is exported to a temporary ONNX file and checked for readiness
-    (what the rules look at, shapes and ops, does not depend on the trained weights)."""
+    `hailo`, its device graph is exported to a temporary ONNX file and checked for readiness; for
+    `mcu`, the generated C's figures are planned from its shapes (neither depends on the trained
+    weights)."""
     from edgekit.data.prepare import prepare_data
     from edgekit.train.loop import net_config_for
 
@@ -115,6 +116,9 @@ def analyze_config(config: Any, target: str | None = None) -> dict[str, Any]:
     result = analyze_model(model, f"config (untrained), data {config.data.source}")
     if target == "hailo":
         result["hailo"] = untrained_hailo_verdict(model, config.export.opset)
+    elif target == "mcu":
+        shape = (model.config.in_channels, 2, model.config.input_width)
+        result["mcu"] = mcu_figures(math.prod(shape), mcu_steps_of_model(model))
     return result
 
 
@@ -156,30 +160,35 @@ def analyze_run(run_dir: str | Path, target: str | None = None) -> dict[str, Any
     return result
 
 
-def mcu_memory(run: Any) -> dict[str, Any]:
-    """The generated C's static RAM for activations (the arena planner's), its int8 model
-    constants, and estimates of flash (those constants as the generated C lays them out, plus the
-    code measured on two builds) and of instructions, from the run's int8 ONNX model; the export
-    measures both (export/mcu/report.json)."""
-    from edgekit.quantize.integer_reference import ConvStep, IntegerReference
-    from edgekit.targets.mcu_codegen import k4, plan_arena
+@dataclass(frozen=True)
+class McuStep:
+    """One step of the generated C as its memory and time depend on it: shapes only."""
 
-    model_path = run.path / layout.INT8_MODEL
-    if not model_path.is_file():
-        return {"available": False, "why": f"run `edgekit export {run.path} --target onnx` first"}
-    run.verified(layout.INT8_MODEL)
-    reference = IntegerReference.from_onnx(model_path)
-    macs = sum(getattr(step, "macs", 0) for step in reference.steps)
-    convs = [step for step in reference.steps if isinstance(step, ConvStep)]
+    output_bytes: int
+    out_channels: int = 0  # convolutions: output channels, each with an edgekit_channel_t
+    k4: int = 0  # convolutions: the reduction length rounded up to a multiple of 4
+    macs: int = 0
+    weight_bytes: int = 0
+
+
+def mcu_figures(input_bytes: int, steps: list[McuStep]) -> dict[str, Any]:
+    """Static RAM (the arena planner's plan of these shapes), the model's constants, and
+    estimates of flash (the constants as the generated C lays them out plus the code measured on
+    two builds) and of instructions; `edgekit export --target mcu` measures both."""
+    from edgekit.targets.mcu_codegen import plan_sizes
+
+    convs = [step for step in steps if step.k4]
+    macs = sum(step.macs for step in convs)
+    plan = plan_sizes([input_bytes, *(s.output_bytes for s in steps)], [4 * s.k4 for s in steps])
     constants = OTHER_CONSTANT_BYTES + sum(
-        step.weight.shape[0] * (k4(step) + CHANNEL_BYTES) + CONV_STRUCT_BYTES for step in convs
+        s.out_channels * (s.k4 + CHANNEL_BYTES) + CONV_STRUCT_BYTES for s in convs
     )
     return {
         "available": True,
-        "arena_bytes": plan_arena(reference).size,
-        "input_bytes": reference.input.size,
-        "weight_bytes": sum(step.weight.size for step in convs),
-        "bias_bytes": INT32_BYTES * sum(len(step.bias) for step in convs),
+        "arena_bytes": plan.size,
+        "input_bytes": input_bytes,
+        "weight_bytes": sum(s.weight_bytes for s in convs),
+        "bias_bytes": INT32_BYTES * sum(s.out_channels for s in convs),
         "macs": macs,
         "flash_estimate": {
             path: [constants + low, constants + high]
@@ -190,6 +199,43 @@ def mcu_memory(run: Any) -> dict[str, Any]:
             for path, per_mac in MEASURED_CONV_INSTRUCTIONS_PER_MAC.items()
         },
     }
+
+
+def mcu_steps_of_model(model: Conv2dFSQNet) -> list[McuStep]:
+    """The steps the generated C would run for this network, from its float shapes: each
+    convolution, the pooling, and FSQ after the projection (as the int8 graph lowers them)."""
+    steps = []
+    for cost in layer_costs(model):
+        size = math.prod(cost.output_shape)
+        if cost.op.startswith("Conv"):
+            channels = cost.output_shape[0]
+            reduction = cost.weight_bytes - INT32_BYTES * channels  # weights only
+            per_channel = reduction // channels
+            steps.append(McuStep(size, channels, -(-per_channel // 4) * 4, cost.macs, reduction))
+        else:
+            steps.append(McuStep(size))
+        if cost.name == "project":
+            steps.append(McuStep(len(model.config.fsq_levels)))  # FSQ codes, one per dimension
+    return steps
+
+
+def mcu_memory(run: Any) -> dict[str, Any]:
+    """mcu_figures of the run's int8 ONNX model, exactly as the generated C holds it."""
+    from edgekit.quantize.integer_reference import ConvStep, IntegerReference
+    from edgekit.targets.mcu_codegen import k4
+
+    model_path = run.path / layout.INT8_MODEL
+    if not model_path.is_file():
+        return {"available": False, "why": f"run `edgekit export {run.path} --target onnx` first"}
+    run.verified(layout.INT8_MODEL)
+    reference = IntegerReference.from_onnx(model_path)
+    steps = [
+        McuStep(s.output.size, s.weight.shape[0], k4(s), s.macs, s.weight.size)
+        if isinstance(s, ConvStep)
+        else McuStep(s.output.size)
+        for s in reference.steps
+    ]
+    return mcu_figures(reference.input.size, steps)
 
 
 def hailo_verdict(run: Any) -> dict[str, Any]:

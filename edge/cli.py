@@ -231,13 +231,6 @@ def analyze(
     from edgekit.analyze import analyze_config, analyze_run, format_analysis
 
     if config_file or data_spec or overrides:
-        if target == "mcu":
-            from edgekit.errors import ConfigError
-
-            raise ConfigError(
-                "--target mcu reads a run's int8 export (the arena plan needs its scales); give "
-                "a run (edgekit analyze RUN --target mcu) or leave --target out for a config"
-            )
         result = analyze_config(build_config(config_file, overrides, data_spec), target)
     else:
         result = analyze_run(run_dir, target)

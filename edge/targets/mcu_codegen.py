@@ -90,13 +90,18 @@ def check_supported(reference: IntegerReference) -> None:
 
 
 def plan_arena(reference: IntegerReference) -> ArenaPlan:
-    """Ping-pong at the two ends of the arena: tensor i at 0 for even i, at the end for odd i."""
+    """The arena of a model's steps (plan_sizes)."""
     sizes = [reference.input.size, *(step.output.size for step in reference.steps)]
     scratch = [4 * k4(step) if isinstance(step, ConvStep) else 0 for step in reference.steps]
-    low = [
-        sizes[i] if i % 2 == 0 else sizes[i + 1] for i in range(len(reference.steps))
-    ]  # tensor at 0
-    high = [sizes[i + 1] if i % 2 == 0 else sizes[i] for i in range(len(reference.steps))]
+    return plan_sizes(sizes, scratch)
+
+
+def plan_sizes(sizes: list[int], scratch: list[int]) -> ArenaPlan:
+    """Ping-pong at the two ends of the arena: tensor i at 0 for even i, at the end for odd i.
+    `sizes`: the input's bytes then each step's output; `scratch`: each step's im2col bytes. Only
+    shapes decide it, so `edgekit analyze` plans an untrained config's arena the same way."""
+    low = [sizes[i] if i % 2 == 0 else sizes[i + 1] for i in range(len(scratch))]  # tensor at 0
+    high = [sizes[i + 1] if i % 2 == 0 else sizes[i] for i in range(len(scratch))]
     body = _align4(
         max(
             _align4(lo) + extra + hi if extra else lo + hi

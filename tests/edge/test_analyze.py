@@ -69,10 +69,19 @@ def test_a_config_is_analysed_untrained_without_brevitas(tiny_config) -> None:
     assert (totals["parameters"], totals["macs"]) == (expected["parameters"], expected["macs"])
 
 
-def test_a_config_cannot_ask_for_an_exports_verdict() -> None:
-    result = CliRunner().invoke(cli, ["analyze", "--config", "tiny", "--target", "mcu"])
-    assert result.exit_code != 0
-    assert "--target mcu reads a run's int8 export" in str(result.exception)
+def test_a_configs_mcu_figures_are_what_the_export_of_its_run_measured(exported_run: Path) -> None:
+    """Planned from the untrained network's shapes alone, the arena, constants and MACs are those
+    of the trained run's generated C (export/mcu/report.json)."""
+    args = ["analyze", "--config", "tiny", "--set", "train.threads=2", "--target", "mcu", "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    planned = json.loads(result.output)["mcu"]
+    build = json.loads((exported_run / "export/mcu/report.json").read_text())["model"]
+    keys = ("arena_bytes", "input_bytes", "weight_bytes", "bias_bytes")
+    assert [planned[k] for k in keys] == [build[k] for k in keys]
+    assert planned["macs"] == build["macs_per_window"]
+    from_run = CliRunner().invoke(cli, ["analyze", str(exported_run), "--target", "mcu", "--json"])
+    assert json.loads(from_run.output)["mcu"] == planned
 
 
 def test_a_configs_hailo_verdict_is_the_trained_exports(exported_run: Path) -> None:
