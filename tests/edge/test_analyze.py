@@ -112,3 +112,27 @@ def test_the_flash_and_instruction_estimates_bracket_the_measured_builds(
         low, high = part["flash_estimate"][path]
         assert low <= builds[path]["flash_bytes"] <= high, path
         assert part["instructions_estimate"][path] <= builds[path]["instructions_per_inference"]
+
+
+def test_macs_agree_with_onnx_shape_inference(exported_run: Path) -> None:
+    """Each convolution's MACs from onnx.shape_inference on the exported float graph: output
+    elements x (input channels / groups) x kernel area, summed, equal analyze's total."""
+    import math
+
+    import onnx
+
+    model = onnx.shape_inference.infer_shapes(
+        onnx.load(exported_run / "export/onnx/model_float.onnx")
+    )
+    shapes = {
+        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in [*model.graph.value_info, *model.graph.output, *model.graph.input]
+    }
+    weights = {t.name: list(t.dims) for t in model.graph.initializer}
+    macs = 0
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            _, in_per_group, kh, kw = weights[node.input[1]]
+            macs += math.prod(shapes[node.output[0]][1:]) * in_per_group * kh * kw
+    result = CliRunner().invoke(cli, ["analyze", str(exported_run), "--json"])
+    assert json.loads(result.output)["totals"]["macs"] == macs > 0
