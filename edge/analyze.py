@@ -1,9 +1,10 @@
 """`edgekit analyze`: what a model costs before it is built, per layer and in total.
 
 From a config the network is built untrained (the data is read for its shape and classes, no
-training, no Brevitas); from a run its float twin is measured, and what its exports say is added:
-for `mcu` the arena planner's RAM and the int8 constants the generated C holds, for `hailo` the
-readiness verdict of the exported device graph.
+training, no Brevitas); from a run its float twin is measured. `--target mcu` adds the generated
+C's static RAM and constants with flash and instruction estimates (from a run's int8 graph, or
+planned from a config's shapes), `--target hailo` the readiness verdict of the device graph (the
+run's export, or the config's untrained graph).
 """
 
 from __future__ import annotations
