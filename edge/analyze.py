@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from edgekit.evaluate import INT32_BYTES, layer_costs, totals
 from edgekit.models import Conv2dFSQNet
 from edgekit.rundir import layout
-from torch import nn
 
-INT32_BYTES = 4
 # Instructions per MAC over the convolutions (im2col and requantisation included) of the generated
 # C on a Cortex-M4, measured by `edgekit export --target mcu` of the bundled BasicMotions model
 # (329,708 MACs) on QEMU mps2-an386 with -icount (README, "The MCU target"); layers smaller than
@@ -33,62 +32,6 @@ MEASURED_CODE_BYTES = {"dsp": (6688, 7840), "portable": (7712, 8864)}
 # edgekit_conv_t per convolution, the pooling and FSQ descriptors, and what the same builds held
 # beyond those arrays (descriptors, strings), calibrated on the same two builds.
 CHANNEL_BYTES, CONV_STRUCT_BYTES, OTHER_CONSTANT_BYTES = 24, 40, 300
-
-
-@dataclass(frozen=True)
-class LayerCost:
-    """One layer as the device runs it: int8 weights, int32 biases, int8 activations."""
-
-    name: str
-    op: str
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
-    parameters: int
-    macs: int
-    weight_bytes: int
-    activation_bytes: int
-
-
-def layer_costs(model: Conv2dFSQNet) -> list[LayerCost]:
-    """Every convolution and the pooling of one window's forward pass, in execution order."""
-    costs: list[LayerCost] = []
-    names = {module: name for name, module in model.named_modules()}
-
-    def record(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        shape_in, shape_out = tuple(inputs[0].shape[1:]), tuple(output.shape[1:])
-        if isinstance(module, nn.Conv2d):
-            kh, kw = module.kernel_size
-            weights = module.weight.numel()
-            biases = module.bias.numel() if module.bias is not None else 0
-            macs = output[0].numel() * module.in_channels // module.groups * kh * kw
-            op = f"Conv {kh}x{kw}" + (f" /{module.stride[1]}" if module.stride[1] > 1 else "")
-            cost = (weights + biases, macs, weights + INT32_BYTES * biases)
-        else:
-            op, cost = "GlobalAveragePool", (0, 0, 0)
-        costs.append(LayerCost(names[module], op, shape_in, shape_out, *cost, output[0].numel()))
-
-    watched = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.AdaptiveAvgPool2d)]
-    hooks = [m.register_forward_hook(record) for m in watched]
-    config = model.config
-    try:
-        with torch.no_grad():
-            model.eval()
-            model(torch.zeros(1, config.in_channels, 2, config.input_width))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return costs
-
-
-def totals(costs: list[LayerCost]) -> dict[str, int]:
-    """Sums, and the peak activation memory of two live int8 tensors (a layer's input and output)."""
-    peak = max((math.prod(c.input_shape) + c.activation_bytes for c in costs), default=0)
-    return {
-        "parameters": sum(c.parameters for c in costs),
-        "macs": sum(c.macs for c in costs),
-        "weight_bytes": sum(c.weight_bytes for c in costs),
-        "peak_activation_bytes_estimate": peak,
-    }
 
 
 def analyze_model(model: Conv2dFSQNet, source: str) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +13,7 @@ from edgekit.errors import CheckpointError
 from edgekit.models import Conv2dFSQNet
 from edgekit.quantize.fsq_grid import code_usage
 from edgekit.rundir import layout
+from torch import nn
 
 if TYPE_CHECKING:
     from edgekit.rundir.run import Run
@@ -91,33 +94,76 @@ def classification_metrics(
     }
 
 
-def model_cost(model: Conv2dFSQNet) -> dict[str, int]:
-    """Parameters, multiply-accumulates per window and int8 deployment bytes (int8 weights, int32 biases)."""
-    config = model.config
-    macs = 0
-    hooks = []
+INT32_BYTES = 4  # an int32 bias as the int8 graph stores it
 
-    def count(module: torch.nn.Conv2d, _inputs: Any, output: torch.Tensor) -> None:
-        nonlocal macs
-        kh, kw = module.kernel_size
-        macs += output[0].numel() * module.in_channels // module.groups * kh * kw
 
-    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
-    hooks = [m.register_forward_hook(count) for m in convs]
+@dataclass(frozen=True)
+class LayerCost:
+    """One layer as the device runs it: int8 weights, int32 biases, int8 activations."""
+
+    name: str
+    op: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    parameters: int
+    macs: int
+    weight_bytes: int
+    activation_bytes: int
+
+
+def layer_costs(model: Conv2dFSQNet) -> list[LayerCost]:
+    """Every convolution and the pooling of one window's forward pass, in execution order."""
+    costs: list[LayerCost] = []
+    names = {module: name for name, module in model.named_modules()}
+
+    def record(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        source = getattr(inputs[0], "value", inputs[0])  # a QAT layer may get a QuantTensor
+        shape_in, shape_out = tuple(source.shape[1:]), tuple(output.shape[1:])
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            weights = module.weight.numel()
+            biases = module.bias.numel() if module.bias is not None else 0
+            macs = output[0].numel() * module.in_channels // module.groups * kh * kw
+            op = f"Conv {kh}x{kw}" + (f" /{module.stride[1]}" if module.stride[1] > 1 else "")
+            cost = (weights + biases, macs, weights + INT32_BYTES * biases)
+        else:
+            op, cost = "GlobalAveragePool", (0, 0, 0)
+        costs.append(LayerCost(names[module], op, shape_in, shape_out, *cost, output[0].numel()))
+
+    watched = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.AdaptiveAvgPool2d)]
+    hooks = [m.register_forward_hook(record) for m in watched]
+    config, was_training = model.config, model.training
     device = next(model.parameters()).device
-    with torch.no_grad():
-        was_training = model.training
-        model.eval()
-        model(torch.zeros(1, config.in_channels, 2, config.input_width, device=device))
+    try:
+        with torch.no_grad():
+            model.eval()
+            model(torch.zeros(1, config.in_channels, 2, config.input_width, device=device))
+    finally:
         model.train(was_training)
-    for hook in hooks:
-        hook.remove()
-    weights = sum(m.weight.numel() for m in convs)
-    biases = sum(m.bias.numel() for m in convs if m.bias is not None)
+        for hook in hooks:
+            hook.remove()
+    return costs
+
+
+def totals(costs: list[LayerCost]) -> dict[str, int]:
+    """Sums, and the peak activation memory of two live int8 tensors (a layer's input and output)."""
+    peak = max((math.prod(c.input_shape) + c.activation_bytes for c in costs), default=0)
     return {
-        "parameters": weights + biases,
-        "macs": int(macs),
-        "int8_weight_bytes": weights + 4 * biases,
+        "parameters": sum(c.parameters for c in costs),
+        "macs": sum(c.macs for c in costs),
+        "weight_bytes": sum(c.weight_bytes for c in costs),
+        "peak_activation_bytes_estimate": peak,
+    }
+
+
+def model_cost(model: Conv2dFSQNet) -> dict[str, int]:
+    """Parameters, multiply-accumulates per window and int8 deployment bytes (int8 weights, int32
+    biases): the totals of the per-layer costs."""
+    summed = totals(layer_costs(model))
+    return {
+        "parameters": summed["parameters"],
+        "macs": summed["macs"],
+        "int8_weight_bytes": summed["weight_bytes"],
     }
 
 

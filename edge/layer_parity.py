@@ -151,39 +151,38 @@ def layer_parity(
             "fsq" if isinstance(step, FsqStep) else "pool" if isinstance(step, PoolStep) else "conv"
         )
         out = step.output
-        ort_q = exposed[tensor].astype(np.int64).reshape(q.shape)
-        pair = compare(
-            f"layer {index} {step.name}",
-            out.dequantize(q).reshape(len(q), -1),
-            out.dequantize(ort_q).reshape(len(q), -1),
-            EXACT,
-            labels=("integer-reference", "ort-int8"),
-            lsb=out.scale,
+        name, expected_real = f"layer {index} {step.name}", out.dequantize(q)
+        ort_q = exposed[tensor].astype(np.int64)  # uint8 minus a zero point must not wrap
+        pair = _exact(name, expected_real, out.dequantize(ort_q), "ort-int8", out.scale)
+        versus_torch = (
+            None
+            if torch_outputs is None
+            else _exact(name, expected_real, torch_outputs[index], "pytorch-qat", out.scale)
         )
-        versus_torch = None
-        if torch_outputs is not None:
-            versus_torch = compare(
-                f"layer {index} {step.name}",
-                out.dequantize(q).reshape(len(q), -1),
-                torch_outputs[index].reshape(len(q), -1),
-                EXACT,
-                labels=("integer-reference", "pytorch-qat"),
-                lsb=out.scale,
-            )
-        versus_c = None
-        if c_outputs is not None:
-            versus_c = compare(
-                f"layer {index} {step.name}",
-                out.dequantize(q).reshape(len(q), -1),
-                out.dequantize(c_outputs[index]).reshape(len(q), -1),
-                EXACT,
-                labels=("integer-reference", "c-host"),
-                lsb=out.scale,
-            )
+        versus_c = (
+            None
+            if c_outputs is None
+            else _exact(name, expected_real, out.dequantize(c_outputs[index]), "c-host", out.scale)
+        )
         layers.append(
             LayerReport(index, step.name, kind, tensor, out.shape, pair, versus_torch, versus_c)
         )
     return layers
+
+
+def _exact(
+    name: str, expected: np.ndarray, candidate: np.ndarray, label: str, lsb: float
+) -> PairReport:
+    """One layer's reals, integer reference against `label`, held to 0 LSB of the layer."""
+    rows = len(expected)
+    return compare(
+        name,
+        expected.reshape(rows, -1),
+        np.asarray(candidate, np.float32).reshape(rows, -1),
+        EXACT,
+        labels=("integer-reference", label),
+        lsb=lsb,
+    )
 
 
 def first_divergence(layers: list[LayerReport]) -> LayerReport | None:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from edgekit.compare import PairReport
 from edgekit.errors import ArtifactError, ConfigError
-from edgekit.layer_parity import LayerReport, first_divergence, layer_parity
+from edgekit.layer_parity import LayerReport, first_divergence, format_layers, layer_parity
 from edgekit.quantize.overflow import read_cpu_flags, saturation_bounds, saturation_diagnosis
 from edgekit.rundir import layout
 from edgekit.rundir.artifacts import Manifest, write_json, write_text
@@ -111,8 +111,6 @@ def render_markdown(result: dict[str, Any], windows: int) -> str:
             f"{pair['exact_fraction']:.4f} | {verdict} |"
         )
     if result.get("layers"):
-        from edgekit.layer_parity import format_layers
-
         lines += ["", "## Per layer", "", "```", format_layers(result), "```", ""]
         lines += [f"![max difference per layer, in LSB]({layout.PARITY_LAYERS_PLOT})", ""]
     return "\n".join(lines)
