@@ -24,6 +24,7 @@ API = {
     "VerifyOptions": "edgekit.verify",
     "run_verify": "edgekit.verify",
     "run_pipeline": "edgekit.pipeline",
+    "run_sweep": "edgekit.sweep.run",
     "load_checkpoint": "edgekit.rundir.checkpoint",
     "IntegerReference": "edgekit.quantize.integer_reference",
 }

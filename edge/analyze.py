@@ -19,15 +19,22 @@ from edgekit.evaluate import INT32_BYTES, layer_costs, totals
 from edgekit.models import Conv2dFSQNet
 from edgekit.rundir import layout
 
-# Instructions per MAC over the convolutions (im2col and requantisation included) of the generated
-# C on a Cortex-M4, measured by `edgekit export --target mcu` of the bundled BasicMotions model
-# (329,708 MACs) on QEMU mps2-an386 with -icount (README, "The MCU target"); layers smaller than
-# that model's cost more per MAC (the tiny preset: 2.0 and 4.25), so the estimate is a floor.
-MEASURED_CONV_INSTRUCTIONS_PER_MAC = {"dsp": 1.466, "portable": 3.609}
+# (MACs per window, instructions per inference) of the generated C on a Cortex-M4, measured by
+# `edgekit export --target mcu` on QEMU mps2-an386 with -icount for the tiny preset's model and the
+# bundled BasicMotions model (README, "The MCU target"). The estimate is the line through both: its
+# slope is the instructions per MAC of the convolutions, its intercept what every inference pays
+# besides (pooling, FSQ, head, calls), which dominates small models.
+MEASURED_INSTRUCTIONS = {
+    "dsp": ((35900, 73138), (329708, 485420)),
+    "portable": ((35900, 153679), (329708, 1191920)),
+}
 # Flash of the firmware's code (text: kernels, wire protocol, HAL, the model's calls), measured by
-# `edgekit export --target mcu` on the tiny preset's and the bundled model's builds (MPS2 AN386,
-# arm-none-eabi-gcc -O2, --gc-sections): the estimate's range for a model in between.
+# `edgekit export --target mcu` on the same two builds (arm-none-eabi-gcc -O2, --gc-sections): the
+# estimate's range for a model in between.
 MEASURED_CODE_BYTES = {"dsp": (6688, 7840), "portable": (7712, 8864)}
+# The firmware's static RAM (.data + .bss) beyond the model's arena and input (wire-protocol frame
+# buffers, HAL ring buffer), the same two builds: 7316 - 1124 - 384 and 10196 - 3524 - 600 bytes.
+MEASURED_FIRMWARE_RAM_BYTES = (5808, 6072)
 # The generated constants beside the weights: sizeof(edgekit_channel_t) per output channel, one
 # edgekit_conv_t per convolution, the pooling and FSQ descriptors, and what the same builds held
 # beyond those arrays (descriptors, strings), calibrated on the same two builds.
@@ -138,11 +145,18 @@ def mcu_figures(input_bytes: int, steps: list[McuStep]) -> dict[str, Any]:
             path: [constants + low, constants + high]
             for path, (low, high) in MEASURED_CODE_BYTES.items()
         },
+        "ram_estimate": [input_bytes + plan.size + extra for extra in MEASURED_FIRMWARE_RAM_BYTES],
         "instructions_estimate": {
-            path: round(macs * per_mac)
-            for path, per_mac in MEASURED_CONV_INSTRUCTIONS_PER_MAC.items()
+            path: round(instructions_estimate(macs, *points))
+            for path, points in MEASURED_INSTRUCTIONS.items()
         },
     }
+
+
+def instructions_estimate(macs: int, small: tuple[int, int], large: tuple[int, int]) -> float:
+    """Instructions per inference on the line through two measured builds' (MACs, instructions)."""
+    per_mac = (large[1] - small[1]) / (large[0] - small[0])
+    return small[1] + per_mac * (macs - small[0])
 
 
 def mcu_steps_of_model(model: Conv2dFSQNet) -> list[McuStep]:
@@ -235,9 +249,11 @@ def format_analysis(result: dict[str, Any]) -> str:
                 f"mcu: flash about {flash['dsp'][0]}-{flash['dsp'][1]} B with the DSP kernels, "
                 f"{flash['portable'][0]}-{flash['portable'][1]} B portable (estimate: the "
                 "generated constants + the code measured on the tiny and bundled models' builds)",
+                f"mcu: firmware static RAM about {part['ram_estimate'][0]}-{part['ram_estimate'][1]} B "
+                "(arena + input + the wire protocol's buffers measured on the same two builds)",
                 f"mcu: about {estimate['dsp']} instructions per inference with the DSP kernels, "
-                f"{estimate['portable']} portable (estimate: {part['macs']} MACs x the instructions "
-                "per MAC measured on the bundled model under QEMU; smaller layers cost more)",
+                f"{estimate['portable']} portable (estimate for {part['macs']} MACs on the line "
+                "through the tiny and bundled models' builds measured under QEMU)",
             ]
         else:
             verdict = "READY" if part["ready"] else f"NOT READY ({', '.join(part['errors'])})"

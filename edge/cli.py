@@ -23,6 +23,7 @@ from edgekit.cli_options import (
     set_option,
     writing,
 )
+from edgekit.cli_sweep import sweep
 from edgekit.config import RANGES
 from edgekit.errors import EdgekitError
 from edgekit.rundir import layout
@@ -440,10 +441,10 @@ def pipeline(
     overrides: tuple[str, ...],
 ) -> None:
     """Run every stage: train, calibrate, export, parity, verify (emulated device by default)."""
-    from edgekit.pipeline import run_pipeline
+    from edgekit.pipeline import default_device, run_pipeline
 
     config = build_config(config_file, overrides, data_spec)
-    device = device_url or ("qemu://" if target == "mcu" else "emu://")
+    device = device_url or default_device(target)
     with writing(run_dir, "pipeline", create=True):
         run_pipeline(run_dir, config, target, device, echo=click.echo)
 
@@ -460,6 +461,7 @@ def quiet_third_party() -> None:
 
 cli.add_command(verify)
 cli.add_command(device)
+cli.add_command(sweep)
 
 
 def interrupted(err: KeyboardInterrupt | None) -> None:

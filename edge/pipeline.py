@@ -14,6 +14,12 @@ from edgekit.errors import ParityError
 from edgekit.rundir import layout
 
 
+def default_device(target: str) -> str:
+    """The device a pipeline verifies on unless told: the generated firmware in QEMU for mcu, the
+    emulator otherwise."""
+    return "qemu://" if target == "mcu" else "emu://"
+
+
 def run_pipeline(
     run: str | Path,
     config: RunConfig,

@@ -7,7 +7,7 @@ every picture is written atomically next to the report that links it by a relati
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -173,4 +173,50 @@ def layer_differences(layers: list[dict[str, Any]], path: Path) -> Path:
     )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
+
+
+def sweep_front(
+    points: Sequence[tuple[float, float | None]],
+    front: Sequence[tuple[float, float | None]],
+    figure: str,
+    path: Path,
+) -> Path:
+    """A sweep's complete trials: validation score against one budget figure, the Pareto front
+    joined as a step line (no trial above and to the left of it)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    if points:
+        ax.scatter(*zip(*points, strict=True), s=18, alpha=0.6, label="trial")
+    if front:
+        ax.step(*zip(*front, strict=True), where="post", color="tab:red", label="Pareto front")
+        ax.scatter(*zip(*front, strict=True), s=30, color="tab:red")
+    ax.set(xlabel=figure.replace("_", " "), ylabel="validation score (int8)", ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def importance(weights: dict[str, float], path: Path) -> Path:
+    """Each searched key's importance (share of the score's variance), largest on top."""
+    plt = _pyplot()
+    keys = list(weights)[::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.4 * len(keys) + 1))
+    ax.barh(keys, [weights[k] for k in keys], color="tab:blue")
+    ax.set(xlabel="importance (fANOVA)", xlim=(0, 1))
+    ax.grid(alpha=0.3, axis="x")
+    return _save(fig, path)
+
+
+def trial_curves(curves: Mapping[str, Sequence[tuple[int, float]]], path: Path) -> Path:
+    """Validation score per epoch (float twin, then QAT) of a few trials, one line each."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for label, curve in curves.items():
+        if curve:
+            ax.plot(*zip(*curve, strict=True), label=label)
+    ax.set(xlabel="epoch (float twin, then QAT)", ylabel="validation score", ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    if curves:
+        ax.legend(fontsize=8)
     return _save(fig, path)

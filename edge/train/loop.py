@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,10 +120,13 @@ class Trainer:
         manifest: Manifest,
         device: torch.device,
         show_progress: bool,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.config, self.augment, self.data = config, augment, data
         self.manifest, self.run_dir, self.device = manifest, manifest.run_dir, device
         self.show_progress = show_progress
+        # called with each epoch's history row once it is checkpointed (a sweep prunes from it)
+        self.on_epoch = on_epoch
         y_train = data.arrays["train"][1]
         weights = None
         if config.class_weights:
@@ -280,6 +284,8 @@ class Trainer:
             self.manifest.record(self.run_dir / layout.CHECKPOINTS)  # so --resume can check them
             self.manifest.save()
             progress.update(state.epoch, loss=total_loss / len(order), val_acc=val_acc, lr=lr_now)
+            if self.on_epoch is not None:
+                self.on_epoch(history[-1])
         progress.close()
         best, _ = load_checkpoint(best_path)
         return best.to(self.device)
@@ -396,34 +402,10 @@ def _train(
     manifest.record(run_dir / layout.CONFIG, run_dir / layout.DATA)
     manifest.save()
     trainer = Trainer(config.train, config.augment, data, manifest, device, show_progress)
-    float_net, qat_net = (
-        net_config_for(config, data, quant=False),
-        net_config_for(config, data, quant=True),
-    )
     history: list[dict[str, Any]] = list(resume_state["history"]) if resume_state else []
     if resume_state is not None and changed:
         history.append({"phase": "resume", "step": len(history), "changed": changed})
-    X_train = data.arrays["train"][0]
-
-    if resume_state is None or resume_state["phase"] == "float":
-        float_model = Conv2dFSQNet(float_net).to(device)
-        if resume_state is not None:
-            float_model.load_state_dict(resume_state["model_state"])
-        float_model = trainer.run_phase(
-            "float", float_model, config.train.float_epochs, config.train.lr, history, resume_state
-        )
-        resume_state = None
-    else:
-        float_model, _ = load_checkpoint(run_dir / layout.CHECKPOINTS / "float.pt")
-        float_model = float_model.to(device)
-    if resume_state is None:
-        qat_model = start_qat_model(float_model, qat_net, X_train, 64)
-    else:
-        qat_model = Conv2dFSQNet(qat_net).to(device)
-        qat_model.load_state_dict(resume_state["model_state"])
-    qat_model = trainer.run_phase(
-        "qat", qat_model, config.train.qat_epochs, config.train.qat_lr, history, resume_state
-    )
+    float_model, qat_model = train_both_phases(trainer, config, history, resume_state)
     seconds = time.perf_counter() - started
     metrics = summarise(float_model, qat_model, data, seconds, trainer.select_on)
     write_outputs(run_dir, history, metrics, data.class_names)
@@ -431,6 +413,40 @@ def _train(
     manifest.stage("train", seconds, device=str(device))
     manifest.save()
     return metrics
+
+
+def train_both_phases(
+    trainer: Trainer,
+    config: RunConfig,
+    history: list[dict[str, Any]],
+    resume_state: dict[str, Any] | None = None,
+) -> tuple[Conv2dFSQNet, Conv2dFSQNet]:
+    """The float twin, then the QAT model started from it (BatchNorm folded, activation ranges
+    calibrated on train windows); each the best of its phase. `resume_state` (a last.pt)
+    continues the phase it was written in."""
+    data, device = trainer.data, trainer.device
+    checkpoints = trainer.run_dir / layout.CHECKPOINTS
+    if resume_state is None or resume_state["phase"] == "float":
+        float_model = Conv2dFSQNet(net_config_for(config, data, quant=False)).to(device)
+        if resume_state is not None:
+            float_model.load_state_dict(resume_state["model_state"])
+        float_model = trainer.run_phase(
+            "float", float_model, config.train.float_epochs, config.train.lr, history, resume_state
+        )
+        resume_state = None
+    else:
+        float_model, _ = load_checkpoint(checkpoints / "float.pt")
+        float_model = float_model.to(device)
+    qat_net = net_config_for(config, data, quant=True)
+    if resume_state is None:
+        qat_model = start_qat_model(float_model, qat_net, data.arrays["train"][0], 64)
+    else:
+        qat_model = Conv2dFSQNet(qat_net).to(device)
+        qat_model.load_state_dict(resume_state["model_state"])
+    qat_model = trainer.run_phase(
+        "qat", qat_model, config.train.qat_epochs, config.train.qat_lr, history, resume_state
+    )
+    return float_model, qat_model
 
 
 def summarise(
