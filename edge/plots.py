@@ -193,7 +193,8 @@ def sweep_front(
         ax.scatter(*zip(*front, strict=True), s=30, color="tab:red")
     ax.set(xlabel=figure.replace("_", " "), ylabel="validation score (int8)", ylim=(0, 1.02))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if points:
+        ax.legend(fontsize=8)
     return _save(fig, path)
 
 
@@ -212,11 +213,11 @@ def trial_curves(curves: Mapping[str, Sequence[tuple[int, float]]], path: Path) 
     """Validation score per epoch (float twin, then QAT) of a few trials, one line each."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for label, curve in curves.items():
-        if curve:
-            ax.plot(*zip(*curve, strict=True), label=label)
+    drawn = {label: curve for label, curve in curves.items() if curve}
+    for label, curve in drawn.items():
+        ax.plot(*zip(*curve, strict=True), label=label)
     ax.set(xlabel="epoch (float twin, then QAT)", ylabel="validation score", ylim=(0, 1.02))
     ax.grid(alpha=0.3)
-    if curves:
+    if drawn:
         ax.legend(fontsize=8)
     return _save(fig, path)

@@ -176,6 +176,8 @@ def both(*steps: Prepare) -> Prepare:
 TRAIN = ("train", "--config", "tiny", "--out", "{tmp}/new")
 INSPECT = ("data", "inspect", "--data")
 VERIFY = ("verify", "{run}", "--device")
+SWEEP = ("sweep", "--config", "tiny", "--out", "{tmp}/sweep", "--no-final", "--trials", "1")
+SPACE = (*SWEEP, "--space", "{tmp}/space.yaml")
 NOT_UTF8 = b"\xff\xfe\x00bad"
 
 CASES = [
@@ -233,6 +235,33 @@ CASES = [
          prepare=write("c.yaml", "train: [1,\n")),
     Case("config-a-list", "config", ("train", "--config", "{tmp}/c.yaml", "--out", "{tmp}/new"), "mapping",
          prepare=write("c.yaml", "- 1\n- 2\n")),
+    # a sweep's space file and budget: refused before any trial, and before the folder is made
+    Case("space-unknown-key", "config", SPACE, "did you mean 'size'",
+         prepare=write("space.yaml", "model.sise: {choices: [tiny, small]}\n")),
+    Case("space-bad-choice", "config", SPACE, "model.kernel_size",
+         prepare=write("space.yaml", "model.kernel_size: {choices: [3, 0]}\n")),
+    Case("space-bad-type", "config", SPACE, "model.kernel_size: expected an integer",
+         prepare=write("space.yaml", "model.kernel_size: {low: 2.5, high: 7.5}\n")),
+    Case("space-no-high", "config", SPACE, "a range needs low and high",
+         prepare=write("space.yaml", "train.lr: {low: 0.001}\n")),
+    Case("space-log-from-0", "config", SPACE, "low > 0 with log",
+         prepare=write("space.yaml", "train.lr: {low: 0, high: 0.01, log: true}\n")),
+    Case("space-both-kinds", "config", SPACE, "either choices",
+         prepare=write("space.yaml", "train.lr: {choices: [0.1], low: 0.01}\n")),
+    Case("space-not-dotted", "config", SPACE, "keys are section.key",
+         prepare=write("space.yaml", "lr: {low: 0.001, high: 0.01}\n")),
+    Case("space-a-list", "config", SPACE, "mapping", prepare=write("space.yaml", "- 1\n- 2\n")),
+    Case("space-missing", "config", (*SWEEP, "--space", "{tmp}/none.yaml"), "not found"),
+    Case("budget-unknown", "config", (*SWEEP, "--target", "mcu", "--budget", "flsh=64k"),
+         "did you mean 'flash'"),
+    Case("budget-not-the-target", "config", (*SWEEP, "--target", "onnx", "--budget", "ram=20k"),
+         "only the mcu target"),
+    Case("budget-latency-no-clock", "config", (*SWEEP, "--target", "mcu", "--budget", "latency_ms=5"),
+         "cpu_mhz"),
+    Case("budget-not-a-number", "config", (*SWEEP, "--target", "mcu", "--budget", "ram=lots"),
+         "expected a number"),
+    Case("budget-negative", "config", (*SWEEP, "--budget", "macs=-2M"), "expected a number"),
+    Case("budget-no-equals", "config", (*SWEEP, "--budget", "macs"), "KEY=VALUE"),
     Case("limit-negative", "config", (*VERIFY, "emu://", "--limit", "-3"), "-3"),
     Case("reference-samples-0", "config", ("export", "{run}", "--target", "onnx", "--reference-samples", "0"), "0"),
     Case("min-agreement-above-1", "config", (*VERIFY, "emu://", "--min-agreement", "2"), "2"),

@@ -64,16 +64,17 @@ def recover_interrupted(study: Any) -> int:
     again (the sweep's lock guarantees no other process is running them); returns how many."""
     from optuna.trial import TrialState
 
+    trials = study.get_trials(deepcopy=False)
+    requeued = {t.user_attrs.get("requeue_of") for t in trials}
     recovered = 0
-    for trial in study.get_trials(deepcopy=False):
-        stale = trial.state == TrialState.RUNNING
-        cut = trial.state == TrialState.FAIL and trial.user_attrs.get("status") == INTERRUPTED
-        if stale:
+    for trial in trials:
+        if trial.state == TrialState.RUNNING:
             study._storage.set_trial_user_attr(trial._trial_id, "status", INTERRUPTED)
             study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        if (stale or cut) and not trial.user_attrs.get("requeued"):
-            study._storage.set_trial_user_attr(trial._trial_id, "requeued", True)
-            study.enqueue_trial(trial.params, skip_if_exists=False)
+        elif trial.state != TrialState.FAIL or trial.user_attrs.get("status") != INTERRUPTED:
+            continue
+        if trial.number not in requeued:
+            study.enqueue_trial(trial.params, user_attrs={"requeue_of": trial.number})
             recovered += 1
     return recovered
 

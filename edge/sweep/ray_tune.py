@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from edgekit.sweep.trial import SweepSetup, run_trial
 
 OBJECT_STORE_BYTES = 256 * 1024**2  # the prepared data is shipped once; trials send back numbers
 EXPERIMENT = "edgekit"
+CONNECT_TIMEOUT_S = 5.0
 INSTALL_HINT = "install the extra: uv sync --extra ray (or pip install 'edgekit[ray]')"
 
 
@@ -36,13 +38,33 @@ def _import_ray() -> Any:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables of its own
     try:
         import ray
+        from ray._private import ray_constants
     except ImportError as err:
         raise ConfigError(f"--ray needs Ray, which is not installed; {INSTALL_HINT}") from err
+    # Ray read the variable when it was first imported, perhaps before this function ran
+    ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = os.environ["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] != "0"
     return ray
+
+
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT or ray://HOST:PORT that takes no TCP connection is refused at once (Ray itself
+    would retry for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--ray {address}: expected local, auto, HOST:PORT or ray://HOST:10001")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        raise ConfigError(
+            f"--ray {address}: cannot reach a Ray cluster ({err.strerror or err}); start one "
+            "with `ray start --head` and pass --ray auto, or use --ray local"
+        ) from None
 
 
 def connect(address: str) -> Callable[[], None]:
     """Start a private local cluster (`local`) or attach to one; returns what ends it again."""
+    if address not in ("local", "auto"):
+        _check_reachable(address)
     ray = _import_ray()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if ray.is_initialized():

@@ -1,0 +1,227 @@
+"""`edgekit sweep` with the local engine: a 4-trial search on the tiny preset is the same for the
+same seed, rejects over-budget trials before training, resumes after a kill, and its best config
+trains again to the score it was chosen for."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from edgekit.config import load_config
+from edgekit.errors import RunLockError
+from edgekit.sweep.budget import Budget, figures_of, parse_budget
+from edgekit.sweep.results import TrialRow, best_row, pareto_front
+from edgekit.sweep.run import run_sweep
+from edgekit.sweep.space import load_space, parse_space
+
+# 4-epoch phases keep each trial near a second; 2 threads as on CI
+BASE = ["train.threads=2", "train.float_epochs=4", "train.qat_epochs=2"]
+SPACE = {
+    "model.kernel_size": {"choices": [3, 5, 7]},
+    "model.downsample": {"choices": [1, 2]},
+    "train.lr": {"low": 0.003, "high": 0.03, "log": True},
+}
+
+
+def read_trials(folder: Path) -> list[dict[str, str]]:
+    with open(folder / "trials.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def sweep_once(folder: Path, **options: object) -> dict:
+    options = {"trials": 4, "seed": 3, "final": False, "echo": lambda line: None, **options}
+    space = parse_space(options.pop("space", SPACE), "test space")
+    base = load_config("tiny", [*BASE, *options.pop("overrides", [])])
+    return run_sweep(folder, base, space, **options)
+
+
+def test_same_seed_same_trials_and_best(tmp_path: Path) -> None:
+    first, second = sweep_once(tmp_path / "a"), sweep_once(tmp_path / "b")
+    assert first["best"] == second["best"] and first["best"] is not None
+    strip = [
+        {k: v for k, v in row.items() if k != "seconds"} for row in read_trials(tmp_path / "a")
+    ]
+    assert strip == [
+        {k: v for k, v in row.items() if k != "seconds"} for row in read_trials(tmp_path / "b")
+    ]
+    assert len(strip) == 4 and {r["status"] for r in strip} <= {"complete", "pruned"}
+    # a different seed draws other parameters
+    third = sweep_once(tmp_path / "c", seed=4)
+    assert [r["train.lr"] for r in read_trials(tmp_path / "c")] != [r["train.lr"] for r in strip]
+    assert third["counts"]["complete"] >= 1
+    # the outputs a user reads
+    folder = tmp_path / "a"
+    for name in ("trials.json", "best.yaml", "report.md", "front.png", "curves.png", "space.yaml"):
+        assert (folder / name).is_file(), name
+    report = (folder / "report.md").read_text()
+    assert f"best: trial {first['best']['number']}" in report
+    trials = json.loads((folder / "trials.json").read_text())
+    complete = [t for t in trials if t["status"] == "complete"]
+    assert all(t["curve"] and t["figures"]["macs"] > 0 for t in complete)
+
+
+def test_over_budget_trials_are_rejected_before_training(tmp_path: Path) -> None:
+    """With a MAC budget between the cheapest and the dearest network of the space, the dear
+    ones end over budget without a trial folder (never trained) and the best one fits."""
+    space = {"model.kernel_size": {"choices": [3, 9]}, "model.downsample": {"choices": [1, 2]}}
+    base = load_config("tiny", BASE)
+    macs = {}
+    from edgekit.data.prepare import prepare_data
+    from edgekit.models import Conv2dFSQNet
+    from edgekit.train.loop import net_config_for
+
+    data = prepare_data(base.data)
+    for kernel in (3, 9):
+        for stages in (1, 2):
+            config = load_config(
+                "tiny", [*BASE, f"model.kernel_size={kernel}", f"model.downsample={stages}"]
+            )
+            model = Conv2dFSQNet(net_config_for(config, data, quant=False))
+            macs[kernel, stages] = figures_of(model, "onnx", Budget())["macs"]
+    limit = sorted(macs.values())[1]  # two of the four networks fit
+    summary = sweep_once(tmp_path / "s", space=space, trials=6, budget=Budget({"macs": limit}))
+    rows = read_trials(tmp_path / "s")
+    over = [r for r in rows if r["status"] == "over_budget"]
+    assert over and all(int(r["macs"]) > limit and r["reason"].startswith("macs ") for r in over)
+    assert all(not (tmp_path / "s" / "trials" / f"{int(r['number']):04d}").exists() for r in over)
+    fitting = [r for r in rows if r["status"] != "over_budget"]
+    assert fitting and all(int(r["macs"]) <= limit for r in fitting)
+    assert int(summary["best"]["params"]["model.kernel_size"]) in (3, 9)
+    assert summary["counts"]["over_budget"] == len(over)
+
+
+def test_no_trial_within_budget_is_one_clear_error(tmp_path: Path) -> None:
+    from edgekit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no trial .* completed within the budget"):
+        sweep_once(tmp_path / "s", trials=2, budget=Budget({"params": 10}))
+    assert (tmp_path / "s" / "trials.csv").is_file()  # what was tried is still reported
+
+
+def test_best_config_trains_again_to_its_score_and_passes_parity(tmp_path: Path) -> None:
+    """The final run of best.yaml (test split read once, here) reproduces the trial's validation
+    score, exports and passes parity; its budget figures are measured on the export."""
+    summary = sweep_once(tmp_path / "s", trials=2, final=True, budget=Budget({"macs": 10**7}))
+    final = summary["final"]
+    assert final["int8_val_accuracy"] == pytest.approx(summary["best"]["value"])
+    assert final["parity_passed"] and final["device_passed"] and not final["violations"]
+    assert final["figures"]["macs"] > 0
+    best_yaml = tmp_path / "s" / "best.yaml"
+    assert (
+        load_config(best_yaml).digest()
+        == load_config(
+            None, [], base=load_config(tmp_path / "s" / "best" / "config.resolved.yaml")
+        ).digest()
+    )
+    assert "## The chosen model" in (tmp_path / "s" / "report.md").read_text()
+
+
+def test_a_killed_sweep_resumes_and_a_second_sweep_cannot_share_its_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "s"
+    args = [sys.executable, "-m", "edgekit.cli", "sweep", "--config", "tiny", "--no-final"]
+    args += ["--trials", "4", "--seed", "3", "--out", str(folder)]
+    for item in ["train.threads=2", "train.float_epochs=30", "train.qat_epochs=2"]:
+        args += ["--set", item]
+    space = tmp_path / "space.yaml"
+    space.write_text(json.dumps(SPACE))
+    process = subprocess.Popen([*args, "--space", str(space)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (folder / "trials" / "0001" / "config.resolved.yaml").is_file():
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        with pytest.raises(RunLockError, match="is being written by"):
+            sweep_once(folder)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    lines: list[str] = []
+    base = ["train.float_epochs=30", "train.qat_epochs=2"]
+    summary = sweep_once(folder, overrides=base, echo=lines.append)
+    assert lines[1] == "resuming: 1 trials finished, 1 interrupted trial(s) queued again"
+    rows = read_trials(folder)
+    assert len(rows) == 4 and summary["best"] is not None
+    assert [r["number"] for r in rows] == ["0", "2", "3", "4"]  # 1 was cut; its params ran as 2
+    keys = list(SPACE)
+    assert trial_params(folder / "trials" / "0001", keys) == trial_params(
+        folder / "trials" / "0002", keys
+    )
+
+
+def trial_params(trial_folder: Path, keys: list[str]) -> list[object]:
+    """The searched keys' values in a trial's resolved config."""
+    import yaml
+
+    config = yaml.safe_load((trial_folder / "config.resolved.yaml").read_text())
+    return [config[k.split(".")[0]][k.split(".")[1]] for k in keys]
+
+
+def test_budget_units_and_violations() -> None:
+    budget = parse_budget("flash=64k,ram=20k,macs=2M,params=50k,latency_ms=5,cpu_mhz=80", "mcu")
+    assert budget.limits == {
+        "flash": 65536,
+        "ram": 20480,
+        "macs": 2_000_000,
+        "params": 50_000,
+        "latency_ms": 5,
+    }
+    assert budget.cpu_mhz == 80
+    assert budget.violations({"flash_bytes": 65536, "ram_bytes": 20481, "macs": 10}) == [
+        "ram 20481 > 20480"
+    ]
+    assert Budget().violations({"hailo_ready": False, "hailo_errors": ["R3"]}) == [
+        "not Hailo-ready (R3)"
+    ]
+
+
+def test_mcu_figures_are_analyze_s_and_latency_follows_the_clock(tmp_path: Path) -> None:
+    from edgekit.analyze import analyze_config
+
+    config = load_config("tiny", BASE)
+    analysis = analyze_config(config, "mcu")
+    from edgekit.data.prepare import prepare_data
+    from edgekit.models import Conv2dFSQNet
+    from edgekit.train.loop import net_config_for
+
+    model = Conv2dFSQNet(net_config_for(config, prepare_data(config.data), quant=False))
+    figures = figures_of(model, "mcu", parse_budget("latency_ms=1,cpu_mhz=50", "mcu"))
+    mcu = analysis["mcu"]
+    assert figures["flash_bytes"] == mcu["flash_estimate"]["dsp"][1]
+    assert figures["ram_bytes"] == mcu["ram_estimate"][1]
+    assert figures["instructions"] == mcu["instructions_estimate"]["dsp"]
+    assert figures["latency_ms"] == pytest.approx(figures["instructions"] / 50_000, abs=1e-3)
+    assert figures["macs"] == analysis["totals"]["macs"]
+
+
+def test_pareto_front_and_best_row() -> None:
+    def row(number: int, value: float | None, macs: int, status: str = "complete") -> TrialRow:
+        return TrialRow(number, status, value, {}, {"macs": macs})
+
+    rows = [
+        row(0, 0.8, 100),
+        row(1, 0.9, 300),
+        row(2, 0.7, 200),
+        row(3, 0.9, 250),
+        row(4, None, 1, "pruned"),
+    ]
+    assert [r.number for r in pareto_front(rows, "macs")] == [0, 3]
+    best = best_row(rows)
+    assert best is not None and best.number == 3  # ties on score go to fewer MACs
+
+
+def test_the_default_space_is_valid_and_names_the_ablation_levers() -> None:
+    space = load_space(None)
+    assert {"model.size", "augment.jitter", "model.fsq_levels"} <= set(space.keys)
+    config = space.config_for(
+        load_config(), {"model.fsq_levels": "[8, 6, 5]", "model.size": "tiny"}
+    )
+    assert config.model.fsq_levels == (8, 6, 5) and config.model.size == "tiny"
+    assert os.path.basename(space.source.split()[-1]) == "sweep_space.yaml"
