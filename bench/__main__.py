@@ -3,6 +3,7 @@
 uv run python -m bench            # all
 uv run python -m bench training   # one or more of: training inference link fuzz memory mcu
 uv run python -m bench accuracy   # public sets, seeds, ablation arms: see bench/accuracy.py
+uv run python -m bench sweep      # the sweep against the default recipe, local and on Ray
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import accuracy, fuzz, inference, link, mcu, memory, training
+from bench import accuracy, fuzz, inference, link, mcu, memory, sweep, training
 
 BENCHMARKS = {
     "training": training.run,
@@ -168,5 +169,7 @@ def main(names: list[str]) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["accuracy"]:
         accuracy.main(sys.argv[2:])
+    elif sys.argv[1:2] == ["sweep"]:
+        sweep.main(sys.argv[2:])
     else:
         main(sys.argv[1:])

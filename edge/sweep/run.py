@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,7 @@ def run_sweep(
             f"for {target}, budget {budget.describe()}, "
             + (f"Ray at {ray}" if ray else f"{workers} local worker(s)")
         )
+        started = time.perf_counter()
         if ray:
             from edgekit.sweep.ray_tune import run_on_ray
 
@@ -114,7 +116,12 @@ def run_sweep(
             "metric": metric,
         }
         best = write_results(folder, rows, space, base, context)
-        summary: dict[str, Any] = {"counts": counts(rows), "best": None, "final": None}
+        summary: dict[str, Any] = {
+            "counts": counts(rows),
+            "search_seconds": round(time.perf_counter() - started, 1),
+            "best": None,
+            "final": None,
+        }
         if best is None:
             raise ConfigError(
                 f"no trial of {folder} completed within the budget ({budget.describe()}); see "
