@@ -61,6 +61,13 @@ from edgekit.cli_options import build_config, config_option, data_option, set_op
     "(needs the ray extra).",
 )
 @click.option(
+    "--gpus-per-trial",
+    type=click.FloatRange(min=0, max=1),
+    default=0.0,
+    show_default=True,
+    help="With --ray: the share of a GPU each trial asks for (train.device=auto then uses it).",
+)
+@click.option(
     "--final/--no-final",
     default=True,
     show_default=True,
@@ -78,6 +85,7 @@ def sweep(
     workers: int,
     seed: int,
     ray_address: str | None,
+    gpus_per_trial: float,
     final: bool,
 ) -> None:
     """Search for the most accurate model that fits the target's budget (validation only)."""
@@ -98,6 +106,7 @@ def sweep(
         workers=workers,
         seed=seed,
         ray=ray_address,
+        gpus_per_trial=gpus_per_trial,
         final=final,
         echo=click.echo,
     )

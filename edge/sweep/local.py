@@ -15,14 +15,14 @@ from typing import Any
 
 from edgekit.sweep.results import TrialRow, progress_line, row_from_attributes
 from edgekit.sweep.space import SearchSpace
-from edgekit.sweep.trial import SweepSetup, run_trial
+from edgekit.sweep.trial import SweepSetup, first_rung, run_trial
 
 STUDY_NAME = "edgekit-sweep"
 JOURNAL = "study.journal"
 INTERRUPTED = "interrupted"  # user attr status of a trial a kill or Ctrl-C cut short
 
 
-def open_study(folder: Path, seed: int) -> Any:
+def open_study(folder: Path, seed: int, min_resource: int) -> Any:
     """The sweep's study in `folder/study.journal` (made on first use). The sampler's seed moves
     on with the trials already there, so a resumed sweep draws new parameters."""
     import optuna
@@ -35,7 +35,9 @@ def open_study(folder: Path, seed: int) -> Any:
         study_name=STUDY_NAME,
         storage=storage,
         direction="maximize",
-        pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource="auto", reduction_factor=3),
+        pruner=optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=min_resource, reduction_factor=3
+        ),
         load_if_exists=True,
     )
     study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
@@ -165,7 +167,7 @@ def run_local(
     echo: Callable[[str], None],
 ) -> list[TrialRow]:
     """Run the sweep until `trials` trials have a result; returns the trial table."""
-    study = open_study(folder, seed)
+    study = open_study(folder, seed, first_rung(setup))
     recovered = recover_interrupted(study)
     done = finished(study)
     if done or recovered:
@@ -193,7 +195,7 @@ def run_local(
                 if process.is_alive():
                     process.terminate()
                     process.join()
-    return rows_of(open_study(folder, seed))
+    return rows_of(open_study(folder, seed, first_rung(setup)))
 
 
 def _optimize(
@@ -205,7 +207,7 @@ def _optimize(
     echo: Callable[[str], None],
 ) -> None:
     """`count` trials on the study in this process; `tally` (trials in all, workers) for the ETA."""
-    study = open_study(folder, seed)
+    study = open_study(folder, seed, first_rung(setup))
     total, workers = tally
 
     def announce(study: Any, frozen: Any) -> None:

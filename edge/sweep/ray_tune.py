@@ -22,7 +22,7 @@ from typing import Any
 
 from edgekit.errors import ConfigError
 from edgekit.sweep.results import TrialRow, progress_line, row_from_attributes
-from edgekit.sweep.trial import SweepSetup, run_trial
+from edgekit.sweep.trial import SweepSetup, first_rung, run_trial
 
 OBJECT_STORE_BYTES = 256 * 1024**2  # the prepared data is shipped once; trials send back numbers
 EXPERIMENT = "edgekit"
@@ -160,20 +160,27 @@ def run_on_ray(
     folder: Path,
     trials: int,
     seed: int,
-    address: str,
+    cluster: tuple[str, float],
     echo: Callable[[str], None],
 ) -> list[TrialRow]:
-    """Run the sweep as Ray Tune trials (one CPU each) on the cluster at `address`; resumes the
-    experiment in `folder/ray` when one is there. Returns the trial table."""
+    """Run the sweep as Ray Tune trials on the cluster at `cluster` = (address, GPUs per trial),
+    one CPU each (and that GPU share, when asked); resumes the experiment in `folder/ray` when one
+    is there. Returns the trial table."""
+    address, gpus = cluster
     disconnect = connect(address)
     try:
-        return _tune(setup, folder.resolve(), trials, seed, echo)
+        return _tune(setup, folder.resolve(), trials, seed, gpus, echo)
     finally:
         disconnect()
 
 
 def _tune(
-    setup: SweepSetup, folder: Path, trials: int, seed: int, echo: Callable[[str], None]
+    setup: SweepSetup,
+    folder: Path,
+    trials: int,
+    seed: int,
+    gpus: float,
+    echo: Callable[[str], None],
 ) -> list[TrialRow]:
     import optuna
     from ray import tune
@@ -183,7 +190,8 @@ def _tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     epochs = setup.base.train.float_epochs + setup.base.train.qat_epochs
     trainable = tune.with_resources(
-        tune.with_parameters(_trainable, setup=setup), {"cpu": setup.threads}
+        tune.with_parameters(_trainable, setup=setup),
+        {"cpu": setup.threads, **({"gpu": gpus} if gpus else {})},
     )
     rows: list[TrialRow] = []
 
@@ -214,7 +222,7 @@ def _tune(
         scheduler = ASHAScheduler(
             time_attr="epoch",
             max_t=epochs + 1,
-            grace_period=max(1, epochs // 9),
+            grace_period=first_rung(setup),
             reduction_factor=3,
         )
         tuner = tune.Tuner(

@@ -294,7 +294,8 @@ def final_lines(final: dict[str, Any]) -> list[str]:
         f"validation {final['int8_val_accuracy']:.4f} (the trial's: {final['trial_value']:.4f}); "
         f"test int8 {final['int8_test_accuracy']:.4f}, float twin {final['float_test_accuracy']:.4f}",
         f"parity: {'PASS' if final['parity_passed'] else 'FAIL'}; device: "
-        f"{'PASS' if final['device_passed'] else 'FAIL'}",
+        f"{'PASS' if final['device_passed'] else 'FAIL'}"
+        + (f" ({final['failure']})" if final.get("failure") else ""),
     ]
     measured = ", ".join(f"{k} {v}" for k, v in final["figures"].items())
     verdict = (

@@ -9,6 +9,7 @@ curves.png, and best/ (the final run). One sweep writes a folder at a time (its 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.config import RunConfig
-from edgekit.errors import ConfigError
+from edgekit.errors import ConfigError, EdgekitError, GateError, ParityError
 from edgekit.rundir.artifacts import read_json, write_json, write_text
 from edgekit.sweep.budget import Budget
 from edgekit.sweep.results import (
@@ -50,6 +51,17 @@ def _check_settings(folder: Path, settings: dict[str, Any]) -> None:
     write_json(path, settings)
 
 
+def absolute_source(config: RunConfig) -> RunConfig:
+    """The config with a relative data path made absolute: trials on Ray run in other folders."""
+    scheme, sep, rest = config.data.source.partition(":")
+    path = Path(rest)
+    if not sep or path.is_absolute() or not path.exists():
+        return config
+    return dataclasses.replace(
+        config, data=dataclasses.replace(config.data, source=f"{scheme}:{path.resolve()}")
+    )
+
+
 def run_sweep(
     sweep: str | Path,
     base: RunConfig,
@@ -61,16 +73,19 @@ def run_sweep(
     workers: int = 1,
     seed: int = 0,
     ray: str | None = None,
+    gpus_per_trial: float = 0.0,
     final: bool = True,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run (or resume) a sweep into `sweep`; returns its summary (counts, best trial, final run)."""
+    """Run (or resume) a sweep into `sweep`; returns its summary (counts, best trial, final run).
+    `ray` is a cluster address (or `local`); `gpus_per_trial` a GPU share each Ray trial asks for."""
     from edgekit.data.prepare import prepare_data
     from edgekit.rundir.lock import run_lock
     from edgekit.train.loop import selection_metric
 
     folder = Path(sweep)
     budget = budget or Budget()
+    base = absolute_source(base)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -102,7 +117,7 @@ def run_sweep(
         if ray:
             from edgekit.sweep.ray_tune import run_on_ray
 
-            rows = run_on_ray(setup, folder, trials, seed, ray, echo)
+            rows = run_on_ray(setup, folder, trials, seed, (ray, gpus_per_trial), echo)
         else:
             from edgekit.sweep.local import run_local
 
@@ -134,7 +149,10 @@ def run_sweep(
                 folder, space.config_for(base, best.params), best, target, budget, echo
             )
             write_text(folder / "report.md", render_report(rows, space, context, summary["final"]))
+        failure = summary["final"].pop("failure") if summary["final"] else None
         write_json(folder / "summary.json", summary)
+    if failure is not None:  # after every output is written: the sweep and its final run stand
+        raise failure
     return summary
 
 
@@ -177,18 +195,25 @@ def final_run(
     from edgekit.rundir.lock import run_lock
 
     run_dir = folder / "best"
+    failure: EdgekitError | None = None
     if (run_dir / layout.SUMMARY).is_file() and load_run_config(
         run_dir
     ).digest() == config.digest():
         echo(f"final: {run_dir} already holds trial {best.number}'s finished run; kept")
         summary = read_json(run_dir / layout.SUMMARY)
+        if not summary["parity_passed"]:
+            failure = ParityError(f"the final run's parity failed; see {run_dir / layout.PARITY}")
     else:
         echo(f"final: trial {best.number}'s config into {run_dir} (train to verify)")
         run_dir.mkdir(exist_ok=True)
         with run_lock(run_dir, "sweep"):
-            summary = run_pipeline(
-                run_dir, config, target, default_device(target), echo=echo, show_progress=False
-            )
+            try:
+                summary = run_pipeline(
+                    run_dir, config, target, default_device(target), echo=echo, show_progress=False
+                )
+            except (ParityError, GateError) as err:  # the run is complete; its report says why
+                failure = err
+                summary = read_json(run_dir / layout.SUMMARY)
     metrics = read_json(run_dir / "metrics.json")
     figures = measured_figures(run_dir, metrics, target, budget)
     return {
@@ -201,6 +226,7 @@ def final_run(
         "device_passed": summary["device"]["passed"],
         "figures": figures,
         "violations": budget.violations(figures),
+        "failure": failure,
     }
 
 

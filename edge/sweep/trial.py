@@ -56,6 +56,12 @@ class TrialOutcome:
         }
 
 
+def first_rung(setup: SweepSetup) -> int:
+    """Epochs every trial trains before the pruner compares it: a ninth of the planned epochs (rungs
+    at 1/9, 1/3 and all of them with halving by 3), so early, noisy epochs prune nothing."""
+    return max(1, (setup.base.train.float_epochs + setup.base.train.qat_epochs) // 9)
+
+
 def trial_data(setup: SweepSetup, config: RunConfig) -> PreparedData:
     """The prepared data of a trial: the sweep's own unless the trial changed data.* keys."""
     if config.data == setup.base.data:

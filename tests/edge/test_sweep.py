@@ -108,7 +108,16 @@ def test_no_trial_within_budget_is_one_clear_error(tmp_path: Path) -> None:
 def test_best_config_trains_again_to_its_score_and_passes_parity(tmp_path: Path) -> None:
     """The final run of best.yaml (test split read once, here) reproduces the trial's validation
     score, exports and passes parity; its budget figures are measured on the export."""
-    summary = sweep_once(tmp_path / "s", trials=2, final=True, budget=Budget({"macs": 10**7}))
+    # one point: the tiny preset itself (its learning rate), whose pipeline the session's
+    # fixture runs too; with the preset's epochs
+    summary = sweep_once(
+        tmp_path / "s",
+        space={"train.lr": {"choices": [0.01]}},
+        overrides=["train.float_epochs=20", "train.qat_epochs=6"],
+        trials=1,
+        final=True,
+        budget=Budget({"macs": 10**7}),
+    )
     final = summary["final"]
     assert final["int8_val_accuracy"] == pytest.approx(summary["best"]["value"])
     assert final["parity_passed"] and final["device_passed"] and not final["violations"]
@@ -225,3 +234,35 @@ def test_the_default_space_is_valid_and_names_the_ablation_levers() -> None:
     )
     assert config.model.fsq_levels == (8, 6, 5) and config.model.size == "tiny"
     assert os.path.basename(space.source.split()[-1]) == "sweep_space.yaml"
+
+
+def test_two_local_workers_share_one_journal(tmp_path: Path) -> None:
+    """Two worker processes on the study's journal: the trials are split between them, each
+    runs, and the table holds them all."""
+    summary = sweep_once(tmp_path / "s", trials=3, workers=2)
+    rows = read_trials(tmp_path / "s")
+    assert sorted(int(r["number"]) for r in rows) == [0, 1, 2]
+    assert sum(summary["counts"].values()) == 3 and summary["best"] is not None
+
+
+def test_a_network_the_windows_cannot_carry_is_recorded_invalid(tmp_path: Path) -> None:
+    from edgekit.errors import ConfigError
+
+    space = {"model.kernel_size": {"choices": [33]}}  # longer than the tiny preset's 32-step rows
+    with pytest.raises(ConfigError, match="no trial"):
+        sweep_once(tmp_path / "s", space=space, trials=1)
+    (row,) = read_trials(tmp_path / "s")
+    assert row["status"] == "invalid" and "too short" in row["reason"]
+
+
+def test_a_relative_data_path_is_made_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgekit.sweep.run import absolute_source
+
+    (tmp_path / "ts").mkdir()
+    monkeypatch.chdir(tmp_path)
+    config = absolute_source(load_config(None, ["data.source=ts:ts"]))
+    assert config.data.source == f"ts:{tmp_path / 'ts'}"
+    bundled = load_config(None, [])
+    assert absolute_source(bundled) == bundled
