@@ -122,6 +122,7 @@ def test_help_lists_every_stage() -> None:
         "device",
         "evaluate",
         "analyze",
+        "sweep",
     }
     assert set(cli.commands) == expected
     result = CliRunner().invoke(cli, ["--help"])
