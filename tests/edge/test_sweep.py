@@ -266,3 +266,13 @@ def test_a_relative_data_path_is_made_absolute(
     assert config.data.source == f"ts:{tmp_path / 'ts'}"
     bundled = load_config(None, [])
     assert absolute_source(bundled) == bundled
+
+
+def test_ray_without_the_extra_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgekit.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    with pytest.raises(ConfigError, match=r"needs Ray, which is not installed; install the extra"):
+        sweep_once(tmp_path / "s", trials=1, ray="local")
