@@ -66,6 +66,7 @@ def recover_interrupted(study: Any) -> int:
     again (the sweep's lock guarantees no other process is running them); returns how many."""
     from optuna.trial import TrialState
 
+    # Optuna has no public call to end another process's trial: the storage does it
     trials = study.get_trials(deepcopy=False)
     requeued = {t.user_attrs.get("requeue_of") for t in trials}
     recovered = 0

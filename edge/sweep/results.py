@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekit.sweep.space import SearchSpace, decode
+from edgekit.sweep.space import SearchSpace, decode, encode
 
 STATUSES = ("complete", "pruned", "over_budget", "invalid", "failed", "running")
 FIGURE_COLUMNS = (
@@ -152,7 +152,7 @@ def importances(rows: list[TrialRow], space: SearchSpace) -> dict[str, float]:
     distributions = space.distributions()
     study = optuna.create_study(direction="maximize")
     for r in complete:
-        params = {k: _encoded(v) for k, v in r.params.items() if k in distributions}
+        params = {k: encode(v) for k, v in r.params.items() if k in distributions}
         study.add_trial(
             create_trial(
                 params=params,
@@ -164,12 +164,6 @@ def importances(rows: list[TrialRow], space: SearchSpace) -> dict[str, float]:
         return dict(optuna.importance.get_param_importances(study))
     except (ValueError, RuntimeError):  # a key never varied among the complete trials
         return {}
-
-
-def _encoded(value: Any) -> Any:
-    from edgekit.sweep.space import encode
-
-    return encode(value)
 
 
 def eta_seconds(rows: list[TrialRow], total: int, workers: int) -> float | None:
