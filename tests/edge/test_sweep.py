@@ -276,3 +276,9 @@ def test_ray_without_the_extra_is_one_clear_error(
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
     with pytest.raises(ConfigError, match=r"needs Ray, which is not installed; install the extra"):
         sweep_once(tmp_path / "s", trials=1, ray="local")
+
+
+def test_hailo_target_records_the_readiness_verdict_of_each_trial(tmp_path: Path) -> None:
+    sweep_once(tmp_path / "s", trials=1, target="hailo")
+    (trial,) = json.loads((tmp_path / "s" / "trials.json").read_text())
+    assert trial["figures"]["hailo_ready"] is True and trial["status"] == "complete"
