@@ -48,6 +48,10 @@ class Budget:
             over.append(f"not Hailo-ready ({', '.join(figures.get('hailo_errors', []))})")
         return over
 
+    def latency_ms(self, instructions: float) -> float | None:
+        """Milliseconds per window at `cpu_mhz`, one instruction a cycle; None without a clock."""
+        return round(instructions / (self.cpu_mhz * 1000), 3) if self.cpu_mhz else None
+
     def describe(self) -> str:
         parts = [f"{key}<={value:g}" for key, value in self.limits.items()]
         parts += [f"cpu_mhz={self.cpu_mhz:g}"] if self.cpu_mhz else []
@@ -126,7 +130,7 @@ def figures_of(model: Any, target: str, budget: Budget, opset: int = 13) -> dict
             instructions=instructions,
         )
         if budget.cpu_mhz:
-            figures["latency_ms"] = round(instructions / (budget.cpu_mhz * 1000), 3)
+            figures["latency_ms"] = budget.latency_ms(instructions)
     elif target == "hailo":
         verdict = untrained_hailo_verdict(model, opset)
         figures.update(hailo_ready=verdict["ready"], hailo_errors=verdict["errors"])

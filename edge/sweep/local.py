@@ -176,7 +176,7 @@ def run_local(
     remaining = max(0, trials - done)
     shares = [remaining // workers + (i < remaining % workers) for i in range(workers)]
     if workers == 1:
-        _optimize(setup, folder, seed, shares[0], (trials, workers), echo)
+        _optimize(study, setup, folder, shares[0], (trials, workers), echo)
     else:
         context = multiprocessing.get_context("spawn")
         processes = [
@@ -196,19 +196,18 @@ def run_local(
                 if process.is_alive():
                     process.terminate()
                     process.join()
-    return rows_of(open_study(folder, seed, first_rung(setup)))
+    return rows_of(study)  # the journal is read again: the workers' trials are there
 
 
 def _optimize(
+    study: Any,
     setup: SweepSetup,
     folder: Path,
-    seed: int,
     count: int,
     tally: tuple[int, int],
     echo: Callable[[str], None],
 ) -> None:
-    """`count` trials on the study in this process; `tally` (trials in all, workers) for the ETA."""
-    study = open_study(folder, seed, first_rung(setup))
+    """`count` trials of `study` in this process; `tally` (trials in all, workers) for the ETA."""
     total, workers = tally
 
     def announce(study: Any, frozen: Any) -> None:
@@ -223,4 +222,5 @@ def _optimize(
 
 def _worker(setup: SweepSetup, folder: Path, seed: int, count: int, tally: tuple[int, int]) -> None:
     """One local worker process: its share of the trials, on the shared journal."""
-    _optimize(setup, folder, seed, count, tally, lambda line: print(line, flush=True))
+    study = open_study(folder, seed, first_rung(setup))
+    _optimize(study, setup, folder, count, tally, lambda line: print(line, flush=True))

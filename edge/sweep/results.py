@@ -204,8 +204,10 @@ def render_report(
     space: SearchSpace,
     context: dict[str, Any],
     final: dict[str, Any] | None,
+    weights: dict[str, float],
 ) -> str:
-    """report.md: what was searched, what was found, and the pictures beside it."""
+    """report.md: what was searched, what was found (`weights`: `importances`), and the pictures
+    beside it."""
     tally = counts(rows)
     best = best_row(rows)
     figure = front_figure(context["target"])
@@ -257,7 +259,6 @@ def render_report(
         f"![validation score against {figure}, the front joined](front.png)",
         "",
     ]
-    weights = importances(rows, space)
     if weights:
         lines += [
             "## What mattered (fANOVA importance over the complete trials)",
@@ -301,8 +302,8 @@ def final_lines(final: dict[str, Any]) -> list[str]:
     return lines
 
 
-def draw(rows: list[TrialRow], space: SearchSpace, target: str, folder: Path) -> None:
-    """front.png, importance.png (when there is one) and curves.png beside report.md."""
+def draw(rows: list[TrialRow], weights: dict[str, float], target: str, folder: Path) -> None:
+    """front.png, importance.png (when there are `weights`) and curves.png beside report.md."""
     from edgekit import plots
 
     figure = front_figure(target)
@@ -311,7 +312,6 @@ def draw(rows: list[TrialRow], space: SearchSpace, target: str, folder: Path) ->
     ]
     front = [(r.figures[figure], r.value) for r in pareto_front(rows, figure)]
     plots.sweep_front(points, front, figure, folder / "front.png")
-    weights = importances(rows, space)
     if weights:
         plots.importance(weights, folder / "importance.png")
     ranked = sorted((r for r in rows if r.status == "complete"), key=lambda r: -(r.value or 0))

@@ -10,7 +10,6 @@ curves.png, and best/ (the final run). One sweep writes a folder at a time (its 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from edgekit.sweep.results import (
     best_row,
     counts,
     draw,
+    importances,
     render_report,
     trials_csv,
     trials_json,
@@ -105,9 +105,9 @@ def run_sweep(
         write_text(folder / "space.yaml", settings["space"])
         write_text(folder / "config.base.yaml", base.to_yaml())
         data = prepare_data(base.data)
-        cpus = os.cpu_count() or 1
-        threads = base.train.threads or max(1, cpus // (1 if ray else workers))
-        setup = SweepSetup(base, space, target, budget, data, 1 if ray else threads)
+        # a Ray trial has one CPU; local workers share this machine's
+        threads = 1 if ray else base.train.threads or max(1, (os.cpu_count() or 1) // workers)
+        setup = SweepSetup(base, space, target, budget, data, threads)
         echo(
             f"sweep: {trials} trials of {', '.join(space.keys)} on {base.data.source} "
             f"for {target}, budget {budget.describe()}, "
@@ -130,7 +130,8 @@ def run_sweep(
             "engine": settings["engine"],
             "metric": metric,
         }
-        best = write_results(folder, rows, space, base, context)
+        weights = importances(rows, space)
+        best = write_results(folder, rows, space, base, context, weights)
         summary: dict[str, Any] = {
             "counts": counts(rows),
             "search_seconds": round(time.perf_counter() - started, 1),
@@ -148,7 +149,8 @@ def run_sweep(
             summary["final"] = final_run(
                 folder, space.config_for(base, best.params), best, target, budget, echo
             )
-            write_text(folder / "report.md", render_report(rows, space, context, summary["final"]))
+            report = render_report(rows, space, context, summary["final"], weights)
+            write_text(folder / "report.md", report)
         failure = summary["final"].pop("failure") if summary["final"] else None
         write_json(folder / "summary.json", summary)
     if failure is not None:  # after every output is written: the sweep and its final run stand
@@ -162,6 +164,7 @@ def write_results(
     space: SearchSpace,
     base: RunConfig,
     context: dict[str, Any],
+    weights: dict[str, float],
 ) -> TrialRow | None:
     """trials.csv/json, best.yaml, report.md and its pictures; returns the best trial."""
     write_text(folder / "trials.csv", trials_csv(rows, space))
@@ -174,8 +177,8 @@ def write_results(
             f"# edgekit sweep {folder}: trial {best.number}, int8 validation {best.value:.4f}\n"
             f"# reproduce: edgekit train --config {folder / 'best.yaml'}\n" + config.to_yaml(),
         )
-    draw(rows, space, context["target"], folder)
-    write_text(folder / "report.md", render_report(rows, space, context, None))
+    draw(rows, weights, context["target"], folder)
+    write_text(folder / "report.md", render_report(rows, space, context, None, weights))
     return best
 
 
@@ -251,10 +254,8 @@ def measured_figures(
                 instructions=build["instructions_per_inference"],
             )
             if budget.cpu_mhz:
-                figures["latency_ms"] = round(
-                    build["instructions_per_inference"] / (budget.cpu_mhz * 1000), 3
-                )
+                figures["latency_ms"] = budget.latency_ms(build["instructions_per_inference"])
     elif target == "hailo":
         reports = sorted((run_dir / "export" / "hailo").glob("*/readiness_report.json"))
-        figures["hailo_ready"] = bool(reports) and json.loads(reports[0].read_text())["ready"]
+        figures["hailo_ready"] = bool(reports) and read_json(reports[0])["ready"]
     return figures
