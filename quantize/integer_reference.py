@@ -1,9 +1,12 @@
 """Integer-only reference of the int8 QDQ graph, as an MCU would run it.
 
 Reads the exported ONNX (not the PyTorch model), so it checks the artifact itself: int8 weights,
-int32 biases, int64 accumulators, fixed-point requantization (Q31 multiplier + shift, as in
-CMSIS-NN/gemmlowp), ReLU as a clamp in the integer domain, and FSQ by integer thresholds instead of
-tanh + round. Only the final dequantization of the outputs uses floats.
+int32 biases, integer accumulators, ReLU as a clamp in the integer domain, and FSQ by integer
+thresholds instead of tanh + round. Requantization is onnxruntime's (MLAS `MlasRequantizeOutput`,
+the same on x86 and Arm): `round_half_even(float32(float32(acc) * scale))` with the float32 scale
+`x_scale * w_scale / y_scale`; `requantize` computes exactly that in integers (`float32_fields`),
+so this reference, the generated MCU C and onnxruntime give the same integers on every CPU, with or
+without an FPU. Only the final dequantization of the outputs uses floats.
 
 The graph is first lowered to a chain of integer steps (`IntegerReference.steps`); NumPy runs
 them here and the MCU target generates C from the same steps, so both compute one thing.
@@ -77,7 +80,7 @@ class ConvStep:
     pads: tuple[int, int, int, int]  # top, left, bottom, right
     dilations: tuple[int, int]
     relu: bool
-    real_multiplier: np.ndarray  # (O,) float64: accumulator scale / output scale
+    scale: np.ndarray  # (O,) float32: x_scale * w_scale / y_scale, rounded as onnxruntime does
 
     @property
     def macs(self) -> int:
@@ -87,13 +90,13 @@ class ConvStep:
 @dataclass(frozen=True)
 class PoolStep:
     """GlobalAveragePool as an integer sum + optional ReLU + requantization (the division by the
-    area is folded into the multiplier)."""
+    area is folded into the scale)."""
 
     name: str
     input: Tensor
     output: Tensor
     relu: bool
-    real_multiplier: float
+    scale: np.ndarray  # (1,) float32: x_scale / (y_scale * area), as onnxruntime computes it
 
 
 @dataclass(frozen=True)
@@ -122,16 +125,10 @@ class ReferenceResult:
     codes: np.ndarray
 
 
-def fixed_point_multiplier(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Q31 multiplier and right shift with `real ≈ multiplier * 2^-(31 + shift)` (real in (0, 1) typically)."""
-    mantissa, exponent = np.frexp(
-        real.astype(np.float64)
-    )  # real = mantissa * 2^exponent, mantissa in [0.5, 1)
-    multiplier = np.round(mantissa * (1 << 31)).astype(np.int64)
-    overflow = multiplier == (1 << 31)
-    multiplier[overflow] //= 2
-    exponent = exponent + overflow
-    return multiplier, -exponent
+def float32_fields(scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A positive float32 scale as `mantissa * 2^-shift`, mantissa an integer in [2^23, 2^24)."""
+    fraction, exponent = np.frexp(np.asarray(scale, np.float32).astype(np.float64))
+    return (fraction * (1 << 24)).astype(np.int64), (24 - exponent).astype(np.int64)
 
 
 def integer_range(zero_point: np.ndarray) -> tuple[int, int]:
@@ -140,15 +137,48 @@ def integer_range(zero_point: np.ndarray) -> tuple[int, int]:
     return int(info.min), int(info.max)
 
 
-def requantize(
-    acc: np.ndarray, real_multiplier: np.ndarray, zero_point: int, lo: int, hi: int
-) -> np.ndarray:
-    """`clamp(round(acc * M) + zp)` in integers only; M per channel (axis 1)."""
-    multiplier, shift = fixed_point_multiplier(real_multiplier)
-    total_shift = (31 + shift).reshape(1, -1, 1, 1)
-    product = acc * multiplier.reshape(1, -1, 1, 1)  # |acc| < 2^31 / 2^8 keeps this in int64
-    rounded = (product + (np.int64(1) << (total_shift - 1))) >> total_shift  # round half up
-    result: np.ndarray = np.clip(rounded + zero_point, lo, hi)
+def bit_length(x: np.ndarray) -> np.ndarray:
+    """Bits of each non-negative integer below 2^53 (0 for 0)."""
+    return np.frexp(x.astype(np.float64))[1].astype(np.int64)
+
+
+def round_shift(x: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """`x / 2^k` rounded half to even, for integers x >= 0 and shifts 0 <= k <= 62."""
+    half = (np.int64(1) << k) >> 1
+    odd = (x >> k) & 1 & (k > 0)
+    result: np.ndarray = (x + half - (k > 0) + odd) >> k
+    return result
+
+
+def round_float32(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integers 0 <= x < 2^53 rounded to float32's 24 significant bits, half to even: returns
+    `(significand, exponent)` with value `significand * 2^exponent` and significand <= 2^24."""
+    exponent = np.maximum(bit_length(x) - 24, 0)
+    return round_shift(x, exponent), exponent
+
+
+def requantize(acc: np.ndarray, scale: np.ndarray, zero_point: int, lo: int, hi: int) -> np.ndarray:
+    """`clamp(round_half_even(float32(float32(acc) * scale)) + zp)` as onnxruntime computes it,
+    emulated exactly in integers; `scale` float32 per channel (axis 1).
+
+    float32(acc) is `acc` rounded to 24 significant bits; its product with the scale's 24-bit
+    mantissa is exact in 48 bits and then rounded to 24 bits, as the float32 multiply does; the
+    last rounding to an integer is half to even. Rounding is odd-symmetric, so magnitudes are
+    rounded and the sign put back. Clamping before or after the last rounding is the same (the
+    bounds are integers)."""
+    mantissa, shift = (f.reshape(1, -1, *([1] * (acc.ndim - 2))) for f in float32_fields(scale))
+    magnitude = np.abs(acc).astype(np.int64)
+    significand, exponent = round_float32(magnitude)  # float32(acc)
+    product, product_exponent = round_float32(significand * mantissa)  # < 2^48 before rounding
+    # value = product * 2^(exponent + product_exponent - shift); product <= 2^24, so a right shift
+    # beyond 40 gives 0 and a left shift beyond 10 saturates any 8-bit output
+    right = shift - exponent - product_exponent
+    rounded = np.where(
+        right > 0,
+        round_shift(product, np.clip(right, 0, 40)),
+        product << np.clip(-right, 0, 10),
+    )
+    result: np.ndarray = np.clip(np.sign(acc) * rounded + zero_point, lo, hi)
     return result
 
 
@@ -216,13 +246,12 @@ def run_step(step: Step, q: np.ndarray, accumulation: str = "int32") -> np.ndarr
         return values.reshape(len(q), *out.shape)
     if isinstance(step, ConvStep):
         accumulate = conv_accumulate_avx2 if accumulation == "avx2-u8s8" else conv_accumulate
-        acc, multiplier = accumulate(q, step), step.real_multiplier
+        acc = accumulate(q, step)
     else:  # (N, C, H, W) -> (N, C, 1, 1)
         acc = (q - step.input.zero_point).sum(axis=(2, 3), keepdims=True)
-        multiplier = np.array([step.real_multiplier])
     if step.relu:
         acc = np.maximum(acc, 0)
-    return requantize(acc, multiplier, out.zero_point, out.lo, out.hi).reshape(len(q), *out.shape)
+    return requantize(acc, step.scale, out.zero_point, out.lo, out.hi).reshape(len(q), *out.shape)
 
 
 def fsq_levels(step: FsqStep, q: np.ndarray) -> np.ndarray:
@@ -248,7 +277,9 @@ class _Pending:
     node: NodeProto
     source: int
     input: Tensor
-    scale: np.ndarray  # accumulator scale, per output channel (pooling: one)
+    scale: (
+        np.ndarray
+    )  # float32 accumulator scale x_scale * w_scale per output channel (pooling: x_scale)
     attrs: dict[str, Any]
     weight: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # q, scale, zero point
     bias: np.ndarray | None = None
@@ -345,7 +376,7 @@ class IntegerReference:
                 if source in self.constants:
                     values[node.output[0]] = (
                         self.constants[source].astype(np.int64),
-                        np.atleast_1d(self.constants[node.input[1]]).astype(np.float64),
+                        np.atleast_1d(self.constants[node.input[1]]).astype(np.float32),
                         np.atleast_1d(self.constants[node.input[2]]).astype(np.int64),
                     )
                 else:
@@ -361,9 +392,8 @@ class IntegerReference:
             elif op == "GlobalAveragePool":
                 source = self._activation(values[node.input[0]], node)
                 x = self._tensor(source)
-                area = x.shape[1] * x.shape[2]
                 values[node.output[0]] = _Pending(
-                    node, source, x, np.array([x.scale / area]), attrs
+                    node, source, x, np.array([x.scale], np.float32), attrs
                 )
             elif op == "QuantizeLinear":
                 values[node.output[0]] = self._quantize(values[node.input[0]], node)
@@ -406,7 +436,8 @@ class IntegerReference:
                 f"integer reference: Conv {node.name} is not an int8 x int8 convolution"
             )
         tensor = self._tensor(x)
-        scale = np.broadcast_to(tensor.scale * w[1], (w[0].shape[0],)).astype(np.float64)
+        # float32 products, as onnxruntime forms the scale of QLinearConv
+        scale = np.broadcast_to(np.float32(tensor.scale) * w[1], (w[0].shape[0],))
         pending = _Pending(node, x, tensor, scale, attrs, weight=w)
         if len(node.input) > 2 and node.input[2]:
             bias = values[node.input[2]]
@@ -423,10 +454,11 @@ class IntegerReference:
         scale = float(self.constants[node.input[1]])
         zero_point = self.constants[node.input[2]]
         x, name = value.input, value.node.name or value.node.op_type
-        if value.weight is None:  # pooling: one multiplier for all channels
+        if value.weight is None:  # pooling: one scale for all channels, x / (y * area) in float32
             output = Tensor((x.shape[0], 1, 1), scale, int(zero_point), *integer_range(zero_point))
+            area = np.float32(x.shape[1] * x.shape[2])
             return self._append(
-                PoolStep(name, x, output, value.relu, float(value.scale[0] / scale)),
+                PoolStep(name, x, output, value.relu, value.scale / (np.float32(scale) * area)),
                 value.source,
                 node.output[0],
             )
@@ -453,7 +485,7 @@ class IntegerReference:
                 pads,
                 dilations,
                 value.relu,
-                value.scale / scale,
+                (value.scale / np.float32(scale)).astype(np.float32),
             ),
             value.source,
             node.output[0],

@@ -369,8 +369,8 @@ def parity(run: Run, target: Target, limit: int = 0) -> list[PairReport]:
     ]
 
 
-# The C is the integer reference's arithmetic: 0 LSB. Against onnxruntime's float requantisation
-# it holds the integer reference's own tolerance (int_reference_vs_ort_int8 of the onnx target).
+# The C is the integer reference's arithmetic: 0 LSB. Against onnxruntime it holds the integer
+# reference's own tolerance (int_reference_vs_ort_int8 of the onnx target).
 TOLERANCES = {
     "c_vs_int8_reference": Tolerance(
         max_lsb=0, min_exact_fraction=1.0, min_top1_agreement=1.0, min_code_agreement=1.0

@@ -1,8 +1,9 @@
 """C99 for the int8 model, generated from the integer reference's steps (the lowered QDQ graph).
 
-`model.c` holds the int8 weights as words in the kernels' layout, per-channel bias and Q31
-requantisation records, one layer record per step and `edgekit_model_run`, which moves the input
-to HWC and runs the steps through `edgekit_kernels.h` in one static arena planned here.
+`model.c` holds the int8 weights as words in the kernels' layout, per-channel bias and float32
+requantisation scale records (mantissa and shift), one layer record per step and
+`edgekit_model_run`, which moves the input to HWC and runs the steps through `edgekit_kernels.h` in
+one static arena planned here.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from edgekit.quantize.integer_reference import (
     PoolStep,
     Step,
     Tensor,
-    fixed_point_multiplier,
+    float32_fields,
 )
 
 # beyond any q - zero_point of an 8-bit tensor: clipping FSQ thresholds to it keeps every comparison
 THRESHOLD_LIMIT = 1 << 16
+EXACT_ONLY = 255  # EDGEKIT_EXACT_ONLY: a scale the kernels' fast requantisation path does not take
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,11 @@ def check_supported(reference: IntegerReference) -> None:
         storage_offset(step.input)
         storage_offset(step.output)
         if isinstance(step, ConvStep | PoolStep):
-            multipliers = np.atleast_1d(step.real_multiplier)
-            _, shift = fixed_point_multiplier(multipliers)
-            if not ((31 + shift >= 1) & (31 + shift <= 62)).all() or (multipliers <= 0).any():
+            scales = np.atleast_1d(step.scale)
+            _, shift = float32_fields(np.where(scales > 0, scales, 1))
+            if not ((shift >= 1) & (shift <= 62)).all() or not (scales > 0).all():
                 raise ExportError(
-                    f"mcu: {step.name} needs a requantisation scale outside 2^-31..2^30; retrain or recalibrate"
+                    f"mcu: {step.name} needs a requantisation scale outside 2^-39..2^23; retrain or recalibrate"
                 )
         too_big = isinstance(step, ConvStep) and (
             max(step.input.shape + step.output.shape) > 65535
@@ -157,28 +159,49 @@ def weight_words(step: ConvStep) -> np.ndarray:
     return words.reshape(-1, 4).copy().view("<u4").ravel()
 
 
+def scale_fields(
+    scale: np.ndarray, accumulator_bound: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kernels' record of float32 scales `m * 2^-s` (edgekit_channel_t): `(mantissa,
+    pre_shift, shift)`. The fast requantisation path needs 28 <= s <= 42 and accumulators proved
+    below 2^min(24, 31 - pre_shift) (`accumulator_bound`, per scale); other scales are EXACT_ONLY."""
+    mantissa, shift = float32_fields(np.atleast_1d(scale))
+    pre_shift = np.maximum(35 - shift, 0)
+    limit = np.left_shift(1, np.minimum(24, 31 - pre_shift).clip(0))
+    fast = (shift >= 28) & (shift <= 42) & (np.atleast_1d(accumulator_bound) < limit)
+    return (
+        np.where(fast, mantissa << (7 - np.maximum(shift - 35, 0)).clip(0), mantissa),
+        np.where(fast, pre_shift, EXACT_ONLY),
+        shift,
+    )
+
+
+def accumulator_bound(step: ConvStep | PoolStep) -> np.ndarray:
+    """The largest |accumulator| each output channel of `step` can reach, from its weights, bias
+    and input range: what lets the kernels skip a runtime range check."""
+    x = max(abs(step.input.lo - step.input.zero_point), abs(step.input.hi - step.input.zero_point))
+    if isinstance(step, PoolStep):
+        return np.array([x * step.input.shape[1] * step.input.shape[2]])
+    weight = np.abs(step.weight - step.weight_zero_point.reshape(-1, 1, 1, 1))
+    result: np.ndarray = np.abs(step.bias) + x * weight.reshape(len(weight), -1).sum(axis=1)
+    return result
+
+
 def _stored(tensor: Tensor, value: int) -> int:
     return value - storage_offset(tensor)
 
 
-def _requant_fields(multipliers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    multiplier, shift = fixed_point_multiplier(np.atleast_1d(multipliers))
-    return multiplier, 31 + shift
-
-
 def _conv_source(index: int, step: ConvStep) -> str:
     name = f"step{index}"
-    multiplier, shift = _requant_fields(step.real_multiplier)
+    mantissa, pre_shift, shift = scale_fields(step.scale, accumulator_bound(step))
     zero_points = step.weight_zero_point
     c, h, w = step.input.shape
     o, oh, ow = step.output.shape
     kh, kw = step.weight.shape[2:]
     out_zero_point = _stored(step.output, step.output.zero_point)
-    fast = [33 <= t <= 52 for t in shift]  # the kernels' 32-bit path (see edgekit_conv_output)
     channels = ",\n    ".join(
-        f"{{{int(b)}, {int(m)}, {int(t)}, {int(t) - 32 if f else 0}, "
-        f"{(1 << (int(t) - 33)) + (out_zero_point << (int(t) - 32)) if f else 0}, {int(z)}}}"
-        for b, m, t, f, z in zip(step.bias, multiplier, shift, fast, zero_points, strict=True)
+        f"{{{int(b)}, {int(m)}u, {int(p)}, {int(f)}, {int(z)}}}"
+        for b, m, p, f, z in zip(step.bias, mantissa, pre_shift, shift, zero_points, strict=True)
     )
     out_min = max(-128, out_zero_point) if step.relu else -128
     return (
@@ -189,16 +212,18 @@ def _conv_source(index: int, step: ConvStep) -> str:
         f"static const edgekit_conv_t {name} = {{{name}_weight, {name}_channels, {int(bool(zero_points.any()))}, "
         f"{c}, {h}, {w}, {o}, {oh}, {ow}, {k4(step)}, {kh}, {kw}, {step.strides[0]}, {step.strides[1]}, "
         f"{step.dilations[0]}, {step.dilations[1]}, {step.pads[0]}, {step.pads[1]}, "
-        f"{_stored(step.input, step.input.zero_point)}, {out_zero_point}, {out_min}, {int(all(fast))}}};\n"
+        f"{_stored(step.input, step.input.zero_point)}, {out_zero_point}, {out_min}, "
+        f"{int(bool((pre_shift != EXACT_ONLY).all()))}}};\n"
     )
 
 
 def _pool_source(index: int, step: PoolStep) -> str:
-    multiplier, shift = _requant_fields(np.array([step.real_multiplier]))
+    mantissa, pre_shift, shift = scale_fields(step.scale, accumulator_bound(step))
     c, h, w = step.input.shape
     return (
         f"/* {index}: global average pool {step.name}: ({c},{h},{w}) -> ({c},1,1){', relu' if step.relu else ''} */\n"
-        f"static const edgekit_pool_t step{index} = {{{c}, {h * w}, {int(multiplier[0])}, {int(shift[0])}, "
+        f"static const edgekit_pool_t step{index} = {{{c}, {h * w}, {int(mantissa[0])}u, "
+        f"{int(pre_shift[0])}, {int(shift[0])}, "
         f"{int(step.relu)}, {_stored(step.input, step.input.zero_point)}, "
         f"{_stored(step.output, step.output.zero_point)}}};\n"
     )

@@ -237,7 +237,11 @@ def parity(run: Run, target: Target, limit: int = 0) -> list[PairReport]:
     return reports
 
 
-# Brevitas' own CI accepts ±2 output LSB; we hold QCDQ vs ORT to 1 (the probe measured 0).
+# Brevitas' own CI accepts ±2 output LSB; we hold QCDQ vs ORT to 1 (the probe measured 0). The
+# integer reference requantises as onnxruntime does, so every fused int8 op agrees exactly; the 1 LSB
+# left is for the ops onnxruntime runs in float: the projection (uint8 in, int8 out, so it is not
+# fused into QLinearConv) and FSQ's tanh, whose float32 result may fall on the other side of a
+# threshold than the exact one for a pre-FSQ value within about 1e-6 of it.
 TOLERANCES = {
     "qat_vs_ort_int8": Tolerance(max_lsb=1, min_top1_agreement=1.0, min_code_agreement=1.0),
     "int_reference_vs_ort_int8": Tolerance(

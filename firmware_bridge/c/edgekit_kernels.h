@@ -1,7 +1,8 @@
 /* edgekit int8 kernels for the ops edgekit graphs contain; included by the generated model.c.
  *
- * Bit-exact with edgekit's integer reference (quantize/integer_reference.py): int32 accumulators,
- * Q31 fixed-point requantisation rounding half up, ReLU (as a lower output bound, which equals
+ * Bit-exact with edgekit's integer reference (quantize/integer_reference.py), and so with
+ * onnxruntime: int32 accumulators, onnxruntime's float32 requantisation computed exactly in
+ * integers (no FPU needed: edgekit_requantize), ReLU (as a lower output bound, which equals
  * clamping the accumulator), FSQ by integer thresholds. Activations are stored as int8: a uint8 tensor is stored as q - 128 with its
  * zero point and bounds moved by the same 128.
  *
@@ -39,13 +40,18 @@
 #define EDGEKIT_LIKELY(x) (x)
 #endif
 
+/* pre_shift of a scale that only the exact requantisation takes (see edgekit_requantize) */
+#define EDGEKIT_EXACT_ONLY 255
+
+/* A float32 requantisation scale m * 2^-s (m in [2^23, 2^24)) takes edgekit_requantize's fast path
+ * when 28 <= s <= 42 and the export proved every accumulator of the channel below
+ * 2^min(24, 31 - pre_shift): then mantissa = m << (7 - max(s - 35, 0)) and pre_shift =
+ * max(35 - s, 0). Otherwise mantissa = m and pre_shift = EDGEKIT_EXACT_ONLY. */
 typedef struct {
     int32_t bias;                     /* int32 at input * weight scale */
-    int32_t multiplier;               /* Q31 */
-    int32_t shift;                    /* total right shift s, 1..62 */
-    int32_t high_shift;               /* s - 32 for s in 33..52 (the fast path), else 0 */
-    int32_t offset;                   /* with high_shift: 2^(s-33) + (zero point << (s-32)) */
-    int32_t weight_zero_point;
+    uint32_t mantissa;                /* the scale, see above */
+    uint8_t pre_shift, shift;
+    int16_t weight_zero_point;
 } edgekit_channel_t;
 
 typedef struct {
@@ -57,13 +63,13 @@ typedef struct {
     uint8_t k_h, k_w, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left;
     int16_t in_zero_point, out_zero_point; /* as stored (int8) */
     int16_t out_min; /* -128, or the zero point after a ReLU (see edgekit_conv_output) */
-    uint8_t all_high_shift; /* every channel takes the 32-bit requantisation */
+    uint8_t all_fast; /* no channel is EDGEKIT_EXACT_ONLY (a constant when edgekit_conv is inlined) */
 } edgekit_conv_t;
 
 typedef struct {
     uint16_t channels, area;
-    int32_t multiplier;
-    uint8_t shift, relu;
+    uint32_t mantissa; /* the float32 scale x_scale / (y_scale * area), as in edgekit_channel_t */
+    uint8_t pre_shift, shift, relu;
     int16_t in_zero_point, out_zero_point;
 } edgekit_pool_t;
 
@@ -75,13 +81,6 @@ typedef struct {
     const int8_t *const *code_values; /* per dimension: the stored output of each level */
 } edgekit_fsq_t;
 
-/* round_half_up(acc * multiplier / 2^shift) for any shift in 1..62, held within +-1000 so that
- * adding a zero point cannot overflow (the caller saturates to int8). */
-EDGEKIT_NOINLINE int32_t edgekit_requantize_wide(int32_t acc, int32_t multiplier, int shift) {
-    const int64_t rounded = ((int64_t)acc * multiplier + ((int64_t)1 << (shift - 1))) >> shift;
-    return rounded > 1000 ? 1000 : rounded < -1000 ? -1000 : (int32_t)rounded;
-}
-
 static inline int32_t edgekit_saturate(int32_t value) {
 #if EDGEKIT_DSP
     return __ssat(value, 8);
@@ -90,16 +89,70 @@ static inline int32_t edgekit_saturate(int32_t value) {
 #endif
 }
 
-/* clamp(round_half_up(acc * multiplier / 2^shift) + zero_point) to int8. For shift >= 33
- * (multipliers below 1/4, the usual case) the high word of the product P is enough:
- * floor((P + 2^(s-1)) / 2^s) = floor((floor(P / 2^32) + 2^(s-33)) / 2^(s-32)), one SMULL and
- * three instructions; other shifts take the 64-bit path, out of line. */
-static inline int8_t edgekit_requantize(int32_t acc, int32_t multiplier, int shift, int32_t zero_point) {
-    if (shift >= 33) {
-        const int32_t high = (int32_t)(((int64_t)acc * multiplier) >> 32);
-        return (int8_t)edgekit_saturate(((high + (1 << (shift - 33))) >> (shift - 32)) + zero_point);
+/* Bits of x > 0. */
+static inline int edgekit_bit_length(uint64_t x) {
+#if defined(__GNUC__)
+    const uint32_t high = (uint32_t)(x >> 32);
+    return high ? 64 - __builtin_clz(high) : 32 - __builtin_clz((uint32_t)x);
+#else
+    int bits = 0;
+    while (x) x >>= 1, bits++;
+    return bits;
+#endif
+}
+
+/* x / 2^k rounded half to even, k in 1..63. */
+static inline uint64_t edgekit_round_shift(uint64_t x, int k) {
+    return (x + ((uint64_t)1 << (k - 1)) - 1 + ((x >> k) & 1)) >> k;
+}
+
+/* onnxruntime's requantisation (MLAS MlasRequantizeOutput, the same on x86 and Arm),
+ * round_half_even(float32(float32(acc) * scale)) with scale = mantissa * 2^-shift, computed
+ * exactly in integers as the integer reference's `requantize` does: float32(acc) is acc rounded to
+ * 24 significant bits (only |acc| >= 2^24 rounds); its product with the 24-bit mantissa is exact in
+ * 64 bits and rounded to 24 bits, as the float32 multiply does; then it is rounded half to even to
+ * an integer. Rounding is odd-symmetric, so the magnitude is rounded and the sign put back. */
+EDGEKIT_NOINLINE int32_t edgekit_requantize_exact(int32_t acc, uint32_t mantissa, int shift) {
+    if (acc == 0) return 0;
+    uint32_t magnitude = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
+    if (magnitude >= (1u << 24)) { /* float32(acc) */
+        const int k = edgekit_bit_length(magnitude) - 24;
+        magnitude = (uint32_t)edgekit_round_shift(magnitude, k);
+        shift -= k;
     }
-    return (int8_t)edgekit_saturate(edgekit_requantize_wide(acc, multiplier, shift) + zero_point);
+    uint64_t product = (uint64_t)magnitude * mantissa; /* >= 2^23, < 2^48 */
+    const int extra = edgekit_bit_length(product) - 24;
+    if (extra > 0) { /* the float32 product */
+        product = edgekit_round_shift(product, extra);
+        shift -= extra;
+    }
+    /* value = product * 2^-shift, product <= 2^24; held within +-1000 */
+    int32_t value;
+    if (shift > 40) value = 0;
+    else if (shift > 0) value = (int32_t)edgekit_round_shift(product, shift);
+    else value = shift < -10 || (product << -shift) > 1000 ? 1000 : (int32_t)(product << -shift);
+    if (value > 1000) value = 1000;
+    return acc < 0 ? -value : value;
+}
+
+/* edgekit_requantize_exact's result wherever it is below 2^13 in magnitude (beyond, one of at
+ * least 2^13 - 1 of the same sign: any int8 output saturates alike), in a few instructions for
+ * most outputs. The fast path (see edgekit_channel_t): float32(acc) is exact, and one SMULL of
+ * acc * 2^pre_shift by the shifted mantissa gives fixed = floor(acc * m / 2^(s - 10)), the value
+ * with 10 fraction bits. For |value| < 2^13 the float32 product's rounding moves the value by at
+ * most 2^-12, a quarter of fixed's unit, so it can change the final rounding only when fixed's
+ * fraction lies within [half - 2, half + 1]: that case (4 in 1024) takes the exact path. Elsewhere
+ * there are no ties, and rounding half up equals rounding half to even. */
+static inline int32_t edgekit_requantize(int32_t acc, uint32_t mantissa, int pre_shift, int shift, int all_fast) {
+    if (all_fast || EDGEKIT_LIKELY(pre_shift != EDGEKIT_EXACT_ONLY)) {
+        const int32_t fixed = (int32_t)(((int64_t)(acc * (1 << pre_shift)) * (int32_t)mantissa) >> 32);
+        /* fractions half - 2 .. half + 1 are t's low 10 bits 0..3; elsewhere t >> 10 is fixed
+         * rounded to nearest */
+        const int32_t t = fixed + 514;
+        if (EDGEKIT_LIKELY((t & 1023) >= 4)) return t >> 10;
+        mantissa >>= shift > 35 ? 42 - shift : 7;
+    }
+    return edgekit_requantize_exact(acc, mantissa, shift);
 }
 
 /* Widen `groups` groups of four int8 (minus the zero point) into one slot of the interleaved
@@ -172,21 +225,15 @@ EDGEKIT_INLINE int32_t edgekit_patch(const edgekit_conv_t *l, const int8_t *in,
 
 /* One output: bias, weight zero-point correction, requantisation, saturation. A ReLU on the
  * accumulator is the lower bound `out_min` = the output zero point instead: requantisation is
- * monotonic and maps 0 to the zero point. With high_shift k, rounding and zero point are one
- * added constant: (h + r) >> k plus zp equals (h + r + (zp << k)) >> k exactly. */
+ * monotonic and maps 0 to the zero point. */
 static inline int32_t edgekit_conv_output(const edgekit_conv_t *l, int32_t acc, const edgekit_channel_t *channel,
                                           int32_t patch_sum) {
     if (l->weight_zero_points) acc -= channel->weight_zero_point * patch_sum;
     acc += channel->bias;
-    const int high_shift = channel->high_shift;
-    const int32_t out_min = l->out_min, zero_point = l->out_zero_point;
-    int32_t value;
-    if (l->all_high_shift || EDGEKIT_LIKELY(high_shift > 0)) {
-        const int32_t high = (int32_t)(((int64_t)acc * channel->multiplier) >> 32);
-        value = edgekit_saturate((high + channel->offset) >> high_shift);
-    } else {
-        value = edgekit_saturate(edgekit_requantize_wide(acc, channel->multiplier, channel->shift) + zero_point);
-    }
+    const int32_t out_min = l->out_min;
+    const int32_t value =
+        edgekit_saturate(edgekit_requantize(acc, channel->mantissa, channel->pre_shift, channel->shift, l->all_fast) +
+                         l->out_zero_point);
     return out_min > -128 && value < out_min ? out_min : value; /* folded when inlined */
 }
 
@@ -289,13 +336,14 @@ static void edgekit_to_hwc(const int8_t *in, int8_t *out, int channels, int area
         for (int i = 0; i < area; i++) out[i * channels + c] = in[c * area + i];
 }
 
-/* Global average pooling (HWC): the integer sum per channel; the 1/area is in the multiplier. */
+/* Global average pooling (HWC): the integer sum per channel; the 1/area is in the scale. */
 static void edgekit_pool(const edgekit_pool_t *l, const int8_t *in, int8_t *out) {
     for (int c = 0; c < l->channels; c++) {
         int32_t acc = 0;
         for (int i = 0; i < l->area; i++) acc += in[i * l->channels + c] - l->in_zero_point;
         if (l->relu && acc < 0) acc = 0;
-        out[c] = edgekit_requantize(acc, l->multiplier, l->shift, l->out_zero_point);
+        out[c] = (int8_t)edgekit_saturate(edgekit_requantize(acc, l->mantissa, l->pre_shift, l->shift, 0) +
+                                          l->out_zero_point);
     }
 }
 

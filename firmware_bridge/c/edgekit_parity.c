@@ -2,12 +2,16 @@
  *   edgekit_parity run       stdin: N x EDGEKIT_INPUT_BYTES int8
  *                            stdout: per window logits, pre_fsq (int8) and the FSQ code (u32 LE)
  *   edgekit_parity quantize  stdin: N x EDGEKIT_INPUT_BYTES float32 LE; stdout: the int8 input
+ *   edgekit_parity requantize  stdin: N x (acc, mantissa, pre_shift, shift) int32 LE;
+ *                            stdout: N x int32, the kernels' edgekit_requantize held to +-1000
  * Built with -DEDGEKIT_PROFILE -DEDGEKIT_LAYERS (edgekit_layers), `run` also writes, before each
  * window's results, every step's stored output in step order (per-layer parity).
  */
 #include <stdio.h>
 #include <string.h>
 
+#pragma GCC diagnostic ignored "-Wunused-function" /* the kernels this harness does not call */
+#include "edgekit_kernels.h"
 #include "model.h"
 
 #ifdef EDGEKIT_LAYERS
@@ -26,8 +30,17 @@ int main(int argc, char **argv) {
         }
         return 0;
     }
+    if (argc == 2 && strcmp(argv[1], "requantize") == 0) {
+        int32_t fields[4];
+        while (fread(fields, sizeof fields, 1, stdin) == 1) {
+            int32_t value = edgekit_requantize(fields[0], (uint32_t)fields[1], fields[2], fields[3], 0);
+            value = value > 1000 ? 1000 : value < -1000 ? -1000 : value;
+            fwrite(&value, sizeof value, 1, stdout);
+        }
+        return 0;
+    }
     if (argc != 2 || strcmp(argv[1], "run") != 0) {
-        fprintf(stderr, "usage: edgekit_parity run|quantize < windows > results\n");
+        fprintf(stderr, "usage: edgekit_parity run|quantize|requantize < input > results\n");
         return 2;
     }
     while (fread(input, sizeof input, 1, stdin) == 1) {

@@ -337,8 +337,8 @@ def test_parity_layers_are_all_exact_on_a_good_export(run_copy: Path) -> None:
     steps = IntegerReference.from_onnx(run_copy / "export/onnx/model_int8.onnx").steps
     assert [layer["name"] for layer in saved["layers"]] == [step.name for step in steps]
     assert [layer["shape"] for layer in saved["layers"]] == [list(s.output.shape) for s in steps]
-    # 7-bit weights: no int16 saturation on any CPU; requantisation (onnxruntime float32, the
-    # reference Q31) may differ by 1 LSB on some hosts, the int8 pairs' declared tolerance
+    # 7-bit weights: no int16 saturation on any CPU; the requantisation is onnxruntime's, but the
+    # projection onnxruntime runs in float may differ by 1 LSB, the int8 pairs' declared tolerance
     assert all(layer["max_lsb"] <= 1 for layer in saved["layers"])
     report = (run_copy / "parity.md").read_text()
     assert (

@@ -19,14 +19,27 @@ from edgekit.quantize.integer_reference import (
     ConvStep,
     IntegerReference,
     PoolStep,
-    fixed_point_multiplier,
+    Tensor,
+    conv_accumulate,
+    requantize,
 )
 from edgekit.targets import run_export
 from edgekit.targets.mcu import c_source, run_native
-from edgekit.targets.mcu_codegen import activation_floor, generate, plan_arena
+from edgekit.targets.mcu_codegen import (
+    EXACT_ONLY,
+    accumulator_bound,
+    activation_floor,
+    generate,
+    plan_arena,
+    scale_fields,
+)
 from onnx import numpy_helper
 
-from ..quantize.test_integer_reference import FIXTURES, graph_variant
+from ..quantize.test_integer_reference import (
+    FIXTURES,
+    adversarial_requantization,
+    graph_variant,
+)
 
 
 def build_host(reference: IntegerReference, folder: Path) -> Path:
@@ -79,7 +92,7 @@ def layer_variant(kind: str, folder: Path) -> Path:
         set_attr(convs[1], "strides", [1, 3])
     elif kind.startswith(
         "pool input scale"
-    ):  # x4 takes the pooling, /100 the last conv off the 32-bit path
+    ):  # x4 raises the pooling's scale, /100 shrinks the last conv's (other shifts in the C)
         factor = 4.0 if kind.endswith("x4") else 0.01
         inits = {t.name: t for t in model.graph.initializer}
         nodes = list(model.graph.node)
@@ -137,10 +150,49 @@ def test_generated_c_is_bit_exact_with_the_integer_reference(kind: str, tmp_path
     q_inputs = reference.quantize_input(np.concatenate([X, noise]))
     assert len(np.unique(reference.run_quantized(q_inputs).codes)) > 1  # not a constant model
     assert_bit_exact(reference, folder, q_inputs)
-    if kind.startswith("pool input scale"):  # the kernels' 64-bit requantisation path is taken
-        shifts = [31 + fixed_point_multiplier(np.atleast_1d(s.real_multiplier))[1] for s in reference.steps
-                  if isinstance(s, ConvStep | PoolStep)]  # fmt: skip
-        assert min(int(t.min()) for t in shifts) <= 32
+
+
+def test_c_requantisation_is_the_integer_references(tmp_path: Path) -> None:
+    """edgekit_requantize against `requantize` (itself held to float32 arithmetic) on accumulators
+    of every magnitude, scales from 2^-38 to 2^3 and products a few float32 steps from a tie: both
+    paths of the C (the fast one and its near-tie exits, the exact one's roundings and shifts)."""
+    reference = IntegerReference.from_onnx(FIXTURES / "model_int8.onnx")
+    folder = build_host(reference, tmp_path / "c")
+    acc, scale = adversarial_requantization(100_000, seed=1)
+    acc = np.concatenate([acc, [0, 2**31 - 1, -(2**31) + 1, 1 << 24, (1 << 24) + 1, 255]])
+    scale = np.concatenate([scale, np.float32([0.5, 2.0**-38, 2.0**-38, 7.0, 3.0, 2.0**3])])
+    mantissa, pre_shift, shift = scale_fields(scale, np.abs(acc))  # each case's own bound
+    fields = np.stack([acc, mantissa, pre_shift, shift], axis=1).astype("<i4")
+    out = subprocess.run([str(folder / "build" / "edgekit_parity"), "requantize"],
+                         input=fields.tobytes(), capture_output=True, check=True).stdout  # fmt: skip
+    got = np.frombuffer(out, "<i4")
+    expected = requantize(acc.reshape(1, -1, 1, 1), scale, 0, -1000, 1000).ravel()
+    np.testing.assert_array_equal(got, expected)
+    # both paths and the fast path's near-tie exit are taken
+    fast = pre_shift != EXACT_ONLY
+    fixed = ((acc[fast] << pre_shift[fast]) * mantissa[fast]) >> 32
+    near_tie = ((fixed + 512 + 2) & 1023) < 4
+    assert fast.mean() > 0.2 and (~fast).sum() > 1000 and near_tie.sum() > 1000
+
+
+def test_accumulator_bound_is_the_worst_case_and_gates_the_fast_path() -> None:
+    """|bias| + the largest |x - zp| times the sum of |w - w_zp| bounds every accumulator (an input
+    at its bounds with the weights' signs comes near it); a channel that could reach 2^24 takes the
+    exact path only."""
+    x = Tensor((2, 1, 1), 0.1, -3, -128, 127)  # |x - zp| up to 125 below, 130 above
+    y = Tensor((2, 1, 1), 0.1, 0, -128, 127)
+    weight = np.array([[3, -2], [100, 100]]).reshape(2, 2, 1, 1)
+    step = ConvStep("c", x, y, weight, np.array([0, -1]), np.array([-5, 1 << 24]), (1, 1),
+                    (0, 0, 0, 0), (1, 1), False, np.full(2, 2.0**-10, np.float32))  # fmt: skip
+    bound = accumulator_bound(step)
+    assert bound.tolist() == [5 + 130 * 5, (1 << 24) + 130 * 202]  # 127 - zp = 130 > zp + 128
+    worst = np.where(weight[0, :, 0, 0] > 0, 127, -128).reshape(1, 2, 1, 1)
+    acc = conv_accumulate(worst, step)[0, 0, 0, 0]
+    assert acc == 3 * 130 + -2 * -125 - 5 <= bound[0]
+    _, pre_shift, _ = scale_fields(step.scale, bound)
+    assert pre_shift.tolist() == [2, EXACT_ONLY]  # 2^-10 = 2^23 * 2^-33: pre_shift 35 - 33
+    pool = PoolStep("p", Tensor((3, 1, 7), 0.1, 0, 0, 255), y, False, np.ones(1, np.float32))
+    assert accumulator_bound(pool).tolist() == [255 * 7]
 
 
 def test_c_input_quantisation_matches_onnx(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The integer-only reference's arithmetic: fixed-point multipliers, requantization, input saturation."""
+"""The integer reference's arithmetic: float32 scale fields, requantization, input saturation."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from edgekit.quantize.integer_reference import (
     IntegerReference,
     PoolStep,
     Tensor,
-    fixed_point_multiplier,
+    float32_fields,
     requantize,
     run_step,
 )
@@ -22,28 +22,59 @@ from edgekit.quantize.integer_reference import (
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-@pytest.mark.parametrize("real", [0.5, 0.75, 1e-3, 0.999999999999, 1 - 2**-40, 0.3])
-def test_fixed_point_multiplier_is_q31_and_exact_enough(real: float) -> None:
-    multiplier, shift = fixed_point_multiplier(np.array([real]))
-    assert 1 << 30 <= multiplier[0] < 1 << 31  # a Q31 mantissa in [0.5, 1), never 2^31
-    assert abs(multiplier[0] * 2.0 ** -(31 + shift[0]) - real) <= real * 2**-30
+@pytest.mark.parametrize("scale", [0.5, 0.75, 1e-3, 3.0e-9, 1 - 2**-24, 2**-24, 100.0])
+def test_float32_fields_hold_the_scale_exactly(scale: float) -> None:
+    value = np.float32(scale)
+    mantissa, shift = float32_fields(np.array([value]))
+    assert 1 << 23 <= mantissa[0] < 1 << 24  # float32's 24 significant bits
+    assert mantissa[0] * 2.0 ** -int(shift[0]) == float(value)
 
 
-def test_a_mantissa_that_rounds_up_to_one_moves_to_the_next_exponent() -> None:
-    """1 - 2^-40 rounds to 2^31 in Q31: halve it and raise the exponent (the overflow branch)."""
-    near_one = 1 - 2**-40  # frexp exponents 0, 1 and -1 below: the exponent is raised by adding
-    multiplier, shift = fixed_point_multiplier(
-        np.array([near_one, 2 * near_one, near_one / 2, 0.5])
-    )
-    assert multiplier.tolist() == [1 << 30] * 4 and shift.tolist() == [-1, -2, 0, 0]
+def test_requantize_rounds_half_to_even_and_saturates() -> None:
+    acc = np.array([3, 5, -3, -5, 7, 1000, -1000], dtype=np.int64).reshape(1, -1, 1, 1)
+    half = np.full(7, 0.5, np.float32)
+    out = requantize(acc, half, 0, -128, 127).ravel()
+    assert out.tolist() == [2, 2, -2, -2, 4, 127, -128]  # 1.5 -> 2, 2.5 -> 2, 3.5 -> 4
+    shifted = requantize(acc, half, 10, 0, 255).ravel()
+    assert shifted.tolist() == [12, 12, 8, 8, 14, 255, 0]
 
 
-def test_requantize_rounds_half_up_and_saturates() -> None:
-    acc = np.array([3, 5, -3, 1000, -1000], dtype=np.int64).reshape(1, -1, 1, 1)
-    out = requantize(acc, np.full(5, 0.5), 0, -128, 127).ravel()
-    assert out.tolist() == [2, 3, -1, 127, -128]  # 1.5 -> 2, 2.5 -> 3, -1.5 -> -1 (half up)
-    shifted = requantize(acc, np.full(5, 0.5), 10, 0, 255).ravel()
-    assert shifted.tolist() == [12, 13, 9, 255, 0]
+def adversarial_requantization(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Accumulators of every magnitude up to int32 with scales from 2^-38 to 2^3, half of them
+    within a few float32 steps of a product that ends in exactly .5 (where roundings part)."""
+    rng = np.random.default_rng(seed)
+    acc = rng.integers(-(2**31) + 1, 2**31, n) >> rng.integers(0, 31, n)
+    acc[acc == 0] = 1
+    scale = (2.0 ** rng.uniform(-38, 3, n)).astype(np.float32)
+    target = rng.integers(-300, 300, n) + 0.5
+    near = np.abs(target / acc).astype(np.float32)
+    for _ in range(3):  # up to 3 float32 steps either way
+        direction = np.array([-np.inf, 0, np.inf], np.float32)[rng.integers(0, 3, n)]
+        toward = np.where(direction == 0, near, direction).astype(np.float32)
+        near = np.nextafter(near, toward).astype(np.float32)
+    near[near <= 0] = np.float32(2.0**-20)
+    scales = np.where(rng.random(n) < 0.5, scale, near).astype(np.float32)
+    return acc.astype(np.int64), scales
+
+
+def test_requantize_is_onnxruntimes_float32_arithmetic() -> None:
+    """Integers only, yet equal to round_half_even(float32(float32(acc) * scale)) computed in
+    float32 (MLAS MlasRequantizeOutput) on every case, including the ones where rounding the exact
+    product once, or rounding half up, gives another integer."""
+    acc, scale = adversarial_requantization(200_000)
+    in_float32 = np.rint(acc.astype(np.float32) * scale)
+    for zero_point, lo, hi in ((0, -(2**40), 2**40), (-7, -128, 127), (100, 0, 255)):
+        expected = np.clip(in_float32 + zero_point, lo, hi)
+        got = requantize(acc.reshape(1, -1, 1, 1), scale, zero_point, lo, hi).ravel()
+        np.testing.assert_array_equal(got, expected)
+    # the cases reach both float32 roundings and the ties: a reference that rounded the exact
+    # product once (float64 is exact here) or half up would fail them
+    exact = np.abs(acc) < 2**29
+    once = np.rint(acc[exact].astype(np.float64) * scale[exact].astype(np.float64))
+    assert (once != in_float32[exact]).sum() > 1000
+    half_up = np.floor(acc[exact].astype(np.float64) * scale[exact].astype(np.float64) + 0.5)
+    assert (half_up != in_float32[exact]).sum() > 1000
+    assert (acc.astype(np.float32).astype(np.int64) != acc).sum() > 1000  # |acc| >= 2^24 rounds
 
 
 def test_relu_clamps_the_accumulator_at_zero() -> None:
@@ -51,7 +82,7 @@ def test_relu_clamps_the_accumulator_at_zero() -> None:
     one_value = Tensor((1, 1, 1), 1.0, 0, -128, 127)
     q = np.array([-7, -1, 0, 1, 9]).reshape(5, 1, 1, 1)  # five windows of one value each
     for relu, expected in ((True, [0, 0, 0, 1, 9]), (False, [-7, -1, 0, 1, 9])):
-        step = PoolStep("pool", one_value, one_value, relu, 1.0 - 2**-31)
+        step = PoolStep("pool", one_value, one_value, relu, np.array([1.0], np.float32))
         assert run_step(step, q).ravel().tolist() == expected
 
 
@@ -271,7 +302,8 @@ def test_integer_reference_follows_graph_variants(kind: str, tmp_path: Path) -> 
     ):  # the change reaches the outputs
         assert not np.array_equal(plain.logits_q, result.logits_q)
     for step in (s for s in reference.steps if isinstance(s, ConvStep)):  # one per output channel
-        assert step.real_multiplier.shape == step.bias.shape == (step.weight.shape[0],)
+        assert step.scale.shape == step.bias.shape == (step.weight.shape[0],)
+        assert step.scale.dtype == np.float32
     logits = reference.logits_tensor  # what HELLO_ACK describes is what the lowering computes
     assert (reference.output_scale, reference.output_zero_point) == (
         logits.scale,
