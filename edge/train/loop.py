@@ -207,6 +207,7 @@ class Trainer:
             self.run_dir / layout.CHECKPOINTS / ("float.pt" if phase == "float" else "best.pt")
         )
         X, y = self.data.arrays["train"]
+        parameters = list(model.parameters())  # walking the module tree every step costs ~5 %
         progress = Progress(epochs, f"{phase:>5}", enabled=self.show_progress)
         progress.update(state.epoch)
         while state.epoch < epochs and (config.patience == 0 or state.bad_epochs < config.patience):
@@ -231,7 +232,7 @@ class Trainer:
                 total_loss += float(loss.detach()) * len(index)
                 if step % config.grad_accum == 0 or step == len(batches):
                     if config.grad_clip > 0:
-                        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                        nn.utils.clip_grad_norm_(parameters, config.grad_clip)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
             val = self.validate(model)
