@@ -27,6 +27,7 @@ LENGTH_POLICIES = ("error", "pad", "truncate", "resample")
 NORMALIZATIONS = ("auto", "global", "window")
 ROW_LAYOUTS = ("halves", "interleaved")
 SAMPLERS = ("shuffle", "balanced")
+CHECKPOINT_RULES = ("best", "last")
 SELECTION_METRICS = ("auto", "accuracy", "macro_f1")
 MODEL_SIZES = ("auto", "tiny", "small", "medium", "large")
 
@@ -115,6 +116,9 @@ class TrainConfig:
     # checkpoint selection on validation: auto = macro_f1 when the largest train class has more
     # than IMBALANCE_RATIO x the windows of the smallest, else accuracy
     select_on: str = "auto"
+    # which epoch each phase keeps: best (by that validation score, with early stopping) | last
+    # (the schedule's final epoch; validation is only reported, so a tiny val cut cannot pick)
+    checkpoint: str = "best"
     # an epoch (one validation, one checkpoint) is at least this many optimizer steps: a 40-window
     # set passes over its data several times per epoch instead of stopping after a few dozen steps
     min_epoch_steps: int = 32
@@ -225,7 +229,11 @@ def _suggest(name: str, choices: list[str]) -> str:
 # keys a later version replaced -> their replacement; a run written before still loads
 RETIRED_KEYS = {"export.calib_windows": "calibrate.num_windows"}
 # keys added since runs were first written, with the behaviour a run written before them had
-ADDED_KEYS = {"data.normalize": "global", "data.row_layout": "halves"}
+ADDED_KEYS = {
+    "data.normalize": "global",
+    "data.row_layout": "halves",
+    "train.checkpoint": "best",
+}
 
 
 def _drop_retired(values: dict[str, Any]) -> dict[str, Any]:
@@ -363,6 +371,7 @@ def _validate(config: RunConfig) -> None:
     _check_choice("data.row_layout", config.data.row_layout, ROW_LAYOUTS)
     _check_choice("train.sampler", config.train.sampler, SAMPLERS)
     _check_choice("train.select_on", config.train.select_on, SELECTION_METRICS)
+    _check_choice("train.checkpoint", config.train.checkpoint, CHECKPOINT_RULES)
     _check_choice("model.size", config.model.size, MODEL_SIZES)
     _check_choice("model.quant_preset", config.model.quant_preset, ("int8", "po2"))
     _check_choice("model.overflow_fix", config.model.overflow_fix, OVERFLOW_FIXES)

@@ -244,7 +244,7 @@ class Trainer:
                 scheduler.step()
             state.epoch += 1
             key = (val[self.select_on], -val_loss)
-            improved = key > state.best_key
+            improved = config.checkpoint == "last" or key > state.best_key
             state.best_key, state.bad_epochs = (
                 (key, 0) if improved else (state.best_key, state.bad_epochs + 1)
             )

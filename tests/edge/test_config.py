@@ -107,6 +107,7 @@ def test_every_numeric_key_is_range_checked(key: str, raw: str) -> None:
         ("model.fsq_levels=[1000, 1000, 1000]", "least common multiple"),
         ("data.split_fractions=[0.5, 0.5, .nan]", "summing to 1"),
         ("model.channels=[16, 32]", "give 3 positive widths"),
+        ("train.checkpoint=final", "train.checkpoint"),
     ],
 )
 def test_listed_bad_values_are_refused(override: str, message: str) -> None:
@@ -152,6 +153,9 @@ def test_a_run_written_before_normalize_and_row_layout_loads_as_it_was_made(
     old = load_run_config(run)
     assert (old.data.normalize, old.data.row_layout) == ("global", "halves")
     assert load_config(None, []).data.normalize == "auto"
+    del written["train"]["checkpoint"]
+    (run / "config.resolved.yaml").write_text(yaml.safe_dump(written))
+    assert load_run_config(run).train.checkpoint == "best"
     added = ("normalize", "row_layout")
     before_the_key = {k: v for k, v in dataclasses.asdict(old.data).items() if k not in added}
     assert (

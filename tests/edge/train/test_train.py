@@ -306,3 +306,20 @@ def test_evaluate_refuses_a_checkpoint_outside_the_run(trained_run: Path) -> Non
     for name in ("/etc/passwd", "../checkpoints/best.pt", str(trained_run / "checkpoints/best.pt")):
         with pytest.raises(CheckpointError, match="takes a file name inside"):
             run_evaluate(trained_run, checkpoint=name)
+
+
+@pytest.mark.parametrize("rule", ["best", "last"])
+def test_checkpoint_rule_keeps_the_best_or_the_final_epoch(tmp_path: Path, rule: str) -> None:
+    """`best` keeps the epoch with the highest (score, -val loss); `last` keeps the final one. In
+    this run QAT epoch 2 scores as epoch 1 with a higher val loss, so the two rules part."""
+    config = load_config(
+        "tiny",
+        ["train.float_epochs=6", "train.qat_epochs=2", "train.warmup_epochs=0",
+         f"train.checkpoint={rule}"],
+    )  # fmt: skip
+    run_training(tmp_path / "run", config, show_progress=False)
+    history = json.loads((tmp_path / "run/history.json").read_text())
+    qat = [(h["val_acc"], -h["val_loss"]) for h in history if h["phase"] == "qat"]
+    kept = torch.load(tmp_path / "run/checkpoints/best.pt", weights_only=False)["epoch"]
+    assert qat.index(max(qat)) + 1 != len(qat)  # the best epoch is not the last one
+    assert kept == (len(qat) if rule == "last" else qat.index(max(qat)) + 1)
