@@ -428,7 +428,9 @@ def train_both_phases(
     data, device = trainer.data, trainer.device
     checkpoints = trainer.run_dir / layout.CHECKPOINTS
     if resume_state is None or resume_state["phase"] == "float":
-        float_model = Conv2dFSQNet(net_config_for(config, data, quant=False)).to(device)
+        float_net = net_config_for(config, data, quant=False)
+        torch.manual_seed(config.train.seed)  # initial weights from the seed alone
+        float_model = Conv2dFSQNet(float_net).to(device)
         if resume_state is not None:
             float_model.load_state_dict(resume_state["model_state"])
         float_model = trainer.run_phase(

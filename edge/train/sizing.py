@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import torch
 from edgekit.config import ModelConfig
 from edgekit.models import Conv2dFSQNet, NetConfig
 
@@ -58,7 +59,8 @@ def within_budget(net: NetConfig) -> bool:
     """Whether a network keeps within the parameter and MAC budget."""
     from edgekit.evaluate import model_cost
 
-    cost = model_cost(Conv2dFSQNet(replace(net, quant_preset=None)))
+    with torch.random.fork_rng(devices=[]):  # building a candidate must not move the weights' seed
+        cost = model_cost(Conv2dFSQNet(replace(net, quant_preset=None)))
     return cost["parameters"] <= MAX_PARAMETERS and cost["macs"] <= MAX_MACS
 
 

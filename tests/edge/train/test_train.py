@@ -323,3 +323,18 @@ def test_checkpoint_rule_keeps_the_best_or_the_final_epoch(tmp_path: Path, rule:
     kept = torch.load(tmp_path / "run/checkpoints/best.pt", weights_only=False)["epoch"]
     assert qat.index(max(qat)) + 1 != len(qat)  # the best epoch is not the last one
     assert kept == (len(qat) if rule == "last" else qat.index(max(qat)) + 1)
+
+
+def test_initial_weights_come_from_the_seed_alone(tmp_path: Path) -> None:
+    """`model.size=auto` builds a candidate network to check the budgets; the trained model must
+    not depend on that: auto (resolving to small here) trains exactly what `small` trains."""
+    common = ["model.channels=[]", "train.float_epochs=2", "train.qat_epochs=1"]
+    for size in ("auto", "small"):
+        run_training(tmp_path / size, load_config("tiny", [*common, f"model.size={size}"]),
+                     show_progress=False)  # fmt: skip
+    auto, small = (
+        load_checkpoint(tmp_path / size / "checkpoints/float.pt")[0].state_dict()
+        for size in ("auto", "small")
+    )
+    assert next(iter(auto.values())).shape[0] == 16  # small's stem width
+    assert all(torch.equal(auto[k], small[k]) for k in auto)
