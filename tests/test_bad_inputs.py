@@ -178,6 +178,13 @@ INSPECT = ("data", "inspect", "--data")
 VERIFY = ("verify", "{run}", "--device")
 SWEEP = ("sweep", "--config", "tiny", "--out", "{tmp}/sweep", "--no-final", "--trials", "1")
 SPACE = (*SWEEP, "--space", "{tmp}/space.yaml")
+
+
+def space_case(name: str, space: str, message: str) -> Case:
+    """A sweep whose space file holds `space`."""
+    return Case(name, "config", SPACE, message, prepare=write("space.yaml", space))
+
+
 NOT_UTF8 = b"\xff\xfe\x00bad"
 
 CASES = [
@@ -236,21 +243,15 @@ CASES = [
     Case("config-a-list", "config", ("train", "--config", "{tmp}/c.yaml", "--out", "{tmp}/new"), "mapping",
          prepare=write("c.yaml", "- 1\n- 2\n")),
     # a sweep's space file and budget: refused before any trial, and before the folder is made
-    Case("space-unknown-key", "config", SPACE, "did you mean 'size'",
-         prepare=write("space.yaml", "model.sise: {choices: [tiny, small]}\n")),
-    Case("space-bad-choice", "config", SPACE, "model.kernel_size",
-         prepare=write("space.yaml", "model.kernel_size: {choices: [3, 0]}\n")),
-    Case("space-bad-type", "config", SPACE, "model.kernel_size: expected an integer",
-         prepare=write("space.yaml", "model.kernel_size: {low: 2.5, high: 7.5}\n")),
-    Case("space-no-high", "config", SPACE, "a range needs low and high",
-         prepare=write("space.yaml", "train.lr: {low: 0.001}\n")),
-    Case("space-log-from-0", "config", SPACE, "low > 0 with log",
-         prepare=write("space.yaml", "train.lr: {low: 0, high: 0.01, log: true}\n")),
-    Case("space-both-kinds", "config", SPACE, "either choices",
-         prepare=write("space.yaml", "train.lr: {choices: [0.1], low: 0.01}\n")),
-    Case("space-not-dotted", "config", SPACE, "keys are section.key",
-         prepare=write("space.yaml", "lr: {low: 0.001, high: 0.01}\n")),
-    Case("space-a-list", "config", SPACE, "mapping", prepare=write("space.yaml", "- 1\n- 2\n")),
+    space_case("space-unknown-key", "model.sise: {choices: [tiny, small]}\n", "did you mean 'size'"),
+    space_case("space-bad-choice", "model.kernel_size: {choices: [3, 0]}\n", "model.kernel_size"),
+    space_case("space-bad-type", "model.kernel_size: {low: 2.5, high: 7.5}\n",
+               "model.kernel_size: expected an integer"),
+    space_case("space-no-high", "train.lr: {low: 0.001}\n", "a range needs low and high"),
+    space_case("space-log-from-0", "train.lr: {low: 0, high: 0.01, log: true}\n", "low > 0 with log"),
+    space_case("space-both-kinds", "train.lr: {choices: [0.1], low: 0.01}\n", "either choices"),
+    space_case("space-not-dotted", "lr: {low: 0.001, high: 0.01}\n", "keys are section.key"),
+    space_case("space-a-list", "- 1\n- 2\n", "mapping"),
     Case("space-missing", "config", (*SWEEP, "--space", "{tmp}/none.yaml"), "not found"),
     Case("budget-unknown", "config", (*SWEEP, "--target", "mcu", "--budget", "flsh=64k"),
          "did you mean 'flash'"),

@@ -119,7 +119,6 @@ def run_trial(
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / layout.CONFIG, config.to_yaml())
     torch.set_num_threads(setup.threads)
-    torch.manual_seed(config.train.seed)
     history: list[dict[str, Any]] = []
     trainer = Trainer(
         config.train,

@@ -207,7 +207,7 @@ class Trainer:
             self.run_dir / layout.CHECKPOINTS / ("float.pt" if phase == "float" else "best.pt")
         )
         X, y = self.data.arrays["train"]
-        parameters = list(model.parameters())  # walking the module tree every step costs ~5 %
+        parameters = list(model.parameters())  # clipping needs them every step: walk the tree once
         progress = Progress(epochs, f"{phase:>5}", enabled=self.show_progress)
         progress.update(state.epoch)
         while state.epoch < epochs and (config.patience == 0 or state.bad_epochs < config.patience):
@@ -392,7 +392,6 @@ def _train(
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     device = pick_device(config.train.device)
-    torch.manual_seed(config.train.seed)
     if data is None:
         data = prepare_data(config.data, folder=run_dir / "data")
     elif not resume:
