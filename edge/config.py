@@ -74,6 +74,9 @@ class ModelConfig:
     channels: tuple[int, ...] = ()
     kernel_size: int = 5  # (1, k) kernels along time
     downsample: int = 0  # stride-2 stages; 0 = from the window length (encoder ends near 8 steps)
+    # leading stages run at full rate with dilated kernels instead of stride 2 (same receptive
+    # field, more MACs; edgekit.models.network); -1 = as many as fit the MAC budget
+    dilated_stages: int = 0
     fsq_levels: tuple[int, ...] = ()  # () = from the number of classes
     dropout: float = 0.1  # on the pooled features, training only
     quant_preset: str = "int8"  # int8 (float scales) | po2 (power-of-two scales for MCUs)
@@ -232,6 +235,7 @@ RETIRED_KEYS = {"export.calib_windows": "calibrate.num_windows"}
 ADDED_KEYS = {
     "data.normalize": "global",
     "data.row_layout": "halves",
+    "model.dilated_stages": 0,
     "train.checkpoint": "best",
 }
 
@@ -317,6 +321,7 @@ RANGES: dict[str, Range] = {
     "data.seed": AT_LEAST_0,
     "model.kernel_size": AT_LEAST_1,
     "model.downsample": AT_LEAST_0,
+    "model.dilated_stages": Range(-1),
     "model.dropout": BELOW_1,
     "augment.jitter": AT_LEAST_0,
     "augment.scale": AT_LEAST_0,

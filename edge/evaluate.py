@@ -124,7 +124,11 @@ def layer_costs(model: Conv2dFSQNet) -> list[LayerCost]:
             weights = module.weight.numel()
             biases = module.bias.numel() if module.bias is not None else 0
             macs = output[0].numel() * module.in_channels // module.groups * kh * kw
-            op = f"Conv {kh}x{kw}" + (f" /{module.stride[1]}" if module.stride[1] > 1 else "")
+            op = (
+                f"Conv {kh}x{kw}"
+                + (f" /{module.stride[1]}" if module.stride[1] > 1 else "")
+                + (f" dil {module.dilation[1]}" if module.dilation[1] > 1 else "")
+            )
             cost = (weights + biases, macs, weights + INT32_BYTES * biases)
         else:
             op, cost = "GlobalAveragePool", (0, 0, 0)

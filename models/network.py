@@ -5,6 +5,12 @@ a stem, one stride-2 stage, the row mix, then `downsample - 1` more stride-2 sta
 get more, so the receptive field covers the window before pooling), global average pooling, a 1x1
 projection to `len(levels)` dims (the device graph ends here), then FSQ and a 1x1 classifier head
 (run on the host for Hailo). Every tensor stays rank 4 until the final flatten of the logits.
+
+`dilated_stages = n` turns the first n stride-2 stages into full-rate ones by the "algorithme a
+trous": stage j <= n keeps stride 1 and dilates its kernel by 2^(j-1); the later stages keep
+stride 2 with dilation 2^n. Each kernel then spans the same input samples as in the strided
+network (same receptive field, same weights), but the features are computed at every position
+instead of one in 2^n, with no aliasing, at up to 2^n times the MACs of those stages.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ class NetConfig:
     batch_norm: bool = False  # float twin only; folded before QAT
     # 7-bit weights in: all | first_layer | none (edgekit.quantize.overflow)
     overflow_fix: str = "all"
+    dilated_stages: int = 0  # leading stride-2 stages run at full rate, dilated instead (a trous)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,13 +52,22 @@ class NetConfig:
         data["channels"] = tuple(data["channels"])
         data["fsq_levels"] = tuple(data["fsq_levels"])
         data.setdefault("overflow_fix", "none")  # checkpoints from before the fix: 8-bit weights
+        data.setdefault("dilated_stages", 0)  # checkpoints from before full-rate stages
         return cls(**data)
 
+    def stage_geometry(self) -> list[tuple[int, int]]:
+        """(stride, dilation) of each of the `downsample` stages along time."""
+        full_rate = min(self.dilated_stages, self.downsample)
+        return [
+            (1, 2**stage) if stage < full_rate else (2, 2**full_rate)
+            for stage in range(self.downsample)
+        ]
+
     def encoder_width(self) -> int:
-        """Time steps left after the two stride-2 stages."""
-        width = self.input_width
-        for _ in range(self.downsample):
-            width = (width + 2 * (self.kernel_size // 2) - self.kernel_size) // 2 + 1
+        """Time steps left after the stages."""
+        width, k = self.input_width, self.kernel_size
+        for stride, dilation in self.stage_geometry():
+            width = (width + 2 * dilation * (k // 2) - dilation * (k - 1) - 1) // stride + 1
         return width
 
     def min_input_width(self) -> int:
@@ -70,25 +86,34 @@ class Conv2dFSQNet(nn.Module):
         c1, c2, c3 = config.channels
         k, pad = config.kernel_size, config.kernel_size // 2
         dims = len(config.fsq_levels)
+        geometry = config.stage_geometry()
+
+        def stage(cin: int, cout: int, index: int) -> nn.Module:
+            stride, dilation = geometry[index]
+            return layers.conv(
+                cin,
+                cout,
+                (1, k),
+                stride=(1, stride),
+                padding=(0, dilation * pad),
+                dilation=(1, dilation),
+            )
+
         self.input_quant = layers.input_quant()
         stages = [
             layers.conv(config.in_channels, c1, (1, k), padding=(0, pad), first=True),
             layers.norm(c1),
             layers.relu(),
-            layers.conv(c1, c2, (1, k), stride=(1, 2), padding=(0, pad)),
+            stage(c1, c2, 0),
             layers.norm(c2),
             layers.relu(),
             layers.conv(c2, c3, (2, 1)),
             layers.norm(c3),
             layers.relu(),  # mixes the two rows: H 2 -> 1
         ]
-        for stage in range(1, config.downsample):
-            last = stage == config.downsample - 1
-            stages += [
-                layers.conv(c3, c3, (1, k), stride=(1, 2), padding=(0, pad)),
-                layers.norm(c3),
-                layers.relu(feeds_pool=last),
-            ]
+        for index in range(1, config.downsample):
+            last = index == config.downsample - 1
+            stages += [stage(c3, c3, index), layers.norm(c3), layers.relu(feeds_pool=last)]
         if config.downsample == 1:
             stages[-1] = layers.relu(feeds_pool=True)
         self.encoder = nn.Sequential(*stages)

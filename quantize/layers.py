@@ -25,8 +25,11 @@ class FloatLayers:
         stride=(1, 1),
         padding=(0, 0),
         first: bool = False,
+        dilation=(1, 1),
     ) -> nn.Module:
-        return nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=True)
+        return nn.Conv2d(
+            cin, cout, kernel, stride=stride, padding=padding, dilation=dilation, bias=True
+        )
 
     def norm(self, channels: int) -> nn.Module:
         return nn.BatchNorm2d(channels) if self.batch_norm else nn.Identity()
@@ -75,6 +78,7 @@ class QuantLayers:
         stride=(1, 1),
         padding=(0, 0),
         first: bool = False,
+        dilation=(1, 1),
     ) -> nn.Module:
         return self._conv(
             cin,
@@ -82,6 +86,7 @@ class QuantLayers:
             kernel,
             stride=stride,
             padding=padding,
+            dilation=dilation,
             bias=True,
             weight_quant=self.preset.weight,
             weight_bit_width=weight_bits(self.overflow_fix, first),

@@ -143,7 +143,7 @@ REASONS = {
     "R14": "calibration set is (N, H, W, C) float32 NHWC of the device input, finite, "
     "real windows (64+, 1024 recommended)",
     "R15": "offline estimate of 8-bit damage on the device part (FSQ code flips), not bit-exact",
-    "R16": "size of the device graph: parameters, MACs, long (1,k) kernels",
+    "R16": "size of the device graph: parameters, MACs, long (1,k) kernels, dilations",
 }
 
 
@@ -306,6 +306,11 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
             if max(weight[2:]) > 7:
                 long_kernels.append(
                     f"{label(node)} kernel {weight[2:]} (unverified on the DFC; may need compiler resources)"
+                )
+            dilations = attr(node).get("dilations", [1, 1])
+            if max(dilations) > 1:  # hailo.md records no dilation limits: say so, do not refuse
+                long_kernels.append(
+                    f"{label(node)} dilation {dilations} (unverified on the DFC; no published limit)"
                 )
     rules.append(_rule("R16", "I", long_kernels, status="info", parameters=params, macs=macs))
     return rules

@@ -489,6 +489,7 @@ def summarise(
             "channels": list(qat_model.config.channels),
             "kernel_size": qat_model.config.kernel_size,
             "downsample": qat_model.config.downsample,
+            "dilated_stages": qat_model.config.dilated_stages,
             "fsq_levels": list(qat_model.config.fsq_levels),
         },
         "splits": {name: len(y) for name, (_, y) in data.arrays.items()},
@@ -519,7 +520,12 @@ def write_outputs(
 
 def render_report(metrics: dict[str, Any], class_names: list[str]) -> str:
     """report.md: what a reader checks after training, in tables."""
-    test, cost, fsq = metrics["test"], metrics["cost"], metrics["fsq_train"]
+    test, cost, fsq, model = (
+        metrics["test"],
+        metrics["cost"],
+        metrics["fsq_train"],
+        metrics["model"],
+    )
     low, high = test["accuracy_interval_95"]
     lines = [
         "# Training report",
@@ -534,8 +540,8 @@ def render_report(metrics: dict[str, Any], class_names: list[str]) -> str:
         "- windows train/val/test: "
         f"{metrics['splits']['train']}/{metrics['splits']['val']}/{metrics['splits']['test']}",
         f"- FSQ (train): {fsq['codes_used']}/{fsq['codebook_size']} codes used, perplexity {fsq['perplexity']:.1f}",
-        f"- model: widths {metrics['model']['channels']}, kernel {metrics['model']['kernel_size']}, "
-        f"{metrics['model']['downsample']} stride-2 stages, FSQ levels {metrics['model']['fsq_levels']}; "
+        f"- model: widths {model['channels']}, kernel {model['kernel_size']}, {model['downsample']} "
+        f"stages ({model['dilated_stages']} at full rate), FSQ levels {model['fsq_levels']}; "
         f"parameters {cost['parameters']}, MACs/window {cost['macs']}, int8 bytes {cost['int8_weight_bytes']}",
         f"- training time {metrics['train_seconds']} s; checkpoints selected on validation "
         f"{metrics['selection_metric']} (macro-F1 when the largest train class exceeds "

@@ -5,6 +5,8 @@
 - **Depth** (`model.downsample`, 0 = auto): stride-2 stages until the encoder output is at most
   `TARGET_ENCODER_WIDTH` steps wide, so the receptive field spans the window before the global
   average pool (a 24-sample window gets 1 stage, a 1460-sample one 7); at least 1.
+- **Full-rate stages** (`model.dilated_stages`, -1 = auto): at the chosen widths, as many leading
+  stages as keep within the MAC budget run at full rate with dilated kernels instead of stride 2.
 - **FSQ** (`model.fsq_levels`, () = auto): up to 4 classes, 3 dimensions `(8, 6, 5)`; more classes
   need more dimensions for the linear head to separate them: 6 `(8, 8, 8, 5, 5, 5)` (level sets from
   Mentzer et al. 2023, Table 1; 6 dims took ACSF1's 10-class val accuracy from 0.55 to 0.75).
@@ -87,12 +89,23 @@ def resolve_net(
         overflow_fix=model.overflow_fix,
     )
     if model.channels:
-        return replace(net, channels=tuple(model.channels))  # type: ignore[arg-type]
-    names = list(SIZES)
-    size = auto_size(train_windows) if model.size == "auto" else model.size
-    index = names.index(size)
-    net = replace(net, channels=SIZES[size])
-    while model.size == "auto" and index > 0 and not within_budget(net):
-        index -= 1
-        net = replace(net, channels=SIZES[names[index]])
-    return net
+        net = replace(net, channels=tuple(model.channels))  # type: ignore[arg-type]
+    else:
+        names = list(SIZES)
+        size = auto_size(train_windows) if model.size == "auto" else model.size
+        index = names.index(size)
+        net = replace(net, channels=SIZES[size])
+        while model.size == "auto" and index > 0 and not within_budget(net):
+            index -= 1
+            net = replace(net, channels=SIZES[names[index]])
+    if model.dilated_stages >= 0:
+        return replace(net, dilated_stages=min(model.dilated_stages, net.downsample))
+    return replace(net, dilated_stages=full_rate_stages_within_budget(net))
+
+
+def full_rate_stages_within_budget(net: NetConfig) -> int:
+    """The most leading stages that can run at full rate (model.dilated_stages=-1) within budget."""
+    stages = 0
+    while stages < net.downsample and within_budget(replace(net, dilated_stages=stages + 1)):
+        stages += 1
+    return stages

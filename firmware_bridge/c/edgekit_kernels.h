@@ -194,14 +194,25 @@ EDGEKIT_INLINE int32_t edgekit_patch(const edgekit_conv_t *l, const int8_t *in,
     int32_t sum = 0;
     /* A one-row kernel may read up to 3 bytes past its run: their weights are the zero padding,
      * so they add nothing (the arena keeps 4 spare bytes at its end); not with weight zero
-     * points, whose sum would see them. */
-    int direct = dil_w == 1 && x0 >= 0 && x0 + k_w <= in_w && (run % 4 == 0 || (k_h == 1 && !l->weight_zero_points));
+     * points, whose sum would see them. A dilated kernel's taps are runs of in_c bytes each,
+     * widened one tap at a time when in_c is a multiple of four. */
+    int direct = x0 >= 0 && x0 + (k_w - 1) * dil_w < in_w &&
+                 (dil_w == 1 ? run % 4 == 0 || (k_h == 1 && !l->weight_zero_points) : in_c % 4 == 0);
     for (int i = 0; i < k_h && direct; i++) direct = y0 + i * dil_h >= 0 && y0 + i * dil_h < in_h;
     if (direct) {
         for (int i = 0; i < k_h; i++) {
             const int8_t *row = in + ((y0 + i * dil_h) * in_w + x0) * in_c;
-            edgekit_pack(row, k_h == 1 ? k4 / 4 : run / 4, dst + i * (run / 4) * 8, zero_point);
-            for (int e = 0; l->weight_zero_points && e < run; e++) sum += row[e] - zero_point;
+            int16_t *row_dst = dst + i * (run / 4) * 8;
+            if (dil_w == 1) {
+                edgekit_pack(row, k_h == 1 ? k4 / 4 : run / 4, row_dst, zero_point);
+                for (int e = 0; l->weight_zero_points && e < run; e++) sum += row[e] - zero_point;
+                continue;
+            }
+            for (int j = 0; j < k_w; j++) {
+                const int8_t *tap = row + j * dil_w * in_c;
+                edgekit_pack(tap, in_c / 4, row_dst + j * (in_c / 4) * 8, zero_point);
+                for (int e = 0; l->weight_zero_points && e < in_c; e++) sum += tap[e] - zero_point;
+            }
         }
         return sum;
     }

@@ -183,6 +183,24 @@ def test_readiness_names_node_and_rule(tmp_path: Path) -> None:
     assert check_hailo_readiness(str(tmp_path / "relu.onnx"))["ready"]
 
 
+def test_readiness_reports_dilated_convolutions_as_unverified(tmp_path: Path) -> None:
+    """Dilation passes (a full-rate model must export) but R16 names it: hailo.md has no limit."""
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4, 2, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 2, 16])
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [4, 4, 1, 3], [0.1] * 48)
+    conv = helper.make_node("Conv", ["input", "w"], ["y"], name="my_conv", kernel_shape=[1, 3],
+                            pads=[0, 2, 0, 2], dilations=[1, 2])  # fmt: skip
+    graph = helper.make_graph([conv], "g", [x], [y], initializer=[weight])
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "d.onnx"
+    )
+    report = check_hailo_readiness(str(tmp_path / "d.onnx"))
+    size = next(r for r in report["rules"] if r["rule"] == "R16")
+    assert report["ready"] and size["findings"] == [
+        "my_conv (Conv) dilation [1, 2] (unverified on the DFC; no published limit)"
+    ]
+
+
 def test_bad_inputs(tmp_path: Path, run_copy: Path) -> None:
     (tmp_path / "truncated.onnx").write_bytes(b"\x08\x07garbage")
     with pytest.raises(ExportError, match="not a valid ONNX model"):

@@ -86,6 +86,12 @@ def layer_variant(kind: str, folder: Path) -> Path:
     if kind == "dilation":
         set_attr(first, "dilations", [1, 2])
         set_attr(first, "pads", [0, 2, 0, 2])
+    elif kind == "full-rate stages":  # as model.dilated_stages builds them: taps in_c bytes apart
+        set_attr(convs[1], "strides", [1, 1])
+        set_attr(convs[1], "dilations", [1, 2])
+        set_attr(convs[1], "pads", [0, 2, 0, 2])
+        set_attr(convs[3], "dilations", [1, 2])
+        set_attr(convs[3], "pads", [0, 2, 0, 2])
     elif kind == "wide padding":
         set_attr(first, "pads", [1, 3, 0, 4])
     elif kind == "stride 3":
@@ -128,6 +134,7 @@ VARIANTS = ["zero points", "uint8", "uint8 input", "saturating", "constants as n
             "per-tensor weight scale"]  # fmt: skip
 LAYERS = [
     "dilation",
+    "full-rate stages",
     "wide padding",
     "stride 3",
     "odd channels",

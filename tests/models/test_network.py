@@ -47,3 +47,31 @@ def test_checkpoints_from_before_the_overflow_fix_keep_their_eight_bit_weights()
     del legacy["overflow_fix"]
     assert NetConfig.from_dict(legacy).overflow_fix == "none"
     assert NetConfig(6, 4, 32).overflow_fix == "all"
+
+
+@pytest.mark.parametrize("full_rate", [1, 2, 3])
+def test_full_rate_stages_compute_the_strided_network_at_every_position(full_rate: int) -> None:
+    """A trous: with the strided network's weights, the full-rate encoder's output sampled every
+    2^n positions is the strided encoder's output; the other positions are the phases it skips."""
+    torch.manual_seed(0)
+    strided_config = NetConfig(3, 4, 40, downsample=3, quant_preset=None)
+    strided = Conv2dFSQNet(strided_config).eval()
+    config = NetConfig(3, 4, 40, downsample=3, quant_preset=None, dilated_stages=full_rate)
+    full = Conv2dFSQNet(config).eval()
+    full.load_state_dict(strided.state_dict())
+    x = torch.randn(2, 3, 2, 40)
+    with torch.no_grad():
+        reference, features = strided.encoder(x), full.encoder(x)
+    assert features.shape[-1] == config.encoder_width() == 5 * 2**full_rate
+    torch.testing.assert_close(features[..., :: 2**full_rate], reference, rtol=0, atol=1e-5)
+    assert not torch.allclose(features[..., 1 :: 2**full_rate], reference, atol=1e-2)
+    convs = [m for m in full.encoder if isinstance(m, torch.nn.Conv2d) and m.kernel_size[0] == 1][
+        1:
+    ]
+    assert [(c.stride[1], c.dilation[1]) for c in convs] == config.stage_geometry()
+
+
+def test_checkpoints_from_before_full_rate_stages_load_strided() -> None:
+    legacy = NetConfig(6, 4, 32).to_dict()
+    del legacy["dilated_stages"]
+    assert NetConfig.from_dict(legacy).dilated_stages == 0

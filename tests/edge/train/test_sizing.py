@@ -16,6 +16,7 @@ from edgekit.train.sizing import (
     downsample_for,
     fsq_levels_for,
     resolve_net,
+    within_budget,
 )
 
 
@@ -84,3 +85,16 @@ def test_every_auto_model_builds_and_keeps_the_hailo_shape() -> None:
         model = Conv2dFSQNet(net).eval()
         z = model.encode(torch.zeros(2, channels, 2, width))
         assert z.shape == (2, len(net.fsq_levels), 1, 1)
+
+
+def test_auto_full_rate_stages_are_the_most_that_fit_the_mac_budget() -> None:
+    # 1 channel, 427 samples (OSULeaf): all 5 stages at full rate cost more than 5 M MACs
+    net = resolve_net(ModelConfig(dilated_stages=-1), 1, 6, 214, 164, quant=False)
+    assert 0 < net.dilated_stages < net.downsample
+    assert within_budget(net)
+    assert not within_budget(dataclasses.replace(net, dilated_stages=net.dilated_stages + 1))
+    short = resolve_net(ModelConfig(dilated_stages=-1), 1, 2, 12, 55, quant=False)
+    assert short.dilated_stages == short.downsample == 1
+    assert resolve_net(ModelConfig(), 1, 6, 214, 164, quant=False).dilated_stages == 0
+    explicit = resolve_net(ModelConfig(dilated_stages=9), 1, 6, 214, 164, quant=False)
+    assert explicit.dilated_stages == explicit.downsample  # at most every stage, even over budget
