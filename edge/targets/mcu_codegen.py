@@ -222,8 +222,8 @@ def _pool_source(index: int, step: PoolStep) -> str:
     c, h, w = step.input.shape
     return (
         f"/* {index}: global average pool {step.name}: ({c},{h},{w}) -> ({c},1,1){', relu' if step.relu else ''} */\n"
-        f"static const edgekit_pool_t step{index} = {{{c}, {h * w}, {int(mantissa[0])}u, "
-        f"{int(pre_shift[0])}, {int(shift[0])}, "
+        f"static const edgekit_pool_t step{index} = {{{c}, {h * w}, "
+        f"{{0, {int(mantissa[0])}u, {int(pre_shift[0])}, {int(shift[0])}, 0}}, "
         f"{int(step.relu)}, {_stored(step.input, step.input.zero_point)}, "
         f"{_stored(step.output, step.output.zero_point)}}};\n"
     )

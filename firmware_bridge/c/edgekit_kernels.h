@@ -68,8 +68,8 @@ typedef struct {
 
 typedef struct {
     uint16_t channels, area;
-    uint32_t mantissa; /* the float32 scale x_scale / (y_scale * area), as in edgekit_channel_t */
-    uint8_t pre_shift, shift, relu;
+    edgekit_channel_t scale; /* the float32 scale x_scale / (y_scale * area); bias 0 */
+    uint8_t relu;
     int16_t in_zero_point, out_zero_point;
 } edgekit_pool_t;
 
@@ -143,16 +143,25 @@ EDGEKIT_NOINLINE int32_t edgekit_requantize_exact(int32_t acc, uint32_t mantissa
  * most 2^-12, a quarter of fixed's unit, so it can change the final rounding only when fixed's
  * fraction lies within [half - 2, half + 1]: that case (4 in 1024) takes the exact path. Elsewhere
  * there are no ties, and rounding half up equals rounding half to even. */
-static inline int32_t edgekit_requantize(int32_t acc, uint32_t mantissa, int pre_shift, int shift, int all_fast) {
+EDGEKIT_NOINLINE int32_t edgekit_requantize_slow(int32_t acc, const edgekit_channel_t *scale, int32_t zero_point) {
+    const int shift = scale->shift;
+    const uint32_t mantissa = scale->pre_shift == EDGEKIT_EXACT_ONLY ? scale->mantissa
+                              : scale->mantissa >> (shift > 35 ? 42 - shift : 7);
+    return edgekit_requantize_exact(acc, mantissa, shift) + zero_point;
+}
+
+/* The output plus its zero point, unsaturated. The slow path reads the shift itself, so that the
+ * fast path never loads it. */
+static inline int32_t edgekit_requantize(int32_t acc, const edgekit_channel_t *scale, int32_t zero_point, int all_fast) {
+    const int pre_shift = scale->pre_shift;
     if (all_fast || EDGEKIT_LIKELY(pre_shift != EDGEKIT_EXACT_ONLY)) {
-        const int32_t fixed = (int32_t)(((int64_t)(acc * (1 << pre_shift)) * (int32_t)mantissa) >> 32);
+        const int32_t fixed = (int32_t)(((int64_t)(acc * (1 << pre_shift)) * (int32_t)scale->mantissa) >> 32);
         /* fractions half - 2 .. half + 1 are t's low 10 bits 0..3; elsewhere t >> 10 is fixed
-         * rounded to nearest */
-        const int32_t t = fixed + 514;
+         * rounded to nearest, plus the zero point (whole units of t leave its low bits alone) */
+        const int32_t t = fixed + 514 + zero_point * 1024;
         if (EDGEKIT_LIKELY((t & 1023) >= 4)) return t >> 10;
-        mantissa >>= shift > 35 ? 42 - shift : 7;
     }
-    return edgekit_requantize_exact(acc, mantissa, shift);
+    return edgekit_requantize_slow(acc, scale, zero_point);
 }
 
 /* Widen `groups` groups of four int8 (minus the zero point) into one slot of the interleaved
@@ -181,8 +190,9 @@ static inline void edgekit_pack(const int8_t *src, int groups, int16_t *dst, int
 /* The im2col patch of output pixel `pixel` (HWC input) into slot `slot` (0 or 1) of the
  * interleaved patch, elements in (kernel row, kernel column, channel) order: per group of four
  * the int16 lanes e0 e2 e1 e3 (see edgekit_pack). Returns the sum of (x - zero point), for
- * weight zero points. Whole kernel rows inside the input are widened straight from it; a window
- * touching the padding (the borders) is gathered element by element. */
+ * weight zero points. Whole kernel rows inside the input are widened straight from it; so are the
+ * taps (runs of in_c bytes) of a dilated kernel or of a window touching the padding, when in_c is
+ * a multiple of four, the padding's taps zero; other windows are gathered element by element. */
 EDGEKIT_INLINE int32_t edgekit_patch(const edgekit_conv_t *l, const int8_t *in,
                                                                    int pixel, int slot, int16_t *patch) {
     const int in_c = l->in_c, in_h = l->in_h, in_w = l->in_w, k_h = l->k_h, k_w = l->k_w;
@@ -194,23 +204,30 @@ EDGEKIT_INLINE int32_t edgekit_patch(const edgekit_conv_t *l, const int8_t *in,
     int32_t sum = 0;
     /* A one-row kernel may read up to 3 bytes past its run: their weights are the zero padding,
      * so they add nothing (the arena keeps 4 spare bytes at its end); not with weight zero
-     * points, whose sum would see them. A dilated kernel's taps are runs of in_c bytes each,
-     * widened one tap at a time when in_c is a multiple of four. */
-    int direct = x0 >= 0 && x0 + (k_w - 1) * dil_w < in_w &&
-                 (dil_w == 1 ? run % 4 == 0 || (k_h == 1 && !l->weight_zero_points) : in_c % 4 == 0);
+     * points, whose sum would see them. */
+    int direct = dil_w == 1 && x0 >= 0 && x0 + k_w <= in_w && (run % 4 == 0 || (k_h == 1 && !l->weight_zero_points));
     for (int i = 0; i < k_h && direct; i++) direct = y0 + i * dil_h >= 0 && y0 + i * dil_h < in_h;
     if (direct) {
         for (int i = 0; i < k_h; i++) {
             const int8_t *row = in + ((y0 + i * dil_h) * in_w + x0) * in_c;
-            int16_t *row_dst = dst + i * (run / 4) * 8;
-            if (dil_w == 1) {
-                edgekit_pack(row, k_h == 1 ? k4 / 4 : run / 4, row_dst, zero_point);
-                for (int e = 0; l->weight_zero_points && e < run; e++) sum += row[e] - zero_point;
-                continue;
-            }
+            edgekit_pack(row, k_h == 1 ? k4 / 4 : run / 4, dst + i * (run / 4) * 8, zero_point);
+            for (int e = 0; l->weight_zero_points && e < run; e++) sum += row[e] - zero_point;
+        }
+        return sum;
+    }
+    if (in_c % 4 == 0) {
+        const int tap_groups = in_c / 4;
+        for (int i = 0; i < k_h; i++) {
+            const int y = y0 + i * dil_h;
             for (int j = 0; j < k_w; j++) {
-                const int8_t *tap = row + j * dil_w * in_c;
-                edgekit_pack(tap, in_c / 4, row_dst + j * (in_c / 4) * 8, zero_point);
+                const int x = x0 + j * dil_w;
+                int16_t *tap_dst = dst + (i * k_w + j) * tap_groups * 8;
+                if (y < 0 || y >= in_h || x < 0 || x >= in_w) {
+                    for (int g = 0; g < tap_groups; g++) memset(tap_dst + g * 8, 0, 8);
+                    continue;
+                }
+                const int8_t *tap = in + (y * in_w + x) * in_c;
+                edgekit_pack(tap, tap_groups, tap_dst, zero_point);
                 for (int e = 0; l->weight_zero_points && e < in_c; e++) sum += tap[e] - zero_point;
             }
         }
@@ -234,29 +251,27 @@ EDGEKIT_INLINE int32_t edgekit_patch(const edgekit_conv_t *l, const int8_t *in,
     return sum;
 }
 
-/* One output: bias, weight zero-point correction, requantisation, saturation. A ReLU on the
+/* One output from its accumulator (the bias included): weight zero-point correction, requantisation, saturation. A ReLU on the
  * accumulator is the lower bound `out_min` = the output zero point instead: requantisation is
  * monotonic and maps 0 to the zero point. */
 static inline int32_t edgekit_conv_output(const edgekit_conv_t *l, int32_t acc, const edgekit_channel_t *channel,
                                           int32_t patch_sum) {
     if (l->weight_zero_points) acc -= channel->weight_zero_point * patch_sum;
-    acc += channel->bias;
     const int32_t out_min = l->out_min;
     const int32_t value =
-        edgekit_saturate(edgekit_requantize(acc, channel->mantissa, channel->pre_shift, channel->shift, l->all_fast) +
-                         l->out_zero_point);
+        edgekit_saturate(edgekit_requantize(acc, channel, l->out_zero_point, l->all_fast));
     return out_min > -128 && value < out_min ? out_min : value; /* folded when inlined */
 }
 
-/* Dot products of a channel pair with the two patch slots over `groups` groups of four inputs:
- * s = {ch0 x slot0, ch0 x slot1, ch1 x slot0, ch1 x slot1}. */
+/* Dot products of a channel pair with the two patch slots over `groups` groups of four inputs,
+ * added to s = {ch0 x slot0, ch0 x slot1, ch1 x slot0, ch1 x slot1} (the biases). */
 EDGEKIT_INLINE void edgekit_dot_2x2(const uint32_t *w, const int16_t *p, int groups, int32_t s[4]) {
 #if EDGEKIT_DSP
     /* 16 multiply-accumulates per 17 instructions: two LDRD of patch pairs, one LDRD of the two
      * channels' weight words, four SXTB16, eight SMLAD, the loop. Written out because gcc spills
      * a loop of 14 live values. SXTB16 of weight bytes w0 w1 w2 w3 gives (w0, w2), with ROR 8
      * (w1, w3): the lane order of the patch words. */
-    int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+    int32_t s00 = s[0], s01 = s[1], s10 = s[2], s11 = s[3];
     uint32_t a, b, x0, x1, y0, y1, t;
     __asm__ volatile(
         "1:\n\t"
@@ -286,7 +301,7 @@ EDGEKIT_INLINE void edgekit_dot_2x2(const uint32_t *w, const int16_t *p, int gro
 #else
     /* Plain C; written so that a compiler for a DSP-capable core can still use its 16 x 16
      * multiply-accumulates (gcc: SMLABB/SMLATB on the patch words' halves). */
-    int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+    int32_t s00 = s[0], s01 = s[1], s10 = s[2], s11 = s[3];
     for (int g = 0; g < groups; g++, w += 2, p += 8) {
         int32_t x[4];
         memcpy(x, p, 16); /* slot 0: (e0, e2), (e1, e3); slot 1 likewise */
@@ -328,9 +343,10 @@ EDGEKIT_INLINE void edgekit_conv(const edgekit_conv_t *l, const int8_t *in, int8
         const uint32_t *w = l->weight;
         int8_t *o0 = out + pixel * out_c;
         for (int o = 0; o < out_c; o += 2, w += 2 * groups, o0 += 2) {
-            int32_t s[4];
-            edgekit_dot_2x2(w, patch, groups, s);
             const edgekit_channel_t *channel = l->channels + o;
+            const int32_t bias1 = o + 1 < out_c ? channel[1].bias : 0;
+            int32_t s[4] = {channel->bias, channel->bias, bias1, bias1};
+            edgekit_dot_2x2(w, patch, groups, s);
             o0[0] = (int8_t)edgekit_conv_output(l, s[0], channel, sum0);
             if (second) o0[out_c] = (int8_t)edgekit_conv_output(l, s[1], channel, sum1);
             if (o + 1 < out_c) {
@@ -353,8 +369,8 @@ static void edgekit_pool(const edgekit_pool_t *l, const int8_t *in, int8_t *out)
         int32_t acc = 0;
         for (int i = 0; i < l->area; i++) acc += in[i * l->channels + c] - l->in_zero_point;
         if (l->relu && acc < 0) acc = 0;
-        out[c] = (int8_t)edgekit_saturate(edgekit_requantize(acc, l->mantissa, l->pre_shift, l->shift, 0) +
-                                          l->out_zero_point);
+        out[c] = (int8_t)edgekit_saturate(
+            edgekit_requantize(acc, &l->scale, l->out_zero_point, 0));
     }
 }
 

@@ -33,7 +33,8 @@ int main(int argc, char **argv) {
     if (argc == 2 && strcmp(argv[1], "requantize") == 0) {
         int32_t fields[4];
         while (fread(fields, sizeof fields, 1, stdin) == 1) {
-            int32_t value = edgekit_requantize(fields[0], (uint32_t)fields[1], fields[2], fields[3], 0);
+            const edgekit_channel_t scale = {0, (uint32_t)fields[1], (uint8_t)fields[2], (uint8_t)fields[3], 0};
+            int32_t value = edgekit_requantize(fields[0], &scale, 0, 0);
             value = value > 1000 ? 1000 : value < -1000 ? -1000 : value;
             fwrite(&value, sizeof value, 1, stdout);
         }
