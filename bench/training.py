@@ -1,4 +1,6 @@
-"""Training throughput (windows/s per phase) and time-to-accuracy on BasicMotions, default config."""
+"""Training throughput (optimizer steps/s and windows/s per phase) and time-to-accuracy on
+BasicMotions, default config. An epoch is `passes_per_epoch` passes over the train split (at least
+`train.min_epoch_steps` steps), so its windows are passes x train windows, not the train windows."""
 
 from __future__ import annotations
 
@@ -10,14 +12,22 @@ from bench.common import build_run
 
 
 def run(folder: Path) -> dict[str, Any]:
+    import math
+
     import torch
+    from edgekit.config import load_run_config
+    from edgekit.train.loop import passes_per_epoch
 
     torch.set_num_threads(2)
     run_dir, metrics = build_run(folder / "basicmotions", None, [], targets=())
     history = json.loads((run_dir / "history.json").read_text())
     train_windows = metrics["splits"]["train"]
+    train = load_run_config(run_dir).train
+    passes = passes_per_epoch(train, train_windows)
+    steps_per_epoch = passes * math.ceil(train_windows / train.batch_size)
     result: dict[str, Any] = {
         "train_windows": train_windows,
+        "steps_per_epoch": steps_per_epoch,
         "total_seconds": metrics["train_seconds"],
     }
     elapsed = 0.0
@@ -25,7 +35,8 @@ def run(folder: Path) -> dict[str, Any]:
         rows = [h for h in history if h["phase"] == phase]
         seconds = [r["seconds"] for r in rows]
         result[f"{phase}_epochs"] = len(rows)
-        result[f"{phase}_windows_per_s"] = train_windows * len(rows) / sum(seconds)
+        result[f"{phase}_windows_per_s"] = passes * train_windows * len(rows) / sum(seconds)
+        result[f"{phase}_steps_per_s"] = steps_per_epoch * len(rows) / sum(seconds)
         first = next((i for i, r in enumerate(rows) if r["val_acc"] >= 1.0), None)
         result[f"{phase}_seconds_to_val_acc_1"] = (
             None if first is None else round(elapsed + sum(seconds[: first + 1]), 3)

@@ -27,7 +27,7 @@ LENGTH_POLICIES = ("error", "pad", "truncate", "resample")
 NORMALIZATIONS = ("auto", "global", "window")
 ROW_LAYOUTS = ("halves", "interleaved")
 SAMPLERS = ("shuffle", "balanced")
-CHECKPOINT_RULES = ("best", "last")
+CHECKPOINT_RULES = ("best", "last", "train_loss")
 SELECTION_METRICS = ("auto", "accuracy", "macro_f1")
 MODEL_SIZES = ("auto", "tiny", "small", "medium", "large")
 
@@ -120,7 +120,8 @@ class TrainConfig:
     # than IMBALANCE_RATIO x the windows of the smallest, else accuracy
     select_on: str = "auto"
     # which epoch each phase keeps: best (by that validation score, with early stopping) | last
-    # (the schedule's final epoch; validation is only reported, so a tiny val cut cannot pick)
+    # (the schedule's final epoch) | train_loss (the lowest mean train loss, LITE's rule); with
+    # last and train_loss validation is only reported, so a tiny val cut cannot pick
     checkpoint: str = "best"
     # an epoch (one validation, one checkpoint) is at least this many optimizer steps: a 40-window
     # set passes over its data several times per epoch instead of stopping after a few dozen steps

@@ -65,6 +65,13 @@ def net_config_for(config: RunConfig, data: PreparedData, quant: bool) -> NetCon
     return net
 
 
+CHECKPOINT_RULE_TEXT = {  # report.md's line for each train.checkpoint rule
+    "best": "checkpoints selected on validation {metric} (macro-F1 when the largest train class "
+    "exceeds {ratio}x the smallest, with train.select_on=auto)",
+    "last": "each phase keeps its final epoch (train.checkpoint=last); validation only reported",
+    "train_loss": "each phase keeps its epoch of lowest mean train loss (train.checkpoint=train_loss); "
+    "validation only reported",
+}
 IMBALANCE_RATIO = 1.5  # largest / smallest train class above this: select checkpoints on macro-F1
 
 
@@ -105,7 +112,8 @@ class PhaseState:
     """What a phase carries from epoch to epoch (saved in last.pt for --resume)."""
 
     epoch: int = 0  # epochs completed
-    best_key: tuple[float, float] = (-1.0, -math.inf)  # (val accuracy or macro-F1, -val loss)
+    # (val accuracy or macro-F1, -val loss), or (-train loss, 0) with train.checkpoint=train_loss
+    best_key: tuple[float, float] = (-math.inf, -math.inf)
     bad_epochs: int = 0
 
 
@@ -243,7 +251,12 @@ class Trainer:
             else:
                 scheduler.step()
             state.epoch += 1
-            key = (val[self.select_on], -val_loss)
+            train_loss = total_loss / len(order)
+            key = (
+                (-train_loss, 0.0)
+                if config.checkpoint == "train_loss"
+                else (val[self.select_on], -val_loss)
+            )
             improved = config.checkpoint == "last" or key > state.best_key
             state.best_key, state.bad_epochs = (
                 (key, 0) if improved else (state.best_key, state.bad_epochs + 1)
@@ -252,7 +265,7 @@ class Trainer:
                 {
                     "phase": phase,
                     "step": state.epoch,
-                    "train_loss": total_loss / len(order),
+                    "train_loss": train_loss,
                     "val_loss": val_loss,
                     "val_acc": val_acc,
                     "val_macro_f1": val["macro_f1"],
@@ -407,7 +420,9 @@ def _train(
         history.append({"phase": "resume", "step": len(history), "changed": changed})
     float_model, qat_model = train_both_phases(trainer, config, history, resume_state)
     seconds = time.perf_counter() - started
-    metrics = summarise(float_model, qat_model, data, seconds, trainer.select_on)
+    metrics = summarise(
+        float_model, qat_model, data, seconds, trainer.select_on, config.train.checkpoint
+    )
     write_outputs(run_dir, history, metrics, data.class_names)
     manifest.record(run_dir / layout.CHECKPOINTS, run_dir / "metrics.json")
     manifest.stage("train", seconds, device=str(device))
@@ -457,6 +472,7 @@ def summarise(
     data: PreparedData,
     seconds: float,
     selection: str,
+    checkpoint_rule: str,
 ) -> dict[str, Any]:
     """metrics.json: test and val metrics of both models, cost, splits, warnings, timings."""
     X_test, y_test = data.arrays["test"]
@@ -494,6 +510,7 @@ def summarise(
         },
         "splits": {name: len(y) for name, (_, y) in data.arrays.items()},
         "selection_metric": selection,
+        "checkpoint_rule": checkpoint_rule,
         "data_warnings": data.warnings + small_test_warning(len(y_test)),
         "train_seconds": round(seconds, 2),
     }
@@ -520,11 +537,10 @@ def write_outputs(
 
 def render_report(metrics: dict[str, Any], class_names: list[str]) -> str:
     """report.md: what a reader checks after training, in tables."""
-    test, cost, fsq, model = (
-        metrics["test"],
-        metrics["cost"],
-        metrics["fsq_train"],
-        metrics["model"],
+    test, cost, fsq = metrics["test"], metrics["cost"], metrics["fsq_train"]
+    model = metrics["model"]
+    rule = CHECKPOINT_RULE_TEXT[metrics["checkpoint_rule"]].format(
+        metric=metrics["selection_metric"], ratio=IMBALANCE_RATIO
     )
     low, high = test["accuracy_interval_95"]
     lines = [
@@ -543,9 +559,7 @@ def render_report(metrics: dict[str, Any], class_names: list[str]) -> str:
         f"- model: widths {model['channels']}, kernel {model['kernel_size']}, {model['downsample']} "
         f"stages ({model['dilated_stages']} at full rate), FSQ levels {model['fsq_levels']}; "
         f"parameters {cost['parameters']}, MACs/window {cost['macs']}, int8 bytes {cost['int8_weight_bytes']}",
-        f"- training time {metrics['train_seconds']} s; checkpoints selected on validation "
-        f"{metrics['selection_metric']} (macro-F1 when the largest train class exceeds "
-        f"{IMBALANCE_RATIO}x the smallest, with train.select_on=auto)",
+        f"- training time {metrics['train_seconds']} s; {rule}",
         *[f"- warning: {w}" for w in [*fsq["warnings"], *metrics["data_warnings"]]],
         "",
         "Per class on the test split (int8; recall = share of the class's windows found):",

@@ -308,21 +308,32 @@ def test_evaluate_refuses_a_checkpoint_outside_the_run(trained_run: Path) -> Non
             run_evaluate(trained_run, checkpoint=name)
 
 
-@pytest.mark.parametrize("rule", ["best", "last"])
-def test_checkpoint_rule_keeps_the_best_or_the_final_epoch(tmp_path: Path, rule: str) -> None:
-    """`best` keeps the epoch with the highest (score, -val loss); `last` keeps the final one. In
-    this run QAT epoch 2 scores as epoch 1 with a higher val loss, so the two rules part."""
+@pytest.mark.parametrize("rule", ["best", "last", "train_loss"])
+def test_checkpoint_rule_keeps_the_best_the_final_or_the_lowest_train_loss_epoch(
+    tmp_path: Path, rule: str
+) -> None:
+    """`best` keeps the epoch with the highest (score, -val loss); `last` keeps the final one;
+    `train_loss` the one of lowest mean train loss. In these runs the rules part: the best epoch is
+    not the last, and with train_loss the lowest train loss is neither."""
     config = load_config(
         "tiny",
-        ["train.float_epochs=6", "train.qat_epochs=2", "train.warmup_epochs=0",
-         f"train.checkpoint={rule}"],
+        ["train.float_epochs=6", f"train.qat_epochs={6 if rule == 'train_loss' else 2}",
+         "train.warmup_epochs=0", f"train.checkpoint={rule}"],
     )  # fmt: skip
     run_training(tmp_path / "run", config, show_progress=False)
     history = json.loads((tmp_path / "run/history.json").read_text())
     qat = [(h["val_acc"], -h["val_loss"]) for h in history if h["phase"] == "qat"]
     kept = torch.load(tmp_path / "run/checkpoints/best.pt", weights_only=False)["epoch"]
-    assert qat.index(max(qat)) + 1 != len(qat)  # the best epoch is not the last one
-    assert kept == (len(qat) if rule == "last" else qat.index(max(qat)) + 1)
+    best = qat.index(max(qat)) + 1
+    if rule == "train_loss":
+        losses = [h["train_loss"] for h in history if h["phase"] == "qat"]
+        lowest = losses.index(min(losses)) + 1
+        assert kept == lowest and lowest not in (best, len(qat))
+        report = (tmp_path / "run/report.md").read_text()
+        assert "keeps its epoch of lowest mean train loss" in report
+        return
+    assert best != len(qat)  # the best epoch is not the last one
+    assert kept == (len(qat) if rule == "last" else best)
 
 
 def test_initial_weights_come_from_the_seed_alone(tmp_path: Path) -> None:
