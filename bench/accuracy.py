@@ -53,7 +53,9 @@ def data_folder(name: str) -> Path:
     )
 
 
-def train_once(name: str, seed: int, overrides: list[str], folder: Path) -> dict[str, Any]:
+def train_once(
+    name: str, seed: int, overrides: list[str], folder: Path, folds: int = 0
+) -> dict[str, Any]:
     from edgekit.config import load_config
     from edgekit.train.loop import run_training
 
@@ -64,6 +66,7 @@ def train_once(name: str, seed: int, overrides: list[str], folder: Path) -> dict
             "data.split_mode=official",
             f"train.seed={seed}",
             "train.threads=2",
+            *([f"data.cv_folds={folds}", f"data.cv_fold={seed}"] if folds else []),
             *overrides,
         ],
     )
@@ -117,7 +120,12 @@ def render(result: dict[str, Any]) -> str:
         "",
         f"`{result['command']}`; default config, official split, seeds {result['seeds']}; "
         f"overrides: {result['overrides'] or 'none'}. Test accuracy mean ± sd over seeds; "
-        "val = the val cut of the official train split (recipes are chosen on it).",
+        + (
+            f"val = fold i of a {result['folds']}-fold cross-validation of the official train split "
+            "for seed i, so every train window is val once (recipes are chosen on it)."
+            if result.get("folds")
+            else "val = the val cut of the official train split (recipes are chosen on it)."
+        ),
         "",
         "| set | int8 test | float twin | int8 − float | int8 val | params | MACs/window "
         f"| train s | {' | '.join(ANCHORS)} | gap to LITE |",
@@ -136,6 +144,16 @@ def render(result: dict[str, Any]) -> str:
     if result.get("plot"):
         lines += [f"![int8 test accuracy beside the published anchors]({result['plot']})", ""]
     return "\n".join(lines)
+
+
+def pooled_val(rows: list[dict[str, Any]]) -> tuple[int, int]:
+    """Correct int8 val windows and val windows over every run of every set: the measure levers are
+    chosen on (one set's val cut alone is a handful of windows)."""
+    runs = [run for r in rows for run in r["runs"]]
+    return (
+        sum(round(run["int8_val"] * run["windows"]["val"]) for run in runs),
+        sum(run["windows"]["val"] for run in runs),
+    )
 
 
 def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -159,6 +177,10 @@ def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
         f"int8 − float (mean over seeds), worst set: {quant['int8_minus_float_pp']:+.1f} pp ({quant['set']})"
     )
     lines.append(f"largest seed-to-seed sd: {100 * spread['int8_sd']:.1f} pp ({spread['set']})")
+    correct, windows = pooled_val(rows)
+    lines.append(
+        f"pooled int8 val: {correct} of {windows} windows ({correct / max(windows, 1):.4f})"
+    )
     lines.append(
         f"mean int8 val accuracy over sets: {statistics.fmean(r['int8_val_mean'] for r in rows):.4f}; "
         f"mean int8 test accuracy: {statistics.fmean(r['int8_mean'] for r in rows):.4f}"
@@ -174,9 +196,19 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench accuracy")
     parser.add_argument("--sets", default=",".join(SETS), help="comma-separated set names")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=0,
+        help="K-fold cross-validation of the official train split: K runs per set, run i with "
+        "seed i and fold i as val (replaces --seeds)",
+    )
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", default=str(HERE / "accuracy"), help="writes OUT.md and OUT.json")
     args = parser.parse_args(argv)
+    if args.folds == 1 or args.folds < 0:
+        raise SystemExit("bench accuracy: --folds takes 0 (the val cut) or at least 2, e.g. 5")
+    runs_per_set = args.folds or args.seeds
     names = [n.strip() for n in args.sets.split(",") if n.strip()]
     unknown = [n for n in names if n not in PUBLISHED]
     if unknown:
@@ -191,8 +223,9 @@ def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="edgekit-accuracy-") as tmp:
         for name in names:
             runs = []
-            for seed in range(args.seeds):
-                runs.append(train_once(name, seed, args.overrides, Path(tmp) / f"{name}-{seed}"))
+            for seed in range(runs_per_set):
+                folder = Path(tmp) / f"{name}-{seed}"
+                runs.append(train_once(name, seed, args.overrides, folder, args.folds))
                 print(
                     f"bench accuracy: {name} seed {seed}: int8 {runs[-1]['int8']:.3f} "
                     f"float {runs[-1]['float']:.3f} val {runs[-1]['int8_val']:.3f} ({runs[-1]['seconds']:.0f} s)",
@@ -202,7 +235,8 @@ def main(argv: list[str]) -> None:
     result = {
         "machine": f"{platform.machine()}, {platform.python_version()}, {__import__('os').cpu_count()} CPUs",
         "command": " ".join(["uv run python -m bench accuracy", *argv]),
-        "seeds": list(range(args.seeds)),
+        "seeds": list(range(runs_per_set)),
+        "folds": args.folds,
         "overrides": args.overrides,
         "rows": rows,
         "summary_lines": summary_lines(rows),

@@ -45,6 +45,10 @@ class DataConfig:
     # group: 70/15/15 by whole group | official: the source's own test split + a val cut |
     # time: chronological 70/15/15 inside each group, with a gap so no sample is in two splits
     split_mode: str = "group"
+    # official mode: 0 = the val cut of split_fractions | K >= 2 = stratified K-fold cross-validation
+    # of the source's train split, fold `cv_fold` (0..K-1) as val (bench accuracy --folds)
+    cv_folds: int = 0
+    cv_fold: int = 0
     # unequal-length series (UEA .ts): error | pad (hold the last value) | truncate | resample;
     # target_length 0 = the policy's rule (pad: longest, truncate: shortest, resample: median)
     length_policy: str = "pad"
@@ -236,6 +240,8 @@ RETIRED_KEYS = {"export.calib_windows": "calibrate.num_windows"}
 ADDED_KEYS = {
     "data.normalize": "global",
     "data.row_layout": "halves",
+    "data.cv_folds": 0,
+    "data.cv_fold": 0,
     "model.dilated_stages": 0,
     "train.checkpoint": "best",
 }
@@ -319,6 +325,8 @@ RANGES: dict[str, Range] = {
     "data.window_stride": AT_LEAST_1,
     "data.max_nan_fraction": FRACTION,
     "data.target_length": AT_LEAST_0,
+    "data.cv_folds": AT_LEAST_0,
+    "data.cv_fold": AT_LEAST_0,
     "data.seed": AT_LEAST_0,
     "model.kernel_size": AT_LEAST_1,
     "model.downsample": AT_LEAST_0,
@@ -394,6 +402,7 @@ def _validate(config: RunConfig) -> None:
             "data.split_fractions: must be 3 positive numbers summing to 1, got "
             f"{list(fractions)}; e.g. [0.7, 0.15, 0.15]"
         )
+    _check_folds(config.data)
     levels = config.model.fsq_levels
     if any(level < 2 for level in levels) or (
         levels and math.lcm(*(lv // 2 for lv in levels)) > MAX_CODE_STEPS
@@ -408,6 +417,23 @@ def _validate(config: RunConfig) -> None:
     ):
         raise ConfigError(
             "model.channels: give 3 positive widths, e.g. [16, 32, 32], or [] for model.size"
+        )
+
+
+def _check_folds(data: DataConfig) -> None:
+    folds, fold = data.cv_folds, data.cv_fold
+    if folds == 1:
+        raise ConfigError(
+            "data.cv_folds: 0 (the val cut of data.split_fractions) or at least 2 folds, got 1; e.g. 5"
+        )
+    if folds and data.split_mode != "official":
+        raise ConfigError(
+            f"data.cv_folds: cross-validates the source's own train split, so it needs "
+            f"data.split_mode=official, got {data.split_mode}; set data.cv_folds=0 for {data.split_mode}"
+        )
+    if fold and fold >= max(folds, 1):
+        raise ConfigError(
+            f"data.cv_fold: must be below data.cv_folds ({folds}), got {fold}; folds are numbered from 0"
         )
 
 

@@ -147,6 +147,13 @@ def split_official(windows: WindowSet, config: DataConfig) -> SplitAssignment:
         raise DataError(
             f"{windows.source}: every window is in the official test split; add the train files"
         )
+    info: dict[str, Any] = {"official_test_windows": int((~rest).sum())}
+    if config.cv_folds:
+        split_of[rest] = cross_validation_fold(
+            windows.y[rest], windows.groups[rest], config.cv_folds, config.cv_fold, config.seed
+        )
+        info["cv_fold"] = f"{config.cv_fold} of {config.cv_folds}"
+        return SplitAssignment(split_of, info=info)
     train_share = config.split_fractions[0] / (
         config.split_fractions[0] + config.split_fractions[1]
     )
@@ -154,7 +161,30 @@ def split_official(windows: WindowSet, config: DataConfig) -> SplitAssignment:
         windows.y[rest], windows.groups[rest], (train_share, 1 - train_share, 0.0), config.seed
     )
     split_of[rest] = inner
-    return SplitAssignment(split_of, info={"official_test_windows": int((~rest).sum())})
+    return SplitAssignment(split_of, info=info)
+
+
+def cross_validation_fold(
+    y: np.ndarray, groups: np.ndarray, folds: int, fold: int, seed: int
+) -> np.ndarray:
+    """Stratified K-fold by whole groups: 1 (val) for the windows of fold `fold`, else 0 (train).
+
+    Each class's groups (a group counts for its most frequent class) are dealt in seeded order
+    round the folds, continuing where the previous class stopped, so the folds of one seed
+    partition the windows: every window is val in exactly one of the K runs, and fold sizes and
+    class shares differ by at most one group."""
+    rng = np.random.default_rng(seed)
+    unique_groups, group_index = np.unique(groups, return_inverse=True)
+    counts = np.zeros((len(unique_groups), int(y.max()) + 1), dtype=np.int64)
+    np.add.at(counts, (group_index, y), 1)
+    group_class = counts.argmax(1)
+    fold_of = np.zeros(len(unique_groups), dtype=np.int64)
+    dealt = 0
+    for k in np.unique(group_class):
+        members = rng.permutation(np.flatnonzero(group_class == k))
+        fold_of[members] = (dealt + np.arange(len(members))) % folds
+        dealt += len(members)
+    return (fold_of[group_index] == fold).astype(np.int64)
 
 
 def split_time(windows: WindowSet, config: DataConfig) -> SplitAssignment:

@@ -108,13 +108,19 @@ def test_every_numeric_key_is_range_checked(key: str, raw: str) -> None:
         ("data.split_fractions=[0.5, 0.5, .nan]", "summing to 1"),
         ("model.channels=[16, 32]", "give 3 positive widths"),
         ("train.checkpoint=final", "train.checkpoint"),
+        ("data.cv_folds=1", "data.cv_folds: 0 (the val cut of data.split_fractions) or at least 2"),
+        ("data.cv_folds=5", "data.cv_folds: cross-validates the source's own train split, so it needs "
+                            "data.split_mode=official, got group"),
+        ("data.split_mode=official; data.cv_folds=5; data.cv_fold=5", "data.cv_fold: must be below "
+                                                                    "data.cv_folds (5), got 5"),
+        ("data.cv_fold=1", "data.cv_fold: must be below data.cv_folds (0), got 1"),
     ],
-)
+)  # fmt: skip
 def test_listed_bad_values_are_refused(override: str, message: str) -> None:
     with pytest.raises(
         ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
     ):
-        load_config(None, [override])
+        load_config(None, override.split("; "))
 
 
 def test_defaults_and_range_edges_are_accepted() -> None:

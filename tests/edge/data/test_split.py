@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from edgekit.config import DataConfig
 from edgekit.data import WindowSet, prepare_data, split_groups
-from edgekit.data.split import GAP, assign_splits, split_time
+from edgekit.data.split import GAP, assign_splits, cross_validation_fold, split_time
 from edgekit.errors import DataError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -142,6 +142,43 @@ def test_official_split_never_trains_on_official_test_windows() -> None:
     assert all(g.startswith("BasicMotions_TEST:") for g in groups["test"])
     assert len(groups["test"]) == 40 and prepared.official_test["test"].all()
     assert not prepared.official_test["train"].any() and not prepared.official_test["val"].any()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grouped_labels(), st.integers(2, 7), st.integers(0, 1000))
+def test_cross_validation_folds_partition_whole_groups_by_class(
+    data: tuple[np.ndarray, np.ndarray], folds: int, seed: int
+) -> None:
+    """Over the K folds of one seed every window is val exactly once, groups stay whole, and each
+    class's groups (all single-class here) spread over the folds within one group of each other."""
+    y, groups = data
+    val = np.array([cross_validation_fold(y, groups, folds, fold, seed) for fold in range(folds)])
+    assert set(np.unique(val)) <= {0, 1} and (val.sum(0) == 1).all()
+    for fold in val:
+        for group in np.unique(groups):
+            assert len(set(fold[groups == group])) == 1
+    for k in np.unique(y):
+        per_fold = [len(np.unique(groups[(y == k) & (fold == 1)])) for fold in val]
+        assert max(per_fold) - min(per_fold) <= 1, (k, per_fold)
+    group_counts = [len(np.unique(groups[fold == 1])) for fold in val]
+    assert max(group_counts) - min(group_counts) <= 1
+
+
+def test_cross_validation_replaces_the_val_cut_of_the_official_split() -> None:
+    y = np.array([0, 1, 2] * 10 + [0, 1, 2] * 3)
+    official = np.array([False] * 30 + [True] * 9)
+    windows = _windows(y, np.array([f"r{i}" for i in range(len(y))]), official_test=official)
+    runs = [
+        assign_splits(windows, DataConfig(split_mode="official", cv_folds=5, cv_fold=fold))
+        for fold in range(5)
+    ]
+    val = np.array([run.split_of == 1 for run in runs])
+    assert (val[:, ~official].sum(0) == 1).all() and not val[:, official].any()
+    assert all((run.split_of[official] == 2).all() for run in runs)
+    assert [int(v.sum()) for v in val] == [6] * 5  # 2 windows of each class per fold
+    assert runs[0].info["cv_fold"] == "0 of 5"
+    reseeded = cross_validation_fold(y[~official], np.arange(30).astype(str), 5, 0, seed=1)
+    assert not np.array_equal(reseeded, val[0, ~official])
 
 
 def test_official_val_cut_with_one_window_classes_warns() -> None:
