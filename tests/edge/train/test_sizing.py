@@ -20,7 +20,7 @@ from edgekit.train.sizing import (
 )
 
 
-@pytest.mark.parametrize(("classes", "dims"), [(2, 3), (3, 3), (4, 3), (5, 6), (10, 6), (60, 6)])
+@pytest.mark.parametrize(("classes", "dims"), [(2, 3), (3, 3), (4, 3), (5, 8), (10, 8), (60, 8)])
 def test_fsq_dimensions_grow_with_classes(classes: int, dims: int) -> None:
     levels = fsq_levels_for(classes)
     assert len(levels) == dims and min(levels) >= 5
