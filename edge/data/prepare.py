@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgekit.config import DataConfig
+from edgekit.config import ADDED_KEYS, DataConfig
 from edgekit.data.channels import select_channels
 from edgekit.data.lengths import unchanged_length
 from edgekit.data.qa import check_magnitudes, quality_report, repair_non_finite
@@ -137,12 +137,13 @@ class PreparedData:
 
 def data_config_digest(config: DataConfig) -> str:
     """Hash of the data config: prepared data is reused only for the same one. Keys added later
-    are left out at the value runs had before them (`normalize=global`, `row_layout=halves`), so
-    those runs keep their digest."""
+    are left out at the value runs had before them (`edgekit.config.ADDED_KEYS`: `normalize=global`,
+    `row_layout=halves`, no cross-validation fold), so those runs keep their digest."""
     values = dataclasses.asdict(config)
-    for key, before in (("normalize", "global"), ("row_layout", "halves")):
-        if values[key] == before:
-            del values[key]
+    for key, before in ADDED_KEYS.items():
+        section, name = key.split(".")
+        if section == "data" and values[name] == before:
+            del values[name]
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -154,7 +154,8 @@ def test_a_run_written_before_normalize_and_row_layout_loads_as_it_was_made(
     run = tmp_path / "old-run"
     run.mkdir()
     written = load_config(None, []).to_dict()
-    del written["data"]["normalize"], written["data"]["row_layout"]  # runs before the keys
+    for key in ("normalize", "row_layout", "cv_folds", "cv_fold"):
+        del written["data"][key]  # runs before the keys
     (run / "config.resolved.yaml").write_text(yaml.safe_dump(written))
     old = load_run_config(run)
     assert (old.data.normalize, old.data.row_layout) == ("global", "halves")
@@ -162,7 +163,7 @@ def test_a_run_written_before_normalize_and_row_layout_loads_as_it_was_made(
     del written["train"]["checkpoint"]
     (run / "config.resolved.yaml").write_text(yaml.safe_dump(written))
     assert load_run_config(run).train.checkpoint == "best"
-    added = ("normalize", "row_layout")
+    added = ("normalize", "row_layout", "cv_folds", "cv_fold")
     before_the_key = {k: v for k, v in dataclasses.asdict(old.data).items() if k not in added}
     assert (
         data_config_digest(old.data)
