@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import onnx
 import pytest
 from click.testing import CliRunner
 from edgekit.cli import cli
@@ -71,11 +72,14 @@ def test_pipeline_fails_when_the_device_fails_its_gate(tmp_path: Path) -> None:
 
 
 @pytest.mark.mcu_tools
-def test_pipeline_for_the_mcu_target_verifies_on_qemu(tmp_path: Path) -> None:
-    """`--target mcu`: the generated firmware in QEMU is the device, held to 100 % and 0 LSB."""
+@pytest.mark.parametrize("full_rate", ["0", "-1"])
+def test_pipeline_for_the_mcu_target_verifies_on_qemu(tmp_path: Path, full_rate: str) -> None:
+    """`--target mcu`: the generated firmware in QEMU is the device, held to 100 % and 0 LSB; also
+    for a model with full-rate (dilated) stages, whose export then holds dilated convolutions."""
     out = tmp_path / "run"
     args = ["pipeline", "--config", "tiny", "--out", str(out), "--target", "mcu",
-            "--set", "train.float_epochs=3", "--set", "train.qat_epochs=1"]  # fmt: skip
+            "--set", "train.float_epochs=3", "--set", "train.qat_epochs=1",
+            "--set", f"model.dilated_stages={full_rate}"]  # fmt: skip
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "[4/6] export mcu" in result.output and "device accuracy (mps2-an386)" in result.output
@@ -89,3 +93,7 @@ def test_pipeline_for_the_mcu_target_verifies_on_qemu(tmp_path: Path) -> None:
     )
     assert Path(summary["artifacts"]["mcu"], "report.json").is_file()
     assert {"mcu/c_vs_int8_reference", "mcu/c_vs_ort_int8"} <= set(summary["parity"])
+    graph = onnx.load(str(out / "export/onnx/model_int8.onnx")).graph
+    dilations = [a.ints[1] for n in graph.node if n.op_type == "Conv" for a in n.attribute
+                 if a.name == "dilations"]  # fmt: skip
+    assert (max(dilations) > 1) == (full_rate == "-1")
