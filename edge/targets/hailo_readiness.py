@@ -296,7 +296,7 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
         )
     )
     params = sum(int(np.prod(t.dims)) for t in initializers.values())
-    macs, long_kernels = 0, []
+    macs, unverified = 0, []
     for node in nodes:
         if node.op_type == "Conv" and node.input[1] in initializers:
             weight = list(initializers[node.input[1]].dims)
@@ -304,15 +304,15 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
             if out and all(isinstance(d, int) for d in out):
                 macs += math.prod(int(d) for d in out[1:]) * math.prod(weight[1:])
             if max(weight[2:]) > 7:
-                long_kernels.append(
+                unverified.append(
                     f"{label(node)} kernel {weight[2:]} (unverified on the DFC; may need compiler resources)"
                 )
             dilations = attr(node).get("dilations", [1, 1])
             if max(dilations) > 1:  # hailo.md records no dilation limits: say so, do not refuse
-                long_kernels.append(
+                unverified.append(
                     f"{label(node)} dilation {dilations} (unverified on the DFC; no published limit)"
                 )
-    rules.append(_rule("R16", "I", long_kernels, status="info", parameters=params, macs=macs))
+    rules.append(_rule("R16", "I", unverified, status="info", parameters=params, macs=macs))
     return rules
 
 
