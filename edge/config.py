@@ -130,6 +130,11 @@ class TrainConfig:
     # an epoch (one validation, one checkpoint) is at least this many optimizer steps: a 40-window
     # set passes over its data several times per epoch instead of stopping after a few dozen steps
     min_epoch_steps: int = 32
+    # knowledge distillation (edgekit.train.loop): this share of the loss matches the soft outputs
+    # of `teachers` float models, the float twin and teachers - 1 more of other seeds trained first
+    # (the QAT phase learns from all of them, the float twin from the others); 0 = off
+    distill_weight: float = 0.0
+    teachers: int = 1
     patience: int = 20  # early stopping: epochs without a better validation score; 0 = off
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
@@ -244,6 +249,8 @@ ADDED_KEYS = {
     "data.cv_fold": 0,
     "model.dilated_stages": 0,
     "train.checkpoint": "best",
+    "train.distill_weight": 0.0,
+    "train.teachers": 1,
 }
 
 
@@ -349,6 +356,8 @@ RANGES: dict[str, Range] = {
     "train.grad_accum": AT_LEAST_1,
     "train.label_smoothing": BELOW_1,
     "train.min_epoch_steps": AT_LEAST_0,
+    "train.distill_weight": FRACTION,
+    "train.teachers": AT_LEAST_1,
     "train.patience": AT_LEAST_0,
     "train.seed": AT_LEAST_0,
     "train.threads": AT_LEAST_0,
@@ -403,6 +412,11 @@ def _validate(config: RunConfig) -> None:
             f"{list(fractions)}; e.g. [0.7, 0.15, 0.15]"
         )
     _check_folds(config.data)
+    if config.train.teachers > 1 and config.train.distill_weight == 0:
+        raise ConfigError(
+            f"train.teachers={config.train.teachers} trains teachers only to distill from them, but "
+            "train.distill_weight=0; set train.distill_weight (e.g. 0.5) or train.teachers=1"
+        )
     levels = config.model.fsq_levels
     if any(level < 2 for level in levels) or (
         levels and math.lcm(*(lv // 2 for lv in levels)) > MAX_CODE_STEPS

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,28 @@ def selection_metric(config: TrainConfig, y_train: np.ndarray, num_classes: int)
 
 
 AUGMENT_STREAM = 7919  # offsets the augmentation generator's seed from the batch order's
+TEACHER_SEED_STRIDE = (
+    1000  # teacher i trains with train.seed + i * this: its own weights, order, noise
+)
+# softens both distributions so the teacher's ranking of the wrong classes carries signal; the loss
+# is scaled by T^2 to keep its gradients on the scale of cross-entropy's (Hinton et al. 2015)
+DISTILL_TEMPERATURE = 2.0
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) of the temperature-softened outputs, times T^2."""
+    log_student = nn.functional.log_softmax(student_logits / DISTILL_TEMPERATURE, dim=1)
+    return DISTILL_TEMPERATURE**2 * nn.functional.kl_div(
+        log_student, teacher_probs, reduction="batchmean"
+    )
+
+
+@torch.no_grad()
+def teacher_probs(teachers: list[Conv2dFSQNet], X: torch.Tensor) -> torch.Tensor:
+    """The teachers' mean softened class probabilities for a batch (an ensemble's soft targets)."""
+    return torch.stack(
+        [nn.functional.softmax(t(X) / DISTILL_TEMPERATURE, dim=1) for t in teachers]
+    ).mean(0)
 
 
 def passes_per_epoch(config: TrainConfig, train_windows: int) -> int:
@@ -105,6 +127,9 @@ def epoch_order(config: TrainConfig, y_train: np.ndarray, epoch: int) -> np.ndar
     return torch.cat(
         [torch.randperm(len(y_train), generator=generator) for _ in range(passes)]
     ).numpy()
+
+
+PHASE_CHECKPOINTS = {"float": "float.pt", "qat": "best.pt"}  # the rest: <phase>.pt
 
 
 @dataclass
@@ -176,9 +201,15 @@ class Trainer:
         return {"loss": float(loss), "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
     def batch_loss(
-        self, model: Conv2dFSQNet, X: np.ndarray, y: np.ndarray, generator: torch.Generator
+        self,
+        model: Conv2dFSQNet,
+        X: np.ndarray,
+        y: np.ndarray,
+        generator: torch.Generator,
+        teachers: list[Conv2dFSQNet] | None = None,
     ) -> torch.Tensor:
-        """Training loss of one batch, augmented (and mixed up) on the host first."""
+        """Training loss of one batch, augmented (and mixed up) on the host first; with teachers,
+        `train.distill_weight` of it matches their soft outputs on the same augmented batch."""
         X_batch = augment_batch(torch.from_numpy(X), self.augment, generator)
         target = torch.from_numpy(y)
         if self.augment.mixup > 0:  # soft targets: each window's label share and its partner's
@@ -187,7 +218,14 @@ class Trainer:
             target = weight[:, None] * nn.functional.one_hot(target, classes) + (
                 1 - weight[:, None]
             ) * nn.functional.one_hot(y_partner, classes)
-        return self.loss_fn(model(X_batch.to(self.device)), target.to(self.device))
+        X_batch = X_batch.to(self.device)
+        logits = model(X_batch)
+        loss = self.loss_fn(logits, target.to(self.device))
+        if not teachers:
+            return loss
+        share = self.config.distill_weight
+        soft = teacher_probs(teachers, X_batch)
+        return (1 - share) * loss + share * distillation_loss(logits, soft)
 
     def run_phase(
         self,
@@ -198,10 +236,12 @@ class Trainer:
         history: list[dict[str, Any]],
         resume: dict[str, Any] | None = None,
         extra: dict[str, Any] | None = None,
+        teachers: list[Conv2dFSQNet] | None = None,
     ) -> Conv2dFSQNet:
-        """Train one phase ("float" or "qat") for `epochs`, checkpointing each epoch to last.pt and
-        the best by the selection score to float.pt/best.pt; returns the best model, which it
-        reloads. `resume` continues from a last.pt of this phase."""
+        """Train one phase ("float", "qat" or "teacherN") for `epochs`, checkpointing each epoch to
+        last.pt and the best by the selection score to float.pt/best.pt/teacherN.pt; returns the
+        best model, which it reloads. `resume` continues from a last.pt of this phase; `teachers`
+        (eval mode) are distilled from."""
         config = self.config
         optimizer = self._optimizer(model, lr)
         scheduler = self._scheduler(optimizer, epochs)
@@ -211,9 +251,7 @@ class Trainer:
             scheduler.load_state_dict(resume["scheduler"])
             torch.set_rng_state(resume["rng_state"])
             state = PhaseState(resume["epoch"], tuple(resume["best_key"]), resume["bad_epochs"])
-        best_path = (
-            self.run_dir / layout.CHECKPOINTS / ("float.pt" if phase == "float" else "best.pt")
-        )
+        best_path = self.run_dir / layout.CHECKPOINTS / PHASE_CHECKPOINTS.get(phase, f"{phase}.pt")
         X, y = self.data.arrays["train"]
         parameters = list(model.parameters())  # clipping needs them every step: walk the tree once
         progress = Progress(epochs, f"{phase:>5}", enabled=self.show_progress)
@@ -229,7 +267,7 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             batches = np.array_split(order, range(config.batch_size, len(order), config.batch_size))
             for step, index in enumerate(batches, start=1):
-                loss = self.batch_loss(model, X[index], y[index], generator)
+                loss = self.batch_loss(model, X[index], y[index], generator, teachers)
                 if not torch.isfinite(loss):
                     raise TrainingError(
                         f"training diverged ({phase} loss {loss.item()} at epoch "
@@ -430,6 +468,42 @@ def _train(
     return metrics
 
 
+def teacher_phases(config: TrainConfig) -> list[str]:
+    """The extra float models trained before the float twin to be distilled from (none without
+    distillation)."""
+    return [f"teacher{i}" for i in range(1, config.teachers)] if config.distill_weight > 0 else []
+
+
+def as_teacher(model: Conv2dFSQNet) -> Conv2dFSQNet:
+    """The model frozen in place, in eval mode (BatchNorm on running statistics, no dropout)."""
+    model.eval()
+    return model.requires_grad_(False)
+
+
+def train_float_model(
+    trainer: Trainer,
+    config: RunConfig,
+    phase: str,
+    history: list[dict[str, Any]],
+    resume_state: dict[str, Any] | None,
+    teachers: list[Conv2dFSQNet],
+) -> Conv2dFSQNet:
+    """One float phase (the twin or a teacher), from weights seeded by the trainer's seed alone."""
+    torch.manual_seed(trainer.config.seed)
+    model = Conv2dFSQNet(net_config_for(config, trainer.data, quant=False)).to(trainer.device)
+    if resume_state is not None:
+        model.load_state_dict(resume_state["model_state"])
+    return trainer.run_phase(
+        phase,
+        model,
+        config.train.float_epochs,
+        config.train.lr,
+        history,
+        resume_state,
+        teachers=teachers,
+    )
+
+
 def train_both_phases(
     trainer: Trainer,
     config: RunConfig,
@@ -438,30 +512,55 @@ def train_both_phases(
 ) -> tuple[Conv2dFSQNet, Conv2dFSQNet]:
     """The float twin, then the QAT model started from it (BatchNorm folded, activation ranges
     calibrated on train windows); each the best of its phase. `resume_state` (a last.pt)
-    continues the phase it was written in."""
+    continues the phase it was written in.
+
+    With `train.distill_weight` > 0 the twin distills from `train.teachers - 1` float models of
+    other seeds trained first, and the QAT model from those and the twin: their mean soft outputs
+    carry what an ensemble knows into the one deployed network, and anchor QAT to the float model
+    it starts from."""
     data, device = trainer.data, trainer.device
     checkpoints = trainer.run_dir / layout.CHECKPOINTS
-    if resume_state is None or resume_state["phase"] == "float":
-        float_net = net_config_for(config, data, quant=False)
-        torch.manual_seed(config.train.seed)  # initial weights from the seed alone
-        float_model = Conv2dFSQNet(float_net).to(device)
-        if resume_state is not None:
-            float_model.load_state_dict(resume_state["model_state"])
-        float_model = trainer.run_phase(
-            "float", float_model, config.train.float_epochs, config.train.lr, history, resume_state
+    phases = [*teacher_phases(config.train), "float", "qat"]
+    resumed_at = phases.index(resume_state["phase"]) if resume_state is not None else 0
+    float_models: list[Conv2dFSQNet] = []
+    for index, phase in enumerate(phases[:-1]):
+        if index < resumed_at:  # finished before the interruption
+            model, _ = load_checkpoint(checkpoints / PHASE_CHECKPOINTS.get(phase, f"{phase}.pt"))
+            float_models.append(model.to(device))
+            continue
+        phase_trainer = trainer
+        if phase != "float":  # a teacher: its own seed, and no sweep pruning on its epochs
+            seed = config.train.seed + (index + 1) * TEACHER_SEED_STRIDE
+            phase_trainer = Trainer(
+                replace(config.train, seed=seed),
+                trainer.augment,
+                data,
+                trainer.manifest,
+                device,
+                trainer.show_progress,
+            )
+        state = resume_state if index == resumed_at else None
+        teachers = [as_teacher(m) for m in float_models] if phase == "float" else []
+        float_models.append(
+            train_float_model(phase_trainer, config, phase, history, state, teachers)
         )
-        resume_state = None
-    else:
-        float_model, _ = load_checkpoint(checkpoints / "float.pt")
-        float_model = float_model.to(device)
+    float_model = float_models[-1]
     qat_net = net_config_for(config, data, quant=True)
-    if resume_state is None:
+    qat_resume = resume_state if resumed_at == len(phases) - 1 else None
+    if qat_resume is None:
         qat_model = start_qat_model(float_model, qat_net, data.arrays["train"][0], 64)
     else:
         qat_model = Conv2dFSQNet(qat_net).to(device)
-        qat_model.load_state_dict(resume_state["model_state"])
+        qat_model.load_state_dict(qat_resume["model_state"])
+    teachers = [as_teacher(m) for m in float_models] if config.train.distill_weight > 0 else []
     qat_model = trainer.run_phase(
-        "qat", qat_model, config.train.qat_epochs, config.train.qat_lr, history, resume_state
+        "qat",
+        qat_model,
+        config.train.qat_epochs,
+        config.train.qat_lr,
+        history,
+        qat_resume,
+        teachers=teachers,
     )
     return float_model, qat_model
 

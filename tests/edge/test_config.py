@@ -114,6 +114,8 @@ def test_every_numeric_key_is_range_checked(key: str, raw: str) -> None:
         ("data.split_mode=official; data.cv_folds=5; data.cv_fold=5", "data.cv_fold: must be below "
                                                                     "data.cv_folds (5), got 5"),
         ("data.cv_fold=1", "data.cv_fold: must be below data.cv_folds (0), got 1"),
+        ("train.teachers=3", "train.teachers=3 trains teachers only to distill from them, but "
+                             "train.distill_weight=0; set train.distill_weight"),
     ],
 )  # fmt: skip
 def test_listed_bad_values_are_refused(override: str, message: str) -> None:
@@ -160,9 +162,11 @@ def test_a_run_written_before_normalize_and_row_layout_loads_as_it_was_made(
     old = load_run_config(run)
     assert (old.data.normalize, old.data.row_layout) == ("global", "halves")
     assert load_config(None, []).data.normalize == "auto"
-    del written["train"]["checkpoint"]
+    for key in ("checkpoint", "distill_weight", "teachers"):
+        del written["train"][key]
     (run / "config.resolved.yaml").write_text(yaml.safe_dump(written))
-    assert load_run_config(run).train.checkpoint == "best"
+    train = load_run_config(run).train
+    assert (train.checkpoint, train.distill_weight, train.teachers) == ("best", 0.0, 1)
     added = ("normalize", "row_layout", "cv_folds", "cv_fold")
     before_the_key = {k: v for k, v in dataclasses.asdict(old.data).items() if k not in added}
     assert (

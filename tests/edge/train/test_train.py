@@ -67,12 +67,25 @@ def test_same_seed_same_model(tmp_path: Path, tiny_config) -> None:
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+@pytest.mark.parametrize(
+    ("distill", "stop_in"),
+    [((0.0, 1), "qat"), ((0.5, 3), "teacher2"), ((0.5, 3), "float"), ((0.5, 2), "qat")],
+    ids=["plain", "in-a-teacher", "in-float-after-teachers", "in-qat-after-a-teacher"],
+)
 def test_resume_continues_exactly(
-    tmp_path: Path, tiny_config, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    tiny_config,
+    monkeypatch: pytest.MonkeyPatch,
+    distill: tuple[float, int],
+    stop_in: str,
 ) -> None:
-    config = dataclasses.replace(
-        tiny_config, train=dataclasses.replace(tiny_config.train, float_epochs=2, qat_epochs=2)
+    """Interrupted after epoch 1 of a phase, `--resume` ends where the uninterrupted run ends; with
+    distillation, the teachers finished before the interruption are reloaded, not retrained."""
+    weight, teachers = distill
+    train = dataclasses.replace(
+        tiny_config.train, float_epochs=2, qat_epochs=2, distill_weight=weight, teachers=teachers
     )
+    config = dataclasses.replace(tiny_config, train=train)
     run_training(tmp_path / "full", config, show_progress=False)
     history_full = json.loads((tmp_path / "full/history.json").read_text())
 
@@ -84,14 +97,14 @@ def test_resume_continues_exactly(
     def ctrl_c_once_qat_epoch_1_is_saved(self):  # what the run holds on disk decides, not a count
         original_save(self)
         state = torch.load(last, weights_only=False) if last.is_file() else {}
-        if (state.get("phase"), state.get("epoch")) == ("qat", 1):
+        if (state.get("phase"), state.get("epoch")) == (stop_in, 1):
             raise KeyboardInterrupt
 
     monkeypatch.setattr(Manifest, "save", ctrl_c_once_qat_epoch_1_is_saved)
     with pytest.raises(KeyboardInterrupt):
         run_training(tmp_path / "part", config, show_progress=False)
     monkeypatch.setattr(Manifest, "save", original_save)
-    assert torch.load(last, weights_only=False)["phase"] == "qat"
+    assert torch.load(last, weights_only=False)["phase"] == stop_in
     run_training(tmp_path / "part", config, resume=True, show_progress=False)
     history_resumed = json.loads((tmp_path / "part/history.json").read_text())
 
@@ -349,3 +362,79 @@ def test_initial_weights_come_from_the_seed_alone(tmp_path: Path) -> None:
     )
     assert next(iter(auto.values())).shape[0] == 16  # small's stem width
     assert all(torch.equal(auto[k], small[k]) for k in auto)
+
+
+def test_distillation_loss_is_the_temperature_scaled_kl_of_the_softened_outputs() -> None:
+    from edgekit.train.loop import DISTILL_TEMPERATURE as T
+    from edgekit.train.loop import distillation_loss
+
+    student = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])
+    teacher = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    q = torch.softmax(student / T, dim=1)
+    by_hand = T * T * (teacher * (teacher.log() - q.log())).sum(1).mean()
+    assert float(distillation_loss(student, teacher)) == pytest.approx(float(by_hand), rel=1e-6)
+    matched = torch.log(teacher) * T  # a student whose softened outputs are the teacher's
+    assert float(distillation_loss(matched, teacher)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_batch_loss_mixes_cross_entropy_with_the_teachers_mean_soft_outputs(
+    trained_run: Path,
+) -> None:
+    """With teachers, `train.distill_weight` of the loss is the KL to the mean of the teachers'
+    softened outputs on the very batch the student sees."""
+    from edgekit.config import AugmentConfig
+    from edgekit.rundir.artifacts import Manifest
+    from edgekit.rundir.run import Run
+    from edgekit.train.loop import DISTILL_TEMPERATURE as T
+    from edgekit.train.loop import Trainer, as_teacher, distillation_loss
+
+    run = Run(trained_run)
+    no_noise = AugmentConfig(jitter=0, scale=0, shift=0)
+    config = dataclasses.replace(run.config.train, distill_weight=0.25)
+    trainer = Trainer(config, no_noise, run.data, Manifest(trained_run), torch.device("cpu"), False)
+    student, _ = load_checkpoint(trained_run / "checkpoints/best.pt")
+    student.eval()  # no dropout: the same logits on every call
+    teachers = [as_teacher(load_checkpoint(trained_run / f"checkpoints/{name}.pt")[0])
+                for name in ("float", "best")]  # fmt: skip
+    X, y = (a[:8] for a in run.data.arrays["train"])
+    generator = torch.Generator().manual_seed(0)
+    loss = trainer.batch_loss(student, X, y, generator, teachers)
+    with torch.no_grad():
+        logits = student(torch.from_numpy(X))
+        soft = torch.stack([torch.softmax(t(torch.from_numpy(X)) / T, 1) for t in teachers]).mean(0)
+        cross_entropy = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y))
+        expected = 0.75 * cross_entropy + 0.25 * distillation_loss(logits, soft)
+    assert float(loss.detach()) == pytest.approx(float(expected), rel=1e-5)
+    assert float(trainer.batch_loss(student, X, y, generator)) == pytest.approx(
+        float(cross_entropy), rel=1e-5
+    )
+    assert abs(float(expected) - float(cross_entropy)) > 1e-3  # the two terms do differ here
+
+
+def test_distillation_trains_teachers_first_and_changes_only_the_phases_that_learn_from_them(
+    tmp_path: Path,
+) -> None:
+    """teachers=3: two float teachers of other seeds, then the float twin distilled from them, then
+    QAT from all three. teachers=1: the float twin is the plain one, only QAT learns from it."""
+    common = ["train.float_epochs=2", "train.qat_epochs=2", "train.warmup_epochs=0"]
+    arms = {"plain": [], "twin": ["train.distill_weight=0.5"],
+            "three": ["train.distill_weight=0.5", "train.teachers=3"]}  # fmt: skip
+    for name, options in arms.items():
+        run_training(tmp_path / name, load_config("tiny", [*common, *options]), show_progress=False)
+    history = json.loads((tmp_path / "three/history.json").read_text())
+    assert [h["phase"] for h in history] == [
+        "teacher1", "teacher1", "teacher2", "teacher2", "float", "float", "qat", "qat"
+    ]  # fmt: skip
+
+    def weights(name: str, checkpoint: str) -> dict[str, torch.Tensor]:
+        return load_checkpoint(tmp_path / name / "checkpoints" / checkpoint)[0].state_dict()
+
+    def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+        return all(torch.equal(a[k], b[k]) for k in a)
+
+    assert same(weights("twin", "float.pt"), weights("plain", "float.pt"))
+    assert not same(weights("twin", "best.pt"), weights("plain", "best.pt"))
+    assert not same(weights("three", "float.pt"), weights("plain", "float.pt"))
+    teacher1, teacher2 = weights("three", "teacher1.pt"), weights("three", "teacher2.pt")
+    assert not same(teacher1, teacher2) and not same(teacher1, weights("plain", "float.pt"))
+    assert not (tmp_path / "twin/checkpoints/teacher1.pt").exists()
