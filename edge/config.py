@@ -120,13 +120,14 @@ class TrainConfig:
     class_weights: bool = False  # weight the loss by inverse class frequency
     # shuffle | balanced (every class drawn equally often, with replacement)
     sampler: str = "shuffle"
-    # checkpoint selection on validation: auto = macro_f1 when the largest train class has more
+    # the validation score train.checkpoint=best selects on: auto = macro_f1 when the largest train class has more
     # than IMBALANCE_RATIO x the windows of the smallest, else accuracy
     select_on: str = "auto"
-    # which epoch each phase keeps: best (by that validation score, with early stopping) | last
-    # (the schedule's final epoch) | train_loss (the lowest mean train loss, LITE's rule); with
-    # last and train_loss validation is only reported, so a tiny val cut cannot pick
-    checkpoint: str = "best"
+    # which epoch each phase keeps: last (the schedule's final epoch) | best (by that validation
+    # score, with early stopping) | train_loss (the lowest mean train loss, LITE's rule); with last
+    # and train_loss validation is only reported, so a tiny val cut cannot pick (last: chosen on a
+    # nested holdout, bench/README.md)
+    checkpoint: str = "last"
     # an epoch (one validation, one checkpoint) is at least this many optimizer steps: a 40-window
     # set passes over its data several times per epoch instead of stopping after a few dozen steps
     min_epoch_steps: int = 32

@@ -1,8 +1,9 @@
 """`edgekit train`: float twin with BatchNorm -> fold BN -> calibrate -> quantization-aware training.
 
 Folding BatchNorm before QAT (not after) is what keeps int8 accuracy (Brevitas #388: 93.9 -> 88.9 %
-when folded after). Both phases use early stopping on validation, gradient clipping and a
-schedule; `last.pt` holds everything needed to resume exactly.
+when folded after). Both phases use gradient clipping and a schedule and keep the epoch
+`train.checkpoint` names (the final one by default; the best on validation, with early stopping, on
+request); `last.pt` holds everything needed to resume exactly.
 """
 
 from __future__ import annotations

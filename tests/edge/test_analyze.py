@@ -95,8 +95,9 @@ def test_a_configs_hailo_verdict_is_the_trained_exports(exported_run: Path) -> N
     verdict = json.loads(result.output)["hailo"]
     exported = json.loads((exported_run / "export/hailo/hailo8/readiness_report.json").read_text())
     assert (verdict["ready"], verdict["errors"]) == (exported["ready"], exported["errors"])
-    # R14 is about the calibration set the export ships, which a config does not have
-    assert verdict["warnings"] == [w for w in exported["warnings"] if w != "R14"]
+    # R14 is about the calibration set the export ships and R15 about the trained weights' FSQ code
+    # flips, which a config has neither of
+    assert verdict["warnings"] == [w for w in exported["warnings"] if w not in ("R14", "R15")]
 
 
 @pytest.mark.mcu_tools

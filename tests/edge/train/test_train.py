@@ -263,8 +263,10 @@ def test_imbalanced_run_selects_on_macro_f1_and_reports_recall(tmp_path: Path) -
     np.save(root / "X.npy", X)
     np.save(root / "y.npy", y)
     config = load_config(
-        "tiny", [f"data.source=npy:{root}", "train.float_epochs=2", "train.qat_epochs=1"]
-    )
+        "tiny",
+        [f"data.source=npy:{root}", "train.float_epochs=2", "train.qat_epochs=1",
+         "train.checkpoint=best"],
+    )  # fmt: skip
     metrics = run_training(tmp_path / "run", config, show_progress=False)
     assert metrics["selection_metric"] == "macro_f1"
     history = json.loads((tmp_path / "run/history.json").read_text())
