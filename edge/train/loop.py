@@ -86,19 +86,19 @@ def selection_metric(config: TrainConfig, y_train: np.ndarray, num_classes: int)
 
 
 AUGMENT_STREAM = 7919  # offsets the augmentation generator's seed from the batch order's
-TEACHER_SEED_STRIDE = (
-    1000  # teacher i trains with train.seed + i * this: its own weights, order, noise
-)
+# teacher i trains with train.seed + i * this: its own initial weights, batch order and noise
+TEACHER_SEED_STRIDE = 1000
 # softens both distributions so the teacher's ranking of the wrong classes carries signal; the loss
 # is scaled by T^2 to keep its gradients on the scale of cross-entropy's (Hinton et al. 2015)
 DISTILL_TEMPERATURE = 2.0
 
 
-def distillation_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:
-    """KL(teacher || student) of the temperature-softened outputs, times T^2."""
+def distillation_loss(student_logits: torch.Tensor, soft_targets: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) of the temperature-softened outputs, times T^2; `soft_targets` are the
+    teachers' softened probabilities (`teacher_probs`)."""
     log_student = nn.functional.log_softmax(student_logits / DISTILL_TEMPERATURE, dim=1)
     return DISTILL_TEMPERATURE**2 * nn.functional.kl_div(
-        log_student, teacher_probs, reduction="batchmean"
+        log_student, soft_targets, reduction="batchmean"
     )
 
 
