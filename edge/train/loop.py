@@ -133,6 +133,11 @@ def epoch_order(config: TrainConfig, y_train: np.ndarray, epoch: int) -> np.ndar
 PHASE_CHECKPOINTS = {"float": "float.pt", "qat": "best.pt"}  # the rest: <phase>.pt
 
 
+def phase_checkpoint(run_dir: Path, phase: str) -> Path:
+    """The file holding the model a phase keeps (float.pt, best.pt, teacherN.pt)."""
+    return run_dir / layout.CHECKPOINTS / PHASE_CHECKPOINTS.get(phase, f"{phase}.pt")
+
+
 @dataclass
 class PhaseState:
     """What a phase carries from epoch to epoch (saved in last.pt for --resume)."""
@@ -252,7 +257,7 @@ class Trainer:
             scheduler.load_state_dict(resume["scheduler"])
             torch.set_rng_state(resume["rng_state"])
             state = PhaseState(resume["epoch"], tuple(resume["best_key"]), resume["bad_epochs"])
-        best_path = self.run_dir / layout.CHECKPOINTS / PHASE_CHECKPOINTS.get(phase, f"{phase}.pt")
+        best_path = phase_checkpoint(self.run_dir, phase)
         X, y = self.data.arrays["train"]
         parameters = list(model.parameters())  # clipping needs them every step: walk the tree once
         progress = Progress(epochs, f"{phase:>5}", enabled=self.show_progress)
@@ -512,7 +517,7 @@ def train_both_phases(
     resume_state: dict[str, Any] | None = None,
 ) -> tuple[Conv2dFSQNet, Conv2dFSQNet]:
     """The float twin, then the QAT model started from it (BatchNorm folded, activation ranges
-    calibrated on train windows); each the best of its phase. `resume_state` (a last.pt)
+    calibrated on train windows); each the epoch `train.checkpoint` keeps. `resume_state` (a last.pt)
     continues the phase it was written in.
 
     With `train.distill_weight` > 0 the twin distills from `train.teachers - 1` float models of
@@ -520,13 +525,12 @@ def train_both_phases(
     carry what an ensemble knows into the one deployed network, and anchor QAT to the float model
     it starts from."""
     data, device = trainer.data, trainer.device
-    checkpoints = trainer.run_dir / layout.CHECKPOINTS
     phases = [*teacher_phases(config.train), "float", "qat"]
     resumed_at = phases.index(resume_state["phase"]) if resume_state is not None else 0
     float_models: list[Conv2dFSQNet] = []
     for index, phase in enumerate(phases[:-1]):
         if index < resumed_at:  # finished before the interruption
-            model, _ = load_checkpoint(checkpoints / PHASE_CHECKPOINTS.get(phase, f"{phase}.pt"))
+            model, _ = load_checkpoint(phase_checkpoint(trainer.run_dir, phase))
             float_models.append(model.to(device))
             continue
         phase_trainer = trainer
