@@ -1,7 +1,10 @@
 """The size rule: how widths, depth and FSQ dimensions follow the data when the config leaves them open.
 
 - **Widths** (`model.size`): `auto` picks by train windows: fewer than 500 -> small, fewer than
-  5000 -> medium, else large; then steps down until the model fits the budgets below.
+  5000 -> medium, else large; then steps down until the model fits the budgets below. Below 500,
+  small is measured: tiny loses 25 val windows to it over 8 sets, medium ties at 2.2x the MACs
+  (bench/README.md). The two larger steps are assumptions: no set that ships offline has 500
+  train windows.
 - **Depth** (`model.downsample`, 0 = auto): stride-2 stages until the encoder output is at most
   `TARGET_ENCODER_WIDTH` steps wide, so the receptive field spans the window before the global
   average pool (a 24-sample window gets 1 stage, a 1460-sample one 7); at least 1.
