@@ -52,6 +52,13 @@ def test_numpy_indices_match_torch() -> None:
     assert np.array_equal(fsq.indices(z).numpy(), fsq_indices(z.numpy(), (8, 6, 5)))
 
 
+def test_usage_counts_only_used_codes_of_a_huge_codebook() -> None:
+    levels = (8,) * 16  # 2^48 codes: a histogram over the whole codebook would need 2 PiB
+    usage = code_usage(np.array([5, 5, 2**47, 3]), levels)
+    assert usage["codebook_size"] == 2**48 and usage["codes_used"] == 3
+    assert usage["code_counts"] == [2, 1, 1]
+
+
 def test_usage_and_collapse_warning() -> None:
     collapsed = code_usage(np.full(100, 7), (8, 6, 5))
     assert collapsed["codes_used"] == 1 and collapsed["perplexity"] == 1.0
