@@ -3,6 +3,7 @@
 uv run python -m bench            # all
 uv run python -m bench training   # one or more of: training inference link fuzz memory mcu
 uv run python -m bench accuracy   # public sets, seeds, ablation arms: see bench/accuracy.py
+uv run python -m bench fewshot    # 5 windows per class: the default against a plain CNN
 uv run python -m bench sweep      # the sweep against the default recipe, local and on Ray
 """
 
@@ -15,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import accuracy, fuzz, inference, link, mcu, memory, sweep, training
+from bench import accuracy, fewshot, fuzz, inference, link, mcu, memory, sweep, training
 
 BENCHMARKS = {
     "training": training.run,
@@ -170,6 +171,8 @@ def main(names: list[str]) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["accuracy"]:
         accuracy.main(sys.argv[2:])
+    elif sys.argv[1:2] == ["fewshot"]:
+        fewshot.main(sys.argv[2:])
     elif sys.argv[1:2] == ["sweep"]:
         sweep.main(sys.argv[2:])
     else:
