@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.common import add_arm_options
+
 HERE = Path(__file__).resolve().parent
 
 # Published accuracy on each set's OFFICIAL train/test split, the split this benchmark measures
@@ -236,8 +238,7 @@ def main(argv: list[str]) -> None:
         help="train, val and test all cut from the official train file (70/15/15 by seed): scores "
         "rules that select on val without bias and never reads the official test",
     )
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", default=str(HERE / "accuracy"), help="writes OUT.md and OUT.json")
+    add_arm_options(parser, HERE / "accuracy")
     args = parser.parse_args(argv)
     if args.folds == 1 or args.folds < 0:
         raise SystemExit("bench accuracy: --folds takes 0 (the val cut) or at least 2, e.g. 5")

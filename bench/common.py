@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable
@@ -36,3 +37,9 @@ def build_run(
     for target in targets:
         run_export(folder, target)
     return folder, metrics
+
+
+def add_arm_options(parser: argparse.ArgumentParser, default_out: Path) -> None:
+    """`--set KEY=VALUE` (one ablation arm's overrides) and `--out`, shared by the accuracy benches."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--out", default=str(default_out), help="writes OUT.md and OUT.json")

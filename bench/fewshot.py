@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from bench.accuracy import PUBLISHED, data_folder
+from bench.common import add_arm_options
 
 HERE = Path(__file__).resolve().parent
 SETS = ("BasicMotions", "JapaneseVowels", "OSULeaf", "ACSF1", "PLAID")  # at least 4 classes
@@ -226,8 +227,7 @@ def main(argv: list[str]) -> None:
         help="score on the rest of the official train file instead of the official test file, so a "
         "recipe can be chosen on it",
     )
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", default=str(HERE / "fewshot"), help="writes OUT.md and OUT.json")
+    add_arm_options(parser, HERE / "fewshot")
     args = parser.parse_args(argv)
     if args.per_class < 2:
         raise SystemExit("bench fewshot: --per-class takes at least 2 (one for train, one for val)")
