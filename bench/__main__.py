@@ -10,13 +10,13 @@ uv run python -m bench sweep      # the sweep against the default recipe, local 
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from bench import accuracy, fewshot, fuzz, inference, link, mcu, memory, sweep, training
+from bench.common import machine
 
 BENCHMARKS = {
     "training": training.run,
@@ -153,7 +153,7 @@ def main(names: list[str]) -> None:
     results: dict = json.loads(previous.read_text()) if names and previous.is_file() else {}
     results.update(
         {
-            "machine": f"{platform.machine()}, {platform.python_version()}, {__import__('os').cpu_count()} CPUs",
+            "machine": machine(),
             "started": time.time(),
         }
     )

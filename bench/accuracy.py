@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import add_arm_options
+from bench.common import add_arm_options, machine, mean_sd
 
 HERE = Path(__file__).resolve().parent
 
@@ -95,12 +94,8 @@ def train_once(
 
 
 def summarise(name: str, runs: list[dict[str, Any]], anchored: bool = True) -> dict[str, Any]:
-    def mean_sd(key: str) -> tuple[float, float]:
-        values = [r[key] for r in runs]
-        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-    int8, int8_sd = mean_sd("int8")
-    float_, _ = mean_sd("float")
+    int8, int8_sd = mean_sd(runs, "int8")
+    float_, _ = mean_sd(runs, "float")
     row = {
         "set": name,
         "seeds": len(runs),
@@ -108,11 +103,11 @@ def summarise(name: str, runs: list[dict[str, Any]], anchored: bool = True) -> d
         "int8_sd": int8_sd,
         "float_mean": float_,
         "int8_minus_float_pp": 100 * (int8 - float_),
-        "int8_val_mean": mean_sd("int8_val")[0],
-        "float_val_mean": mean_sd("float_val")[0],
+        "int8_val_mean": mean_sd(runs, "int8_val")[0],
+        "float_val_mean": mean_sd(runs, "float_val")[0],
         "parameters": runs[0]["parameters"],
         "macs": runs[0]["macs"],
-        "seconds_mean": mean_sd("seconds")[0],
+        "seconds_mean": mean_sd(runs, "seconds")[0],
         "windows": runs[0]["windows"],
         "model": runs[0]["model"],
         "runs": runs,
@@ -273,7 +268,7 @@ def main(argv: list[str]) -> None:
                 )
             rows.append(summarise(name, runs, anchored=not args.holdout))
     result = {
-        "machine": f"{platform.machine()}, {platform.python_version()}, {__import__('os').cpu_count()} CPUs",
+        "machine": machine(),
         "command": " ".join(["uv run python -m bench accuracy", *argv]),
         "seeds": list(range(runs_per_set)),
         "folds": args.folds,

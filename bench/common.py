@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -43,3 +45,14 @@ def add_arm_options(parser: argparse.ArgumentParser, default_out: Path) -> None:
     """`--set KEY=VALUE` (one ablation arm's overrides) and `--out`, shared by the accuracy benches."""
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", default=str(default_out), help="writes OUT.md and OUT.json")
+
+
+def machine() -> str:
+    """The host line every bench result starts with."""
+    return f"{platform.machine()}, {platform.python_version()}, {os.cpu_count()} CPUs"
+
+
+def mean_sd(runs: list[dict[str, Any]], key: str) -> tuple[float, float]:
+    """Mean and sample standard deviation of one figure over runs (0 for a single run)."""
+    values = [r[key] for r in runs]
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import statistics
 import tempfile
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from bench.accuracy import PUBLISHED, data_folder
-from bench.common import add_arm_options
+from bench.common import add_arm_options, machine, mean_sd
 
 HERE = Path(__file__).resolve().parent
 SETS = ("BasicMotions", "JapaneseVowels", "OSULeaf", "ACSF1", "PLAID")  # at least 4 classes
@@ -51,16 +50,17 @@ def subset_train_file(
     labels = np.array([lines[i].rsplit(":", 1)[1].strip() for i in data])
     rng = np.random.default_rng(seed)
     keep: list[int] = []
+    kept: dict[str, int] = {}
     for label in sorted(set(labels)):
         rows = np.flatnonzero(labels == label)
-        keep += rng.choice(rows, size=min(per_class, len(rows)), replace=False).tolist()
+        kept[str(label)] = min(per_class, len(rows))
+        keep += rng.choice(rows, size=kept[str(label)], replace=False).tolist()
     chosen = sorted(data[k] for k in keep)
     target.write_text("".join(lines[:start] + [lines[i] for i in chosen]))
     if rest is not None:
         others = sorted(set(data) - set(chosen))
         rest.write_text("".join(lines[:start] + [lines[i] for i in others]))
-    kept = labels[sorted(keep)]
-    return {str(label): int((kept == label).sum()) for label in sorted(set(labels))}
+    return kept
 
 
 def plain_cnn(channels: int, classes: int) -> Any:
@@ -195,12 +195,8 @@ def render(result: dict[str, Any]) -> str:
 
 
 def summarise(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    def mean_sd(key: str) -> tuple[float, float]:
-        values = [r[key] for r in runs]
-        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-    int8, int8_sd = mean_sd("int8")
-    cnn, cnn_sd = mean_sd("plain_cnn")
+    int8, int8_sd = mean_sd(runs, "int8")
+    cnn, cnn_sd = mean_sd(runs, "plain_cnn")
     first = runs[0]
     return {
         "set": name,
@@ -208,7 +204,7 @@ def summarise(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "windows": first["windows"]["train"] + first["windows"]["val"],
         "int8_mean": int8,
         "int8_sd": int8_sd,
-        "float_mean": mean_sd("float")[0],
+        "float_mean": mean_sd(runs, "float")[0],
         "cnn_mean": cnn,
         "cnn_sd": cnn_sd,
         "int8_minus_cnn_pp": 100 * (int8 - cnn),
@@ -231,17 +227,17 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.per_class < 2:
         raise SystemExit("bench fewshot: --per-class takes at least 2 (one for train, one for val)")
-    import torch
-    from edgekit.cli import quiet_third_party
-
-    quiet_third_party()
-    torch.set_num_threads(2)
     names = [n.strip() for n in args.sets.split(",") if n.strip()]
     unknown = [n for n in names if n not in PUBLISHED]
     if unknown:
         raise SystemExit(
             f"bench fewshot: unknown set(s) {unknown}; choose from {', '.join(PUBLISHED)}"
         )
+    import torch
+    from edgekit.cli import quiet_third_party
+
+    quiet_third_party()
+    torch.set_num_threads(2)
     started = time.time()
     rows = []
     with tempfile.TemporaryDirectory(prefix="edgekit-fewshot-") as tmp:
@@ -263,7 +259,7 @@ def main(argv: list[str]) -> None:
     mean_int8 = statistics.fmean(r["int8_mean"] for r in rows)
     mean_cnn = statistics.fmean(r["cnn_mean"] for r in rows)
     result = {
-        "machine": f"{platform.machine()}, {platform.python_version()}, {__import__('os').cpu_count()} CPUs",
+        "machine": machine(),
         "command": " ".join(["uv run python -m bench fewshot", *argv]),
         "per_class": args.per_class,
         "holdout": args.holdout,

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.accuracy import data_folder, train_once
+from bench.common import machine
 
 HERE = Path(__file__).parent
 SETS = ("ItalyPowerDemand", "BasicMotions")
@@ -142,7 +141,7 @@ def main(argv: list[str]) -> None:
         for name in [n.strip() for n in args.sets.split(",") if n.strip()]:
             rows.append(run_set(name, args.trials, Path(tmp) / name))
     result = {
-        "machine": f"{platform.machine()}, {platform.python_version()}, {os.cpu_count()} CPUs",
+        "machine": machine(),
         "command": " ".join(["uv run python -m bench sweep", *argv]),
         "trials": args.trials,
         "rows": rows,
