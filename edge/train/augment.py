@@ -1,8 +1,10 @@
 """Training-batch augmentation on the host: the device graph never sees it.
 
 Windows arrive in Hailo layout `(B, C, 2, T/2)`; every transform works on the window as one time
-series `(B, C, T)` and returns the same layout, so a shift or warp crosses the row boundary as the
-signal does. All randomness comes from the caller's generator: one seed, one sequence of batches.
+series `(B, C, T)`, unfolded by the run's row layout (`data.row_layout`), and returns the same
+layout, so a shift or warp moves the signal as it was recorded: across the row boundary for
+`halves`, both rows together for `interleaved`. All randomness comes from the caller's generator:
+one seed, one sequence of batches.
 """
 
 from __future__ import annotations
@@ -35,12 +37,29 @@ def _resample(series: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     return at_low + weight * (at_high - at_low)
 
 
+def as_series(X: torch.Tensor, rows: str) -> torch.Tensor:
+    """`(B, C, 2, T/2)` -> `(B, C, T)` in time order (torch twin of `from_hailo_layout`)."""
+    batch, channels = X.shape[:2]
+    if rows == "interleaved":
+        X = X.transpose(2, 3)
+    return X.reshape(batch, channels, -1)
+
+
+def as_rows(series: torch.Tensor, rows: str) -> torch.Tensor:
+    """`(B, C, T)` -> `(B, C, 2, T/2)`, the inverse of `as_series`."""
+    batch, channels, length = series.shape
+    if rows == "interleaved":
+        return series.reshape(batch, channels, length // 2, 2).transpose(2, 3).contiguous()
+    return series.reshape(batch, channels, 2, length // 2).contiguous()
+
+
 def augment_batch(
-    X: torch.Tensor, config: AugmentConfig, generator: torch.Generator
+    X: torch.Tensor, config: AugmentConfig, generator: torch.Generator, rows: str
 ) -> torch.Tensor:
-    """A transformed copy of a `(B, C, 2, T/2)` training batch; the input is left untouched."""
-    batch, channels, rows, half = X.shape
-    series = X.reshape(batch, channels, rows * half)
+    """A transformed copy of a `(B, C, 2, T/2)` training batch whose rows are filled as `rows`
+    says; the input is left untouched."""
+    batch, channels = X.shape[:2]
+    series = as_series(X, rows)
     length = series.shape[-1]
     steps = torch.arange(length, dtype=X.dtype).expand(batch, length)
     if config.time_warp > 0:
@@ -66,7 +85,7 @@ def augment_batch(
         )
     if config.jitter > 0:
         series = series + config.jitter * torch.randn(series.shape, generator=generator)
-    return series.reshape(batch, channels, rows, half).contiguous()
+    return as_rows(series, rows)
 
 
 def mixup_batch(

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from edgekit import plots
 from edgekit.config import AugmentConfig, RunConfig, TrainConfig
-from edgekit.data.prepare import PreparedData, prepare_data
+from edgekit.data.prepare import PreparedData, prepare_data, row_layout
 from edgekit.errors import CheckpointError, ConfigError, DataError, TrainingError
 from edgekit.evaluate import (
     classification_metrics,
@@ -178,6 +178,7 @@ class Trainer:
         self.loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
         self.eval_loss = nn.CrossEntropyLoss()
         self.select_on = selection_metric(config, y_train, data.num_classes)
+        self.rows = row_layout(data.stats)  # how augmentation unfolds a window into its series
 
     def _optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
         kind = torch.optim.AdamW if self.config.optimizer == "adamw" else torch.optim.Adam
@@ -216,7 +217,7 @@ class Trainer:
     ) -> torch.Tensor:
         """Training loss of one batch, augmented (and mixed up) on the host first; with teachers,
         `train.distill_weight` of it matches their soft outputs on the same augmented batch."""
-        X_batch = augment_batch(torch.from_numpy(X), self.augment, generator)
+        X_batch = augment_batch(torch.from_numpy(X), self.augment, generator, self.rows)
         target = torch.from_numpy(y)
         if self.augment.mixup > 0:  # soft targets: each window's label share and its partner's
             X_batch, y_partner, weight = mixup_batch(X_batch, target, self.augment.mixup, generator)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 from edgekit.config import AugmentConfig
-from edgekit.train.augment import augment_batch, mixup_batch
+from edgekit.data.prepare import from_hailo_layout, to_hailo_layout
+from edgekit.train.augment import as_rows, as_series, augment_batch, mixup_batch
 
 OFF = AugmentConfig(jitter=0, scale=0, shift=0, magnitude_warp=0, time_warp=0, mixup=0)
 ALL_ON = AugmentConfig(
@@ -26,7 +27,7 @@ def test_each_transform_changes_the_batch_and_keeps_its_shape(field: str) -> Non
     X = batch()
     before = X.clone()
     out = augment_batch(
-        X, dataclasses.replace(OFF, **{field: 0.2}), torch.Generator().manual_seed(0)
+        X, dataclasses.replace(OFF, **{field: 0.2}), torch.Generator().manual_seed(0), "halves"
     )
     assert out.shape == X.shape and out.dtype == X.dtype
     assert not torch.equal(out, X)
@@ -35,40 +36,61 @@ def test_each_transform_changes_the_batch_and_keeps_its_shape(field: str) -> Non
 
 def test_all_off_is_the_identity() -> None:
     X = batch()
-    assert torch.equal(augment_batch(X, OFF, torch.Generator().manual_seed(0)), X)
+    for rows in ("halves", "interleaved"):
+        assert torch.equal(augment_batch(X, OFF, torch.Generator().manual_seed(0), rows), X)
 
 
 def test_same_seed_same_batch_other_seed_other_batch() -> None:
     X = batch()
-    a = augment_batch(X, ALL_ON, torch.Generator().manual_seed(3))
-    b = augment_batch(X, ALL_ON, torch.Generator().manual_seed(3))
-    c = augment_batch(X, ALL_ON, torch.Generator().manual_seed(4))
+    a = augment_batch(X, ALL_ON, torch.Generator().manual_seed(3), "interleaved")
+    b = augment_batch(X, ALL_ON, torch.Generator().manual_seed(3), "interleaved")
+    c = augment_batch(X, ALL_ON, torch.Generator().manual_seed(4), "interleaved")
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_shift_moves_the_series_across_the_row_boundary_and_holds_the_edges() -> None:
+@pytest.mark.parametrize("rows", ["halves", "interleaved"])
+def test_the_torch_layout_twins_match_the_numpy_ones(rows: str) -> None:
+    series = np.arange(2 * 3 * 40, dtype=np.float32).reshape(2, 3, 40)
+    X = to_hailo_layout(series, rows)
+    assert np.array_equal(as_rows(torch.from_numpy(series), rows).numpy(), X)
+    assert np.array_equal(as_series(torch.from_numpy(X), rows).numpy(), from_hailo_layout(X, rows))
+
+
+def ramp_windows(count: int, length: int, rows: str) -> torch.Tensor:
+    """Windows whose every sample is its own time index, in the given row layout."""
+    series = np.tile(np.arange(length, dtype=np.float32), (count, 1, 1))
+    return torch.from_numpy(to_hailo_layout(series, rows))
+
+
+@pytest.mark.parametrize("rows", ["halves", "interleaved"])
+def test_shift_moves_the_recorded_series_and_holds_the_edges(rows: str) -> None:
+    """A shift moves the signal in time whatever fills the rows: with interleaved rows a shift of
+    the flattened rows would move every sample two steps and wrap even samples into odd ones."""
     length = 40
-    series = torch.arange(length, dtype=torch.float32).view(1, 1, length).repeat(8, 1, 1)
-    X = series.view(8, 1, 2, length // 2)
-    out = augment_batch(X, dataclasses.replace(OFF, shift=0.25), torch.Generator().manual_seed(0))
-    flat = out.view(8, length)
+    X = ramp_windows(8, length, rows)
+    out = augment_batch(
+        X, dataclasses.replace(OFF, shift=0.25), torch.Generator().manual_seed(0), rows
+    )
+    assert out.shape == X.shape
+    flat = torch.from_numpy(from_hailo_layout(out.numpy(), rows))[:, 0]
     offsets = flat[:, length // 2] - length // 2  # the middle sample tells each window's shift
     assert offsets.abs().max() <= 0.25 * length and offsets.abs().max() > 0
     for row, offset in zip(flat, offsets, strict=True):
         expected = (torch.arange(length) + offset).clamp(0, length - 1)
-        assert torch.equal(row, expected)  # a pure shift, edge values held, across both rows
+        assert torch.equal(row, expected)  # a pure shift, edge values held
 
 
-def test_time_warp_keeps_the_end_points_and_order() -> None:
+@pytest.mark.parametrize("rows", ["halves", "interleaved"])
+def test_time_warp_keeps_the_end_points_and_order(rows: str) -> None:
     length = 40
-    X = torch.arange(length, dtype=torch.float32).view(1, 1, 2, length // 2).repeat(4, 1, 1, 1)
+    X = ramp_windows(4, length, rows)
     out = augment_batch(
-        X, dataclasses.replace(OFF, time_warp=0.5), torch.Generator().manual_seed(0)
-    ).view(4, length)
-    assert torch.allclose(out[:, 0], torch.zeros(4)) and torch.allclose(
-        out[:, -1], torch.full((4,), length - 1.0)
+        X, dataclasses.replace(OFF, time_warp=0.5), torch.Generator().manual_seed(0), rows
     )
-    assert bool((out.diff(dim=1) >= 0).all())  # monotone: time is warped, never reversed
+    flat = torch.from_numpy(from_hailo_layout(out.numpy(), rows))[:, 0]
+    assert torch.allclose(flat[:, 0], torch.zeros(4))
+    assert torch.allclose(flat[:, -1], torch.full((4,), length - 1.0))
+    assert bool((flat.diff(dim=1) >= 0).all())  # monotone: time is warped, never reversed
 
 
 def test_mixup_mixes_pairs_with_the_own_label_dominant() -> None:
@@ -90,11 +112,15 @@ def test_training_augments_train_batches_only(
     from edgekit.rundir.run import Run
 
     seen: list[np.ndarray] = []
+    layouts: set[str] = set()
     original = train_module.augment_batch
 
-    def spy(X: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    def spy(
+        X: torch.Tensor, config: AugmentConfig, generator: torch.Generator, rows: str
+    ) -> torch.Tensor:
         seen.append(X.numpy().copy())
-        return original(X, config, generator)
+        layouts.add(rows)
+        return original(X, config, generator, rows)
 
     monkeypatch.setattr(train_module, "augment_batch", spy)
     config = dataclasses.replace(
@@ -110,3 +136,4 @@ def test_training_augments_train_batches_only(
     assert seen and all(row in train_rows for row in batch_rows)
     assert not other_rows & set(batch_rows)
     assert len(batch_rows) == len(train_rows) * 3  # every train window once per epoch, 2 + 1 epochs
+    assert layouts == {data.stats["row_layout"]}  # unfolded as the run's own rows were filled
