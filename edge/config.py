@@ -27,6 +27,7 @@ LENGTH_POLICIES = ("error", "pad", "truncate", "resample")
 NORMALIZATIONS = ("auto", "global", "window")
 ROW_LAYOUTS = ("halves", "interleaved")
 SAMPLERS = ("shuffle", "balanced")
+SHIFT_MODES = ("hold", "wrap")
 CHECKPOINT_RULES = ("best", "last", "train_loss")
 SELECTION_METRICS = ("auto", "accuracy", "macro_f1")
 MODEL_SIZES = ("auto", "tiny", "small", "medium", "large")
@@ -81,6 +82,9 @@ class ModelConfig:
     # leading stages run at full rate with dilated kernels instead of stride 2 (same receptive
     # field, more MACs; edgekit.models.network); -1 = as many as fit the MAC budget
     dilated_stages: int = 0
+    # the next stride-2 stages convolve at stride 1 and max-pool by 2 instead (shift-robust
+    # features, 2x those stages' MACs; edgekit.models.network); -1 = as many as fit the MAC budget
+    pooled_stages: int = 0
     fsq_levels: tuple[int, ...] = ()  # () = from the number of classes
     dropout: float = 0.1  # on the pooled features, training only
     quant_preset: str = "int8"  # int8 (float scales) | po2 (power-of-two scales for MCUs)
@@ -95,7 +99,10 @@ class AugmentConfig:
 
     jitter: float = 0.03  # additive Gaussian noise, std in normalised units
     scale: float = 0.1  # per-window, per-channel gain ~ N(1, scale)
-    shift: float = 0.1  # time shift of up to this fraction of the window, edges held
+    shift: float = 0.1  # time shift of up to this fraction of the window
+    # what fills the samples a shift uncovers: hold (the edge value) | wrap (the other end of the
+    # window, a circular shift: periodic signals such as appliance cycles stay whole)
+    shift_mode: str = "hold"
     magnitude_warp: float = 0.0  # smooth random gain curve (4 knots) ~ N(1, magnitude_warp)
     time_warp: float = 0.0  # smooth random speed change, up to this fraction
     mixup: float = 0.0  # Beta(alpha, alpha) mixing of window pairs and their labels
@@ -249,6 +256,8 @@ ADDED_KEYS = {
     "data.cv_folds": 0,
     "data.cv_fold": 0,
     "model.dilated_stages": 0,
+    "model.pooled_stages": 0,
+    "augment.shift_mode": "hold",
     "train.checkpoint": "best",
     "train.distill_weight": 0.0,
     "train.teachers": 1,
@@ -339,6 +348,7 @@ RANGES: dict[str, Range] = {
     "model.kernel_size": AT_LEAST_1,
     "model.downsample": AT_LEAST_0,
     "model.dilated_stages": Range(-1),
+    "model.pooled_stages": Range(-1),
     "model.dropout": BELOW_1,
     "augment.jitter": AT_LEAST_0,
     "augment.scale": AT_LEAST_0,
@@ -394,6 +404,7 @@ def _validate(config: RunConfig) -> None:
     _check_choice("data.normalize", config.data.normalize, NORMALIZATIONS)
     _check_choice("data.row_layout", config.data.row_layout, ROW_LAYOUTS)
     _check_choice("train.sampler", config.train.sampler, SAMPLERS)
+    _check_choice("augment.shift_mode", config.augment.shift_mode, SHIFT_MODES)
     _check_choice("train.select_on", config.train.select_on, SELECTION_METRICS)
     _check_choice("train.checkpoint", config.train.checkpoint, CHECKPOINT_RULES)
     _check_choice("model.size", config.model.size, MODEL_SIZES)

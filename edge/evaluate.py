@@ -112,7 +112,7 @@ class LayerCost:
 
 
 def layer_costs(model: Conv2dFSQNet) -> list[LayerCost]:
-    """Every convolution and the pooling of one window's forward pass, in execution order."""
+    """Every convolution and pooling of one window's forward pass, in execution order."""
     costs: list[LayerCost] = []
     names = {module: name for name, module in model.named_modules()}
 
@@ -130,11 +130,16 @@ def layer_costs(model: Conv2dFSQNet) -> list[LayerCost]:
                 + (f" dil {module.dilation[1]}" if module.dilation[1] > 1 else "")
             )
             cost = (weights + biases, macs, weights + INT32_BYTES * biases)
+        elif isinstance(module, nn.MaxPool2d):
+            kh, kw = module.kernel_size  # type: ignore[misc]
+            op, cost = f"MaxPool {kh}x{kw}", (0, 0, 0)
         else:
             op, cost = "GlobalAveragePool", (0, 0, 0)
         costs.append(LayerCost(names[module], op, shape_in, shape_out, *cost, output[0].numel()))
 
-    watched = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.AdaptiveAvgPool2d)]
+    watched = [
+        m for m in model.modules() if isinstance(m, nn.Conv2d | nn.MaxPool2d | nn.AdaptiveAvgPool2d)
+    ]
     hooks = [m.register_forward_hook(record) for m in watched]
     config, was_training = model.config, model.training
     device = next(model.parameters()).device

@@ -29,7 +29,7 @@ class LayerReport:
 
     index: int
     name: str  # the ONNX node the layer lowers (its Conv, pooling or FSQ QuantizeLinear)
-    kind: str  # conv | pool | fsq
+    kind: str  # conv | maxpool | pool | fsq
     tensor: str  # the graph tensor holding the layer's integers
     shape: tuple[int, ...]
     pair: PairReport  # integer reference vs onnxruntime
@@ -80,12 +80,12 @@ def expose_layers(model: Any, tensors: list[str]) -> Any:
 
 def qat_layer_outputs(qat_model: Any, X: np.ndarray) -> list[np.ndarray]:
     """The PyTorch QAT model's fake-quantized output of each layer the integer reference lowers,
-    in the same order: every encoder activation quantizer, then pooling, FSQ input, FSQ codes and
-    logits."""
+    in the same order: every encoder activation quantizer (a ReLU's, or the requantizer after a
+    max pool), then pooling, FSQ input, FSQ codes and logits."""
     import torch
 
     modules = [
-        *[m for m in qat_model.encoder if "ReLU" in type(m).__name__],
+        *[m for m in qat_model.encoder if type(m).__name__ in ("QuantReLU", "QuantIdentity")],
         qat_model.pool_quant,
         qat_model.pre_fsq_quant,
         qat_model.code_quant,
@@ -123,7 +123,12 @@ def layer_parity(
     IntegerReference) against onnxruntime on this host, given `qat_model` against PyTorch, and
     given `c_build` (an mcu export folder) against the generated C."""
     from edgekit.onnx_io import OnnxRunner, load_onnx
-    from edgekit.quantize.integer_reference import FsqStep, IntegerReference, PoolStep
+    from edgekit.quantize.integer_reference import (
+        FsqStep,
+        IntegerReference,
+        MaxPoolStep,
+        PoolStep,
+    )
 
     model = load_onnx(model_path)
     reference = IntegerReference(model, accumulation)
@@ -148,7 +153,13 @@ def layer_parity(
         zip(reference.steps, reference.step_tensors, expected, strict=True)
     ):
         kind = (
-            "fsq" if isinstance(step, FsqStep) else "pool" if isinstance(step, PoolStep) else "conv"
+            "fsq"
+            if isinstance(step, FsqStep)
+            else "pool"
+            if isinstance(step, PoolStep)
+            else "maxpool"
+            if isinstance(step, MaxPoolStep)
+            else "conv"
         )
         out = step.output
         name, expected_real = f"layer {index} {step.name}", out.dequantize(q)
@@ -199,14 +210,14 @@ def format_layers(summary: dict[str, Any]) -> str:
         + (", vs PyTorch QAT" if with_torch else "")
         + (", vs the generated C" if with_c else "")
         + " (LSB of each layer's output):",
-        f"{'#':>2} {'layer':<34} {'kind':<5} {'shape':<12} {'max LSB':>7} {'cosine':>9} {'exact':>7}"
+        f"{'#':>2} {'layer':<34} {'kind':<7} {'shape':<12} {'max LSB':>7} {'cosine':>9} {'exact':>7}"
         + (f" {'torch LSB':>9}" if with_torch else "")
         + (f" {'C LSB':>6}" if with_c else ""),
     ]
     for layer in summary["layers"]:
         shape = "x".join(map(str, layer["shape"]))
         lines.append(
-            f"{layer['index']:>2} {layer['name'][:34]:<34} {layer['kind']:<5} {shape:<12} "
+            f"{layer['index']:>2} {layer['name'][:34]:<34} {layer['kind']:<7} {shape:<12} "
             f"{layer['max_lsb'] or 0:>7g} {layer['cosine']:>9.6f} {layer['exact_fraction']:>7.4f}"
             + (f" {layer['torch_max_lsb'] or 0:>9.3g}" if with_torch else "")
             + (f" {layer['c_max_lsb'] or 0:>6.3g}" if with_c else "")

@@ -11,6 +11,12 @@ trous": stage j <= n keeps stride 1 and dilates its kernel by 2^(j-1); the later
 stride 2 with dilation 2^n. Each kernel then spans the same input samples as in the strided
 network (same receptive field, same weights), but the features are computed at every position
 instead of one in 2^n, with no aliasing, at up to 2^n times the MACs of those stages.
+
+`pooled_stages = m` turns the next m stride-2 stages into a stride-1 convolution followed by a
+`(1, 2)` max pool (stride 2, floor): each pair of neighbouring positions keeps its stronger response
+instead of every other position being dropped, so a pattern shifted by one sample gives nearly the
+same features (the plain CNN's downsampling), at 2x the MACs of those stages. The pool runs on the
+quantized ReLU output, so it is exact in int8 (max commutes with a monotone quantizer).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ class NetConfig:
     # 7-bit weights in: all | first_layer | none (edgekit.quantize.overflow)
     overflow_fix: str = "all"
     dilated_stages: int = 0  # leading stride-2 stages run at full rate, dilated instead (a trous)
+    pooled_stages: int = 0  # the next stride-2 stages: stride-1 convolution + (1, 2) max pool
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,21 +60,26 @@ class NetConfig:
         data["fsq_levels"] = tuple(data["fsq_levels"])
         data.setdefault("overflow_fix", "none")  # checkpoints from before the fix: 8-bit weights
         data.setdefault("dilated_stages", 0)  # checkpoints from before full-rate stages
+        data.setdefault("pooled_stages", 0)  # checkpoints from before pooled stages
         return cls(**data)
 
-    def stage_geometry(self) -> list[tuple[int, int]]:
-        """(stride, dilation) of each of the `downsample` stages along time."""
+    def stage_geometry(self) -> list[tuple[int, int, bool]]:
+        """(convolution stride, dilation, max-pooled after) of each of the `downsample` stages."""
         full_rate = min(self.dilated_stages, self.downsample)
+        pooled = range(full_rate, full_rate + self.pooled_stages)
         return [
-            (1, 2**stage) if stage < full_rate else (2, 2**full_rate)
+            (1, 2**stage, False)
+            if stage < full_rate
+            else (1 if stage in pooled else 2, 2**full_rate, stage in pooled)
             for stage in range(self.downsample)
         ]
 
     def encoder_width(self) -> int:
         """Time steps left after the stages."""
         width, k = self.input_width, self.kernel_size
-        for stride, dilation in self.stage_geometry():
+        for stride, dilation, pooled in self.stage_geometry():
             width = (width + 2 * dilation * (k // 2) - dilation * (k - 1) - 1) // stride + 1
+            width = width // 2 if pooled else width
         return width
 
     def min_input_width(self) -> int:
@@ -88,9 +100,9 @@ class Conv2dFSQNet(nn.Module):
         dims = len(config.fsq_levels)
         geometry = config.stage_geometry()
 
-        def stage(cin: int, cout: int, index: int) -> nn.Module:
-            stride, dilation = geometry[index]
-            return layers.conv(
+        def stage(cin: int, cout: int, index: int, feeds_pool: bool = False) -> list[nn.Module]:
+            stride, dilation, pooled = geometry[index]
+            conv = layers.conv(
                 cin,
                 cout,
                 (1, k),
@@ -98,24 +110,21 @@ class Conv2dFSQNet(nn.Module):
                 padding=(0, dilation * pad),
                 dilation=(1, dilation),
             )
+            norm, relu = layers.norm(cout), layers.relu(feeds_pool=feeds_pool)
+            return [conv, norm, relu, *(layers.max_pool(relu) if pooled else [])]
 
         self.input_quant = layers.input_quant()
         stages = [
             layers.conv(config.in_channels, c1, (1, k), padding=(0, pad), first=True),
             layers.norm(c1),
             layers.relu(),
-            stage(c1, c2, 0),
-            layers.norm(c2),
-            layers.relu(),
+            *stage(c1, c2, 0),
             layers.conv(c2, c3, (2, 1)),
             layers.norm(c3),
-            layers.relu(),  # mixes the two rows: H 2 -> 1
+            layers.relu(feeds_pool=config.downsample == 1),  # mixes the two rows: H 2 -> 1
         ]
         for index in range(1, config.downsample):
-            last = index == config.downsample - 1
-            stages += [stage(c3, c3, index), layers.norm(c3), layers.relu(feeds_pool=last)]
-        if config.downsample == 1:
-            stages[-1] = layers.relu(feeds_pool=True)
+            stages += stage(c3, c3, index, feeds_pool=index == config.downsample - 1)
         self.encoder = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.pool_quant = layers.pool_quant()
@@ -127,7 +136,13 @@ class Conv2dFSQNet(nn.Module):
         self.logit_quant = layers.logit_quant()
 
     def conv_norm_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
-        return [(self.encoder[i], self.encoder[i + 1]) for i in range(0, len(self.encoder), 3)]
+        """Each encoder convolution with the norm that follows it (BatchNorm folding)."""
+        modules = list(self.encoder)
+        return [
+            (module, modules[i + 1])
+            for i, module in enumerate(modules)
+            if isinstance(module, nn.Conv2d)  # Brevitas' QuantConv2d is one too
+        ]
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Device part: `(B, C, 2, T/2) -> (B, D, 1, 1)`, the pre-FSQ projection."""

@@ -112,7 +112,21 @@ class FsqStep:
     code_values: tuple[np.ndarray, ...]  # int64 per dimension: one output integer per level
 
 
-Step = ConvStep | PoolStep | FsqStep
+@dataclass(frozen=True)
+class MaxPoolStep:
+    """MaxPool (no padding, floor) as the largest integer of each window, then an optional ReLU as a
+    floor at the zero point: exact, since max commutes with a monotone quantizer, so the output
+    keeps the input's scale and zero point."""
+
+    name: str
+    input: Tensor
+    output: Tensor
+    kernel: tuple[int, int]
+    strides: tuple[int, int]
+    relu: bool
+
+
+Step = ConvStep | PoolStep | FsqStep | MaxPoolStep
 
 
 @dataclass
@@ -235,9 +249,19 @@ def conv_accumulate_avx2(x: np.ndarray, step: ConvStep) -> np.ndarray:
     return result
 
 
+def max_pool(q: np.ndarray, step: MaxPoolStep) -> np.ndarray:
+    """The step's windows of `(N, C, H, W)` integers reduced to their maxima."""
+    windows = np.lib.stride_tricks.sliding_window_view(q, step.kernel, axis=(2, 3))
+    strided = windows[:, :, :: step.strides[0], :: step.strides[1]]
+    result: np.ndarray = strided.max(axis=(4, 5))
+    return np.maximum(result, step.output.zero_point) if step.relu else result
+
+
 def run_step(step: Step, q: np.ndarray, accumulation: str = "int32") -> np.ndarray:
     """One step on a batch `(N, C, H, W)` of integers."""
     out = step.output
+    if isinstance(step, MaxPoolStep):
+        return max_pool(q, step)
     if isinstance(step, FsqStep):
         levels = fsq_levels(step, q)
         values = np.stack(
@@ -286,8 +310,19 @@ class _Pending:
     relu: bool = False
 
 
+@dataclass
+class _PendingMaxPool:
+    """A MaxPool awaiting the QuantizeLinear that must keep its input's scale."""
+
+    node: NodeProto
+    source: int
+    attrs: dict[str, Any]
+    relu: bool = False
+
+
 class IntegerReference:
-    """Integer interpreter of the edgekit QDQ graph (Conv/Relu/GlobalAveragePool/FSQ/Flatten chain)."""
+    """Integer interpreter of the edgekit QDQ graph (Conv/Relu/MaxPool/GlobalAveragePool/FSQ/Flatten
+    chain)."""
 
     def __init__(self, model: ModelProto, accumulation: str = "int32") -> None:
         import onnx
@@ -385,7 +420,7 @@ class IntegerReference:
                 values[node.output[0]] = self._conv_node(node, attrs, values)
             elif op == "Relu":
                 pending = values[node.input[0]]
-                if not isinstance(pending, _Pending):
+                if not isinstance(pending, _Pending | _PendingMaxPool):
                     raise ExportError("integer reference: Relu must follow a Conv or pooling")
                 pending.relu = True
                 values[node.output[0]] = pending
@@ -395,8 +430,16 @@ class IntegerReference:
                 values[node.output[0]] = _Pending(
                     node, source, x, np.array([x.scale], np.float32), attrs
                 )
+            elif op == "MaxPool":
+                source = self._activation(values[node.input[0]], node)
+                values[node.output[0]] = _PendingMaxPool(node, source, attrs)
             elif op == "QuantizeLinear":
-                values[node.output[0]] = self._quantize(values[node.input[0]], node)
+                pending = values[node.input[0]]
+                values[node.output[0]] = (
+                    self._max_pool(pending, node)
+                    if isinstance(pending, _PendingMaxPool)
+                    else self._quantize(pending, node)
+                )
             elif op == "Add" and isinstance(values.get(node.input[0]), int):
                 index, step = self._fsq(index, values[node.input[0]])  # type: ignore[arg-type]
                 values[self.nodes[index].output[0]] = step
@@ -490,6 +533,39 @@ class IntegerReference:
             value.source,
             node.output[0],
         )
+
+    def _max_pool(self, value: _PendingMaxPool, node: NodeProto) -> int:
+        """A MaxPool step: the QuantizeLinear after it must repeat its input's quantization (then
+        it is the identity on integers), and the pool must be unpadded, floor, undilated."""
+        x, attrs = self._tensor(value.source), value.attrs
+        name = value.node.name or "MaxPool"
+        scale, zero_point = self.constants[node.input[1]], self.constants[node.input[2]]
+        same = np.float32(scale) == np.float32(x.scale) and int(zero_point) == x.zero_point
+        if not same or integer_range(zero_point) != (x.lo, x.hi):
+            raise ExportError(
+                f"integer reference: MaxPool {name} is requantized to another scale or zero point; "
+                "edgekit's QAT layers keep the ReLU's quantizer after a pool, export with them"
+            )
+        kh, kw = attrs.get("kernel_shape", [1, 1])
+        strides = tuple(attrs.get("strides", [1, 1]))
+        plain = (
+            not any(attrs.get("pads", [0, 0, 0, 0]))
+            and not attrs.get("ceil_mode", 0)
+            and list(attrs.get("dilations", [1, 1])) == [1, 1]
+            and attrs.get("auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET")
+        )
+        if not plain:
+            raise ExportError(
+                f"integer reference: MaxPool {name} pads, dilates or rounds up; only plain pools "
+                "(no padding, floor) are supported"
+            )
+        height = (x.shape[1] - kh) // strides[0] + 1
+        width = (x.shape[2] - kw) // strides[1] + 1
+        output = Tensor((x.shape[0], height, width), x.scale, x.zero_point, x.lo, x.hi)
+        step = MaxPoolStep(
+            name, x, output, (kh, kw), (int(strides[0]), int(strides[1])), value.relu
+        )
+        return self._append(step, value.source, node.output[0])
 
     def _append(self, step: Step, source: int, tensor: str) -> int:
         """Add a step reading step `source` (-1: the graph input) whose integers are the graph's

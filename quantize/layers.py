@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from edgekit.quantize.overflow import OVERFLOW_FIXES
 from edgekit.quantize.presets import code_scale, load_preset
@@ -36,6 +38,9 @@ class FloatLayers:
 
     def relu(self, feeds_pool: bool = False) -> nn.Module:
         return nn.ReLU()
+
+    def max_pool(self, relu: nn.Module) -> list[nn.Module]:
+        return [nn.MaxPool2d((1, 2)), nn.Identity()]  # as many modules as the QAT pair: same names
 
     def pool_quant(self) -> nn.Module:
         return nn.ReLU()  # identity on non-negative input; keeps the float and QAT graphs alike
@@ -100,6 +105,18 @@ class QuantLayers:
     def relu(self, feeds_pool: bool = False) -> nn.Module:
         # Average pooling a QuantTensor widens its bit width; pool a plain tensor and requantize after.
         return self._relu(act_quant=self.preset.unsigned_act, return_quant_tensor=not feeds_pool)
+
+    def max_pool(self, relu: nn.Module) -> list[nn.Module]:
+        """`(1, 2)` max pool of a quantized ReLU output, then the same quantizer again (shared, so
+        the same scale): the pooled values are already on its grid, and the export gets the
+        QuantizeLinear after MaxPool that onnxruntime needs to keep the pool and the next layer in
+        int8."""
+        with warnings.catch_warnings():  # QuantIdentity's own act_impl=None, unused when shared
+            warnings.filterwarnings("ignore", "Keyword arguments are being passed but they not")
+            requant = self._identity(
+                act_quant=relu.act_quant, return_quant_tensor=relu.return_quant_tensor
+            )
+        return [nn.MaxPool2d((1, 2)), requant]
 
     def pool_quant(self) -> nn.Module:
         return self._relu(act_quant=self.preset.unsigned_act, return_quant_tensor=True)

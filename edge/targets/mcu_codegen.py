@@ -18,6 +18,7 @@ from edgekit.quantize.integer_reference import (
     ConvStep,
     FsqStep,
     IntegerReference,
+    MaxPoolStep,
     PoolStep,
     Step,
     Tensor,
@@ -77,9 +78,18 @@ def check_supported(reference: IntegerReference) -> None:
                 raise ExportError(
                     f"mcu: {step.name} needs a requantisation scale outside 2^-39..2^23; retrain or recalibrate"
                 )
-        too_big = isinstance(step, ConvStep) and (
-            max(step.input.shape + step.output.shape) > 65535
-            or max(*step.strides, *step.pads, *step.dilations, *step.weight.shape[2:]) > 255
+        too_big = (
+            isinstance(step, ConvStep)
+            and (
+                max(step.input.shape + step.output.shape) > 65535
+                or max(*step.strides, *step.pads, *step.dilations, *step.weight.shape[2:]) > 255
+            )
+        ) or (
+            isinstance(step, MaxPoolStep)
+            and (
+                max(step.input.shape + step.output.shape) > 65535
+                or max(*step.strides, *step.kernel) > 255
+            )
         )
         if too_big:
             raise ExportError(
@@ -229,6 +239,19 @@ def _pool_source(index: int, step: PoolStep) -> str:
     )
 
 
+def _max_pool_source(index: int, step: MaxPoolStep) -> str:
+    c, h, w = step.input.shape
+    _, oh, ow = step.output.shape
+    (kh, kw), (sh, sw) = step.kernel, step.strides
+    out_min = max(-128, _stored(step.output, step.output.zero_point)) if step.relu else -128
+    return (
+        f"/* {index}: max pool {step.name}: ({c},{h},{w}) -> ({c},{oh},{ow}), kernel {kh}x{kw}, "
+        f"stride {step.strides}{', relu' if step.relu else ''} */\n"
+        f"static const edgekit_max_pool_t step{index} = "
+        f"{{{c}, {w}, {oh}, {ow}, {kh}, {kw}, {sh}, {sw}, {out_min}}};\n"
+    )
+
+
 def _fsq_source(index: int, step: FsqStep) -> str:
     name = f"step{index}"
     parts = [f"/* {index}: FSQ {step.name}: levels {','.join(map(str, step.levels))} */\n"]
@@ -262,6 +285,8 @@ def _step_source(index: int, step: Step) -> str:
         return _conv_source(index, step)
     if isinstance(step, PoolStep):
         return _pool_source(index, step)
+    if isinstance(step, MaxPoolStep):
+        return _max_pool_source(index, step)
     return _fsq_source(index, step)
 
 
@@ -270,6 +295,8 @@ def _call(index: int, step: Step, source: str, target: str, scratch: int) -> str
         return f"edgekit_conv(&step{index}, {source}, {target}, arena + {scratch});"
     if isinstance(step, PoolStep):
         return f"edgekit_pool(&step{index}, {source}, {target});"
+    if isinstance(step, MaxPoolStep):
+        return f"edgekit_max_pool(&step{index}, {source}, {target});"
     return f"code = edgekit_fsq(&step{index}, {source}, {target});"
 
 

@@ -75,6 +75,8 @@ def augment_batch(
         limit = config.shift * length
         offsets = (torch.rand(batch, 1, generator=generator) * 2 - 1) * limit
         steps = steps + offsets.round()
+        if config.shift_mode == "wrap":
+            steps = torch.remainder(steps, length)
     if config.time_warp > 0 or config.shift > 0:
         series = _resample(series, steps.clamp(0, length - 1))
     if config.scale > 0:

@@ -611,6 +611,7 @@ def summarise(
             "kernel_size": qat_model.config.kernel_size,
             "downsample": qat_model.config.downsample,
             "dilated_stages": qat_model.config.dilated_stages,
+            "pooled_stages": qat_model.config.pooled_stages,
             "fsq_levels": list(qat_model.config.fsq_levels),
         },
         "splits": {name: len(y) for name, (_, y) in data.arrays.items()},
@@ -662,7 +663,8 @@ def render_report(metrics: dict[str, Any], class_names: list[str]) -> str:
         f"{metrics['splits']['train']}/{metrics['splits']['val']}/{metrics['splits']['test']}",
         f"- FSQ (train): {fsq['codes_used']}/{fsq['codebook_size']} codes used, perplexity {fsq['perplexity']:.1f}",
         f"- model: widths {model['channels']}, kernel {model['kernel_size']}, {model['downsample']} "
-        f"stages ({model['dilated_stages']} at full rate), FSQ levels {model['fsq_levels']}; "
+        f"stages ({model['dilated_stages']} at full rate, {model['pooled_stages']} max-pooled), "
+        f"FSQ levels {model['fsq_levels']}; "
         f"parameters {cost['parameters']}, MACs/window {cost['macs']}, int8 bytes {cost['int8_weight_bytes']}",
         f"- training time {metrics['train_seconds']} s; {rule}",
         *[f"- warning: {w}" for w in [*fsq["warnings"], *metrics["data_warnings"]]],

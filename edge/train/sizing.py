@@ -10,6 +10,8 @@
   average pool (a 24-sample window gets 1 stage, a 1460-sample one 7); at least 1.
 - **Full-rate stages** (`model.dilated_stages`, -1 = auto): at the chosen widths, as many leading
   stages as keep within the MAC budget run at full rate with dilated kernels instead of stride 2.
+- **Pooled stages** (`model.pooled_stages`, -1 = auto): then as many of the next stride-2 stages as
+  keep within the budget convolve at stride 1 and max-pool by 2.
 - **FSQ** (`model.fsq_levels`, () = auto): up to 4 classes, 3 dimensions `(8, 6, 5)` (Mentzer et
   al. 2023, Table 1); more classes need more dimensions for the linear head to separate them: 8
   `(8, 8, 8, 8, 5, 5, 5, 5)`, the paper's level values over more dimensions (bench/README.md: against
@@ -104,13 +106,27 @@ def resolve_net(
             index -= 1
             net = replace(net, channels=SIZES[names[index]])
     if model.dilated_stages >= 0:
-        return replace(net, dilated_stages=min(model.dilated_stages, net.downsample))
-    return replace(net, dilated_stages=full_rate_stages_within_budget(net))
+        net = replace(net, dilated_stages=min(model.dilated_stages, net.downsample))
+    else:
+        net = replace(net, dilated_stages=most_stages_within_budget(net, pooled=False))
+    if model.pooled_stages >= 0:
+        free = net.downsample - net.dilated_stages
+        return replace(net, pooled_stages=min(model.pooled_stages, free))
+    return replace(net, pooled_stages=most_stages_within_budget(net, pooled=True))
 
 
-def full_rate_stages_within_budget(net: NetConfig) -> int:
-    """The most leading stages that can run at full rate (model.dilated_stages=-1) within budget."""
+def most_stages_within_budget(net: NetConfig, pooled: bool) -> int:
+    """The most stride-2 stages, after those already turned, that can run at full rate (pooled
+    False) or at stride 1 with a max pool (pooled True) within budget: -1 in the config."""
+
+    def turned(stages: int) -> NetConfig:
+        if pooled:
+            return replace(net, pooled_stages=stages)
+        return replace(net, dilated_stages=stages)
+
     stages = 0
-    while stages < net.downsample and within_budget(replace(net, dilated_stages=stages + 1)):
+    while net.dilated_stages + net.pooled_stages + stages < net.downsample and within_budget(
+        turned(stages + 1)
+    ):
         stages += 1
     return stages

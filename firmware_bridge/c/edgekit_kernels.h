@@ -3,7 +3,7 @@
  * Bit-exact with edgekit's integer reference (quantize/integer_reference.py), and so with
  * onnxruntime: int32 accumulators, onnxruntime's float32 requantisation computed exactly in
  * integers (no FPU needed: edgekit_requantize), ReLU (as a lower output bound, which equals
- * clamping the accumulator), FSQ by integer thresholds. Activations are stored as int8: a uint8 tensor is stored as q - 128 with its
+ * clamping the accumulator), max pooling, FSQ by integer thresholds. Activations are stored as int8: a uint8 tensor is stored as q - 128 with its
  * zero point and bounds moved by the same 128.
  *
  * Like the integer reference, it assumes an arithmetic right shift of negative integers and
@@ -72,6 +72,12 @@ typedef struct {
     uint8_t relu;
     int16_t in_zero_point, out_zero_point;
 } edgekit_pool_t;
+
+typedef struct {
+    uint16_t channels, in_w, out_h, out_w;
+    uint8_t k_h, k_w, stride_h, stride_w;
+    int16_t out_min; /* -128, or the stored zero point after a ReLU */
+} edgekit_max_pool_t;
 
 typedef struct {
     uint16_t dims;
@@ -372,6 +378,24 @@ static void edgekit_pool(const edgekit_pool_t *l, const int8_t *in, int8_t *out)
         out[c] = (int8_t)edgekit_saturate(
             edgekit_requantize(acc, &l->scale, l->out_zero_point, 0));
     }
+}
+
+/* Max pooling (HWC, no padding, floor): a stored int8 keeps the order of q (uint8 is stored as
+ * q - 128), so the largest stored value is the largest q; scale and zero point pass through.
+ * Inline because most models have no max pool, and an unused static function warns. */
+static inline void edgekit_max_pool(const edgekit_max_pool_t *l, const int8_t *in, int8_t *out) {
+    for (int oh = 0; oh < l->out_h; oh++)
+        for (int ow = 0; ow < l->out_w; ow++)
+            for (int c = 0; c < l->channels; c++) {
+                int8_t best = (int8_t)l->out_min;
+                for (int i = 0; i < l->k_h; i++)
+                    for (int j = 0; j < l->k_w; j++) {
+                        const int row = oh * l->stride_h + i, col = ow * l->stride_w + j;
+                        const int8_t v = in[(row * l->in_w + col) * l->channels + c];
+                        if (v > best) best = v;
+                    }
+                out[(oh * l->out_w + ow) * l->channels + c] = best;
+            }
 }
 
 /* FSQ: per dimension the level is the number of thresholds exceeded; returns the code index. */

@@ -131,7 +131,8 @@ def layer_variant(kind: str, folder: Path) -> Path:
 
 VARIANTS = ["zero points", "uint8", "uint8 input", "saturating", "constants as nodes", "reshape",
             "weight zero points", "default attributes", "no bias", "empty bias name", "dilated and padded",
-            "per-tensor weight scale"]  # fmt: skip
+            "per-tensor weight scale", "max pool", "max pool overlapping", "max pool uint8",
+            "max pool relu on the input"]  # fmt: skip
 LAYERS = [
     "dilation",
     "full-rate stages",

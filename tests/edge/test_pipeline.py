@@ -72,14 +72,17 @@ def test_pipeline_fails_when_the_device_fails_its_gate(tmp_path: Path) -> None:
 
 
 @pytest.mark.mcu_tools
-@pytest.mark.parametrize("full_rate", ["0", "-1"])
-def test_pipeline_for_the_mcu_target_verifies_on_qemu(tmp_path: Path, full_rate: str) -> None:
+@pytest.mark.parametrize("stages", ["strided", "full rate", "max-pooled"])
+def test_pipeline_for_the_mcu_target_verifies_on_qemu(tmp_path: Path, stages: str) -> None:
     """`--target mcu`: the generated firmware in QEMU is the device, held to 100 % and 0 LSB; also
-    for a model with full-rate (dilated) stages, whose export then holds dilated convolutions."""
+    for a model with full-rate (dilated) stages, whose export then holds dilated convolutions, and
+    one with max-pooled stages (MaxPool in the int8 graph, the C and the reference alike)."""
     out = tmp_path / "run"
+    choice = {"strided": "model.dilated_stages=0", "full rate": "model.dilated_stages=-1",
+              "max-pooled": "model.pooled_stages=-1"}[stages]  # fmt: skip
     args = ["pipeline", "--config", "tiny", "--out", str(out), "--target", "mcu",
             "--set", "train.float_epochs=3", "--set", "train.qat_epochs=1",
-            "--set", f"model.dilated_stages={full_rate}"]  # fmt: skip
+            "--set", choice]  # fmt: skip
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "[4/6] export mcu" in result.output and "device accuracy (mps2-an386)" in result.output
@@ -96,4 +99,6 @@ def test_pipeline_for_the_mcu_target_verifies_on_qemu(tmp_path: Path, full_rate:
     graph = onnx.load(str(out / "export/onnx/model_int8.onnx")).graph
     dilations = [a.ints[1] for n in graph.node if n.op_type == "Conv" for a in n.attribute
                  if a.name == "dilations"]  # fmt: skip
-    assert (max(dilations) > 1) == (full_rate == "-1")
+    assert (max(dilations) > 1) == (stages == "full rate")
+    pools = [n for n in graph.node if n.op_type == "MaxPool"]
+    assert len(pools) == (2 if stages == "max-pooled" else 0)  # the tiny config's two stages

@@ -15,9 +15,12 @@ def test_shapes_and_rank4_until_logits(preset: str | None) -> None:
     assert torch.equal(model(x), model.classify(model.encode(x)))
 
 
-def test_float_twin_and_qat_share_parameter_names() -> None:
-    float_names = {k for k in Conv2dFSQNet(NetConfig(6, 4, 32, quant_preset=None)).state_dict()}
-    qat_names = {k for k in Conv2dFSQNet(NetConfig(6, 4, 32)).state_dict() if "quant" not in k}
+@pytest.mark.parametrize("pooled", [0, 2])
+def test_float_twin_and_qat_share_parameter_names(pooled: int) -> None:
+    float_config = NetConfig(6, 4, 32, quant_preset=None, pooled_stages=pooled)
+    float_names = {k for k in Conv2dFSQNet(float_config).state_dict()}
+    qat_model = Conv2dFSQNet(NetConfig(6, 4, 32, pooled_stages=pooled))
+    qat_names = {k for k in qat_model.state_dict() if "quant" not in k}
     assert float_names == qat_names
 
 
@@ -68,10 +71,47 @@ def test_full_rate_stages_compute_the_strided_network_at_every_position(full_rat
     convs = [m for m in full.encoder if isinstance(m, torch.nn.Conv2d) and m.kernel_size[0] == 1][
         1:
     ]
-    assert [(c.stride[1], c.dilation[1]) for c in convs] == config.stage_geometry()
+    assert [(c.stride[1], c.dilation[1], False) for c in convs] == config.stage_geometry()
 
 
 def test_checkpoints_from_before_full_rate_stages_load_strided() -> None:
     legacy = NetConfig(6, 4, 32).to_dict()
     del legacy["dilated_stages"]
     assert NetConfig.from_dict(legacy).dilated_stages == 0
+
+
+@pytest.mark.parametrize(("dilated", "pooled"), [(0, 1), (0, 3), (1, 2)])
+def test_pooled_stages_convolve_at_stride_one_and_keep_the_larger_of_each_pair(
+    dilated: int, pooled: int
+) -> None:
+    """A pooled stage is the stride-1 convolution (same weights) followed by a (1, 2) max pool;
+    the stages after it stay strided, and the width is what encoder_width says."""
+    torch.manual_seed(0)
+    config = NetConfig(
+        3, 4, 41, downsample=3, quant_preset=None, dilated_stages=dilated, pooled_stages=pooled
+    )
+    model = Conv2dFSQNet(config).eval()
+    x = torch.randn(2, 3, 2, 41)
+    with torch.no_grad():
+        features = model.encoder(x)
+    assert features.shape[-1] == config.encoder_width()
+    geometry = config.stage_geometry()
+    assert [pool for _, _, pool in geometry] == [
+        dilated <= stage < dilated + pooled for stage in range(3)
+    ]
+    stage_convs = [m for m in model.encoder if isinstance(m, torch.nn.Conv2d)]
+    stage_convs = [stage_convs[1], *stage_convs[3:]]  # the (1, k) stages, not the stem or row mix
+    assert [(c.stride[1], c.dilation[1]) for c in stage_convs] == [(s, d) for s, d, _ in geometry]
+    pools = [m for m in model.encoder if isinstance(m, torch.nn.MaxPool2d)]
+    assert len(pools) == min(pooled, 3 - dilated)
+    if geometry[0][2]:  # stage 0 pooled: the max of each pair of its stride-1 outputs
+        with torch.no_grad():
+            pre_pool = model.encoder[:6](x)  # stem, then stage 0's convolution, norm and ReLU
+            expected = torch.maximum(pre_pool[..., 0:-1:2], pre_pool[..., 1::2])
+            torch.testing.assert_close(model.encoder[:7](x), expected, rtol=0, atol=0)
+
+
+def test_checkpoints_from_before_pooled_stages_load_strided() -> None:
+    legacy = NetConfig(6, 4, 32).to_dict()
+    del legacy["pooled_stages"]
+    assert NetConfig.from_dict(legacy).pooled_stages == 0

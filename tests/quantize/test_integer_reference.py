@@ -12,6 +12,7 @@ from edgekit.quantize.integer_reference import (
     ConvStep,
     FsqStep,
     IntegerReference,
+    MaxPoolStep,
     PoolStep,
     Tensor,
     float32_fields,
@@ -126,6 +127,47 @@ def is_default_attribute(attribute: object) -> bool:
     )
 
 
+def insert_max_pool(
+    graph: object,
+    conv: object,
+    kernel: list[int],
+    requantize_scale: float = 1.0,
+    relu: bool = False,
+) -> None:
+    """DequantizeLinear -> MaxPool [-> Relu] -> QuantizeLinear -> DequantizeLinear before `conv`,
+    the pool's QuantizeLinear on the activation's own scale and zero point (times
+    `requantize_scale`); Brevitas exports the ReLU of the quantizer the pool shares."""
+    import onnx
+    from onnx import numpy_helper
+
+    nodes = list(graph.node)  # type: ignore[attr-defined]
+    dq = next(n for n in nodes if n.output[0] == conv.input[0])  # type: ignore[attr-defined]
+    q = next(n for n in nodes if n.output[0] == dq.input[0])
+    scale = q.input[1]
+    if requantize_scale != 1.0:
+        inits = {t.name: t for t in graph.initializer}  # type: ignore[attr-defined]
+        value = numpy_helper.to_array(inits[scale]) * np.float32(requantize_scale)
+        graph.initializer.append(numpy_helper.from_array(value.astype(np.float32), "pool_scale"))  # type: ignore[attr-defined]
+        scale = "pool_scale"
+    pool = onnx.helper.make_node(
+        "MaxPool", [dq.output[0]], ["pooled"], kernel_shape=kernel, strides=[1, 2], name="pool"
+    )
+    extra = [onnx.helper.make_node("Relu", ["pooled"], ["pooled_relu"], name="pool_relu")]
+    requant = onnx.helper.make_node(
+        "QuantizeLinear",
+        ["pooled_relu" if relu else "pooled", scale, q.input[2]],
+        ["pooled_q"],
+        name="pool_q",
+    )
+    dequant = onnx.helper.make_node(
+        "DequantizeLinear", ["pooled_q", scale, q.input[2]], ["pooled_dq"], name="pool_dq"
+    )
+    at = nodes.index(conv)
+    for offset, node in enumerate((pool, *(extra if relu else []), requant, dequant)):
+        graph.node.insert(at + offset, node)  # type: ignore[attr-defined]
+    conv.input[0] = "pooled_dq"  # type: ignore[attr-defined]
+
+
 def graph_variant(kind: str, folder: Path) -> Path:
     """The saved export changed so that paths the trained graph never takes are taken; onnxruntime
     runs the same changed file, so the two must still agree."""
@@ -156,7 +198,15 @@ def graph_variant(kind: str, folder: Path) -> Path:
             ):  # type: ignore[attr-defined]
                 user.input[2] = name
 
-    if kind == "zero points":  # asymmetric activations
+    if kind.startswith("max pool"):  # MaxPool between two convolutions, as pooled stages export it
+        if kind.endswith("uint8"):  # the pooled activation as uint8 around 128: max keeps the order
+            for node in [n for n in activation_q if "/encoder/" in n.name]:
+                own_zero_point(node, np.array(128, dtype=np.uint8))
+        if kind == "max pool relu on the input":  # an int8 tensor: the ReLU clamps negatives
+            insert_max_pool(graph, convs[0], [1, 2], relu=True)
+        else:
+            insert_max_pool(graph, convs[1], [1, 3] if kind.endswith("overlapping") else [1, 2])
+    elif kind == "zero points":  # asymmetric activations
         for offset, node in enumerate(activation_q):
             own_zero_point(node, np.array(-5 if offset == 0 else 3, dtype=np.int8))
     elif kind == "uint8":  # the conv stack's activations as uint8 around 128 (input and FSQ stay
@@ -278,6 +328,10 @@ def graph_variant(kind: str, folder: Path) -> Path:
         "empty bias name",
         "dilated and padded",
         "per-tensor weight scale",
+        "max pool",
+        "max pool overlapping",
+        "max pool uint8",
+        "max pool relu on the input",
     ],
 )
 def test_integer_reference_follows_graph_variants(kind: str, tmp_path: Path) -> None:
@@ -299,6 +353,9 @@ def test_integer_reference_follows_graph_variants(kind: str, tmp_path: Path) -> 
         "empty bias name",
         "dilated and padded",
         "per-tensor weight scale",
+        "max pool",
+        "max pool overlapping",
+        "max pool relu on the input",
     ):  # the change reaches the outputs
         assert not np.array_equal(plain.logits_q, result.logits_q)
     for step in (s for s in reference.steps if isinstance(s, ConvStep)):  # one per output channel
@@ -309,6 +366,23 @@ def test_integer_reference_follows_graph_variants(kind: str, tmp_path: Path) -> 
         logits.scale,
         logits.zero_point,
     )
+    if kind.startswith("max pool"):  # one exact step that keeps the scale, half the width
+        (pool_index,) = [i for i, s in enumerate(reference.steps) if isinstance(s, MaxPoolStep)]
+        pool = reference.steps[pool_index]
+        assert reference.step_tensors[pool_index] == "pooled_q"
+        assert (pool.input.scale, pool.input.zero_point) == (
+            pool.output.scale,
+            pool.output.zero_point,
+        )
+        assert pool.output.shape[2] == (pool.input.shape[2] - pool.kernel[1]) // 2 + 1
+        q_input = reference.quantize_input(X)
+        outputs, source = reference.run_steps(q_input), reference.sources[pool_index]
+        before = q_input if source < 0 else outputs[source]
+        k = pool.kernel[1]
+        windows = np.stack([before[..., j : j + 2 * pool.output.shape[2] : 2] for j in range(k)])
+        floor = pool.output.zero_point if pool.relu else pool.output.lo
+        assert pool.relu == (kind == "max pool relu on the input")
+        np.testing.assert_array_equal(outputs[pool_index], np.maximum(windows.max(axis=0), floor))
     if kind == "saturating":  # saturated, still agreeing
         assert result.logits_q.min() == -128 and (result.logits_q == -128).mean() < 0.9
         assert np.array_equal(ort["pre_fsq"], result.pre_fsq)
@@ -338,6 +412,18 @@ def broken_graph(kind: str) -> object:
         nodes[fsq_add + 6].op_type = kind.split()[-1]
     elif kind.startswith("input read by"):
         nodes[0].op_type = kind.split()[-1]
+    elif kind.startswith("max pool"):
+        convs = [n for n in nodes if n.op_type == "Conv"]
+        if kind == "max pool requantized":
+            insert_max_pool(model.graph, convs[1], [1, 2], requantize_scale=2.0)
+        else:  # padded, or rounding up
+            insert_max_pool(model.graph, convs[1], [1, 2])
+            pool = next(n for n in model.graph.node if n.op_type == "MaxPool")
+            pool.attribute.extend(
+                [onnx.helper.make_attribute("pads", [0, 1, 0, 1])]
+                if kind == "max pool padded"
+                else [onnx.helper.make_attribute("ceil_mode", 1)]
+            )
     elif kind == "unnamed unsupported node":
         nodes[ops.index("Flatten")].op_type = "Transpose"
         nodes[ops.index("Flatten")].name = ""
@@ -356,6 +442,9 @@ def broken_graph(kind: str) -> object:
         ("input read by Conv", "does not quantize its input"),
         ("input read by Relu", "does not quantize its input"),
         ("unnamed unsupported node", "unsupported node Transpose (Transpose)"),
+        ("max pool requantized", "MaxPool pool is requantized to another scale"),
+        ("max pool padded", "MaxPool pool pads, dilates or rounds up"),
+        ("max pool ceil mode", "MaxPool pool pads, dilates or rounds up"),
     ],
 )
 def test_integer_reference_refuses_what_it_cannot_run(kind: str, message: str) -> None:

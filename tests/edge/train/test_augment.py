@@ -81,6 +81,20 @@ def test_shift_moves_the_recorded_series_and_holds_the_edges(rows: str) -> None:
 
 
 @pytest.mark.parametrize("rows", ["halves", "interleaved"])
+def test_a_wrapping_shift_is_a_circular_shift_of_the_recorded_series(rows: str) -> None:
+    length = 40
+    X = ramp_windows(8, length, rows)
+    config = dataclasses.replace(OFF, shift=0.25, shift_mode="wrap")
+    out = augment_batch(X, config, torch.Generator().manual_seed(0), rows)
+    flat = torch.from_numpy(from_hailo_layout(out.numpy(), rows))[:, 0]
+    offsets = flat[:, 0]  # sample 0 tells each window's shift
+    assert len(set(offsets.tolist())) > 2
+    for row, offset in zip(flat, offsets, strict=True):
+        assert torch.equal(row, torch.roll(torch.arange(length, dtype=torch.float32), -int(offset)))
+        assert sorted(row.tolist()) == list(range(length))  # nothing held, nothing lost
+
+
+@pytest.mark.parametrize("rows", ["halves", "interleaved"])
 def test_time_warp_keeps_the_end_points_and_order(rows: str) -> None:
     length = 40
     X = ramp_windows(4, length, rows)

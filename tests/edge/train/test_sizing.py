@@ -98,3 +98,21 @@ def test_auto_full_rate_stages_are_the_most_that_fit_the_mac_budget() -> None:
     assert resolve_net(ModelConfig(), 1, 6, 214, 164, quant=False).dilated_stages == 0
     explicit = resolve_net(ModelConfig(dilated_stages=9), 1, 6, 214, 164, quant=False)
     assert explicit.dilated_stages == explicit.downsample  # at most every stage, even over budget
+
+
+def test_auto_pooled_stages_are_the_most_that_fit_after_the_full_rate_ones() -> None:
+    """OSULeaf's shape (214 wide, 5 stages) pools every stage within 5 M MACs; ACSF1's (730 wide,
+    7 stages, 4.6 M MACs strided) cannot afford even its first stage at stride 1."""
+    every = resolve_net(ModelConfig(pooled_stages=-1), 1, 6, 214, 164, quant=False)
+    assert every.pooled_stages == every.downsample == 5 and within_budget(every)
+    none = resolve_net(ModelConfig(pooled_stages=-1), 1, 10, 730, 85, quant=False)
+    assert none.pooled_stages == 0 and within_budget(none)
+    assert not within_budget(dataclasses.replace(none, pooled_stages=1))
+    both = resolve_net(ModelConfig(dilated_stages=1, pooled_stages=-1), 1, 6, 214, 164, quant=False)
+    assert both.dilated_stages == 1 and both.dilated_stages + both.pooled_stages <= both.downsample
+    assert [pool for _, _, pool in both.stage_geometry()][: 1 + both.pooled_stages] == [False] + [
+        True
+    ] * both.pooled_stages
+    explicit = resolve_net(ModelConfig(pooled_stages=9), 1, 6, 214, 164, quant=False)
+    assert explicit.pooled_stages == explicit.downsample  # at most every stage, even over budget
+    assert resolve_net(ModelConfig(), 1, 6, 214, 164, quant=False).pooled_stages == 0
