@@ -84,6 +84,21 @@ def test_a_configs_mcu_figures_are_what_the_export_of_its_run_measured(exported_
     assert json.loads(from_run.output)["mcu"] == planned
 
 
+def test_max_pooled_stages_keep_the_device_graph_hailo_ready() -> None:
+    """MaxPool is a documented Hailo layer (hailo.md): a config with pooled stages gets the same
+    verdict as one without, its device graph holding the pools."""
+    verdicts = []
+    for pooled in ("0", "-1"):
+        args = ["analyze", "--config", "tiny", "--set", f"model.pooled_stages={pooled}"]
+        result = CliRunner().invoke(cli, [*args, "--target", "hailo", "--json"])
+        assert result.exit_code == 0, result.output
+        analysis = json.loads(result.output)
+        verdicts.append((analysis["hailo"]["ready"], analysis["hailo"]["errors"]))
+        ops = [layer["op"] for layer in analysis["layers"]]
+        assert ops.count("MaxPool 1x2") == (2 if pooled == "-1" else 0)
+    assert verdicts[0] == verdicts[1] == (True, [])
+
+
 def test_a_configs_hailo_verdict_is_the_trained_exports(exported_run: Path) -> None:
     """Readiness looks at ops and shapes: the untrained graph of the run's config gets the
     verdict the trained export got (export/hailo/hailo8/readiness_report.json)."""

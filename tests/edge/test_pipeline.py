@@ -102,3 +102,17 @@ def test_pipeline_for_the_mcu_target_verifies_on_qemu(tmp_path: Path, stages: st
     assert (max(dilations) > 1) == (stages == "full rate")
     pools = [n for n in graph.node if n.op_type == "MaxPool"]
     assert len(pools) == (2 if stages == "max-pooled" else 0)  # the tiny config's two stages
+    if stages == "max-pooled":  # analyze sees the pools as the int8 graph and the C have them
+        from edgekit.quantize.integer_reference import FsqStep, IntegerReference
+
+        analysis = json.loads(
+            CliRunner().invoke(cli, ["analyze", str(out), "--target", "mcu", "--json"]).output
+        )
+        reference = IntegerReference.from_onnx(out / "export/onnx/model_int8.onnx")
+        steps = [s for s in reference.steps if not isinstance(s, FsqStep)]
+        assert [layer["output_shape"] for layer in analysis["layers"]] == [
+            list(s.output.shape) for s in steps
+        ]
+        assert [layer["op"] for layer in analysis["layers"]].count("MaxPool 1x2") == 2
+        build = json.loads((out / "export/mcu/report.json").read_text())["model"]
+        assert analysis["mcu"]["arena_bytes"] == build["arena_bytes"]
