@@ -8,6 +8,7 @@ tick), so one run per build is the measurement; verify throughput is a median of
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,15 @@ def render(results: dict[str, Any]) -> list[str]:
             f"- goal {'met' if g['passed'] else 'MISSED'}: {g['name']}: {g['value']}"
             for g in target["goals"]
         ]
+        pools = [i for i, step in enumerate(model["steps"]) if step["kind"] == "maxpool"]
+        if pools:
+            outputs = sum(math.prod(model["steps"][i]["output"]) for i in pools)
+            per_build = ", ".join(
+                f"{kind} {sum(b['step_instructions'][i] for i in pools)} "
+                f"({sum(b['step_instructions'][i] for i in pools) / outputs:.2f} per output)"
+                for kind, b in target["builds"].items()
+            )
+            lines.append(f"- {len(pools)} max pools, {outputs} outputs: instructions {per_build}")
         lines += [
             f"- `verify --device qemu://`: {r['verify_windows']} windows, "
             f"{r['verify_windows_per_s_median']:.1f} windows/s "

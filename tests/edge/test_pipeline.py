@@ -78,11 +78,10 @@ def test_pipeline_for_the_mcu_target_verifies_on_qemu(tmp_path: Path, stages: st
     for a model with full-rate (dilated) stages, whose export then holds dilated convolutions, and
     one with max-pooled stages (MaxPool in the int8 graph, the C and the reference alike)."""
     out = tmp_path / "run"
-    choice = {"strided": "model.dilated_stages=0", "full rate": "model.dilated_stages=-1",
-              "max-pooled": "model.pooled_stages=-1"}[stages]  # fmt: skip
+    dilated, pooled = {"strided": (0, 0), "full rate": (-1, 0), "max-pooled": (0, -1)}[stages]
     args = ["pipeline", "--config", "tiny", "--out", str(out), "--target", "mcu",
             "--set", "train.float_epochs=3", "--set", "train.qat_epochs=1",
-            "--set", choice]  # fmt: skip
+            "--set", f"model.dilated_stages={dilated}", "--set", f"model.pooled_stages={pooled}"]  # fmt: skip
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "[4/6] export mcu" in result.output and "device accuracy (mps2-an386)" in result.output

@@ -68,9 +68,8 @@ def test_shift_moves_the_recorded_series_and_holds_the_edges(rows: str) -> None:
     the flattened rows would move every sample two steps and wrap even samples into odd ones."""
     length = 40
     X = ramp_windows(8, length, rows)
-    out = augment_batch(
-        X, dataclasses.replace(OFF, shift=0.25), torch.Generator().manual_seed(0), rows
-    )
+    hold = dataclasses.replace(OFF, shift=0.25, shift_mode="hold")
+    out = augment_batch(X, hold, torch.Generator().manual_seed(0), rows)
     assert out.shape == X.shape
     flat = torch.from_numpy(from_hailo_layout(out.numpy(), rows))[:, 0]
     offsets = flat[:, length // 2] - length // 2  # the middle sample tells each window's shift
