@@ -123,12 +123,7 @@ def layer_parity(
     IntegerReference) against onnxruntime on this host, given `qat_model` against PyTorch, and
     given `c_build` (an mcu export folder) against the generated C."""
     from edgekit.onnx_io import OnnxRunner, load_onnx
-    from edgekit.quantize.integer_reference import (
-        FsqStep,
-        IntegerReference,
-        MaxPoolStep,
-        PoolStep,
-    )
+    from edgekit.quantize.integer_reference import IntegerReference, step_kind
 
     model = load_onnx(model_path)
     reference = IntegerReference(model, accumulation)
@@ -152,15 +147,7 @@ def layer_parity(
     for index, (step, tensor, q) in enumerate(
         zip(reference.steps, reference.step_tensors, expected, strict=True)
     ):
-        kind = (
-            "fsq"
-            if isinstance(step, FsqStep)
-            else "pool"
-            if isinstance(step, PoolStep)
-            else "maxpool"
-            if isinstance(step, MaxPoolStep)
-            else "conv"
-        )
+        kind = step_kind(step)
         out = step.output
         name, expected_real = f"layer {index} {step.name}", out.dequantize(q)
         ort_q = exposed[tensor].astype(np.int64)  # uint8 minus a zero point must not wrap

@@ -129,6 +129,11 @@ class MaxPoolStep:
 Step = ConvStep | PoolStep | FsqStep | MaxPoolStep
 
 
+def step_kind(step: Step) -> str:
+    """A step's short name in reports: conv | pool | maxpool | fsq."""
+    return type(step).__name__.removesuffix("Step").lower()
+
+
 @dataclass
 class ReferenceResult:
     """The integer reference's outputs for a batch: logits (float and int), FSQ input and codes."""

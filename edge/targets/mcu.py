@@ -21,7 +21,7 @@ import numpy as np
 from edgekit.compare import PairReport, Tolerance, compare
 from edgekit.errors import ExportError
 from edgekit.firmware_bridge import toolchain
-from edgekit.quantize.integer_reference import ConvStep, IntegerReference
+from edgekit.quantize.integer_reference import ConvStep, IntegerReference, step_kind
 from edgekit.rundir import layout
 from edgekit.rundir.artifacts import write_json, write_text
 from edgekit.rundir.run import Run
@@ -219,7 +219,7 @@ def model_summary(reference: IntegerReference, sha256: bytes) -> dict[str, Any]:
     steps = [
         {
             "name": s.name,
-            "kind": type(s).__name__.removesuffix("Step").lower(),
+            "kind": step_kind(s),
             "output": list(s.output.shape),
             **({"macs": s.macs} if isinstance(s, ConvStep) else {}),
         }
