@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import add_arm_options, machine, mean_sd
+from bench.common import add_arm_options, cut_ts_file, machine, mean_sd
 
 HERE = Path(__file__).resolve().parent
 
@@ -42,6 +42,12 @@ PUBLISHED: dict[str, dict[str, float]] = {
 }
 SETS = tuple(PUBLISHED)
 SMOKE_SETS = ("ItalyPowerDemand", "GunPoint")
+HOLDOUT_SHARE = 0.15  # of each class of the official train file, with --holdout
+
+
+def fraction(value: float | None, digits: int = 3) -> str:
+    """An accuracy, or – for a figure the runs had none of (no val split)."""
+    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def data_folder(name: str) -> Path:
@@ -58,28 +64,35 @@ def data_folder(name: str) -> Path:
 def train_once(
     name: str, seed: int, overrides: list[str], folder: Path, folds: int = 0, holdout: bool = False
 ) -> dict[str, Any]:
-    """One run; with `holdout` the official train file alone, cut 70/15/15 by `data.seed` = seed,
-    so "test" is a holdout no selection rule looked at and the official test is never read."""
+    """One run; with `holdout` the official train file alone: HOLDOUT_SHARE of each class (cut by
+    seed, the same for every arm) is "test", no selection rule looks at it, and the rest is the
+    train file the config's val cut splits. The official test is then never read."""
     from edgekit.config import load_config
     from edgekit.train.loop import run_training
 
-    split = (
-        [f"data.source=ts:{data_folder(name) / f'{name}_TRAIN.ts'}", "data.split_mode=group",
-         f"data.seed={seed}"]
-        if holdout
-        else [f"data.source=ts:{data_folder(name)}", "data.split_mode=official"]
-    )  # fmt: skip
+    source = data_folder(name)
+    if holdout:
+        source = folder / "data"
+        source.mkdir(parents=True)
+        cut_ts_file(
+            data_folder(name) / f"{name}_TRAIN.ts",
+            source / f"{name}_TRAIN.ts",
+            lambda windows: windows - min(windows - 1, max(1, round(HOLDOUT_SHARE * windows))),
+            seed,
+            rest=source / f"{name}_TEST.ts",
+        )
     config = load_config(
         None,
         [
-            *split,
+            f"data.source=ts:{source}",
+            "data.split_mode=official",
             f"train.seed={seed}",
             "train.threads=2",
             *([f"data.cv_folds={folds}", f"data.cv_fold={seed}"] if folds else []),
             *overrides,
         ],
     )
-    metrics = run_training(folder, config, show_progress=False)
+    metrics = run_training(folder / "run", config, show_progress=False)
     return {
         "int8": metrics["int8_test_accuracy"],
         "float": metrics["float_test_accuracy"],
@@ -103,8 +116,8 @@ def summarise(name: str, runs: list[dict[str, Any]], anchored: bool = True) -> d
         "int8_sd": int8_sd,
         "float_mean": float_,
         "int8_minus_float_pp": 100 * (int8 - float_),
-        "int8_val_mean": mean_sd(runs, "int8_val")[0],
-        "float_val_mean": mean_sd(runs, "float_val")[0],
+        "int8_val_mean": val_mean(runs, "int8_val"),
+        "float_val_mean": val_mean(runs, "float_val"),
         "parameters": runs[0]["parameters"],
         "macs": runs[0]["macs"],
         "seconds_mean": mean_sd(runs, "seconds")[0],
@@ -118,6 +131,12 @@ def summarise(name: str, runs: list[dict[str, Any]], anchored: bool = True) -> d
     return row
 
 
+def val_mean(runs: list[dict[str, Any]], key: str) -> float | None:
+    """Mean val accuracy over seeds; None when the runs had no val split."""
+    values = [run[key] for run in runs if run[key] is not None]
+    return statistics.fmean(values) if values else None
+
+
 def render(result: dict[str, Any]) -> str:
     rows = result["rows"]
     lines = [
@@ -128,8 +147,9 @@ def render(result: dict[str, Any]) -> str:
         f"seeds {result['seeds']}; overrides: {result['overrides'] or 'none'}. Test accuracy mean ± sd "
         "over seeds; "
         + (
-            "test = a 15 % holdout of the official train file, val = another 15 % (both cut by "
-            "data.seed = seed; no published figure applies, the official test is never read)."
+            f"test = a {HOLDOUT_SHARE:.0%} holdout of each class of the official train file (cut by "
+            "seed, the same in every arm), val = the config's val cut of the rest (no published "
+            "figure applies, the official test is never read)."
             if result.get("holdout")
             else f"val = fold i of a {result['folds']}-fold cross-validation of the official train split "
             "for seed i, so every train window is val once (recipes are chosen on it)."
@@ -146,7 +166,7 @@ def render(result: dict[str, Any]) -> str:
         gap = r.get("gap_to_lite_pp")
         lines.append(
             f"| {r['set']} | {r['int8_mean']:.3f} ± {r['int8_sd']:.3f} | {r['float_mean']:.3f} | "
-            f"{r['int8_minus_float_pp']:+.1f} pp | {r['int8_val_mean']:.3f} | {r['parameters']} | "
+            f"{r['int8_minus_float_pp']:+.1f} pp | {fraction(r['int8_val_mean'])} | {r['parameters']} | "
             f"{r['macs']} | {r['seconds_mean']:.0f} | {anchors} | "
             f"{'–' if gap is None else f'{gap:+.1f} pp'} |"
         )
@@ -161,7 +181,7 @@ def pooled_val(rows: list[dict[str, Any]]) -> tuple[int, int]:
     chosen on (one set's val cut alone is a handful of windows)."""
     runs = [run for r in rows for run in r["runs"]]
     return (
-        sum(round(run["int8_val"] * run["windows"]["val"]) for run in runs),
+        sum(round((run["int8_val"] or 0) * run["windows"]["val"]) for run in runs),
         sum(run["windows"]["val"] for run in runs),
     )
 
@@ -205,8 +225,9 @@ def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
     lines.append(
         f"pooled int8 test: {correct} of {windows} windows ({correct / max(windows, 1):.4f})"
     )
+    val_means = [r["int8_val_mean"] for r in rows if r["int8_val_mean"] is not None]
     lines.append(
-        f"mean int8 val accuracy over sets: {statistics.fmean(r['int8_val_mean'] for r in rows):.4f}; "
+        f"mean int8 val accuracy over sets: {fraction(statistics.fmean(val_means) if val_means else None, 4)}; "
         f"mean int8 test accuracy: {statistics.fmean(r['int8_mean'] for r in rows):.4f}"
     )
     lines.append(
@@ -230,8 +251,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument(
         "--holdout",
         action="store_true",
-        help="train, val and test all cut from the official train file (70/15/15 by seed): scores "
-        "rules that select on val without bias and never reads the official test",
+        help="test = a 15 %% holdout of each class of the official train file (by seed), train and "
+        "val the rest: scores rules that select on val without bias and never reads the official test",
     )
     add_arm_options(parser, HERE / "accuracy")
     args = parser.parse_args(argv)
@@ -263,7 +284,7 @@ def main(argv: list[str]) -> None:
                 )
                 print(
                     f"bench accuracy: {name} seed {seed}: int8 {runs[-1]['int8']:.3f} "
-                    f"float {runs[-1]['float']:.3f} val {runs[-1]['int8_val']:.3f} ({runs[-1]['seconds']:.0f} s)",
+                    f"float {runs[-1]['float']:.3f} val {fraction(runs[-1]['int8_val'])} ({runs[-1]['seconds']:.0f} s)",
                     flush=True,
                 )
             rows.append(summarise(name, runs, anchored=not args.holdout))

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def median_seconds(function: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> float:
     for _ in range(warmup):
@@ -39,6 +41,31 @@ def build_run(
     for target in targets:
         run_export(folder, target)
     return folder, metrics
+
+
+def cut_ts_file(
+    source: Path, target: Path, keep: Callable[[int], int], seed: int, rest: Path | None = None
+) -> dict[str, int]:
+    """Copy a `.ts` file keeping its header and `keep(n)` of the n data lines of each class, chosen
+    by `seed`, in their original order, and the other lines to `rest` if given; returns windows kept
+    per class."""
+    lines = source.read_text().splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.strip().lower() == "@data") + 1
+    data = [i for i in range(start, len(lines)) if lines[i].strip()]
+    labels = np.array([lines[i].rsplit(":", 1)[1].strip() for i in data])
+    rng = np.random.default_rng(seed)
+    chosen: list[int] = []
+    kept: dict[str, int] = {}
+    for label in sorted(set(labels)):
+        rows = np.flatnonzero(labels == label)
+        kept[str(label)] = keep(len(rows))
+        chosen += rng.choice(rows, size=kept[str(label)], replace=False).tolist()
+    kept_lines = sorted(data[k] for k in chosen)
+    target.write_text("".join(lines[:start] + [lines[i] for i in kept_lines]))
+    if rest is not None:
+        others = sorted(set(data) - set(kept_lines))
+        rest.write_text("".join(lines[:start] + [lines[i] for i in others]))
+    return kept
 
 
 def add_arm_options(parser: argparse.ArgumentParser, default_out: Path) -> None:

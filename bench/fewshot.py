@@ -29,38 +29,13 @@ from typing import Any
 import numpy as np
 
 from bench.accuracy import PUBLISHED, data_folder
-from bench.common import add_arm_options, machine, mean_sd
+from bench.common import add_arm_options, cut_ts_file, machine, mean_sd
 
 HERE = Path(__file__).resolve().parent
 SETS = ("BasicMotions", "JapaneseVowels", "OSULeaf", "ACSF1", "PLAID")  # at least 4 classes
 CNN_STEPS = 1000
 CNN_BATCH = 16
 CNN_LR = 1e-3
-
-
-def subset_train_file(
-    source: Path, target: Path, per_class: int, seed: int, rest: Path | None = None
-) -> dict[str, int]:
-    """Copy a `.ts` file keeping its header and `per_class` data lines of each class (all of a class
-    that has fewer), chosen by `seed`, in their original order, and the other lines to `rest` if
-    given; returns windows kept per class."""
-    lines = source.read_text().splitlines(keepends=True)
-    start = next(i for i, line in enumerate(lines) if line.strip().lower() == "@data") + 1
-    data = [i for i in range(start, len(lines)) if lines[i].strip()]
-    labels = np.array([lines[i].rsplit(":", 1)[1].strip() for i in data])
-    rng = np.random.default_rng(seed)
-    keep: list[int] = []
-    kept: dict[str, int] = {}
-    for label in sorted(set(labels)):
-        rows = np.flatnonzero(labels == label)
-        kept[str(label)] = min(per_class, len(rows))
-        keep += rng.choice(rows, size=kept[str(label)], replace=False).tolist()
-    chosen = sorted(data[k] for k in keep)
-    target.write_text("".join(lines[:start] + [lines[i] for i in chosen]))
-    if rest is not None:
-        others = sorted(set(data) - set(chosen))
-        rest.write_text("".join(lines[:start] + [lines[i] for i in others]))
-    return kept
 
 
 def plain_cnn(channels: int, classes: int) -> Any:
@@ -119,10 +94,10 @@ def run_once(
     data_dir = folder / "data"
     data_dir.mkdir(parents=True)
     test_file = data_dir / f"{name}_TEST.ts"
-    kept = subset_train_file(
+    kept = cut_ts_file(
         source / f"{name}_TRAIN.ts",
         data_dir / f"{name}_TRAIN.ts",
-        per_class,
+        lambda windows: min(per_class, windows),
         seed,
         rest=test_file if holdout else None,
     )

@@ -1,7 +1,8 @@
 """`edgekit calibrate RUN`: representative set, activation calibration, bias correction, measured effect.
 
-The calibrated model is adopted (used by export) only if it does not lose validation accuracy and
-does not raise the logit error against the float twin; the report shows both sides either way.
+The calibrated model is adopted (used by export) only if it does not lose validation accuracy (train
+accuracy without a val split) and does not raise the logit error against the float twin; the report
+shows both sides either way.
 """
 
 from __future__ import annotations
@@ -27,23 +28,23 @@ if TYPE_CHECKING:
 
 
 def _effect(model: Any, float_logits: np.ndarray, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """Validation accuracy, and closeness to the float twin measured by the one comparison engine."""
+    """Accuracy on the judging windows, and closeness to the float twin by the one comparison engine."""
     logits, _ = predict(model, X)
     versus_float = compare(
         "calibrated_vs_float", float_logits, logits, Tolerance(min_top1_agreement=0)
     )
     return {
-        "val_accuracy": float((logits.argmax(1) == y).mean()),
+        "accuracy": float((logits.argmax(1) == y).mean()),
         "logit_mae_vs_float": versus_float.mean_abs,
         "top1_agreement_vs_float": versus_float.top1_agreement,
     }
 
 
 def adopt(before: dict[str, float], after: dict[str, float]) -> bool:
-    """Export the calibrated model only if it loses no validation accuracy and does not move the
-    logits further from the float twin: calibration must never make the shipped model worse."""
+    """Export the calibrated model only if it loses no accuracy on the judging windows and does not
+    move the logits further from the float twin: calibration must never make the shipped model worse."""
     return (
-        after["val_accuracy"] >= before["val_accuracy"]
+        after["accuracy"] >= before["accuracy"]
         and after["logit_mae_vs_float"] <= before["logit_mae_vs_float"]
     )
 
@@ -67,14 +68,15 @@ def run_calibration(run: Run | str | Path, config: CalibrateConfig | None = None
     source = run.checkpoints / "best.pt"
     run.verified("checkpoints/best.pt")
     model, _ = load_checkpoint(source)
-    X_val, y_val = run.data.arrays["val"]
-    float_logits, _ = predict(run.float_model(), X_val)
-    before = _effect(model, float_logits, X_val, y_val)
+    judged_on = "val" if len(run.data.arrays["val"][1]) else "train"  # no val split: train
+    X_judge, y_judge = run.data.arrays[judged_on]
+    float_logits, _ = predict(run.float_model(), X_judge)
+    before = _effect(model, float_logits, X_judge, y_judge)
     calibrated = copy.deepcopy(model)
     calibrate_activations(calibrated, X_calib, config.batch_size)
     if config.bias_correction:
         correct_biases(calibrated, X_calib, config.batch_size)
-    after = _effect(calibrated, float_logits, X_val, y_val)
+    after = _effect(calibrated, float_logits, X_judge, y_judge)
     adopted = adopt(before, after)
     save_checkpoint(
         run.checkpoints / "calibrated.pt", calibrated, phase="calibrated", source=source.name
@@ -87,6 +89,7 @@ def run_calibration(run: Run | str | Path, config: CalibrateConfig | None = None
         "class_counts": np.bincount(y_calib, minlength=run.data.num_classes).tolist(),
         "sha256": hashes,
         "bias_correction": config.bias_correction,
+        "judged_on": judged_on,
         "before": before,
         "after": after,
         "adopted": bool(adopted),

@@ -258,10 +258,11 @@ def calibrate(run_dir: Path, overrides: tuple[str, ...]) -> None:
     click.echo(
         f"representative set: {report['windows']} train windows, per class {report['class_counts']}"
     )
-    click.echo(f"{'':<10} {'val acc':>8} {'logit MAE vs float':>19} {'top-1 vs float':>15}")
+    accuracy = f"{report['judged_on']} acc"
+    click.echo(f"{'':<10} {accuracy:>9} {'logit MAE vs float':>19} {'top-1 vs float':>15}")
     for name, row in (("before", before), ("after", after)):
         click.echo(
-            f"{name:<10} {row['val_accuracy']:>8.4f} {row['logit_mae_vs_float']:>19.5f} "
+            f"{name:<10} {row['accuracy']:>9.4f} {row['logit_mae_vs_float']:>19.5f} "
             f"{row['top1_agreement_vs_float']:>15.4f}"
         )
     verdict = (

@@ -42,6 +42,8 @@ class DataConfig:
     window_stride: int = 64
     nan_strategy: str = "interpolate"  # zero | mean | median | interpolate | drop | raise
     max_nan_fraction: float = 0.05  # refuse the data set above this share of non-finite values
+    # train/val/test shares (official mode: only train:val, the source fixes test); val 0 = no val
+    # split: train on every window, nothing selects or reports on validation
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     # group: 70/15/15 by whole group | official: the source's own test split + a val cut |
     # time: chronological 70/15/15 inside each group, with a gap so no sample is in two splits
@@ -417,14 +419,17 @@ def _validate(config: RunConfig) -> None:
     _check_ranges(config)
     fractions = config.data.split_fractions
     if (
-        not all(Range(0, low_open=True).holds(f) for f in fractions)
+        len(fractions) != 3
+        or not all(Range(0, low_open=True).holds(f) for f in (fractions[0], fractions[2]))
+        or not Range(0).holds(fractions[1])
         or abs(sum(fractions) - 1) > 1e-6
     ):
         raise ConfigError(
-            "data.split_fractions: must be 3 positive numbers summing to 1, got "
-            f"{list(fractions)}; e.g. [0.7, 0.15, 0.15]"
+            "data.split_fractions: must be 3 numbers summing to 1, train and test positive, val "
+            f"positive or 0, got {list(fractions)}; e.g. [0.7, 0.15, 0.15]"
         )
     _check_folds(config.data)
+    _check_no_val(config)
     if config.train.teachers > 1 and config.train.distill_weight == 0:
         raise ConfigError(
             f"train.teachers={config.train.teachers} trains teachers only to distill from them, but "
@@ -444,6 +449,22 @@ def _validate(config: RunConfig) -> None:
     ):
         raise ConfigError(
             "model.channels: give 3 positive widths, e.g. [16, 32, 32], or [] for model.size"
+        )
+
+
+def has_val_split(data: DataConfig) -> bool:
+    """False when a val share of 0 trains on every window the val cut would take (LITE's recipe)."""
+    return data.split_fractions[1] > 0 or data.cv_folds > 0
+
+
+def _check_no_val(config: RunConfig) -> None:
+    """Refuse what needs validation windows when there are none."""
+    if has_val_split(config.data):
+        return
+    if config.train.checkpoint == "best":
+        raise ConfigError(
+            "train.checkpoint=best selects on validation, but data.split_fractions has a val share "
+            "of 0; use train.checkpoint=last or train_loss, or give val a share, e.g. [0.7, 0.15, 0.15]"
         )
 
 

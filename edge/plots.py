@@ -46,13 +46,21 @@ def training_curves(history: list[dict[str, Any]], path: Path) -> Path:
             continue
         rows = [epochs[i] for i in at]
         loss_ax.plot(x[at], [r["train_loss"] for r in rows], color=colour, label=f"{phase} train")
+        if rows[0]["val_loss"] is None:  # no val split
+            continue
         loss_ax.plot(
             x[at], [r["val_loss"] for r in rows], "--", color=colour, label=f"{phase} validation"
         )
         acc_ax.plot(x[at], [r["val_acc"] for r in rows], color=colour, label=f"{phase} validation")
     loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
-    acc_ax.set(xlabel="epoch", ylabel="accuracy", title="validation accuracy", ylim=(0, 1.02))
-    for ax in (loss_ax, acc_ax):
+    validated = acc_ax.has_data()
+    acc_ax.set(
+        xlabel="epoch",
+        ylabel="accuracy",
+        title="validation accuracy" if validated else "validation accuracy (no val split)",
+        ylim=(0, 1.02),
+    )
+    for ax in (loss_ax, acc_ax) if validated else (loss_ax,):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return _save(fig, path)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgekit.config import ADDED_KEYS, DataConfig
+from edgekit.config import ADDED_KEYS, DataConfig, has_val_split
 from edgekit.data.channels import select_channels
 from edgekit.data.lengths import unchanged_length
 from edgekit.data.qa import check_magnitudes, quality_report, repair_non_finite
@@ -260,7 +260,8 @@ def prepare_data(
     assignment = assign_splits(windows, config)
     split_of = assignment.split_of
     rows_of = {name: np.flatnonzero(split_of == index) for index, name in enumerate(SPLITS)}
-    empty = [name for name, rows in rows_of.items() if not len(rows)]
+    wanted = [name for name in SPLITS if name != "val" or has_val_split(config)]
+    empty = [name for name in wanted if not len(rows_of[name])]
     if empty:
         raise DataError(
             f"{windows.source}: too few windows ({len(split_of)}) for a {config.split_mode} split: "

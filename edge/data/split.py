@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from edgekit.config import DataConfig
+from edgekit.config import DataConfig, has_val_split
 from edgekit.data.record import WindowSet
 from edgekit.errors import DataError
 
@@ -206,6 +206,7 @@ def split_time(windows: WindowSet, config: DataConfig) -> SplitAssignment:
             starts[members] = np.arange(len(members)) * config.window_stride
         how = f"file order, data.window_stride={config.window_stride} samples apart"
     cut = np.cumsum(config.split_fractions)[:2]
+    has_val = int(has_val_split(config))
     split_of = np.zeros(len(windows.y), dtype=np.int64)
     for group in np.unique(windows.groups):
         in_group = windows.groups == group
@@ -215,8 +216,8 @@ def split_time(windows: WindowSet, config: DataConfig) -> SplitAssignment:
             n = len(members)
             if n < 3:
                 continue  # too short to cut: all train
-            val_at = min(max(1, round(cut[0] * n)), n - 2)
-            test_at = min(max(val_at + 1, round(cut[1] * n)), n - 1)
+            val_at = min(max(1, round(cut[0] * n)), n - 1 - has_val)
+            test_at = min(max(val_at + has_val, round(cut[1] * n)), n - 1)
             split_of[members[val_at:test_at]] = 1
             split_of[members[test_at:]] = 2
     dropped = _drop_shared_samples(split_of, windows.groups, starts, length)
@@ -257,12 +258,17 @@ def assign_splits(windows: WindowSet, config: DataConfig) -> SplitAssignment:
         result = SplitAssignment(
             split_groups(windows.y, windows.groups, config.split_fractions, config.seed)
         )
-    result.warnings += check_class_coverage(windows, result.split_of, config.split_mode)
+    result.warnings += check_class_coverage(
+        windows, result.split_of, config.split_mode, has_val_split(config)
+    )
     return result
 
 
-def check_class_coverage(windows: WindowSet, split_of: np.ndarray, mode: str) -> list[str]:
-    """Refuse a class that can't be trained on (or, outside official mode, tested); warn for val."""
+def check_class_coverage(
+    windows: WindowSet, split_of: np.ndarray, mode: str, val_wanted: bool = True
+) -> list[str]:
+    """Refuse a class that can't be trained on (or, outside official mode, tested); warn for val
+    when there is a val split."""
     warnings = []
     for k, name in enumerate(windows.class_names):
         of_class = windows.y == k
@@ -278,7 +284,7 @@ def check_class_coverage(windows: WindowSet, split_of: np.ndarray, mode: str) ->
                 f"{missing} split; add recordings of it, drop the class, or use "
                 f"{'data.split_mode=time' if mode == 'group' else 'more data'}"
             )
-        if 1 not in reached:
+        if val_wanted and 1 not in reached:
             warnings.append(
                 f"class '{name}' ({n_windows} {unit}) has no window in the val split: "
                 "early stopping and checkpoint selection can't see it"

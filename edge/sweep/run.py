@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgekit.config import RunConfig
+from edgekit.config import RunConfig, has_val_split
 from edgekit.errors import ConfigError, EdgekitError, GateError, ParityError
 from edgekit.rundir.artifacts import read_json, write_json, write_text
 from edgekit.sweep.budget import Budget
@@ -31,7 +31,7 @@ from edgekit.sweep.results import (
     trials_json,
 )
 from edgekit.sweep.space import SearchSpace, space_yaml
-from edgekit.sweep.trial import SweepSetup
+from edgekit.sweep.trial import NO_VAL_TO_SCORE, SweepSetup
 
 SETTINGS_FILE = "sweep.json"
 
@@ -83,6 +83,8 @@ def run_sweep(
     from edgekit.rundir.lock import run_lock
     from edgekit.train.loop import selection_metric
 
+    if not has_val_split(base.data):
+        raise ConfigError(NO_VAL_TO_SCORE)
     folder = Path(sweep)
     budget = budget or Budget()
     base = absolute_source(base)

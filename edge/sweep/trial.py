@@ -14,11 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekit.config import RunConfig
+from edgekit.config import RunConfig, has_val_split
 from edgekit.data.prepare import PreparedData
 from edgekit.errors import ConfigError, DataError, EdgekitError
 from edgekit.sweep.budget import Budget, figures_of
 from edgekit.sweep.space import SearchSpace
+
+NO_VAL_TO_SCORE = (
+    "a sweep scores trials on validation, but data.split_fractions has a val share of 0; give val a "
+    "share, e.g. data.split_fractions=[0.7, 0.15, 0.15]"
+)
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,8 @@ def run_trial(
         data = trial_data(setup, config)
     except (ConfigError, DataError) as err:
         return TrialOutcome("invalid", reason=str(err))
+    if not has_val_split(config.data):
+        return TrialOutcome("invalid", reason=NO_VAL_TO_SCORE)
     figures, rejected = check_budget(setup, config, data)
     if rejected is not None:
         rejected.seconds = time.perf_counter() - started
@@ -137,6 +144,7 @@ def run_trial(
         write_json(folder / "history.json", history)
         shutil.rmtree(folder / layout.CHECKPOINTS, ignore_errors=True)
     qat, flt = trainer.validate(qat_model), trainer.validate(float_model)
+    assert qat is not None and flt is not None  # a trial without a val split is refused above
     scores = {
         "int8_val_accuracy": qat["accuracy"],
         "int8_val_macro_f1": qat["macro_f1"],

@@ -199,9 +199,12 @@ class Trainer:
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
     @torch.no_grad()
-    def validate(self, model: Conv2dFSQNet) -> dict[str, float]:
-        """Validation loss, accuracy and macro-F1, in batches (the split may be memory-mapped)."""
+    def validate(self, model: Conv2dFSQNet) -> dict[str, float] | None:
+        """Validation loss, accuracy and macro-F1, in batches (the split may be memory-mapped);
+        None without a val split (`data.split_fractions` val share 0)."""
         X, y = self.data.arrays["val"]
+        if not len(y):
+            return None
         logits, _ = predict(model, X)
         scores = classification_metrics(y, logits.argmax(1), self.data.class_names)
         loss = self.eval_loss(torch.from_numpy(logits), torch.from_numpy(y))
@@ -289,18 +292,18 @@ class Trainer:
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
             val = self.validate(model)
-            val_loss, val_acc = val["loss"], val["accuracy"]
+            val_loss, val_acc = (None, None) if val is None else (val["loss"], val["accuracy"])
             lr_now = optimizer.param_groups[0]["lr"]
-            if config.scheduler == "plateau":
-                scheduler.step(val_loss)
+            train_loss = total_loss / len(order)
+            if config.scheduler == "plateau":  # on the train loss (LITE's rule) without a val split
+                scheduler.step(train_loss if val_loss is None else val_loss)
             else:
                 scheduler.step()
             state.epoch += 1
-            train_loss = total_loss / len(order)
             key = (
                 (-train_loss, 0.0)
-                if config.checkpoint == "train_loss"
-                else (val[self.select_on], -val_loss)
+                if config.checkpoint == "train_loss" or val is None
+                else (val[self.select_on], -val["loss"])
             )
             improved = config.checkpoint == "last" or key > state.best_key
             state.best_key, state.bad_epochs = (
@@ -313,7 +316,7 @@ class Trainer:
                     "train_loss": train_loss,
                     "val_loss": val_loss,
                     "val_acc": val_acc,
-                    "val_macro_f1": val["macro_f1"],
+                    "val_macro_f1": None if val is None else val["macro_f1"],
                     "lr": lr_now,
                     "seconds": round(time.perf_counter() - start, 4),
                 }
@@ -593,15 +596,20 @@ def summarise(
     )
     train_codes = evaluate_model(qat_model, *data.arrays["train"], data.class_names)["fsq"]
     X_val, y_val = data.arrays["val"]
+    has_val = len(y_val) > 0  # None below without a val split
+
+    def val_accuracy(model: Conv2dFSQNet) -> float | None:
+        return (
+            evaluate_model(model, X_val, y_val, data.class_names)["accuracy"] if has_val else None
+        )
+
     metrics = {
         "test": test,
         "float_test_accuracy": float_test["accuracy"],
         "int8_test_accuracy": test["accuracy"],
         "int8_minus_float_pp": 100 * (test["accuracy"] - float_test["accuracy"]),
-        "int8_val_accuracy": evaluate_model(qat_model, X_val, y_val, data.class_names)["accuracy"],
-        "float_val_accuracy": evaluate_model(float_model, X_val, y_val, data.class_names)[
-            "accuracy"
-        ],
+        "int8_val_accuracy": val_accuracy(qat_model),
+        "float_val_accuracy": val_accuracy(float_model),
         "qat_float_view_test_accuracy": float_view["accuracy"],
         "int8_minus_float_view_pp": 100 * (test["accuracy"] - float_view["accuracy"]),
         "fsq_train": train_codes,
@@ -660,7 +668,8 @@ def render_report(metrics: dict[str, Any], class_names: list[str]) -> str:
         f"- QAT weights with activation quantizers off (the Hailo float export): "
         f"{metrics['qat_float_view_test_accuracy']:.4f} ({metrics['int8_minus_float_view_pp']:+.2f} pp)",
         "- windows train/val/test: "
-        f"{metrics['splits']['train']}/{metrics['splits']['val']}/{metrics['splits']['test']}",
+        f"{metrics['splits']['train']}/{metrics['splits']['val']}/{metrics['splits']['test']}"
+        + ("" if metrics["splits"]["val"] else " (no val split: data.split_fractions val share 0)"),
         f"- FSQ (train): {fsq['codes_used']}/{fsq['codebook_size']} codes used, perplexity {fsq['perplexity']:.1f}",
         f"- model: widths {model['channels']}, kernel {model['kernel_size']}, {model['downsample']} "
         f"stages ({model['dilated_stages']} at full rate, {model['pooled_stages']} max-pooled), "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from edgekit.calibrate.stage import adopt
 
-BEFORE = {"val_accuracy": 0.90, "logit_mae_vs_float": 0.20}
+BEFORE = {"accuracy": 0.90, "logit_mae_vs_float": 0.20}
 
 
 @pytest.mark.parametrize(
@@ -22,7 +22,7 @@ BEFORE = {"val_accuracy": 0.90, "logit_mae_vs_float": 0.20}
 def test_adopted_only_without_losing_accuracy_or_moving_away_from_float(
     accuracy: float, error: float, adopted: bool
 ) -> None:
-    assert adopt(BEFORE, {"val_accuracy": accuracy, "logit_mae_vs_float": error}) is adopted
+    assert adopt(BEFORE, {"accuracy": accuracy, "logit_mae_vs_float": error}) is adopted
 
 
 def test_the_run_reports_which_checkpoint_export_uses(exported_run) -> None:

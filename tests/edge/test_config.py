@@ -106,6 +106,10 @@ def test_every_numeric_key_is_range_checked(key: str, raw: str) -> None:
         ("data.window_stride=0", "data.window_stride: must be >= 1"),
         ("model.fsq_levels=[1000, 1000, 1000]", "least common multiple"),
         ("data.split_fractions=[0.5, 0.5, .nan]", "summing to 1"),
+        ("data.split_fractions=[0.85, -0.1, 0.25]", "train and test positive, val positive or 0"),
+        ("data.split_fractions=[0.85, 0.15, 0]", "train and test positive, val positive or 0"),
+        ("data.split_fractions=[0.85, 0, 0.15]; train.checkpoint=best", "train.checkpoint=best "
+                                                                       "selects on validation"),
         ("model.channels=[16, 32]", "give 3 positive widths"),
         ("train.checkpoint=final", "train.checkpoint"),
         ("data.cv_folds=1", "data.cv_folds: 0 (the val cut of data.split_fractions) or at least 2"),
@@ -129,8 +133,9 @@ def test_defaults_and_range_edges_are_accepted() -> None:
     config = load_config(
         None,
         ["train.label_smoothing=0", "train.threads=0", "verify.min_agreement=1", "model.fsq_levels=[255]",
-         "export.opset=13", "augment.shift=0.99", "train.patience=0"],
+         "export.opset=13", "augment.shift=0.99", "train.patience=0", "data.split_fractions=[0.85, 0, 0.15]"],
     )  # fmt: skip
+    assert config.data.split_fractions == (0.85, 0.0, 0.15)
     assert config.model.fsq_levels == (255,)  # lcm 127: the largest exact int8 code grid
 
 

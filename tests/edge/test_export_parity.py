@@ -260,8 +260,9 @@ def test_calibration_report(exported_run: Path) -> None:
     assert (
         set(report["before"])
         == set(report["after"])
-        == {"val_accuracy", "logit_mae_vs_float", "top1_agreement_vs_float"}
+        == {"accuracy", "logit_mae_vs_float", "top1_agreement_vs_float"}
     )
+    assert report["judged_on"] == "val"
     assert report["checkpoint_for_export"] in ("calibrated.pt", "best.pt")
     ranges = json.loads((exported_run / "calibration/activation_ranges.json").read_text())
     assert ranges["input_quant"]["scale"] > 0

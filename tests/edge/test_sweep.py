@@ -282,3 +282,18 @@ def test_hailo_target_records_the_readiness_verdict_of_each_trial(tmp_path: Path
     sweep_once(tmp_path / "s", trials=1, target="hailo")
     (trial,) = json.loads((tmp_path / "s" / "trials.json").read_text())
     assert trial["figures"]["hailo_ready"] is True and trial["status"] == "complete"
+
+
+def test_a_sweep_without_val_windows_to_score_on_is_refused(tmp_path: Path) -> None:
+    """The base config without a val split stops before anything is written; a trial that drops
+    the val split is recorded invalid with the reason."""
+    from edgekit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="a sweep scores trials on validation"):
+        sweep_once(tmp_path / "base", overrides=["data.split_fractions=[0.85, 0, 0.15]"])
+    assert not (tmp_path / "base").exists()
+    space = {"data.split_fractions": {"choices": [[0.85, 0.0, 0.15]]}}
+    with pytest.raises(ConfigError, match="no trial"):
+        sweep_once(tmp_path / "trial", space=space, trials=1)
+    (row,) = read_trials(tmp_path / "trial")
+    assert row["status"] == "invalid" and "val share of 0" in row["reason"]

@@ -252,3 +252,31 @@ def test_a_class_missing_from_the_test_split_is_refused() -> None:
     assert check_class_coverage(windows, np.array([0, 1, 2, 0, 1, 1]), "official") == [
         "class 'class1' has no window in the official test split"
     ]
+
+
+@pytest.mark.parametrize("mode", ["group", "official", "time"])
+def test_a_val_share_of_0_trains_on_every_window_val_would_take(mode: str) -> None:
+    """No window goes to val, test is the same as ever (official) or its share, and nothing warns
+    that a class misses the val split it was never meant to have."""
+    y = np.repeat([0, 1, 2], 40)
+    official = np.zeros(len(y), dtype=bool)
+    official[::5] = True
+    windows = _windows(
+        y,
+        np.array(["rec"] * len(y))
+        if mode == "time"
+        else np.array([f"w{i}" for i in range(len(y))]),
+        official_test=official if mode == "official" else None,
+        starts=np.arange(len(y)) * 16 if mode == "time" else None,
+    )
+    cut = assign_splits(windows, DataConfig(split_mode=mode, window_stride=16))
+    uncut = assign_splits(
+        windows, DataConfig(split_mode=mode, window_stride=16, split_fractions=(0.85, 0.0, 0.15))
+    )
+    assert (cut.split_of == 1).any() and not (uncut.split_of == 1).any()
+    assert not any("val" in warning for warning in uncut.warnings)
+    if mode == "official":
+        assert np.array_equal(uncut.split_of == 2, official)
+    for k in range(3):
+        of_class = uncut.split_of[y == k]
+        assert (of_class == 0).sum() > (cut.split_of[y == k] == 0).sum() and (of_class == 2).any()

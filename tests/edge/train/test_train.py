@@ -141,6 +141,39 @@ def test_training_options(tmp_path: Path, options: list[str]) -> None:
         assert history[1]["lr"] < history[0]["lr"]  # cosine decays
 
 
+def test_training_without_a_val_split_reports_none_and_steps_the_plateau_on_train_loss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A val share of 0: every non-test window trains, val figures are None (not a score of an empty
+    split), the plateau schedule follows the train loss, and calibration judges on train windows."""
+    from edgekit.calibrate.stage import run_calibration
+
+    stepped: list[float] = []
+    plateau_step = torch.optim.lr_scheduler.ReduceLROnPlateau.step
+    monkeypatch.setattr(
+        torch.optim.lr_scheduler.ReduceLROnPlateau,
+        "step",
+        lambda self, value: stepped.append(float(value)) or plateau_step(self, value),
+    )
+    config = load_config(
+        "tiny",
+        ["train.float_epochs=2", "train.qat_epochs=1", "train.scheduler=plateau", "train.threads=2",
+         "data.split_fractions=[0.85, 0, 0.15]"],
+    )  # fmt: skip
+    metrics = run_training(tmp_path / "run", config, show_progress=False)
+    history = json.loads((tmp_path / "run/history.json").read_text())
+    assert metrics["splits"]["val"] == 0 and metrics["splits"]["train"] > 0
+    assert metrics["int8_val_accuracy"] is None and metrics["float_val_accuracy"] is None
+    assert all(row["val_loss"] is None and row["val_acc"] is None for row in history)
+    assert stepped == [row["train_loss"] for row in history]
+    assert (
+        "(no val split: data.split_fractions val share 0)"
+        in (tmp_path / "run/report.md").read_text()
+    )
+    assert (tmp_path / "run/curves.png").stat().st_size > 0
+    assert run_calibration(tmp_path / "run")["judged_on"] == "train"
+
+
 def test_resume_without_checkpoint(tmp_path: Path, tiny_config) -> None:
     with pytest.raises(CheckpointError, match="no .*last.pt; start without --resume"):
         run_training(tmp_path / "none", tiny_config, resume=True, show_progress=False)
