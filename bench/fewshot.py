@@ -7,8 +7,8 @@ The case users bring (a new 10-class gesture set, a handful of recordings per cl
 twin, so each set's official train file is cut down to `--per-class` windows per class (seeded,
 stratified) and both models see exactly those windows; the official test file scores both.
 
-- **edgekit**: the default config in official-split mode, so its own val cut comes out of the few
-  windows, as it would for a user.
+- **edgekit**: the default config in official-split mode on the few windows, as a user would run
+  it (a val cut, if the config asks for one, comes out of them).
 - **plain CNN**: three float Conv1d-BatchNorm-ReLU-MaxPool blocks (32, 64, 64 filters; kernels 7, 5,
   3), global average pooling and a linear layer, trained with Adam on *every* one of the few windows
   (no val cut, the last step kept) on edgekit's normalised windows. It is the baseline an engineer
@@ -152,7 +152,7 @@ def render(result: dict[str, Any]) -> str:
         )
         + "edgekit: default config"
         + "".join(f", {o}" for o in result.get("overrides", []))
-        + ", its val cut taken from those windows; plain CNN: float, trained on all of them "
+        + " (a val cut, if any, taken from those windows); plain CNN: float, trained on all of them "
         f"({CNN_STEPS} Adam steps, batch {CNN_BATCH}, last step kept).",
         "",
         "| set | classes | train + val windows | edgekit int8 | edgekit float twin | plain CNN (float) "
@@ -201,7 +201,7 @@ def main(argv: list[str]) -> None:
     add_arm_options(parser, HERE / "fewshot")
     args = parser.parse_args(argv)
     if args.per_class < 2:
-        raise SystemExit("bench fewshot: --per-class takes at least 2 (one for train, one for val)")
+        raise SystemExit("bench fewshot: --per-class takes at least 2 (room for a val cut)")
     names = [n.strip() for n in args.sets.split(",") if n.strip()]
     unknown = [n for n in names if n not in PUBLISHED]
     if unknown:

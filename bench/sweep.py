@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.accuracy import data_folder, train_once
+from bench.accuracy import data_folder, fraction, train_once
 from bench.common import machine
 
 HERE = Path(__file__).parent
@@ -102,7 +102,7 @@ def render(result: dict[str, Any]) -> str:
         d, s = row["default"], row["sweep"]
         figures, counts = s["figures"], s["counts"]
         lines.append(
-            f"| {row['set']} | {d['val']:.3f} / {d['test']:.3f} | {s['val']:.3f} / {s['test']:.3f} | "
+            f"| {row['set']} | {fraction(d['val'])} / {d['test']:.3f} | {s['val']:.3f} / {s['test']:.3f} | "
             f"{s['best_trial']} | {figures.get('flash_bytes', '-')} / {figures.get('ram_bytes', '-')} | "
             f"{counts['complete']} / {counts['pruned']} / {counts['over_budget']} |"
         )

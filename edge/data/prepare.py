@@ -56,10 +56,10 @@ def to_hailo_layout(X: np.ndarray, rows: str = "halves") -> np.ndarray:
 
 def from_hailo_layout(X: np.ndarray, rows: str = "halves") -> np.ndarray:
     """The inverse of `to_hailo_layout`: `(B, C, 2, T/2)` back to `(B, C, T)`."""
-    batch, channels = X.shape[:2]
+    batch, channels, _, half = X.shape  # the length spelled out: an empty split has no -1 to infer
     if rows == "interleaved":
-        return np.ascontiguousarray(X.transpose(0, 1, 3, 2).reshape(batch, channels, -1))
-    return np.ascontiguousarray(X.reshape(batch, channels, -1))
+        return np.ascontiguousarray(X.transpose(0, 1, 3, 2).reshape(batch, channels, 2 * half))
+    return np.ascontiguousarray(X.reshape(batch, channels, 2 * half))
 
 
 def row_layout(stats: dict[str, Any]) -> str:

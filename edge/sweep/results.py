@@ -286,7 +286,12 @@ def final_lines(final: dict[str, Any]) -> list[str]:
     """The final run's accuracy, parity and measured budget, as report lines."""
     lines = [
         f"run: {final['run']}",
-        f"validation {final['int8_val_accuracy']:.4f} (the trial's: {final['trial_value']:.4f}); "
+        (
+            f"validation {final['int8_val_accuracy']:.4f}"
+            if final["int8_val_accuracy"] is not None
+            else "validation – (trained on every train window, no val split)"
+        )
+        + f" (the trial's: {final['trial_value']:.4f}); "
         f"test int8 {final['int8_test_accuracy']:.4f}, float twin {final['float_test_accuracy']:.4f}",
         f"parity: {'PASS' if final['parity_passed'] else 'FAIL'}; device: "
         f"{'PASS' if final['device_passed'] else 'FAIL'}"

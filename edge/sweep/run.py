@@ -31,7 +31,7 @@ from edgekit.sweep.results import (
     trials_json,
 )
 from edgekit.sweep.space import SearchSpace, space_yaml
-from edgekit.sweep.trial import NO_VAL_TO_SCORE, SweepSetup
+from edgekit.sweep.trial import SweepSetup
 
 SETTINGS_FILE = "sweep.json"
 
@@ -62,6 +62,24 @@ def absolute_source(config: RunConfig) -> RunConfig:
     )
 
 
+# A sweep chooses on validation. A base config without a val split (the default trains on every
+# window) is searched with this share of its train windows cut out as val (85 % train -> 70 + 15,
+# the cut of the old default), and the final run trains the chosen config as the base asks.
+SEARCH_VAL_SHARE_OF_TRAIN = 0.15 / 0.85
+
+
+def with_search_val_cut(base: RunConfig) -> RunConfig:
+    """The config trials train from: `base`, with a val cut when it has none."""
+    if has_val_split(base.data):
+        return base
+    train, _, test = base.data.split_fractions
+    val = train * SEARCH_VAL_SHARE_OF_TRAIN
+    return dataclasses.replace(
+        base,
+        data=dataclasses.replace(base.data, split_fractions=(train - val, val, test)),
+    )
+
+
 def run_sweep(
     sweep: str | Path,
     base: RunConfig,
@@ -83,8 +101,6 @@ def run_sweep(
     from edgekit.rundir.lock import run_lock
     from edgekit.train.loop import selection_metric
 
-    if not has_val_split(base.data):
-        raise ConfigError(NO_VAL_TO_SCORE)
     folder = Path(sweep)
     budget = budget or Budget()
     base = absolute_source(base)
@@ -106,10 +122,11 @@ def run_sweep(
         _check_settings(folder, settings)
         write_text(folder / "space.yaml", settings["space"])
         write_text(folder / "config.base.yaml", base.to_yaml())
-        data = prepare_data(base.data)
+        search = with_search_val_cut(base)
+        data = prepare_data(search.data)
         # a Ray trial has one CPU; local workers share this machine's
         threads = 1 if ray else base.train.threads or max(1, (os.cpu_count() or 1) // workers)
-        setup = SweepSetup(base, space, target, budget, data, threads)
+        setup = SweepSetup(search, space, target, budget, data, threads)
         echo(
             f"sweep: {trials} trials of {', '.join(space.keys)} on {base.data.source} "
             f"for {target}, budget {budget.describe()}, "

@@ -21,8 +21,8 @@ from edgekit.sweep.budget import Budget, figures_of
 from edgekit.sweep.space import SearchSpace
 
 NO_VAL_TO_SCORE = (
-    "a sweep scores trials on validation, but data.split_fractions has a val share of 0; give val a "
-    "share, e.g. data.split_fractions=[0.7, 0.15, 0.15]"
+    "a trial is scored on validation, but this one's data.split_fractions has a val share of 0; "
+    "search val shares above 0 (the base config's 0 is searched with a val cut)"
 )
 
 

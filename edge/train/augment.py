@@ -87,7 +87,20 @@ def augment_batch(
         )
     if config.jitter > 0:
         series = series + config.jitter * torch.randn(series.shape, generator=generator)
+    if config.mask > 0:
+        series = series.masked_fill(_time_mask(batch, length, config.mask, generator), 0.0)
     return as_rows(series, rows)
+
+
+def _time_mask(
+    batch: int, length: int, fraction: float, generator: torch.Generator
+) -> torch.Tensor:
+    """`(B, 1, T)` True on one contiguous span per window, of up to `fraction` of the window (a
+    uniform length, then a uniform start where it fits), the same span on every channel."""
+    span = (torch.rand(batch, 1, generator=generator) * fraction * length).round()
+    start = (torch.rand(batch, 1, generator=generator) * (length - span + 1)).floor()
+    steps = torch.arange(length).expand(batch, length)
+    return ((steps >= start) & (steps < start + span)).unsqueeze(1)
 
 
 def mixup_batch(

@@ -135,10 +135,10 @@ def test_data_inspect_bundled() -> None:
     assert (
         "bundled:basicmotions" in result.output and "80 x 6 channels x 100 samples" in result.output
     )
-    assert "train 56 / val 12 / test 12" in result.output
-    assert "  badminton      14      3      3" in result.output  # per class and split
+    assert "train 68 / val 0 / test 12" in result.output  # no val split by default
+    assert "  badminton      17      0      3" in result.output  # per class and split
     assert "(6, 2, 50); rows interleaved" in result.output
-    assert "normalise   global (data.normalize=auto; 0 % of train windows" in result.output
+    assert "normalise   global (data.normalize=auto; 4 % of train windows" in result.output
 
 
 def test_data_inspect_unequal_lengths_prints_what_was_done(tmp_path: Path) -> None:
@@ -171,7 +171,7 @@ def test_data_inspect_odd_length() -> None:
             "NaN/Inf",
         ),
         (["data", "inspect", "--set", "data.seeed=1"], "did you mean 'seed'"),
-        (["train", "--data", "synthetic:n=8", "--out", "/tmp/edgekit-never"], "too few"),
+        (["train", "--data", "synthetic:n=4", "--out", "/tmp/edgekit-never"], "too few"),
         (["export", "/tmp/edgekit-no-run", "--target", "onnx"], "does not exist"),
     ],
 )

@@ -161,6 +161,11 @@ def test_a_run_written_before_normalize_and_row_layout_loads_as_it_was_made(
     run = tmp_path / "old-run"
     run.mkdir()
     written = load_config(None, []).to_dict()
+    written["data"]["split_fractions"] = [
+        0.7,
+        0.15,
+        0.15,
+    ]  # every run before the keys had a val cut
     for key in ("normalize", "row_layout", "cv_folds", "cv_fold"):
         del written["data"][key]  # runs before the keys
     (run / "config.resolved.yaml").write_text(yaml.safe_dump(written))

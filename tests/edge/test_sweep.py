@@ -113,7 +113,12 @@ def test_best_config_trains_again_to_its_score_and_passes_parity(tmp_path: Path)
     summary = sweep_once(
         tmp_path / "s",
         space={"train.lr": {"choices": [0.01]}},
-        overrides=["train.float_epochs=20", "train.qat_epochs=6"],
+        # with a val cut, so the final run has the trial's val windows to score again
+        overrides=[
+            "train.float_epochs=20",
+            "train.qat_epochs=6",
+            "data.split_fractions=[0.7, 0.15, 0.15]",
+        ],
         trials=1,
         final=True,
         budget=Budget({"macs": 10**7}),
@@ -284,14 +289,24 @@ def test_hailo_target_records_the_readiness_verdict_of_each_trial(tmp_path: Path
     assert trial["figures"]["hailo_ready"] is True and trial["status"] == "complete"
 
 
-def test_a_sweep_without_val_windows_to_score_on_is_refused(tmp_path: Path) -> None:
-    """The base config without a val split stops before anything is written; a trial that drops
-    the val split is recorded invalid with the reason."""
+def test_a_base_without_a_val_split_is_searched_on_a_val_cut_and_trained_without_one(
+    tmp_path: Path,
+) -> None:
+    """Trials need val windows to be scored: a base config without a val split searches with a
+    cut of its train share, and the final run trains the chosen config on every window as the base
+    asks. A trial whose own config drops the val split is recorded invalid."""
     from edgekit.errors import ConfigError
+    from edgekit.sweep.run import with_search_val_cut
 
-    with pytest.raises(ConfigError, match="a sweep scores trials on validation"):
-        sweep_once(tmp_path / "base", overrides=["data.split_fractions=[0.85, 0, 0.15]"])
-    assert not (tmp_path / "base").exists()
+    base = load_config("tiny", [*BASE, "data.split_fractions=[0.85, 0, 0.15]"])
+    assert with_search_val_cut(base).data.split_fractions == pytest.approx((0.7, 0.15, 0.15))
+    summary = sweep_once(
+        tmp_path / "s", overrides=["data.split_fractions=[0.85, 0, 0.15]"], trials=1, final=True
+    )
+    assert 0 < summary["best"]["value"] <= 1  # scored on the search's val cut
+    final = json.loads((tmp_path / "s/best/metrics.json").read_text())
+    assert final["splits"]["val"] == 0 and final["int8_val_accuracy"] is None
+    assert "validation – (trained on every train window" in (tmp_path / "s/report.md").read_text()
     space = {"data.split_fractions": {"choices": [[0.85, 0.0, 0.15]]}}
     with pytest.raises(ConfigError, match="no trial"):
         sweep_once(tmp_path / "trial", space=space, trials=1)

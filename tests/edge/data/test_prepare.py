@@ -38,6 +38,7 @@ def test_interleaved_rows_hold_even_and_odd_samples_and_invert() -> None:
     )
     for rows in ("halves", "interleaved"):
         assert np.array_equal(from_hailo_layout(to_hailo_layout(X, rows), rows), X[:, :, :8])
+        assert from_hailo_layout(np.zeros((0, 3, 2, 4)), rows).shape == (0, 3, 8)  # no val split
 
 
 def test_the_row_layout_is_recorded_and_used() -> None:

@@ -273,7 +273,13 @@ def test_every_accuracy_reference_set_loads_with_its_official_split(name: str) -
     """shared/reference/accuracy.md: all eight sets, unequal lengths included, split officially."""
     from edgekit.data import prepare_data
 
-    prepared = prepare_data(DataConfig(source=f"ts:{sktime_set(name)}", split_mode="official"))
+    source = f"ts:{sktime_set(name)}"
+    assert (
+        prepare_data(DataConfig(source=source, split_mode="official")).splits["counts"]["val"] == 0
+    )
+    prepared = prepare_data(
+        DataConfig(source=source, split_mode="official", split_fractions=(0.7, 0.15, 0.15))
+    )
     per_class = prepared.splits["per_class"]
     assert all(per_class["train"][c] > 0 for c in prepared.class_names)
     assert all(per_class["val"][c] > 0 for c in prepared.class_names)  # every class has >= 2

@@ -186,7 +186,7 @@ def test_official_val_cut_with_one_window_classes_warns() -> None:
     y = np.array([0] * 10 + [1] * 2 + [2] * 1 + [0, 1, 2] * 3)
     official = np.array([False] * 13 + [True] * 9)
     windows = _windows(y, np.array([f"r{i}" for i in range(len(y))]), official_test=official)
-    result = assign_splits(windows, DataConfig(split_mode="official"))
+    result = assign_splits(windows, DataConfig(split_mode="official", split_fractions=FRACTIONS))
     assert set(result.split_of[y == 1][:2]) == {0, 1}  # 2 windows: one train, one val
     assert result.split_of[12] == 0
     assert any("class2" in w and "val" in w for w in result.warnings)
@@ -198,7 +198,10 @@ def test_class_with_one_group_is_refused_and_two_groups_warn() -> None:
     with pytest.raises(DataError, match="class 'class2' has too few"):
         assign_splits(_windows(y, np.array([f"w{i}" for i in range(len(y))])), DataConfig())
     y = np.array([0] * 30 + [1] * 30 + [2] * 2)
-    result = assign_splits(_windows(y, np.array([f"w{i}" for i in range(len(y))])), DataConfig())
+    result = assign_splits(
+        _windows(y, np.array([f"w{i}" for i in range(len(y))])),
+        DataConfig(split_fractions=FRACTIONS),
+    )
     assert set(result.split_of[y == 2]) == {0, 2}  # trained on and tested; val goes without
     assert any("'class2'" in w for w in result.warnings)
 
@@ -210,7 +213,9 @@ def test_time_split_is_chronological_with_a_gap() -> None:
     y = np.repeat([0, 1, 0], [40, 40, 20])
     starts = np.arange(len(y)) * stride
     windows = _windows(y, np.array(["dog1"] * len(y)), starts=starts)
-    result = split_time(windows, DataConfig(split_mode="time", window_stride=stride))
+    result = split_time(
+        windows, DataConfig(split_mode="time", window_stride=stride, split_fractions=FRACTIONS)
+    )
     split = result.split_of
     kept = split != GAP
     for k in (0, 1):
@@ -269,10 +274,10 @@ def test_a_val_share_of_0_trains_on_every_window_val_would_take(mode: str) -> No
         official_test=official if mode == "official" else None,
         starts=np.arange(len(y)) * 16 if mode == "time" else None,
     )
-    cut = assign_splits(windows, DataConfig(split_mode=mode, window_stride=16))
-    uncut = assign_splits(
-        windows, DataConfig(split_mode=mode, window_stride=16, split_fractions=(0.85, 0.0, 0.15))
+    cut = assign_splits(
+        windows, DataConfig(split_mode=mode, window_stride=16, split_fractions=FRACTIONS)
     )
+    uncut = assign_splits(windows, DataConfig(split_mode=mode, window_stride=16))  # the default
     assert (cut.split_of == 1).any() and not (uncut.split_of == 1).any()
     assert not any("val" in warning for warning in uncut.warnings)
     if mode == "official":

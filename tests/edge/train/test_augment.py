@@ -14,7 +14,7 @@ from edgekit.train.augment import as_rows, as_series, augment_batch, mixup_batch
 
 OFF = AugmentConfig(jitter=0, scale=0, shift=0, magnitude_warp=0, time_warp=0, mixup=0)
 ALL_ON = AugmentConfig(
-    jitter=0.05, scale=0.2, shift=0.2, magnitude_warp=0.2, time_warp=0.2, mixup=0.4
+    jitter=0.05, scale=0.2, shift=0.2, magnitude_warp=0.2, time_warp=0.2, mixup=0.4, mask=0.2
 )
 
 
@@ -22,7 +22,9 @@ def batch(n: int = 6, channels: int = 3, half: int = 20) -> torch.Tensor:
     return torch.randn(n, channels, 2, half, generator=torch.Generator().manual_seed(1))
 
 
-@pytest.mark.parametrize("field", ["jitter", "scale", "shift", "magnitude_warp", "time_warp"])
+@pytest.mark.parametrize(
+    "field", ["jitter", "scale", "shift", "magnitude_warp", "time_warp", "mask"]
+)
 def test_each_transform_changes_the_batch_and_keeps_its_shape(field: str) -> None:
     X = batch()
     before = X.clone()
@@ -91,6 +93,29 @@ def test_a_wrapping_shift_is_a_circular_shift_of_the_recorded_series(rows: str) 
     for row, offset in zip(flat, offsets, strict=True):
         assert torch.equal(row, torch.roll(torch.arange(length, dtype=torch.float32), -int(offset)))
         assert sorted(row.tolist()) == list(range(length))  # nothing held, nothing lost
+
+
+@pytest.mark.parametrize("rows", ["halves", "interleaved"])
+def test_a_mask_zeroes_one_span_of_the_recorded_series_on_every_channel(rows: str) -> None:
+    length, fraction = 40, 0.3
+    X = ramp_windows(16, length, rows).repeat(1, 3, 1, 1) + 1  # no sample is 0 before masking
+    config = dataclasses.replace(OFF, mask=fraction)
+    out = augment_batch(X, config, torch.Generator().manual_seed(0), rows)
+    flat = torch.from_numpy(from_hailo_layout(out.numpy(), rows))
+    spans = set()
+    for window in flat:
+        masked = window[0] == 0
+        assert all(
+            torch.equal(channel == 0, masked) for channel in window
+        )  # one span, all channels
+        at = torch.nonzero(masked).flatten()
+        if len(at):
+            assert torch.equal(at, torch.arange(int(at[0]), int(at[-1]) + 1))  # contiguous in time
+        assert len(at) <= round(fraction * length)
+        kept = torch.arange(length, dtype=torch.float32) + 1
+        assert torch.equal(window[0][~masked], kept[~masked])  # the rest untouched
+        spans.add((int(at[0]) if len(at) else -1, len(at)))
+    assert len(spans) > 8  # random length and place per window
 
 
 @pytest.mark.parametrize("rows", ["halves", "interleaved"])

@@ -298,7 +298,7 @@ def test_imbalanced_run_selects_on_macro_f1_and_reports_recall(tmp_path: Path) -
     config = load_config(
         "tiny",
         [f"data.source=npy:{root}", "train.float_epochs=2", "train.qat_epochs=1",
-         "train.checkpoint=best"],
+         "train.checkpoint=best", "data.split_fractions=[0.7, 0.15, 0.15]"],
     )  # fmt: skip
     metrics = run_training(tmp_path / "run", config, show_progress=False)
     assert metrics["selection_metric"] == "macro_f1"
@@ -368,7 +368,7 @@ def test_checkpoint_rule_keeps_the_best_the_final_or_the_lowest_train_loss_epoch
         "tiny",
         ["train.float_epochs=6", "train.qat_epochs=6", "train.qat_lr=0.01",
          "train.scheduler=plateau", "train.warmup_epochs=0", f"train.checkpoint={rule}",
-         "augment.shift=0.1", "augment.shift_mode=hold"],
+         "augment.shift=0.1", "augment.shift_mode=hold", "data.split_fractions=[0.7, 0.15, 0.15]"],
     )  # fmt: skip
     run_training(tmp_path / "run", config, show_progress=False)
     history = json.loads((tmp_path / "run/history.json").read_text())
@@ -384,6 +384,10 @@ def test_checkpoint_rule_keeps_the_best_the_final_or_the_lowest_train_loss_epoch
         return
     assert best != len(qat)  # the best epoch is not the last one
     assert kept == (len(qat) if rule == "last" else best)
+    if rule == "best":  # with a val split calibration is judged on it
+        from edgekit.calibrate.stage import run_calibration
+
+        assert run_calibration(tmp_path / "run")["judged_on"] == "val"
 
 
 def test_initial_weights_come_from_the_seed_alone(tmp_path: Path) -> None:
