@@ -147,7 +147,7 @@ def render(result: dict[str, Any]) -> str:
         f"seeds {result['seeds']}; overrides: {result['overrides'] or 'none'}. Test accuracy mean ± sd "
         "over seeds; "
         + (
-            f"test = a {HOLDOUT_SHARE:.0%} holdout of each class of the official train file (cut by "
+            f"test = a {100 * HOLDOUT_SHARE:.0f} % holdout of each class of the official train file (cut by "
             "seed, the same in every arm), val = the config's val cut of the rest (no published "
             "figure applies, the official test is never read)."
             if result.get("holdout")
@@ -155,6 +155,9 @@ def render(result: dict[str, Any]) -> str:
             "for seed i, so every train window is val once (recipes are chosen on it)."
             if result.get("folds")
             else "val = the val cut of the official train split (recipes are chosen on it)."
+            if any(run["windows"]["val"] for r in rows for run in r["runs"])
+            else "no val split: every official train window trains (recipes are chosen with "
+            "--holdout, bench/README.md)."
         ),
         "",
         "| set | int8 test | float twin | int8 − float | int8 val | params | MACs/window "
@@ -218,9 +221,8 @@ def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
     )
     lines.append(f"largest seed-to-seed sd: {100 * spread['int8_sd']:.1f} pp ({spread['set']})")
     correct, windows = pooled_val(rows)
-    lines.append(
-        f"pooled int8 val: {correct} of {windows} windows ({correct / max(windows, 1):.4f})"
-    )
+    if windows:
+        lines.append(f"pooled int8 val: {correct} of {windows} windows ({correct / windows:.4f})")
     correct, windows = pooled_test(rows)
     lines.append(
         f"pooled int8 test: {correct} of {windows} windows ({correct / max(windows, 1):.4f})"

@@ -188,9 +188,9 @@ def cross_validation_fold(
 
 
 def split_time(windows: WindowSet, config: DataConfig) -> SplitAssignment:
-    """Chronological cuts inside each (group, class): the first 70 % of windows by start train,
-    the next 15 % val, the last 15 % test; windows sharing samples across a cut are dropped
-    (train gives them up first, then val), so no sample is in two splits."""
+    """Chronological cuts inside each (group, class) by `split_fractions`: the first windows by
+    start train, the next val (none with a val share of 0), the last test; windows sharing samples
+    across a cut are dropped (train gives them up first, then val), so no sample is in two splits."""
     if len(np.unique(windows.groups)) == len(windows.groups):
         raise DataError(
             f"{windows.source}: data.split_mode=time needs recordings of several windows each "
