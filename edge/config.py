@@ -460,7 +460,7 @@ def _validate(config: RunConfig) -> None:
 
 
 def has_val_split(data: DataConfig) -> bool:
-    """False when a val share of 0 trains on every window the val cut would take (LITE's recipe)."""
+    """Whether a run has val windows: a val share above 0, or a cross-validation fold."""
     return data.split_fractions[1] > 0 or data.cv_folds > 0
 
 
