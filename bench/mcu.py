@@ -92,10 +92,13 @@ def render(results: dict[str, Any]) -> list[str]:
         pools = [i for i, step in enumerate(model["steps"]) if step["kind"] == "maxpool"]
         if pools:
             outputs = sum(math.prod(model["steps"][i]["output"]) for i in pools)
+            pooling = {
+                kind: sum(build["step_instructions"][i] for i in pools)
+                for kind, build in target["builds"].items()
+            }
             per_build = ", ".join(
-                f"{kind} {sum(b['step_instructions'][i] for i in pools)} "
-                f"({sum(b['step_instructions'][i] for i in pools) / outputs:.2f} per output)"
-                for kind, b in target["builds"].items()
+                f"{kind} {count} ({count / outputs:.2f} per output)"
+                for kind, count in pooling.items()
             )
             lines.append(f"- {len(pools)} max pools, {outputs} outputs: instructions {per_build}")
         lines += [
