@@ -115,4 +115,6 @@ def test_auto_pooled_stages_are_the_most_that_fit_after_the_full_rate_ones() -> 
     ] * both.pooled_stages
     explicit = resolve_net(ModelConfig(pooled_stages=9), 1, 6, 214, 164, quant=False)
     assert explicit.pooled_stages == explicit.downsample  # at most every stage, even over budget
-    assert resolve_net(ModelConfig(), 1, 6, 214, 164, quant=False).pooled_stages == 0
+    assert resolve_net(ModelConfig(), 1, 6, 214, 164, quant=False) == every  # -1 is the default
+    strided = resolve_net(ModelConfig(pooled_stages=0), 1, 6, 214, 164, quant=False)
+    assert strided.pooled_stages == 0
