@@ -2,7 +2,7 @@
 
 Encoder of `(1, k)` convolutions along time plus one `(2, 1)` convolution that mixes the two rows:
 a stem, one stride-2 stage, the row mix, then `downsample - 1` more stride-2 stages (long windows
-get more; edgekit.train.sizing chooses how many), global average pooling, a 1x1
+get more, so the receptive field covers the window before pooling), global average pooling, a 1x1
 projection to `len(levels)` dims (the device graph ends here), then FSQ and a 1x1 classifier head
 (run on the host for Hailo). Every tensor stays rank 4 until the final flatten of the logits.
 

@@ -7,13 +7,7 @@
   train windows.
 - **Depth** (`model.downsample`, 0 = auto): stride-2 stages until the encoder output is at most
   `TARGET_ENCODER_WIDTH` steps wide, so the receptive field spans the window before the global
-  average pool (a 24-sample window gets 1 stage, a 1460-sample one 7); at least 1. With fewer than
-  `FEW_WINDOWS_PER_CLASS` train windows per class (mean), until at most `FEW_SHOT_ENCODER_WIDTH`
-  steps (1460 samples: 4 stages): the pool then averages tens of positions of local features, a bag
-  of patterns that holds wherever a pattern sits (the plain CNN's design), with fewer parameters to
-  fit. Measured on holdouts (bench/README.md): at 5 windows per class +28 of 1335 windows, while
-  full train splits (8.5 and more per class) lose 8 of 597 with it; the boundary in between is
-  not measured.
+  average pool (a 24-sample window gets 1 stage, a 1460-sample one 7); at least 1.
 - **Full-rate stages** (`model.dilated_stages`, -1 = auto): at the chosen widths, as many leading
   stages as keep within the MAC budget run at full rate with dilated kernels instead of stride 2.
 - **Pooled stages** (`model.pooled_stages`, -1 = auto): then as many of the next stride-2 stages as
@@ -43,8 +37,6 @@ SIZES: dict[str, tuple[int, int, int]] = {
 }
 AUTO_SIZE_BY_WINDOWS = ((500, "small"), (5000, "medium"))  # (fewer train windows than, size)
 TARGET_ENCODER_WIDTH = 8
-FEW_WINDOWS_PER_CLASS = 8  # below this mean of train windows per class, a shallower encoder
-FEW_SHOT_ENCODER_WIDTH = 64
 MAX_PARAMETERS = 100_000
 MAX_MACS = 5_000_000
 FEW_CLASSES = 4
@@ -57,20 +49,12 @@ def fsq_levels_for(num_classes: int) -> tuple[int, ...]:
     return FSQ_FEW_CLASSES if num_classes <= FEW_CLASSES else FSQ_MANY_CLASSES
 
 
-def encoder_width_for(train_windows: int, num_classes: int) -> int:
-    """The widest encoder output the depth rule allows: wider (fewer stages) for few windows a class."""
-    few = train_windows < FEW_WINDOWS_PER_CLASS * num_classes
-    return FEW_SHOT_ENCODER_WIDTH if few else TARGET_ENCODER_WIDTH
-
-
-def downsample_for(
-    input_width: int, kernel_size: int, target_width: int = TARGET_ENCODER_WIDTH
-) -> int:
-    """Stride-2 stages until the encoder output is at most `target_width` steps wide."""
+def downsample_for(input_width: int, kernel_size: int) -> int:
+    """Stride-2 stages until the encoder output is at most TARGET_ENCODER_WIDTH steps wide."""
     net = NetConfig(
         in_channels=1, num_classes=2, input_width=input_width, kernel_size=kernel_size, downsample=1
     )
-    while net.encoder_width() > target_width:
+    while net.encoder_width() > TARGET_ENCODER_WIDTH:
         net = replace(net, downsample=net.downsample + 1)
     return net.downsample
 
@@ -105,10 +89,7 @@ def resolve_net(
         channels=SIZES["small"],
         kernel_size=model.kernel_size,
         fsq_levels=model.fsq_levels or fsq_levels_for(num_classes),
-        downsample=model.downsample
-        or downsample_for(
-            input_width, model.kernel_size, encoder_width_for(train_windows, num_classes)
-        ),
+        downsample=model.downsample or downsample_for(input_width, model.kernel_size),
         dropout=model.dropout,
         quant_preset=model.quant_preset if quant else None,
         batch_norm=not quant,

@@ -9,8 +9,6 @@ from edgekit.config import ModelConfig
 from edgekit.evaluate import model_cost
 from edgekit.models import Conv2dFSQNet
 from edgekit.train.sizing import (
-    FEW_SHOT_ENCODER_WIDTH,
-    FEW_WINDOWS_PER_CLASS,
     MAX_MACS,
     MAX_PARAMETERS,
     SIZES,
@@ -41,19 +39,6 @@ def test_depth_is_the_fewest_stages_reaching_the_target_width(width: int) -> Non
 def test_documented_depths() -> None:
     assert downsample_for(12, 5) == 1  # 24 samples
     assert downsample_for(730, 5) == 7  # 1460 samples
-    assert downsample_for(730, 5, FEW_SHOT_ENCODER_WIDTH) == 4
-
-
-def test_few_windows_per_class_get_the_shallower_encoder() -> None:
-    """Below FEW_WINDOWS_PER_CLASS train windows per class the encoder stops at up to
-    FEW_SHOT_ENCODER_WIDTH steps (OSULeaf's 427 samples: 2 stages instead of 5); at the bound and
-    above it the deep rule holds."""
-    few = FEW_WINDOWS_PER_CLASS * 6 - 1
-    shallow = resolve_net(ModelConfig(), 1, 6, 214, few, quant=False)
-    deep = resolve_net(ModelConfig(), 1, 6, 214, few + 1, quant=False)
-    assert (shallow.downsample, deep.downsample) == (2, 5)
-    assert shallow.encoder_width() <= FEW_SHOT_ENCODER_WIDTH < 2 * shallow.encoder_width()
-    assert resolve_net(ModelConfig(downsample=3), 1, 6, 214, few, quant=False).downsample == 3
 
 
 @pytest.mark.parametrize(
