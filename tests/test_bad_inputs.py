@@ -244,7 +244,7 @@ CASES = [
          prepare=write("c.yaml", "- 1\n- 2\n")),
     # a sweep's space file and budget: refused before any trial, and before the folder is made
     space_case("space-unknown-key", "model.sise: {choices: [tiny, small]}\n", "did you mean 'size'"),
-    space_case("space-bad-choice", "model.kernel_size: {choices: [3, 0]}\n", "model.kernel_size"),
+    space_case("space-bad-choice", "model.kernel_size: {choices: [3, -1]}\n", "model.kernel_size"),
     space_case("space-bad-type", "model.kernel_size: {low: 2.5, high: 7.5}\n",
                "model.kernel_size: expected an integer"),
     space_case("space-no-high", "train.lr: {low: 0.001}\n", "a range needs low and high"),

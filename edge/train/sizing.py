@@ -11,9 +11,9 @@
 - **Kernel** (`model.kernel_size`, 0 = auto): 5; a window too long for the small widths to pool
   every stage within the MAC budget, but not for the tiny widths at kernel 9, gets 9 (ACSF1's 1460
   samples and PLAID's 1344 of the offline sets), and the widths step down until every stage pools
-  within the budget (tiny there, instead of small widths pooling no stage) (bench/README.md: +N of M
-  nested-holdout windows on those two sets). The condition depends on the window and its channels
-  only, not on the number of train windows.
+  within the budget: tiny there, instead of small widths pooling no stage (+14 of 306 windows on
+  those two sets' nested holdout, bench/README.md). The condition depends on the window and its
+  channels only, not on the number of train windows.
 - **Full-rate stages** (`model.dilated_stages`, -1 = auto): at the chosen widths, as many leading
   stages as keep within the MAC budget run at full rate with dilated kernels instead of stride 2.
 - **Pooled stages** (`model.pooled_stages`, -1 = auto): then as many of the next stride-2 stages as

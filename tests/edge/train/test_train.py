@@ -361,34 +361,40 @@ def test_checkpoint_rule_keeps_the_best_the_final_or_the_lowest_train_loss_epoch
     tmp_path: Path, rule: str
 ) -> None:
     """`best` keeps the epoch with the highest (score, -val loss); `last` keeps the final one;
-    `train_loss` the one of lowest mean train loss. In these runs the rules part: the best epoch is
-    not the last, and with train_loss the lowest train loss is neither (a constant learning rate:
-    under the cosine schedule the final epoch has the lowest train loss)."""
-    config = load_config(
-        "tiny",
-        ["train.float_epochs=6", "train.qat_epochs=6", "train.qat_lr=0.01",
-         "train.scheduler=plateau", "train.warmup_epochs=0", f"train.checkpoint={rule}",
-         "augment.shift=0.1", "augment.shift_mode=hold", "data.split_fractions=[0.7, 0.15, 0.15]",
-         "model.pooled_stages=0"],  # a run in which the three rules keep three different epochs
-    )  # fmt: skip
-    run_training(tmp_path / "run", config, show_progress=False)
-    history = json.loads((tmp_path / "run/history.json").read_text())
-    qat = [(h["val_acc"], -h["val_loss"]) for h in history if h["phase"] == "qat"]
-    kept = torch.load(tmp_path / "run/checkpoints/best.pt", weights_only=False)["epoch"]
-    best = qat.index(max(qat)) + 1
-    if rule == "train_loss":
+    `train_loss` the one of lowest mean train loss. The rules are told apart only in a run where
+    they part (the best epoch is not the last; the lowest train loss is neither: a constant
+    learning rate, since under the cosine schedule the final epoch has the lowest train loss).
+    Which seed gives such a run depends on the CPU's float kernels, so the first of a few seeds
+    that does is used; none doing so fails."""
+    for seed in range(6):
+        run = tmp_path / f"run{seed}"
+        config = load_config(
+            "tiny",
+            ["train.float_epochs=6", "train.qat_epochs=10", "train.qat_lr=0.03",
+             "train.scheduler=plateau", "train.warmup_epochs=0", f"train.checkpoint={rule}",
+             "augment.shift=0.1", "augment.shift_mode=hold", "data.split_fractions=[0.7, 0.15, 0.15]",
+             "model.pooled_stages=0", f"train.seed={seed}"],
+        )  # fmt: skip
+        run_training(run, config, show_progress=False)
+        history = json.loads((run / "history.json").read_text())
+        qat = [(h["val_acc"], -h["val_loss"]) for h in history if h["phase"] == "qat"]
+        kept = torch.load(run / "checkpoints/best.pt", weights_only=False)["epoch"]
+        best = qat.index(max(qat)) + 1
         losses = [h["train_loss"] for h in history if h["phase"] == "qat"]
         lowest = losses.index(min(losses)) + 1
-        assert kept == lowest and lowest not in (best, len(qat))
-        report = (tmp_path / "run/report.md").read_text()
-        assert "keeps its epoch of lowest mean train loss" in report
-        return
-    assert best != len(qat)  # the best epoch is not the last one
-    assert kept == (len(qat) if rule == "last" else best)
-    if rule == "best":  # with a val split calibration is judged on it
-        from edgekit.calibrate.stage import run_calibration
+        if rule == "train_loss" and lowest not in (best, len(qat)):
+            assert kept == lowest
+            report = (run / "report.md").read_text()
+            assert "keeps its epoch of lowest mean train loss" in report
+            return
+        if rule != "train_loss" and best != len(qat):
+            assert kept == (len(qat) if rule == "last" else best)
+            if rule == "best":  # with a val split calibration is judged on it
+                from edgekit.calibrate.stage import run_calibration
 
-        assert run_calibration(tmp_path / "run")["judged_on"] == "val"
+                assert run_calibration(run)["judged_on"] == "val"
+            return
+    pytest.fail(f"no seed of 0-5 gave a run in which the {rule} rule parts from the others")
 
 
 def test_initial_weights_come_from_the_seed_alone(tmp_path: Path) -> None:
