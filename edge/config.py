@@ -81,9 +81,7 @@ class ModelConfig:
     size: str = "auto"
     # conv widths: stem, first stride-2 stage, row mix; () = from size
     channels: tuple[int, ...] = ()
-    # (1, k) kernels along time; 0 = from the window length (5, or 9 for windows too long to pool
-    # every stage at the small widths within the MAC budget: edgekit.train.sizing)
-    kernel_size: int = 0
+    kernel_size: int = 5  # (1, k) kernels along time
     downsample: int = 0  # stride-2 stages; 0 = from the window length (encoder ends near 8 steps)
     # leading stages run at full rate with dilated kernels instead of stride 2 (same receptive
     # field, more MACs; edgekit.models.network); -1 = as many as fit the MAC budget
@@ -356,7 +354,7 @@ RANGES: dict[str, Range] = {
     "data.cv_folds": AT_LEAST_0,
     "data.cv_fold": AT_LEAST_0,
     "data.seed": AT_LEAST_0,
-    "model.kernel_size": AT_LEAST_0,
+    "model.kernel_size": AT_LEAST_1,
     "model.downsample": AT_LEAST_0,
     "model.dilated_stages": Range(-1),
     "model.pooled_stages": Range(-1),

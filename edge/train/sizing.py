@@ -8,12 +8,10 @@
 - **Depth** (`model.downsample`, 0 = auto): stride-2 stages until the encoder output is at most
   `TARGET_ENCODER_WIDTH` steps wide, so the receptive field spans the window before the global
   average pool (a 24-sample window gets 1 stage, a 1460-sample one 7); at least 1.
-- **Kernel** (`model.kernel_size`, 0 = auto): 5; a window too long for the small widths to pool
-  every stage within the MAC budget, but not for the tiny widths at kernel 9, gets 9 (ACSF1's 1460
-  samples and PLAID's 1344 of the offline sets), and the widths step down until every stage pools
-  within the budget: tiny there, instead of small widths pooling no stage (+14 of 306 windows on
-  those two sets' nested holdout, bench/README.md). The condition depends on the window and its
-  channels only, not on the number of train windows.
+- **Kernel** (`model.kernel_size`): 5. A long-window rule (kernel 9 at the tiny widths, every
+  stage pooled, for ACSF1- and PLAID-length windows) was the default for one stop and withdrawn:
+  its full-split gain sat within ACSF1's run-to-run noise and it lost 81 of 1446 PLAID windows at 5
+  train windows per class (bench/README.md).
 - **Full-rate stages** (`model.dilated_stages`, -1 = auto): at the chosen widths, as many leading
   stages as keep within the MAC budget run at full rate with dilated kernels instead of stride 2.
 - **Pooled stages** (`model.pooled_stages`, -1 = auto): then as many of the next stride-2 stages as
@@ -43,8 +41,6 @@ SIZES: dict[str, tuple[int, int, int]] = {
 }
 AUTO_SIZE_BY_WINDOWS = ((500, "small"), (5000, "medium"))  # (fewer train windows than, size)
 TARGET_ENCODER_WIDTH = 8
-KERNEL_SIZE = 5
-LONG_WINDOW_KERNEL_SIZE = 9
 MAX_PARAMETERS = 100_000
 MAX_MACS = 5_000_000
 FEW_CLASSES = 4
@@ -81,24 +77,6 @@ def within_budget(net: NetConfig) -> bool:
     return cost["parameters"] <= MAX_PARAMETERS and cost["macs"] <= MAX_MACS
 
 
-def kernel_size_for(in_channels: int, input_width: int) -> int:
-    """LONG_WINDOW_KERNEL_SIZE when the small widths cannot pool every stage of such a window
-    within the budget but the tiny ones can at that kernel, else KERNEL_SIZE (model.kernel_size=0)."""
-    stages = downsample_for(input_width, KERNEL_SIZE)
-    every_stage_pooled = NetConfig(
-        in_channels=in_channels,
-        num_classes=2,
-        input_width=input_width,
-        downsample=stages,
-        pooled_stages=stages,
-    )
-    small = replace(every_stage_pooled, channels=SIZES["small"], kernel_size=KERNEL_SIZE)
-    tiny = replace(every_stage_pooled, channels=SIZES["tiny"], kernel_size=LONG_WINDOW_KERNEL_SIZE)
-    return (
-        LONG_WINDOW_KERNEL_SIZE if within_budget(tiny) and not within_budget(small) else KERNEL_SIZE
-    )
-
-
 def resolve_net(
     model: ModelConfig,
     in_channels: int,
@@ -108,15 +86,14 @@ def resolve_net(
     quant: bool,
 ) -> NetConfig:
     """The network a run trains: explicit config fields kept, open ones filled by the size rule."""
-    kernel_size = model.kernel_size or kernel_size_for(in_channels, input_width)
     net = NetConfig(
         in_channels=in_channels,
         num_classes=num_classes,
         input_width=input_width,
         channels=SIZES["small"],
-        kernel_size=kernel_size,
+        kernel_size=model.kernel_size,
         fsq_levels=model.fsq_levels or fsq_levels_for(num_classes),
-        downsample=model.downsample or downsample_for(input_width, kernel_size),
+        downsample=model.downsample or downsample_for(input_width, model.kernel_size),
         dropout=model.dropout,
         quant_preset=model.quant_preset if quant else None,
         batch_norm=not quant,
@@ -129,15 +106,7 @@ def resolve_net(
         size = auto_size(train_windows) if model.size == "auto" else model.size
         index = names.index(size)
         net = replace(net, channels=SIZES[size])
-        # with the long kernel the widths step down until every stage pools (the recipe measured)
-        pool_all = not model.kernel_size and kernel_size == LONG_WINDOW_KERNEL_SIZE
-
-        def fits(candidate: NetConfig) -> bool:
-            return within_budget(
-                replace(candidate, pooled_stages=candidate.downsample) if pool_all else candidate
-            )
-
-        while model.size == "auto" and index > 0 and not fits(net):
+        while model.size == "auto" and index > 0 and not within_budget(net):
             index -= 1
             net = replace(net, channels=SIZES[names[index]])
     if model.dilated_stages >= 0:

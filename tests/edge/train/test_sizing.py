@@ -9,8 +9,6 @@ from edgekit.config import ModelConfig
 from edgekit.evaluate import model_cost
 from edgekit.models import Conv2dFSQNet
 from edgekit.train.sizing import (
-    KERNEL_SIZE,
-    LONG_WINDOW_KERNEL_SIZE,
     MAX_MACS,
     MAX_PARAMETERS,
     SIZES,
@@ -104,10 +102,10 @@ def test_auto_full_rate_stages_are_the_most_that_fit_the_mac_budget() -> None:
 
 def test_auto_pooled_stages_are_the_most_that_fit_after_the_full_rate_ones() -> None:
     """OSULeaf's shape (214 wide, 5 stages) pools every stage within 5 M MACs; ACSF1's (730 wide,
-    7 stages, 4.6 M MACs strided) at kernel 5 cannot afford even its first stage at stride 1."""
+    7 stages, 4.6 M MACs strided) cannot afford even its first stage at stride 1."""
     every = resolve_net(ModelConfig(pooled_stages=-1), 1, 6, 214, 164, quant=False)
     assert every.pooled_stages == every.downsample == 5 and within_budget(every)
-    none = resolve_net(ModelConfig(kernel_size=5, pooled_stages=-1), 1, 10, 730, 85, quant=False)
+    none = resolve_net(ModelConfig(pooled_stages=-1), 1, 10, 730, 85, quant=False)
     assert none.pooled_stages == 0 and within_budget(none)
     assert not within_budget(dataclasses.replace(none, pooled_stages=1))
     both = resolve_net(ModelConfig(dilated_stages=1, pooled_stages=-1), 1, 6, 214, 164, quant=False)
@@ -120,20 +118,3 @@ def test_auto_pooled_stages_are_the_most_that_fit_after_the_full_rate_ones() -> 
     assert resolve_net(ModelConfig(), 1, 6, 214, 164, quant=False) == every  # -1 is the default
     strided = resolve_net(ModelConfig(pooled_stages=0), 1, 6, 214, 164, quant=False)
     assert strided.pooled_stages == 0
-
-
-def test_auto_kernel_is_longer_only_where_the_small_widths_cannot_pool_every_stage() -> None:
-    """ACSF1's shape (1 channel, 1460 samples) and PLAID's (1344) get the long kernel, tiny widths
-    and every stage pooled (so does any window that gets the long kernel); OSULeaf's (427
-    samples) and a 9-channel 256-sample IMU window keep kernel 5, whatever their train windows;
-    an explicit kernel is kept."""
-    for width in (730, 672, 446):  # 446: the small widths fit at kernel 9 strided, yet do not pool
-        net = resolve_net(ModelConfig(), 1, 10, width, 85, quant=False)
-        assert net.kernel_size == LONG_WINDOW_KERNEL_SIZE
-        assert net.pooled_stages == net.downsample and within_budget(net)
-        assert width == 446 or net.channels == SIZES["tiny"]
-        small = dataclasses.replace(net, kernel_size=KERNEL_SIZE, channels=SIZES["small"])
-        assert not within_budget(small)  # the condition: small widths cannot pool every stage
-    for channels, width, windows in [(1, 214, 164), (9, 128, 100_000), (9, 128, 40)]:
-        assert resolve_net(ModelConfig(), channels, 6, width, windows, quant=False).kernel_size == 5
-    assert resolve_net(ModelConfig(kernel_size=7), 1, 10, 730, 85, quant=False).kernel_size == 7
