@@ -151,6 +151,9 @@ class TrainConfig:
     # (the QAT phase learns from all of them, the float twin from the others); 0 = off
     distill_weight: float = 0.0
     teachers: int = 1
+    # validate and keep an exponential moving average of the weights (and BatchNorm statistics)
+    # with this time constant in epochs instead of the trained weights (Polyak averaging); 0 = off
+    ema_epochs: float = 0.0
     patience: int = 20  # early stopping: epochs without a better validation score; 0 = off
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
@@ -270,6 +273,7 @@ ADDED_KEYS = {
     "train.checkpoint": "best",
     "train.distill_weight": 0.0,
     "train.teachers": 1,
+    "train.ema_epochs": 0.0,
 }
 
 
@@ -379,6 +383,7 @@ RANGES: dict[str, Range] = {
     "train.min_epoch_steps": AT_LEAST_0,
     "train.distill_weight": FRACTION,
     "train.teachers": AT_LEAST_1,
+    "train.ema_epochs": AT_LEAST_0,
     "train.patience": AT_LEAST_0,
     "train.seed": AT_LEAST_0,
     "train.threads": AT_LEAST_0,

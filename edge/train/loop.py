@@ -38,6 +38,7 @@ from edgekit.rundir.checkpoint import load_checkpoint, read_checkpoint, save_che
 from edgekit.rundir.run import Run, clear_outputs
 from edgekit.rundir.transaction import keep_on_failure, transactional
 from edgekit.train.augment import augment_batch, mixup_batch
+from edgekit.train.averaging import WeightAverage, ema_decay
 from edgekit.train.sizing import resolve_net
 from torch import nn
 
@@ -114,6 +115,12 @@ def passes_per_epoch(config: TrainConfig, train_windows: int) -> int:
     """Passes over the train split that make one epoch of at least `min_epoch_steps` steps."""
     steps_per_pass = math.ceil(train_windows / config.batch_size)
     return max(1, math.ceil(config.min_epoch_steps / steps_per_pass))
+
+
+def optimizer_steps_per_epoch(config: TrainConfig, train_windows: int) -> int:
+    """Optimizer steps in one epoch (batches of the epoch's passes, `grad_accum` batches a step)."""
+    batches = math.ceil(passes_per_epoch(config, train_windows) * train_windows / config.batch_size)
+    return math.ceil(batches / config.grad_accum)
 
 
 def epoch_order(config: TrainConfig, y_train: np.ndarray, epoch: int) -> np.ndarray:
@@ -250,8 +257,9 @@ class Trainer:
     ) -> Conv2dFSQNet:
         """Train one phase ("float", "qat" or "teacherN") for `epochs`, checkpointing each epoch to
         last.pt and the best by the selection score to float.pt/best.pt/teacherN.pt; returns the
-        best model, which it reloads. `resume` continues from a last.pt of this phase; `teachers`
-        (eval mode) are distilled from."""
+        best model, which it reloads. With `train.ema_epochs` the model validated and kept is the
+        moving average of the trained weights (last.pt carries both). `resume` continues from a
+        last.pt of this phase; `teachers` (eval mode) are distilled from."""
         config = self.config
         optimizer = self._optimizer(model, lr)
         scheduler = self._scheduler(optimizer, epochs)
@@ -263,6 +271,13 @@ class Trainer:
             state = PhaseState(resume["epoch"], tuple(resume["best_key"]), resume["bad_epochs"])
         best_path = phase_checkpoint(self.run_dir, phase)
         X, y = self.data.arrays["train"]
+        average = None
+        if config.ema_epochs > 0:  # validated and kept instead of the trained weights
+            steps = optimizer_steps_per_epoch(config, len(y))
+            average = WeightAverage(model, ema_decay(config.ema_epochs, steps))
+            if resume is not None:
+                average.model.load_state_dict(resume["averaged_state"])
+        kept = model if average is None else average.model
         parameters = list(model.parameters())  # clipping needs them every step: walk the tree once
         progress = Progress(epochs, f"{phase:>5}", enabled=self.show_progress)
         progress.update(state.epoch)
@@ -291,7 +306,9 @@ class Trainer:
                         nn.utils.clip_grad_norm_(parameters, config.grad_clip)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
-            val = self.validate(model)
+                    if average is not None:
+                        average.update(model)
+            val = self.validate(kept)
             val_loss, val_acc = (None, None) if val is None else (val["loss"], val["accuracy"])
             lr_now = optimizer.param_groups[0]["lr"]
             train_loss = total_loss / len(order)
@@ -324,7 +341,7 @@ class Trainer:
             if improved:
                 save_checkpoint(
                     best_path,
-                    model,
+                    kept,
                     phase=phase,
                     epoch=state.epoch,
                     val_acc=val_acc,
@@ -341,6 +358,7 @@ class Trainer:
                 scheduler=scheduler.state_dict(),
                 rng_state=torch.get_rng_state(),
                 history=history,
+                **({} if average is None else {"averaged_state": average.model.state_dict()}),
                 **(extra or {}),
             )
             self.manifest.record(self.run_dir / layout.CHECKPOINTS)  # so --resume can check them

@@ -100,6 +100,7 @@ def test_every_numeric_key_is_range_checked(key: str, raw: str) -> None:
         ("train.lr=-0.001", "train.lr: must be > 0"),
         ("train.label_smoothing=2", "train.label_smoothing: must be in [0, 1)"),
         ("train.threads=-4", "train.threads: must be >= 0"),
+        ("train.ema_epochs=-1", "train.ema_epochs: must be >= 0"),
         ("train.qat_epochs=0", "train.qat_epochs: must be >= 1"),
         ("model.kernel_size=0", "model.kernel_size: must be >= 1"),
         ("model.kernel_size=-1", "model.kernel_size: must be >= 1"),

@@ -68,22 +68,31 @@ def test_same_seed_same_model(tmp_path: Path, tiny_config) -> None:
 
 
 @pytest.mark.parametrize(
-    ("distill", "stop_in"),
-    [((0.0, 1), "qat"), ((0.5, 3), "teacher2"), ((0.5, 3), "float"), ((0.5, 2), "qat")],
-    ids=["plain", "in-a-teacher", "in-float-after-teachers", "in-qat-after-a-teacher"],
-)
+    ("distill", "stop_in", "ema"),
+    [((0.0, 1), "qat", 0.0), ((0.5, 3), "teacher2", 0.0), ((0.5, 3), "float", 0.0),
+     ((0.5, 2), "qat", 0.0), ((0.0, 1), "float", 1.0), ((0.0, 1), "qat", 1.0)],
+    ids=["plain", "in-a-teacher", "in-float-after-teachers", "in-qat-after-a-teacher",
+         "averaged-in-float", "averaged-in-qat"],
+)  # fmt: skip
 def test_resume_continues_exactly(
     tmp_path: Path,
     tiny_config,
     monkeypatch: pytest.MonkeyPatch,
     distill: tuple[float, int],
     stop_in: str,
+    ema: float,
 ) -> None:
     """Interrupted after epoch 1 of a phase, `--resume` ends where the uninterrupted run ends; with
-    distillation, the teachers finished before the interruption are reloaded, not retrained."""
+    distillation, the teachers finished before the interruption are reloaded, not retrained; with
+    weight averaging, the average goes on from where it was."""
     weight, teachers = distill
     train = dataclasses.replace(
-        tiny_config.train, float_epochs=2, qat_epochs=2, distill_weight=weight, teachers=teachers
+        tiny_config.train,
+        float_epochs=2,
+        qat_epochs=2,
+        distill_weight=weight,
+        teachers=teachers,
+        ema_epochs=ema,
     )
     config = dataclasses.replace(tiny_config, train=train)
     run_training(tmp_path / "full", config, show_progress=False)
