@@ -103,6 +103,7 @@ def train_once(
         "seconds": metrics["train_seconds"],
         "windows": metrics["splits"],
         "model": metrics["model"],
+        "shift_step": metrics["augment_shift_step"],
     }
 
 

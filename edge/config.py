@@ -96,6 +96,9 @@ class ModelConfig:
     # 7-bit weights so x86 AVX2 int8 kernels cannot saturate (edgekit.quantize.overflow):
     # all (safe on every CPU) | first_layer | none (only for VNNI, Arm or MCU targets)
     overflow_fix: str = "all"
+    # percentile of |input| over the first QAT steps that sets the int8 input range (then learned):
+    # a lower one clips rare spikes to keep resolution for the rest
+    input_percentile: float = 99.999
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,10 @@ class AugmentConfig:
     # what fills the samples a shift uncovers: hold (the edge value) | wrap (the other end of the
     # window, a circular shift); wrap at 0.2 chosen on validation (bench/README.md)
     shift_mode: str = "wrap"
+    # shifts move by whole multiples of this many samples; 0 = auto: the period of a cycle every
+    # train window repeats at the same phase (a stream interleaving quantities sample by sample,
+    # edgekit.train.augment.shared_cycle), else 1
+    shift_step: int = 0
     magnitude_warp: float = 0.0  # smooth random gain curve (4 knots) ~ N(1, magnitude_warp)
     time_warp: float = 0.0  # smooth random speed change, up to this fraction
     mixup: float = 0.0  # Beta(alpha, alpha) mixing of window pairs and their labels
@@ -268,8 +275,10 @@ ADDED_KEYS = {
     "data.cv_fold": 0,
     "model.dilated_stages": 0,
     "model.pooled_stages": 0,
+    "model.input_percentile": 99.999,
     "augment.shift_mode": "hold",
     "augment.mask": 0.0,
+    "augment.shift_step": 1,
     "train.checkpoint": "best",
     "train.distill_weight": 0.0,
     "train.teachers": 1,
@@ -363,9 +372,11 @@ RANGES: dict[str, Range] = {
     "model.dilated_stages": Range(-1),
     "model.pooled_stages": Range(-1),
     "model.dropout": BELOW_1,
+    "model.input_percentile": Range(50, 100),
     "augment.jitter": AT_LEAST_0,
     "augment.scale": AT_LEAST_0,
     "augment.shift": BELOW_1,
+    "augment.shift_step": AT_LEAST_0,
     "augment.magnitude_warp": AT_LEAST_0,
     "augment.time_warp": BELOW_1,
     "augment.mixup": AT_LEAST_0,

@@ -49,6 +49,7 @@ class NetConfig:
     overflow_fix: str = "all"
     dilated_stages: int = 0  # leading stride-2 stages run at full rate, dilated instead (a trous)
     pooled_stages: int = 0  # the next stride-2 stages: stride-1 convolution + (1, 2) max pool
+    input_percentile: float = 99.999  # of |input|: the QAT input range before it is learned
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,6 +62,7 @@ class NetConfig:
         data.setdefault("overflow_fix", "none")  # checkpoints from before the fix: 8-bit weights
         data.setdefault("dilated_stages", 0)  # checkpoints from before full-rate stages
         data.setdefault("pooled_stages", 0)  # checkpoints from before pooled stages
+        data.setdefault("input_percentile", 99.999)  # checkpoints from before the key
         return cls(**data)
 
     def stage_geometry(self) -> list[tuple[int, int, bool]]:
@@ -94,7 +96,9 @@ class Conv2dFSQNet(nn.Module):
     def __init__(self, config: NetConfig) -> None:
         super().__init__()
         self.config = config
-        layers = layer_factory(config.quant_preset, config.batch_norm, config.overflow_fix)
+        layers = layer_factory(
+            config.quant_preset, config.batch_norm, config.overflow_fix, config.input_percentile
+        )
         c1, c2, c3 = config.channels
         k, pad = config.kernel_size, config.kernel_size // 2
         dims = len(config.fsq_levels)

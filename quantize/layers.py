@@ -63,17 +63,21 @@ class QuantLayers:
     255 * 63 * 2 = 32130 <= 32767 (see edgekit.quantize.overflow).
     """
 
-    def __init__(self, preset: str, overflow_fix: str) -> None:
+    def __init__(self, preset: str, overflow_fix: str, input_percentile: float) -> None:
         from brevitas.inject.enum import ScalingImplType
         from brevitas.nn import QuantConv2d, QuantIdentity, QuantReLU
 
         self.preset = load_preset(preset)
         self.overflow_fix = overflow_fix
+        self.input_percentile = input_percentile
         self._conv, self._identity, self._relu = QuantConv2d, QuantIdentity, QuantReLU
         self._const = ScalingImplType.CONST
 
     def input_quant(self) -> nn.Module:
-        return self._identity(act_quant=self.preset.signed_act, return_quant_tensor=True)
+        # the range starts at this percentile of |input| over the first steps (Brevitas collects
+        # it), then QAT learns it; spikes above it saturate
+        quantizer = self.preset.signed_act.let(high_percentile_q=self.input_percentile)
+        return self._identity(act_quant=quantizer, return_quant_tensor=True)
 
     def conv(
         self,
@@ -148,10 +152,15 @@ def weight_bits(overflow_fix: str, first: bool) -> int:
 
 
 def layer_factory(
-    quant_preset: str | None, batch_norm: bool, overflow_fix: str = "all"
+    quant_preset: str | None,
+    batch_norm: bool,
+    overflow_fix: str = "all",
+    input_percentile: float = 99.999,
 ) -> FloatLayers | QuantLayers:
     """The layers of a float twin (preset None) or of a QAT model."""
-    return QuantLayers(quant_preset, overflow_fix) if quant_preset else FloatLayers(batch_norm)
+    if quant_preset:
+        return QuantLayers(quant_preset, overflow_fix, input_percentile)
+    return FloatLayers(batch_norm)
 
 
 def fold_batchnorm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:

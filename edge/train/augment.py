@@ -9,11 +9,16 @@ one seed, one sequence of batches.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from edgekit.config import AugmentConfig
+from edgekit.data.prepare import CHUNK_WINDOWS, from_hailo_layout
 
 WARP_KNOTS = 4  # smooth random curves: interpolated between this many random knots (plus ends)
+MAX_CYCLE = 16  # the longest shared cycle looked for: a stream interleaving up to 16 quantities
+LOCKED_CORRELATION = 0.9  # the average window correlates this well with itself one cycle later
 
 
 def _smooth_curve(
@@ -37,6 +42,41 @@ def _resample(series: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     return at_low + weight * (at_high - at_low)
 
 
+def average_window(X: np.ndarray, rows: str) -> np.ndarray:
+    """`(C, T)`: the mean over windows of a `(N, C, 2, T/2)` array in time order, in chunks."""
+    total = np.zeros(X.shape[1:], dtype=np.float64)
+    for start in range(0, len(X), CHUNK_WINDOWS):
+        total += X[start : start + CHUNK_WINDOWS].sum(axis=0, dtype=np.float64)
+    return from_hailo_layout((total / max(len(X), 1))[None], rows)[0]
+
+
+def shared_cycle(mean_window: np.ndarray) -> tuple[int, float]:
+    """(period, correlation) of a short cycle that every window repeats at the same phase, from the
+    average window `(C, T)`; period 1 when there is none.
+
+    Some recordings interleave several quantities sample by sample into one stream (UCR's ACSF1:
+    four per time step); the average window then correlates with itself one period later far
+    better than one sample later. A smooth signal's average correlates best at lag 1."""
+    centred = mean_window - mean_window.mean(axis=1, keepdims=True)
+    correlations = [0.0]  # index = lag
+    for lag in range(1, min(MAX_CYCLE, centred.shape[1] // 2) + 1):
+        early, late = centred[:, :-lag], centred[:, lag:]
+        norm = float(np.sqrt((early**2).sum() * (late**2).sum()))
+        correlations.append(float((early * late).sum()) / norm if norm > 0 else 0.0)
+    for lag in range(2, len(correlations)):
+        if correlations[lag] >= LOCKED_CORRELATION and correlations[lag] > correlations[1]:
+            return lag, correlations[lag]
+    return 1, correlations[1] if len(correlations) > 1 else 0.0
+
+
+def resolve_shift_step(config: AugmentConfig, X_train: np.ndarray, rows: str) -> AugmentConfig:
+    """`augment.shift_step=0` (auto) made concrete: the train windows' shared cycle, else 1, so a
+    shift never moves one interleaved quantity into another's place in the cycle."""
+    if config.shift_step:
+        return config
+    return replace(config, shift_step=shared_cycle(average_window(X_train, rows))[0])
+
+
 def as_series(X: torch.Tensor, rows: str) -> torch.Tensor:
     """`(B, C, 2, T/2)` -> `(B, C, T)` in time order (torch twin of `from_hailo_layout`)."""
     batch, channels = X.shape[:2]
@@ -57,7 +97,8 @@ def augment_batch(
     X: torch.Tensor, config: AugmentConfig, generator: torch.Generator, rows: str
 ) -> torch.Tensor:
     """A transformed copy of a `(B, C, 2, T/2)` training batch whose rows are filled as `rows`
-    says; the input is left untouched."""
+    says; the input is left untouched. Shifts move by whole `config.shift_step`s (0 counts as 1:
+    `resolve_shift_step` makes auto concrete first)."""
     batch, channels = X.shape[:2]
     series = as_series(X, rows)
     length = series.shape[-1]
@@ -73,8 +114,9 @@ def augment_batch(
         steps = warped
     if config.shift > 0:
         limit = config.shift * length
+        step = max(config.shift_step, 1)
         offsets = (torch.rand(batch, 1, generator=generator) * 2 - 1) * limit
-        steps = steps + offsets.round()
+        steps = steps + (offsets / step).round() * step
         if config.shift_mode == "wrap":
             steps = torch.remainder(steps, length)
     if config.time_warp > 0 or config.shift > 0:

@@ -37,7 +37,7 @@ from edgekit.rundir.artifacts import Manifest, write_json, write_text
 from edgekit.rundir.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from edgekit.rundir.run import Run, clear_outputs
 from edgekit.rundir.transaction import keep_on_failure, transactional
-from edgekit.train.augment import augment_batch, mixup_batch
+from edgekit.train.augment import augment_batch, mixup_batch, resolve_shift_step
 from edgekit.train.averaging import WeightAverage, ema_decay
 from edgekit.train.sizing import resolve_net
 from torch import nn
@@ -168,7 +168,9 @@ class Trainer:
         show_progress: bool,
         on_epoch: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        self.config, self.augment, self.data = config, augment, data
+        self.config, self.data = config, data
+        self.rows = row_layout(data.stats)  # how augmentation unfolds a window into its series
+        self.augment = resolve_shift_step(augment, data.arrays["train"][0], self.rows)
         self.manifest, self.run_dir, self.device = manifest, manifest.run_dir, device
         self.show_progress = show_progress
         # called with each epoch's history row once it is checkpointed (a sweep prunes from it)
@@ -185,7 +187,6 @@ class Trainer:
         self.loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
         self.eval_loss = nn.CrossEntropyLoss()
         self.select_on = selection_metric(config, y_train, data.num_classes)
-        self.rows = row_layout(data.stats)  # how augmentation unfolds a window into its series
 
     def _optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
         kind = torch.optim.AdamW if self.config.optimizer == "adamw" else torch.optim.Adam
@@ -489,6 +490,7 @@ def _train(
     metrics = summarise(
         float_model, qat_model, data, seconds, trainer.select_on, config.train.checkpoint
     )
+    metrics["augment_shift_step"] = trainer.augment.shift_step  # auto resolved from the windows
     write_outputs(run_dir, history, metrics, data.class_names)
     manifest.record(run_dir / layout.CHECKPOINTS, run_dir / "metrics.json")
     manifest.stage("train", seconds, device=str(device))
@@ -638,6 +640,7 @@ def summarise(
             "downsample": qat_model.config.downsample,
             "dilated_stages": qat_model.config.dilated_stages,
             "pooled_stages": qat_model.config.pooled_stages,
+            "input_percentile": qat_model.config.input_percentile,
             "fsq_levels": list(qat_model.config.fsq_levels),
         },
         "splits": {name: len(y) for name, (_, y) in data.arrays.items()},

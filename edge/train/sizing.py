@@ -98,6 +98,7 @@ def resolve_net(
         quant_preset=model.quant_preset if quant else None,
         batch_norm=not quant,
         overflow_fix=model.overflow_fix,
+        input_percentile=model.input_percentile,
     )
     if model.channels:
         net = replace(net, channels=tuple(model.channels))  # type: ignore[arg-type]

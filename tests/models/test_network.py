@@ -115,3 +115,32 @@ def test_checkpoints_from_before_pooled_stages_load_strided() -> None:
     legacy = NetConfig(6, 4, 32).to_dict()
     del legacy["pooled_stages"]
     assert NetConfig.from_dict(legacy).pooled_stages == 0
+
+
+@pytest.mark.parametrize("preset", ["int8", "po2"])
+def test_the_input_range_starts_at_the_configured_percentile(preset: str) -> None:
+    """While Brevitas collects its statistics the input scale is the batch's percentile of |x|
+    over 127 (po2: rounded up to a power of two): a spike above it saturates."""
+    x = torch.randn(8, 6, 2, 32, generator=torch.Generator().manual_seed(0))
+    x[0, 0, 0, 0] = 40.0  # one spike, far above everything else
+    ranges = {}
+    for percentile in (99.999, 99.0):
+        model = Conv2dFSQNet(NetConfig(6, 4, 32, quant_preset=preset, input_percentile=percentile))
+        model.train()
+        quantized = model.input_quant(x)
+        ranges[percentile] = float(quantized.scale) * 127
+        expected = float(torch.quantile(x.abs().flatten(), percentile / 100))
+        # Brevitas takes the k-th value (no interpolation); po2 rounds the scale up
+        assert (
+            0.97 * expected <= ranges[percentile] <= (2 if preset == "po2" else 1) * 1.03 * expected
+        )
+    assert ranges[99.0] < 5 < 30 < ranges[99.999]
+    assert (
+        float(model.input_quant(x).value.max()) <= ranges[99.0] * 128 / 127
+    )  # the spike saturates
+
+
+def test_checkpoints_from_before_the_input_percentile_keep_the_old_range() -> None:
+    legacy = NetConfig(6, 4, 32).to_dict()
+    del legacy["input_percentile"]
+    assert NetConfig.from_dict(legacy).input_percentile == 99.999

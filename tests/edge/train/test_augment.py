@@ -10,7 +10,16 @@ import pytest
 import torch
 from edgekit.config import AugmentConfig
 from edgekit.data.prepare import from_hailo_layout, to_hailo_layout
-from edgekit.train.augment import as_rows, as_series, augment_batch, mixup_batch
+from edgekit.train.augment import (
+    LOCKED_CORRELATION,
+    as_rows,
+    as_series,
+    augment_batch,
+    average_window,
+    mixup_batch,
+    resolve_shift_step,
+    shared_cycle,
+)
 
 OFF = AugmentConfig(jitter=0, scale=0, shift=0, magnitude_warp=0, time_warp=0, mixup=0)
 ALL_ON = AugmentConfig(
@@ -175,3 +184,86 @@ def test_training_augments_train_batches_only(
     assert not other_rows & set(batch_rows)
     assert len(batch_rows) == len(train_rows) * 3  # every train window once per epoch, 2 + 1 epochs
     assert layouts == {data.stats["row_layout"]}  # unfolded as the run's own rows were filled
+
+
+def interleaved_stream(count: int, quantities: int, steps: int, seed: int = 0) -> np.ndarray:
+    """`(N, 1, quantities * steps)` windows that interleave `quantities` slowly varying readings
+    sample by sample (each at its own level, every window starting with the first), as UCR's
+    ACSF1 does with four."""
+    rng = np.random.default_rng(seed)
+    levels = rng.normal(0, 2, quantities)
+    drift = np.cumsum(rng.normal(0, 0.05, (count, quantities, steps)), axis=2)
+    readings = levels[None, :, None] + drift  # (N, quantities, steps)
+    return readings.transpose(0, 2, 1).reshape(count, 1, quantities * steps).astype(np.float32)
+
+
+@pytest.mark.parametrize("quantities", [2, 3, 4, 6])
+def test_shared_cycle_finds_the_period_of_an_interleaved_stream(quantities: int) -> None:
+    windows = interleaved_stream(30, quantities, 40)
+    period, correlation = shared_cycle(windows.mean(axis=0))
+    assert period == quantities and correlation >= LOCKED_CORRELATION
+
+
+def test_shared_cycle_is_one_for_smooth_noisy_and_short_windows() -> None:
+    rng = np.random.default_rng(1)
+    t = np.arange(200)
+    aligned_sines = np.sin(2 * np.pi * t / 25 + rng.normal(0, 0.3, (20, 1, 1)))  # phase-locked
+    random_phase = np.sin(2 * np.pi * t / 25 + rng.uniform(0, 2 * np.pi, (20, 1, 1)))
+    noise = rng.normal(0, 1, (20, 3, 200))
+    for windows in (aligned_sines, random_phase, noise):
+        assert shared_cycle(windows.mean(axis=0))[0] == 1
+    assert shared_cycle(np.ones((2, 3)))[0] == 1  # constant and too short to hold a cycle
+    # a stream whose cycle is longer than MAX_CYCLE is left alone: shifts by any step
+    assert shared_cycle(interleaved_stream(30, 20, 20).mean(axis=0))[0] == 1
+
+
+@pytest.mark.parametrize("rows", ["halves", "interleaved"])
+def test_auto_shift_step_follows_the_windows_in_either_row_layout(rows: str) -> None:
+    windows = interleaved_stream(3000, 4, 30)  # more windows than one chunk of the average
+    X = to_hailo_layout(windows, rows)
+    assert np.allclose(average_window(X, rows), windows.mean(axis=0, dtype=np.float64))
+    assert resolve_shift_step(OFF, X, rows).shift_step == 4
+    explicit = dataclasses.replace(OFF, shift_step=3)
+    assert resolve_shift_step(explicit, X, rows) is explicit
+    smooth = to_hailo_layout(np.cumsum(np.ones((5, 2, 40), dtype=np.float32), axis=2), rows)
+    assert resolve_shift_step(OFF, smooth, rows).shift_step == 1
+
+
+@pytest.mark.parametrize("rows", ["halves", "interleaved"])
+def test_shifts_move_by_whole_steps(rows: str) -> None:
+    length = 48
+    X = ramp_windows(64, length, rows)
+    config = dataclasses.replace(OFF, shift=0.4, shift_mode="wrap", shift_step=4)
+    out = augment_batch(X, config, torch.Generator().manual_seed(0), rows)
+    offsets = torch.from_numpy(from_hailo_layout(out.numpy(), rows))[:, 0, 0]
+    assert len(set(offsets.tolist())) > 3  # the windows moved by several different amounts
+    assert all(int(offset) % 4 == 0 for offset in offsets)
+
+
+def test_training_resolves_the_shift_step_from_its_train_windows(
+    tmp_path: Path, tiny_config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import edgekit.train.loop as train_module
+    from edgekit.data.prepare import prepare_data
+    from edgekit.data.record import WindowSet
+
+    steps: set[int] = set()
+    original = train_module.augment_batch
+
+    def spy(
+        X: torch.Tensor, config: AugmentConfig, generator: torch.Generator, rows: str
+    ) -> torch.Tensor:
+        steps.add(config.shift_step)
+        return original(X, config, generator, rows)
+
+    monkeypatch.setattr(train_module, "augment_batch", spy)
+    X = interleaved_stream(60, 4, 16)
+    y = np.arange(60) % 2
+    X[y == 1, :, ::4] += 1.0  # the second class: the first quantity reads higher
+    windows = WindowSet(X, y, np.arange(60), ["a", "b"], ["stream"], 10.0, "interleaved")
+    config = dataclasses.replace(
+        tiny_config, train=dataclasses.replace(tiny_config.train, float_epochs=2, qat_epochs=1)
+    )
+    data = prepare_data(config.data, windows=windows)
+    metrics = train_module.run_training(tmp_path / "run", config, data=data, show_progress=False)
+    assert metrics["augment_shift_step"] == 4 and steps == {4}
