@@ -54,9 +54,9 @@ def shared_cycle(mean_window: np.ndarray) -> tuple[int, float]:
     """(period, correlation) of a short cycle that every window repeats at the same phase, from the
     average window `(C, T)`; period 1 when there is none.
 
-    Some recordings interleave several quantities sample by sample into one stream (UCR's ACSF1:
-    four per time step); the average window then correlates with itself one period later far
-    better than one sample later. A smooth signal's average correlates best at lag 1."""
+    Some recordings interleave several quantities sample by sample into one stream; the average
+    window then correlates with itself one period later far better than one sample later (UCR's
+    ACSF1: 0.999 four samples later, -0.23 one later). A smooth signal's correlates best at lag 1."""
     centred = mean_window - mean_window.mean(axis=1, keepdims=True)
     correlations = [0.0]  # index = lag
     for lag in range(1, min(MAX_CYCLE, centred.shape[1] // 2) + 1):
