@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+from collections.abc import Iterator
 from typing import Generic, TypeVar
 
 import torch
@@ -22,9 +23,9 @@ def ema_decay(ema_epochs: float, steps_per_epoch: int) -> float:
     return math.exp(-1.0 / (ema_epochs * max(1, steps_per_epoch)))
 
 
-def _tensors(model: nn.Module) -> list[torch.Tensor]:
+def _tensors(model: nn.Module) -> Iterator[torch.Tensor]:
     """Parameters then buffers, walked anew each time: a buffer may be reassigned, not updated."""
-    return list(itertools.chain(model.parameters(), model.buffers()))
+    return itertools.chain(model.parameters(), model.buffers())
 
 
 Model = TypeVar("Model", bound=nn.Module)
