@@ -23,7 +23,7 @@ from edgekit.rundir import layout
 
 NAN_STRATEGIES = ("zero", "mean", "median", "interpolate", "drop", "raise")
 SPLIT_MODES = ("group", "official", "time")
-LENGTH_POLICIES = ("error", "pad", "truncate", "resample")
+LENGTH_POLICIES = ("error", "tile", "pad", "truncate", "resample")
 NORMALIZATIONS = ("auto", "global", "window")
 ROW_LAYOUTS = ("halves", "interleaved")
 SAMPLERS = ("shuffle", "balanced")
@@ -54,9 +54,10 @@ class DataConfig:
     # of the source's train split, fold `cv_fold` (0..K-1) as val (bench accuracy --folds)
     cv_folds: int = 0
     cv_fold: int = 0
-    # unequal-length series (UEA .ts): error | pad (hold the last value) | truncate | resample;
-    # target_length 0 = the policy's rule (pad: longest, truncate: shortest, resample: median)
-    length_policy: str = "pad"
+    # unequal-length series (UEA .ts): error | tile (repeat the series) | pad (hold the last value)
+    # | truncate | resample; target_length 0 = the policy's rule (tile, pad: longest, truncate:
+    # shortest, resample: median)
+    length_policy: str = "tile"
     target_length: int = 0
     # global: each channel by the train split's mean/std | window: each window's channels by their
     # own mean/std (amplitudes spanning orders of magnitude) | auto: window when most train windows

@@ -2,10 +2,13 @@
 
 Policies (`data.length_policy`) and the target length each one picks when `data.target_length`
 is 0:
-- `pad` (default): the longest series, rounded up to even. No sample is lost and the sampling
-  rate is kept, which matters for IMU data: the device sees windows at the sensor's rate. Shorter
-  series hold their last value (no artificial step to zero); with an explicit smaller target,
-  longer series keep their first `target` samples.
+- `tile` (default): the longest series, rounded up to even; a shorter series repeats from its
+  start until the window is full. No sample is lost and the sampling rate is kept, which matters
+  for IMU data: the device sees windows at the sensor's rate. Every position holds real signal, so
+  the global average pool is not diluted by filler, and the window stays consistent with the
+  circular shifts of training (`augment.shift_mode=wrap`). With an explicit smaller target, longer
+  series keep their first `target` samples (so for `pad`).
+- `pad`: the same length, but a shorter series holds its last value (no artificial step to zero).
 - `truncate`: the shortest series, rounded down to even: every window is real signal.
 - `resample`: the median length, rounded up to even: linear interpolation changes the time scale,
   so use it for shape-like series (outlines, appliance signatures), not for rate-bound signals.
@@ -26,7 +29,7 @@ def target_length(lengths: np.ndarray, policy: str, requested: int) -> int:
         return requested
     if policy == "truncate":
         return max(2, int(lengths.min()) // 2 * 2)
-    rule = lengths.max() if policy == "pad" else np.median(lengths)
+    rule = lengths.max() if policy in ("pad", "tile") else np.median(lengths)
     return int(np.ceil(rule / 2) * 2)
 
 
@@ -65,15 +68,17 @@ def fit_lengths(
     if policy == "error":
         raise DataError(
             f"{source}: series have unequal lengths ({lengths.min()}–{lengths.max()} samples); "
-            "set data.length_policy to pad, truncate or resample"
+            "set data.length_policy to tile, pad, truncate or resample"
         )
     target = target_length(lengths, policy, requested)
     X = np.empty((len(series), series[0].shape[0], target), dtype=np.float32)
     for i, s in enumerate(series):
         if policy == "resample":
             X[i] = _resample(s, target) if s.shape[1] != target else s
-        elif s.shape[1] >= target:  # pad or truncate: keep the start
+        elif s.shape[1] >= target:  # tile, pad or truncate: keep the start
             X[i] = s[:, :target]
+        elif policy == "tile":
+            X[i] = np.tile(s, (1, -(-target // s.shape[1])))[:, :target]
         else:
             X[i, :, : s.shape[1]] = s
             X[i, :, s.shape[1] :] = s[:, -1:]
@@ -88,7 +93,12 @@ def fit_lengths(
 
 def describe(note: dict[str, Any], windows: int) -> str:
     """One line for the console: what the length policy did."""
-    verb = {"pad": "padded/cut", "truncate": "truncated", "resample": "resampled"}[note["policy"]]
+    verb = {
+        "tile": "tiled/cut",
+        "pad": "padded/cut",
+        "truncate": "truncated",
+        "resample": "resampled",
+    }[note["policy"]]
     return (
         f"{windows} series of {note['source_min']}–{note['source_max']} samples {verb} to "
         f"{note['target']} ({note['changed']} changed; data.length_policy={note['policy']})"

@@ -146,7 +146,9 @@ def test_data_inspect_unequal_lengths_prints_what_was_done(tmp_path: Path) -> No
     (tmp_path / "Toy_TRAIN.ts").write_text("\n".join(lines) + "\n")
     result = CliRunner().invoke(cli, ["data", "inspect", "--data", f"ts:{tmp_path}"])
     assert result.exit_code == 0, result.output
-    assert "6 series of 2–5 samples padded/cut to 6" in result.output
+    assert "6 series of 2–5 samples tiled/cut to 6 (6 changed; data.length_policy=tile)" in (
+        result.output
+    )
 
 
 def test_data_inspect_odd_length() -> None:

@@ -224,10 +224,11 @@ def test_pamap2_channel_groups_select_a_sensor(tmp_path: Path) -> None:
         prepare_data(DataConfig(source=config.source, window_length=20, channels=("imu_hnd",)))
 
 
-@pytest.mark.parametrize(
-    ("policy", "target", "expected_length"),
-    [("pad", 0, 10), ("truncate", 0, 4), ("resample", 0, 6), ("pad", 6, 6)],
-)
+LENGTH_CASES = [("tile", 0, 10), ("pad", 0, 10), ("truncate", 0, 4), ("resample", 0, 6),
+                ("pad", 6, 6), ("tile", 6, 6)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("policy", "target", "expected_length"), LENGTH_CASES)
 def test_unequal_lengths_follow_the_policy(
     tmp_path: Path, policy: str, target: int, expected_length: int
 ) -> None:
@@ -242,8 +243,12 @@ def test_unequal_lengths_follow_the_policy(
     note = windows.notes["length"]
     assert note["policy"] == policy and note["target"] == expected_length
     assert (note["source_min"], note["source_max"]) == (5, 9)
-    first = windows.X[0, 0]  # the 5-sample series 0..4
-    if policy == "pad":
+    first, longest = windows.X[0, 0], windows.X[1, 0]  # the series 0..4 and 0..8 of channel 0
+    if target:  # an explicit shorter target keeps the start of longer series under tile and pad
+        assert longest.tolist() == list(range(6))
+    if policy == "tile":
+        assert first.tolist() == [0, 1, 2, 3, 4, 0, 1, 2, 3, 4][: len(first)]  # repeated
+    elif policy == "pad":
         assert first[:5].tolist() == [0, 1, 2, 3, 4] and np.all(first[5:] == 4)  # held last value
     elif policy == "truncate":
         assert first.tolist() == [0, 1, 2, 3]
