@@ -7,7 +7,7 @@ is 0:
   for IMU data: the device sees windows at the sensor's rate. Every position holds real signal, so
   the global average pool is not diluted by filler, and the window stays consistent with the
   circular shifts of training (`augment.shift_mode=wrap`). With an explicit smaller target, longer
-  series keep their first `target` samples (so for `pad`).
+  series keep their first `target` samples (as under `pad`).
 - `pad`: the same length, but a shorter series holds its last value (no artificial step to zero).
 - `truncate`: the shortest series, rounded down to even: every window is real signal.
 - `resample`: the median length, rounded up to even: linear interpolation changes the time scale,
