@@ -413,6 +413,7 @@ RANGES: dict[str, Range] = {
     "verify.max_lsb": AT_LEAST_0,
 }
 MAX_CODE_STEPS = 127  # lcm of level // 2 over the FSQ dims: every code must be exact in int8
+MAX_CODEBOOK = 2**32  # the product of the FSQ levels: the device's code index is a uint32
 
 
 def _check_ranges(config: RunConfig) -> None:
@@ -468,6 +469,12 @@ def _validate(config: RunConfig) -> None:
             f"model.fsq_levels: every level must be >= 2 and the least common multiple of level // 2 at most "
             f"{MAX_CODE_STEPS} (so every code is exact in int8), got {list(levels)}; e.g. "
             "[8, 6, 5] or [] for the size rule"
+        )
+    if levels and math.prod(levels) > MAX_CODEBOOK:
+        raise ConfigError(
+            f"model.fsq_levels: the codebook (the product of the levels, {math.prod(levels)}) must be "
+            f"at most 2^32, the device's 32-bit code index, got {list(levels)}; use fewer or smaller "
+            "levels, e.g. [8, 8, 8, 8, 5, 5, 5, 5], or [] for the size rule"
         )
     if config.model.channels and (
         len(config.model.channels) != 3 or min(config.model.channels) < 1

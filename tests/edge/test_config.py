@@ -106,6 +106,8 @@ def test_every_numeric_key_is_range_checked(key: str, raw: str) -> None:
         ("model.kernel_size=-1", "model.kernel_size: must be >= 1"),
         ("data.window_stride=0", "data.window_stride: must be >= 1"),
         ("model.fsq_levels=[1000, 1000, 1000]", "least common multiple"),
+        ("model.fsq_levels=[8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8]", "the codebook (the product of the levels, "
+                                                              "8589934592) must be at most 2"),
         ("data.split_fractions=[0.5, 0.5, .nan]", "summing to 1"),
         ("data.split_fractions=[0.85, -0.1, 0.25]", "train and test positive, val positive or 0"),
         ("data.split_fractions=[0.85, 0.15, 0]", "train and test positive, val positive or 0"),

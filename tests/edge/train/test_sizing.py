@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
-from edgekit.config import ModelConfig
+from edgekit.config import MAX_CODEBOOK, ModelConfig, load_config
 from edgekit.evaluate import model_cost
 from edgekit.models import Conv2dFSQNet
 from edgekit.train.sizing import (
@@ -20,10 +21,24 @@ from edgekit.train.sizing import (
 )
 
 
-@pytest.mark.parametrize(("classes", "dims"), [(2, 3), (3, 3), (4, 3), (5, 8), (10, 8), (60, 8)])
+@pytest.mark.parametrize(
+    ("classes", "dims"),
+    [(2, 3), (3, 3), (4, 3), (5, 8), (7, 8), (8, 9), (9, 10), (10, 11), (11, 12), (12, 12), (60, 12)],
+)  # fmt: skip
 def test_fsq_dimensions_grow_with_classes(classes: int, dims: int) -> None:
     levels = fsq_levels_for(classes)
     assert len(levels) == dims and min(levels) >= 5
+    eights, fives = levels.count(8), levels.count(5)
+    assert levels == tuple(sorted(levels, reverse=True)) and eights - fives in (0, 1)
+
+
+def test_every_rule_codebook_is_a_valid_config() -> None:
+    """The rule's levels pass the checks an explicit `model.fsq_levels` gets (exact int8 codes, a
+    code index within the device's uint32), for any number of classes."""
+    for classes in range(2, 300):
+        levels = fsq_levels_for(classes)
+        assert math.prod(levels) <= MAX_CODEBOOK
+        load_config(None, [f"model.fsq_levels={list(levels)}"])
 
 
 @pytest.mark.parametrize("width", [6, 12, 15, 50, 75, 125, 213, 730, 5000])
