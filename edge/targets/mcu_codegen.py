@@ -252,7 +252,8 @@ def _max_pool_source(index: int, step: MaxPoolStep) -> str:
     )
 
 
-def _fsq_source(index: int, step: FsqStep) -> str:
+def fsq_source(index: int, step: FsqStep) -> str:
+    """`static const edgekit_fsq_t step{index}`: per dimension its thresholds and stored codes."""
     name = f"step{index}"
     parts = [f"/* {index}: FSQ {step.name}: levels {','.join(map(str, step.levels))} */\n"]
     for d, (thresholds, values) in enumerate(zip(step.thresholds, step.code_values, strict=True)):
@@ -287,7 +288,7 @@ def _step_source(index: int, step: Step) -> str:
         return _pool_source(index, step)
     if isinstance(step, MaxPoolStep):
         return _max_pool_source(index, step)
-    return _fsq_source(index, step)
+    return fsq_source(index, step)
 
 
 def _call(index: int, step: Step, source: str, target: str, scratch: int) -> str:

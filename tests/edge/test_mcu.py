@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,12 +16,16 @@ import onnx
 import pytest
 from edgekit.errors import ExportError
 from edgekit.firmware_bridge import toolchain
+from edgekit.quantize.fsq_grid import fsq_thresholds
 from edgekit.quantize.integer_reference import (
     ConvStep,
+    FsqStep,
     IntegerReference,
     PoolStep,
     Tensor,
     conv_accumulate,
+    fsq_code_index,
+    fsq_levels,
     requantize,
 )
 from edgekit.targets import run_export
@@ -29,10 +34,12 @@ from edgekit.targets.mcu_codegen import (
     EXACT_ONLY,
     accumulator_bound,
     activation_floor,
+    fsq_source,
     generate,
     plan_arena,
     scale_fields,
 )
+from edgekit.train.sizing import fsq_levels_for
 from onnx import numpy_helper
 
 from ..quantize.test_integer_reference import (
@@ -403,3 +410,53 @@ def test_export_requires_the_onnx_export(run_copy: Path) -> None:
     shutil.rmtree(run_copy / "export" / "onnx")
     with pytest.raises(ExportError, match="--target onnx` first"):
         run_export(run_copy, "mcu")
+
+
+def test_c_fsq_code_index_covers_the_largest_rule_codebook(tmp_path: Path) -> None:
+    """The size rule's widest FSQ (12 dims, 8^6 * 5^6 = 4.096e9 codes, past 2^31) in `edgekit_fsq`:
+    levels, stored codes and the uint32 code index equal the integer reference's, up to the last
+    code."""
+    levels = fsq_levels_for(60)
+    assert math.prod(levels) == 8**6 * 5**6 > 2**31
+    pre_fsq = Tensor((len(levels), 1, 1), 0.02, 0, -128, 127)
+    codes = Tensor((len(levels), 1, 1), 1 / 127, 0, -128, 127)
+    step = FsqStep(
+        "fsq",
+        pre_fsq,
+        codes,
+        levels,
+        tuple(np.floor(t / pre_fsq.scale).astype(np.int64) for t in fsq_thresholds(levels)),
+        tuple(
+            np.rint((np.arange(lv) - lv // 2) / (lv // 2) * 127).astype(np.int64) for lv in levels
+        ),
+    )
+    q = np.random.default_rng(0).integers(-128, 128, size=(500, len(levels)), dtype=np.int64)
+    q[:2] = [[127] * len(levels), [-128] * len(levels)]  # the last code and code 0
+    main = (
+        '#include <stdio.h>\n#include "edgekit_kernels.h"\n#define EDGEKIT_ALIGNED\n'
+        + fsq_source(0, step)
+        + "int main(void) {\n"
+        f"    int8_t in[{len(levels)}], out[{len(levels)}];\n"
+        "    while (fread(in, sizeof in, 1, stdin) == 1) {\n"
+        "        uint32_t code = edgekit_fsq(&step0, in, out);\n"
+        "        fwrite(out, sizeof out, 1, stdout);\n        fwrite(&code, sizeof code, 1, stdout);\n"
+        "    }\n    return 0;\n}\n"
+    )
+    (tmp_path / "edgekit_kernels.h").write_text(c_source("edgekit_kernels.h"))
+    (tmp_path / "fsq.c").write_text(main)
+    warnings = ["-Wall", "-Wextra", "-Werror", "-Wno-unused-function"]  # the other kernels unused
+    subprocess.run(["gcc", "-std=c99", *warnings, "-o", str(tmp_path / "fsq"), str(tmp_path / "fsq.c")],
+                   check=True)  # fmt: skip
+    out = subprocess.run([str(tmp_path / "fsq")], input=q.astype(np.int8).tobytes(),
+                         capture_output=True, check=True).stdout  # fmt: skip
+    rows = np.frombuffer(out, np.uint8).reshape(len(q), len(levels) + 4)
+    expected_levels = fsq_levels(step, q.reshape(len(q), -1, 1, 1))
+    expected_codes = [
+        code_values[expected_levels[:, d]] for d, code_values in enumerate(step.code_values)
+    ]
+    np.testing.assert_array_equal(
+        rows[:, : len(levels)].view(np.int8), np.stack(expected_codes, axis=1)
+    )
+    got = rows[:, len(levels) :].copy().view("<u4").ravel().astype(np.int64)
+    np.testing.assert_array_equal(got, fsq_code_index(step, q.reshape(len(q), -1, 1, 1)))
+    assert got[0] == math.prod(levels) - 1 and got[1] == 0
