@@ -52,8 +52,17 @@ def pick_device(name: str) -> torch.device:
     )
 
 
-def net_config_for(config: RunConfig, data: PreparedData, quant: bool) -> NetConfig:
-    """The network this run trains, from the config and the prepared data (the size rule fills gaps)."""
+def net_config_for(
+    config: RunConfig, data: PreparedData, quant: bool, pinned: NetConfig | None = None
+) -> NetConfig:
+    """The network this run trains, from the config and the prepared data (the size rule fills gaps).
+
+    `pinned` (the network of a checkpoint being resumed) wins over the size rule, so a run
+    interrupted under an earlier rule resumes the network it started; only the phase's own fields
+    (quantized or float twin with BatchNorm) follow `quant`."""
+    if pinned is not None:
+        preset = config.model.quant_preset if quant else None
+        return replace(pinned, quant_preset=preset, batch_norm=not quant)
     channels, _, width = data.input_shape
     net = resolve_net(
         config.model, channels, data.num_classes, width, len(data.arrays["train"][1]), quant
@@ -517,10 +526,11 @@ def train_float_model(
     history: list[dict[str, Any]],
     resume_state: dict[str, Any] | None,
     teachers: list[Conv2dFSQNet],
+    pinned: NetConfig | None = None,
 ) -> Conv2dFSQNet:
     """One float phase (the twin or a teacher), from weights seeded by the trainer's seed alone."""
     torch.manual_seed(trainer.config.seed)
-    model = Conv2dFSQNet(net_config_for(config, trainer.data, quant=False)).to(trainer.device)
+    model = Conv2dFSQNet(net_config_for(config, trainer.data, False, pinned)).to(trainer.device)
     if resume_state is not None:
         model.load_state_dict(resume_state["model_state"])
     return trainer.run_phase(
@@ -551,6 +561,7 @@ def train_both_phases(
     data, device = trainer.data, trainer.device
     phases = [*teacher_phases(config.train), "float", "qat"]
     resumed_at = phases.index(resume_state["phase"]) if resume_state is not None else 0
+    pinned = NetConfig.from_dict(resume_state["net_config"]) if resume_state is not None else None
     float_models: list[Conv2dFSQNet] = []
     for index, phase in enumerate(phases[:-1]):
         if index < resumed_at:  # finished before the interruption
@@ -571,10 +582,10 @@ def train_both_phases(
         state = resume_state if index == resumed_at else None
         teachers = [as_teacher(m) for m in float_models] if phase == "float" else []
         float_models.append(
-            train_float_model(phase_trainer, config, phase, history, state, teachers)
+            train_float_model(phase_trainer, config, phase, history, state, teachers, pinned)
         )
     float_model = float_models[-1]
-    qat_net = net_config_for(config, data, quant=True)
+    qat_net = net_config_for(config, data, True, pinned)
     qat_resume = resume_state if resumed_at == len(phases) - 1 else None
     if qat_resume is None:
         qat_model = start_qat_model(float_model, qat_net, data.arrays["train"][0], 64)

@@ -126,6 +126,39 @@ def test_resume_continues_exactly(
     assert all(torch.equal(full_state[k], resumed_state[k]) for k in full_state)
 
 
+@pytest.mark.parametrize("stop_in", ["float", "qat"])
+def test_a_run_interrupted_under_an_earlier_size_rule_resumes_its_own_network(
+    tmp_path: Path, tiny_config, monkeypatch: pytest.MonkeyPatch, stop_in: str
+) -> None:
+    """The size rule changes between releases (FSQ dimensions by classes); `--resume` rebuilds the
+    network the interrupted checkpoint holds, not what today's rule would pick for the config."""
+    from edgekit.rundir.artifacts import Manifest
+    from edgekit.train import sizing
+
+    train = dataclasses.replace(tiny_config.train, float_epochs=2, qat_epochs=2)
+    config = dataclasses.replace(tiny_config, train=train)
+    earlier_rule = (5, 5, 5, 5)
+    assert sizing.fsq_levels_for(4) != earlier_rule and not config.model.fsq_levels
+    original_save, last = Manifest.save, tmp_path / "run/checkpoints/last.pt"
+
+    def ctrl_c_at_epoch_1(self):
+        original_save(self)
+        state = torch.load(last, weights_only=False) if last.is_file() else {}
+        if (state.get("phase"), state.get("epoch")) == (stop_in, 1):
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sizing, "fsq_levels_for", lambda classes: earlier_rule)
+        patch.setattr(Manifest, "save", ctrl_c_at_epoch_1)
+        with pytest.raises(KeyboardInterrupt):
+            run_training(tmp_path / "run", config, show_progress=False)
+    run_training(tmp_path / "run", config, resume=True, show_progress=False)
+    for name in ("float.pt", "best.pt"):
+        model, _ = load_checkpoint(tmp_path / "run/checkpoints" / name)
+        assert model.config.fsq_levels == earlier_rule
+    assert (tmp_path / "run/metrics.json").is_file()
+
+
 @pytest.mark.parametrize(
     "options",
     [
