@@ -470,9 +470,9 @@ def _validate(config: RunConfig) -> None:
             f"{MAX_CODE_STEPS} (so every code is exact in int8), got {list(levels)}; e.g. "
             "[8, 6, 5] or [] for the size rule"
         )
-    if levels and math.prod(levels) > MAX_CODEBOOK:
+    if levels and (codebook := math.prod(levels)) > MAX_CODEBOOK:
         raise ConfigError(
-            f"model.fsq_levels: the codebook (the product of the levels, {math.prod(levels)}) must be "
+            f"model.fsq_levels: the codebook (the product of the levels, {codebook}) must be "
             f"at most 2^32, the device's 32-bit code index, got {list(levels)}; use fewer or smaller "
             "levels, e.g. [8, 8, 8, 8, 5, 5, 5, 5], or [] for the size rule"
         )

@@ -52,17 +52,8 @@ def pick_device(name: str) -> torch.device:
     )
 
 
-def net_config_for(
-    config: RunConfig, data: PreparedData, quant: bool, pinned: NetConfig | None = None
-) -> NetConfig:
-    """The network this run trains, from the config and the prepared data (the size rule fills gaps).
-
-    `pinned` (the network of a checkpoint being resumed) wins over the size rule, so a run
-    interrupted under an earlier rule resumes the network it started; only the phase's own fields
-    (quantized or float twin with BatchNorm) follow `quant`."""
-    if pinned is not None:
-        preset = config.model.quant_preset if quant else None
-        return replace(pinned, quant_preset=preset, batch_norm=not quant)
+def net_config_for(config: RunConfig, data: PreparedData, quant: bool) -> NetConfig:
+    """The network this run trains, from the config and the prepared data (the size rule fills gaps)."""
     channels, _, width = data.input_shape
     net = resolve_net(
         config.model, channels, data.num_classes, width, len(data.arrays["train"][1]), quant
@@ -74,6 +65,20 @@ def net_config_for(
             "use longer windows (data.window_length) or a smaller model.kernel_size"
         )
     return net
+
+
+def phase_nets(
+    config: RunConfig, data: PreparedData, resume_state: dict[str, Any] | None
+) -> tuple[NetConfig, NetConfig]:
+    """The float phases' network (BatchNorm, no quantizers) and the QAT model's (the same widths
+    and geometry, quantized), resolved once. A resumed run takes the network its checkpoint holds,
+    so a run interrupted under an earlier size rule resumes the network it started."""
+    if resume_state is not None:
+        net = NetConfig.from_dict(resume_state["net_config"])
+    else:
+        net = net_config_for(config, data, quant=False)
+    quantized = replace(net, quant_preset=config.model.quant_preset, batch_norm=False)
+    return replace(net, quant_preset=None, batch_norm=True), quantized
 
 
 CHECKPOINT_RULE_TEXT = {  # report.md's line for each train.checkpoint rule
@@ -526,11 +531,11 @@ def train_float_model(
     history: list[dict[str, Any]],
     resume_state: dict[str, Any] | None,
     teachers: list[Conv2dFSQNet],
-    pinned: NetConfig | None = None,
+    net: NetConfig,
 ) -> Conv2dFSQNet:
     """One float phase (the twin or a teacher), from weights seeded by the trainer's seed alone."""
     torch.manual_seed(trainer.config.seed)
-    model = Conv2dFSQNet(net_config_for(config, trainer.data, False, pinned)).to(trainer.device)
+    model = Conv2dFSQNet(net).to(trainer.device)
     if resume_state is not None:
         model.load_state_dict(resume_state["model_state"])
     return trainer.run_phase(
@@ -561,7 +566,7 @@ def train_both_phases(
     data, device = trainer.data, trainer.device
     phases = [*teacher_phases(config.train), "float", "qat"]
     resumed_at = phases.index(resume_state["phase"]) if resume_state is not None else 0
-    pinned = NetConfig.from_dict(resume_state["net_config"]) if resume_state is not None else None
+    float_net, qat_net = phase_nets(config, data, resume_state)
     float_models: list[Conv2dFSQNet] = []
     for index, phase in enumerate(phases[:-1]):
         if index < resumed_at:  # finished before the interruption
@@ -582,10 +587,9 @@ def train_both_phases(
         state = resume_state if index == resumed_at else None
         teachers = [as_teacher(m) for m in float_models] if phase == "float" else []
         float_models.append(
-            train_float_model(phase_trainer, config, phase, history, state, teachers, pinned)
+            train_float_model(phase_trainer, config, phase, history, state, teachers, float_net)
         )
     float_model = float_models[-1]
-    qat_net = net_config_for(config, data, True, pinned)
     qat_resume = resume_state if resumed_at == len(phases) - 1 else None
     if qat_resume is None:
         qat_model = start_qat_model(float_model, qat_net, data.arrays["train"][0], 64)

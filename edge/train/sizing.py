@@ -28,10 +28,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import torch
-from edgekit.config import ModelConfig
+from edgekit.config import MAX_CODEBOOK, ModelConfig
 from edgekit.models import Conv2dFSQNet, NetConfig
 
 SIZES: dict[str, tuple[int, int, int]] = {
@@ -47,16 +48,17 @@ MAX_MACS = 5_000_000
 FEW_CLASSES = 4
 FSQ_FEW_CLASSES = (8, 6, 5)  # ~2^8 codes (Mentzer et al. 2023, Table 1)
 FSQ_MIN_DIMS_MANY_CLASSES = 8
-FSQ_MAX_DIMS = 12  # 8^6 * 5^6 codes: the most whose index fits the device's uint32 (MAX_CODEBOOK)
 
 
 def fsq_levels_for(num_classes: int) -> tuple[int, ...]:
-    """FSQ levels by number of classes: beyond 4, one dimension more than classes, from 8 up to
-    FSQ_MAX_DIMS, the first half at 8 levels and the rest at 5."""
+    """FSQ levels by number of classes: beyond 4, one dimension more than classes (at least 8), the
+    first half at 8 levels and the rest at 5, as many as keep the codebook within MAX_CODEBOOK (12)."""
     if num_classes <= FEW_CLASSES:
         return FSQ_FEW_CLASSES
-    dims = min(max(FSQ_MIN_DIMS_MANY_CLASSES, num_classes + 1), FSQ_MAX_DIMS)
-    return (8,) * ((dims + 1) // 2) + (5,) * (dims // 2)
+    dims = max(FSQ_MIN_DIMS_MANY_CLASSES, num_classes + 1)
+    while math.prod(levels := (8,) * ((dims + 1) // 2) + (5,) * (dims // 2)) > MAX_CODEBOOK:
+        dims -= 1
+    return levels
 
 
 def downsample_for(input_width: int, kernel_size: int) -> int:
