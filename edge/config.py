@@ -101,6 +101,11 @@ class ModelConfig:
     # a lower one clips rare spikes to keep resolution for the rest (99.9: ACSF1 +4 of 60, 8 sets
     # +1 of 597 on the nested holdout, so not the default; bench/README.md)
     input_percentile: float = 99.999
+    # peak-to-peak of the fixed dither added before the int8 input quantizer, in steps of the
+    # starting input grid (that percentile / 127); 0 = none. A flat stretch keeps its level below
+    # one step (edgekit.models.network.dither_pattern; ACSF1's QAT model fits 65 -> 80 of its 80
+    # train windows with it, bench/README.md)
+    input_dither: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -278,6 +283,7 @@ ADDED_KEYS = {
     "model.dilated_stages": 0,
     "model.pooled_stages": 0,
     "model.input_percentile": 99.999,
+    "model.input_dither": 0.0,
     "augment.shift_mode": "hold",
     "augment.mask": 0.0,
     "augment.shift_step": 1,
@@ -375,6 +381,7 @@ RANGES: dict[str, Range] = {
     "model.pooled_stages": Range(-1),
     "model.dropout": BELOW_1,
     "model.input_percentile": Range(50, 100),
+    "model.input_dither": AT_LEAST_0,
     "augment.jitter": AT_LEAST_0,
     "augment.scale": AT_LEAST_0,
     "augment.shift": BELOW_1,

@@ -62,6 +62,7 @@ METADATA_LABELS = {
     "edgekit_fsq_levels": "FSQ levels",
     "edgekit_input_scale": "input scale",
     "edgekit_input_zero_point": "input zero point",
+    "edgekit_input_dither": "input dither (peak to peak; the Add before the input quantizer)",
     "edgekit_logit_scale": "logit scale",
     "edgekit_pre_fsq_scale": "FSQ input scale",
     "edgekit_hw_arch": "Hailo architecture",

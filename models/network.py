@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from edgekit.models.fsq import FSQ
 from edgekit.quantize.layers import layer_factory
@@ -50,6 +51,9 @@ class NetConfig:
     dilated_stages: int = 0  # leading stride-2 stages run at full rate, dilated instead (a trous)
     pooled_stages: int = 0  # the next stride-2 stages: stride-1 convolution + (1, 2) max pool
     input_percentile: float = 99.999  # of |input|: the QAT input range before it is learned
+    # peak-to-peak of the fixed pattern added before the int8 input quantizer (`dither_pattern`), in
+    # normalised units; 0 = none
+    input_dither: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,6 +67,7 @@ class NetConfig:
         data.setdefault("dilated_stages", 0)  # checkpoints from before full-rate stages
         data.setdefault("pooled_stages", 0)  # checkpoints from before pooled stages
         data.setdefault("input_percentile", 99.999)  # checkpoints from before the key
+        data.setdefault("input_dither", 0.0)  # checkpoints from before the dither
         return cls(**data)
 
     def stage_geometry(self) -> list[tuple[int, int, bool]]:
@@ -89,9 +94,29 @@ class NetConfig:
         return self.kernel_size
 
 
+GOLDEN_FRACTION = (5**0.5 - 1) / 2
+
+
+def dither_pattern(shape: tuple[int, ...], peak_to_peak: float) -> np.ndarray:
+    """The fixed input dither: `peak_to_peak * (frac(i * phi) - 1/2)` over the flat index i of one
+    window, as float32.
+
+    A flat stretch of signal quantizes to one int8 value and loses its level below one input step;
+    with the pattern added, the share of samples that round up encodes that level, so the first
+    convolution and the pooling recover it. The golden-ratio (Weyl) sequence spreads any run of
+    consecutive samples evenly over the step, better than random noise, and is the same on every
+    machine. The exported int8 graph carries it as a constant Add before the input QuantizeLinear.
+    """
+    index = np.arange(int(np.prod(shape)), dtype=np.float64)
+    pattern = peak_to_peak * ((index * GOLDEN_FRACTION) % 1.0 - 0.5)
+    return pattern.reshape(shape).astype(np.float32)
+
+
 class Conv2dFSQNet(nn.Module):
     """The classifier: float twin or QAT model from the same code (`NetConfig.quant_preset`), with
     the device part (`encode`) and the host part (`classify`) separable for Hailo."""
+
+    input_dither: torch.Tensor | None  # a buffer: (1, C, 2, T/2), on the QAT model only
 
     def __init__(self, config: NetConfig) -> None:
         super().__init__()
@@ -117,6 +142,12 @@ class Conv2dFSQNet(nn.Module):
             norm, relu = layers.norm(cout), layers.relu(feeds_pool=feeds_pool)
             return [conv, norm, relu, *(layers.max_pool(relu) if pooled else [])]
 
+        dither = None
+        if config.quant_preset is not None and config.input_dither > 0:
+            shape = (config.in_channels, 2, config.input_width)
+            dither = torch.from_numpy(dither_pattern(shape, config.input_dither))[None]
+        # not in the state dict: the config rebuilds it, and checkpoints keep their keys
+        self.register_buffer("input_dither", dither, persistent=False)
         self.input_quant = layers.input_quant()
         stages = [
             layers.conv(config.in_channels, c1, (1, k), padding=(0, pad), first=True),
@@ -150,6 +181,8 @@ class Conv2dFSQNet(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Device part: `(B, C, 2, T/2) -> (B, D, 1, 1)`, the pre-FSQ projection."""
+        if self.input_dither is not None:
+            x = x + self.input_dither
         h = self.encoder(self.input_quant(x))  # (B, c3, 1, W')
         h = self.pool_quant(self.pool(h))  # (B, c3, 1, 1)
         if self.training and self.config.dropout > 0:

@@ -358,6 +358,10 @@ class IntegerReference:
             )
         self.levels = tuple(int(v) for v in meta["edgekit_fsq_levels"].split(","))
         first = next((n for n in self.nodes if self.input_name in n.input), None)
+        # a dithered input (edgekit.models.network.dither_pattern): a constant Add, then the quantizer
+        self.input_dither_node, self.input_dither = self._input_dither(first)
+        if self.input_dither_node is not None:
+            first = next(n for n in self.nodes if self.input_dither_node.output[0] in n.input)
         if first is None or first.op_type != "QuantizeLinear":
             raise ExportError(
                 "the ONNX file does not quantize its input: it is a float model, not the int8 QDQ "
@@ -384,6 +388,21 @@ class IntegerReference:
         self.output_steps: dict[str, int] = {}  # graph output name -> step producing it
         self._lower()
 
+    def _input_dither(self, first: NodeProto | None) -> tuple[NodeProto | None, np.ndarray | None]:
+        """The Add of a constant the graph puts before its input quantizer, and that constant
+        `(C, H, W)` as float32; (None, None) when the input is quantized as it comes."""
+        if first is None or first.op_type != "Add":
+            return None, None
+        constant = next((name for name in first.input if name != self.input_name), "")
+        consumers = [n for n in self.nodes if first.output[0] in n.input]
+        if constant not in self.constants or [n.op_type for n in consumers] != ["QuantizeLinear"]:
+            raise ExportError(
+                "integer reference: the input feeds an Add that is not a constant offset before the "
+                "input QuantizeLinear; give export/onnx/model_int8.onnx from `edgekit export`"
+            )
+        offset = self.constants[constant].astype(np.float32)
+        return first, offset.reshape(offset.shape[-3:]) if offset.ndim > 3 else offset
+
     @property
     def logits_tensor(self) -> Tensor:
         """The quantized tensor behind graph output 0, the logits."""
@@ -409,7 +428,9 @@ class IntegerReference:
         while index < len(self.nodes):
             node, attrs = self.nodes[index], self.attributes[index]
             op = node.op_type
-            if node is self.input_quantizer:
+            if node is self.input_dither_node:
+                pass  # the host adds it before quantizing (quantize_input)
+            elif node is self.input_quantizer:
                 values[node.output[0]] = -1
             elif op == "DequantizeLinear":
                 source = node.input[0]
@@ -607,7 +628,11 @@ class IntegerReference:
 
     # ------------------------------------------------------------------ running
     def quantize_input(self, X: np.ndarray) -> np.ndarray:
-        """Host-side input quantization, matching ONNX QuantizeLinear (float32, half to even)."""
+        """Host-side input quantization as the graph does it: the dither added in float32 (ONNX
+        Add), then QuantizeLinear (float32 division, half to even)."""
+        X = np.asarray(X, np.float32)
+        if self.input_dither is not None:
+            X = X + self.input_dither
         return self.input.quantize(X)
 
     def run(self, X: np.ndarray) -> ReferenceResult:

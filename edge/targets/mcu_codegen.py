@@ -359,6 +359,23 @@ def metadata_defines(metadata: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def input_dither_source(reference: IntegerReference) -> str:
+    """The graph's input dither as a float32 table and `dithered`, the float32 add ONNX Add does
+    (empty without one): edgekit_quantize_input then gives the host's integers bit for bit."""
+    if reference.input_dither is None:
+        return ""
+    bits = [float_bits(float(v)) for v in reference.input_dither.ravel()]
+    table = c_array("uint32_t", "input_dither_bits", bits, per_line=8)
+    return f"""/* input dither (edgekit.models.network.dither_pattern), float32 bit patterns */
+{table}
+static float dithered(float x, int i) {{
+    union {{ uint32_t bits; float value; }} dither = {{input_dither_bits[i]}};
+    return x + dither.value;
+}}
+
+"""
+
+
 def generate(reference: IntegerReference, model_sha256: bytes) -> dict[str, str]:
     """`model.h` and `model.c` for this model; raises ExportError for what the kernels cannot run."""
     check_supported(reference)
@@ -384,6 +401,8 @@ def generate(reference: IntegerReference, model_sha256: bytes) -> dict[str, str]
 #define EDGEKIT_INPUT_BYTES {reference.input.size}
 #define EDGEKIT_INPUT_SCALE_BITS {float_bits(reference.input.scale)} /* float32 {reference.input.scale!r} */
 #define EDGEKIT_INPUT_ZERO_POINT {reference.input.zero_point}
+/* 1: the model quantizes its input with a fixed dither added (edgekit_quantize_input does it) */
+#define EDGEKIT_INPUT_DITHERED {int(reference.input_dither is not None)}
 #define EDGEKIT_OUTPUT_BYTES {logits.size}
 #define EDGEKIT_OUTPUT_SCALE_BITS {float_bits(logits.scale)} /* float32 {logits.scale!r} */
 #define EDGEKIT_OUTPUT_ZERO_POINT {logits.zero_point}
@@ -471,10 +490,10 @@ const int8_t *edgekit_layer_output(int step) {{ return arena + layer_offsets[ste
 int edgekit_layer_bytes(int step) {{ return layer_bytes[step]; }}
 #endif
 
-void edgekit_quantize_input(const float *x, int8_t *q) {{
+{input_dither_source(reference)}void edgekit_quantize_input(const float *x, int8_t *q) {{
     union {{ uint32_t bits; float value; }} scale = {{EDGEKIT_INPUT_SCALE_BITS}};
     for (int i = 0; i < EDGEKIT_INPUT_BYTES; i++) {{
-        float v = x[i] / scale.value;
+        float v = {"dithered(x[i], i)" if reference.input_dither is not None else "x[i]"} / scale.value;
         if (v > 1000.0f) v = 1000.0f;
         if (v < -1000.0f || v != v) v = v != v ? 0.0f : -1000.0f;
         /* round half to even: adding and subtracting 1.5 * 2^23 leaves the nearest integer */

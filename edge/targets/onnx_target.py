@@ -45,29 +45,33 @@ def quant_metadata(run: Run, model: Conv2dFSQNet) -> dict[str, str]:
         "edgekit_fsq_levels": ",".join(map(str, model.config.fsq_levels)),
         "edgekit_input_scale": repr(ranges["input_quant"]["scale"]),
         "edgekit_input_zero_point": repr(int(ranges["input_quant"]["zero_point"])),
+        "edgekit_input_dither": repr(model.config.input_dither),
         "edgekit_logit_scale": repr(ranges["logit_quant"]["scale"]),
         "edgekit_pre_fsq_scale": repr(ranges["pre_fsq_quant"]["scale"]),
     }
 
 
 def int8_input_variant(model: Any) -> Any:
-    """Drop the input QuantizeLinear and take int8 directly (runtimes will not accept int8 otherwise)."""
+    """Drop the input QuantizeLinear (and the dither Add before it) and take int8 directly (runtimes
+    will not accept int8 otherwise); the host quantizes as `IntegerReference.quantize_input`."""
     import onnx
 
     variant = onnx.ModelProto()
     variant.CopyFrom(model)
     graph = variant.graph
-    first = next(
-        (
-            n
-            for n in graph.node
-            if n.op_type == "QuantizeLinear" and n.input[0] == graph.input[0].name
-        ),
-        None,
-    )
-    if first is None:
+
+    def consumer(tensor: str) -> Any:
+        return next((n for n in graph.node if tensor in n.input), None)
+
+    first = consumer(graph.input[0].name)
+    dither = first if first is not None and first.op_type == "Add" else None
+    if dither is not None:
+        first = consumer(dither.output[0])
+    if first is None or first.op_type != "QuantizeLinear":
         raise ValueError("the int8 graph does not start with a QuantizeLinear on its input")
-    graph.node.remove(first)
+    for node in (dither, first):
+        if node is not None:
+            graph.node.remove(node)
     graph.input[0].name = first.output[0]
     graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.INT8
     return variant
@@ -220,7 +224,7 @@ def parity(run: Run, target: Target, limit: int = 0) -> list[PairReport]:
         ),
     ]
     if (folder / INT8_INPUT).is_file():
-        X_int8 = reference.input.quantize(X).astype(np.int8)
+        X_int8 = reference.quantize_input(X).astype(np.int8)
         variant = OnnxRunner(folder / INT8_INPUT).run(X_int8)
         reports.append(
             compare(

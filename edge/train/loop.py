@@ -31,7 +31,7 @@ from edgekit.evaluate import (
 from edgekit.models import Conv2dFSQNet, NetConfig
 from edgekit.models.transforms import float_with_qat_weights, folded_float_state
 from edgekit.progress import Progress
-from edgekit.quantize.activations import calibrate_activations
+from edgekit.quantize.activations import activation_ranges, calibrate_activations
 from edgekit.rundir import layout
 from edgekit.rundir.artifacts import Manifest, write_json, write_text
 from edgekit.rundir.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
@@ -39,7 +39,7 @@ from edgekit.rundir.run import Run, clear_outputs
 from edgekit.rundir.transaction import keep_on_failure, transactional
 from edgekit.train.augment import augment_batch, mixup_batch, resolve_shift_step
 from edgekit.train.averaging import WeightAverage, ema_decay
-from edgekit.train.sizing import resolve_net
+from edgekit.train.sizing import resolve_net, starting_input_step
 from torch import nn
 
 
@@ -64,7 +64,8 @@ def net_config_for(config: RunConfig, data: PreparedData, quant: bool) -> NetCon
             f"kernel_size={net.kernel_size} (need >= {2 * net.min_input_width()}); "
             "use longer windows (data.window_length) or a smaller model.kernel_size"
         )
-    return net
+    step = starting_input_step(data.arrays["train"][0], config.model.input_percentile)
+    return replace(net, input_dither=config.model.input_dither * step)
 
 
 def phase_nets(
@@ -656,6 +657,10 @@ def summarise(
             "dilated_stages": qat_model.config.dilated_stages,
             "pooled_stages": qat_model.config.pooled_stages,
             "input_percentile": qat_model.config.input_percentile,
+            # peak-to-peak, normalised units and steps of the learned int8 input grid
+            "input_dither": qat_model.config.input_dither,
+            "input_dither_steps": qat_model.config.input_dither
+            / activation_ranges(qat_model)["input_quant"]["scale"],
             "fsq_levels": list(qat_model.config.fsq_levels),
         },
         "splits": {name: len(y) for name, (_, y) in data.arrays.items()},

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import numpy as np
 import torch
 from edgekit.config import MAX_CODEBOOK, ModelConfig
 from edgekit.models import Conv2dFSQNet, NetConfig
@@ -69,6 +70,14 @@ def downsample_for(input_width: int, kernel_size: int) -> int:
     while net.encoder_width() > TARGET_ENCODER_WIDTH:
         net = replace(net, downsample=net.downsample + 1)
     return net.downsample
+
+
+def starting_input_step(X_train: np.ndarray, percentile: float) -> float:
+    """The int8 input step QAT starts from: that percentile of |input| over 127 (Brevitas collects
+    the same statistic over its first steps, then learns the range)."""
+    if X_train.size == 0:
+        return 0.0
+    return float(np.percentile(np.abs(X_train), percentile)) / 127
 
 
 def auto_size(train_windows: int) -> str:

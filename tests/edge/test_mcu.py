@@ -46,6 +46,7 @@ from ..quantize.test_integer_reference import (
     FIXTURES,
     adversarial_requantization,
     graph_variant,
+    input_offset_variant,
 )
 
 
@@ -210,9 +211,12 @@ def test_accumulator_bound_is_the_worst_case_and_gates_the_fast_path() -> None:
     assert accumulator_bound(pool).tolist() == [255 * 7]
 
 
-def test_c_input_quantisation_matches_onnx(tmp_path: Path) -> None:
-    """edgekit_quantize_input: float32 division, half to even, saturation, as QuantizeLinear."""
-    reference = IntegerReference.from_onnx(FIXTURES / "model_int8.onnx")
+@pytest.mark.parametrize("dither", [False, True])
+def test_c_input_quantisation_matches_onnx(dither: bool, tmp_path: Path) -> None:
+    """edgekit_quantize_input: the dither's float32 add (a dithered export), float32 division, half
+    to even, saturation, as Add and QuantizeLinear."""
+    path = input_offset_variant(tmp_path / "onnx") if dither else FIXTURES / "model_int8.onnx"
+    reference = IntegerReference.from_onnx(path)
     folder = build_host(reference, tmp_path / "c")
     X = np.random.default_rng(1).normal(size=(32, *reference.input.shape)).astype(np.float32) * 3
     X[0].flat[:4] = [-1e9, 1e9, 0.5 * reference.input_scale, 2.5 * reference.input_scale]
@@ -220,7 +224,10 @@ def test_c_input_quantisation_matches_onnx(tmp_path: Path) -> None:
                          capture_output=True, check=True).stdout  # fmt: skip
     got = np.frombuffer(out, np.int8).reshape(X.shape)
     np.testing.assert_array_equal(got, reference.quantize_input(X))
-    assert got[0].flat[2] == 0 and got[0].flat[3] == 2  # halves to even
+    if not dither:
+        assert got[0].flat[2] == 0 and got[0].flat[3] == 2  # halves to even
+    else:
+        assert (got != reference.input.quantize(X)).any()
 
 
 def test_arena_plan_keeps_live_tensors_apart() -> None:

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import copy
+from dataclasses import replace
+
+import numpy as np
 import pytest
 import torch
 from edgekit.models import Conv2dFSQNet, NetConfig
+from edgekit.models.network import dither_pattern
 
 
 @pytest.mark.parametrize("preset", [None, "int8", "po2"])
@@ -144,3 +149,38 @@ def test_checkpoints_from_before_the_input_percentile_keep_the_old_range() -> No
     legacy = NetConfig(6, 4, 32).to_dict()
     del legacy["input_percentile"]
     assert NetConfig.from_dict(legacy).input_percentile == 99.999
+
+
+def test_the_dither_keeps_a_level_below_one_input_step() -> None:
+    """A flat stretch between two int8 steps quantizes to one integer and loses its level; with
+    the pattern of one step peak to peak added, the share of samples that round up holds it, over
+    any 64 consecutive samples to within 0.05 of a step."""
+    step = 0.05
+    pattern = dither_pattern((2, 2, 400), step)
+    assert pattern.dtype == np.float32 and 0.99 * step < np.ptp(pattern) <= step
+    np.testing.assert_array_equal(pattern, dither_pattern((2, 2, 400), step))  # fixed
+    for level in (0.3, -0.7, 0.5, 2.05):
+        x = np.full(pattern.shape, level * step, np.float32)
+        assert len(np.unique(np.rint(x / step))) == 1
+        q = np.rint((x + pattern) / step).ravel()
+        runs = np.lib.stride_tricks.sliding_window_view(q, 64).mean(axis=1)
+        assert np.abs(runs - level).max() < 0.05
+
+
+def test_only_the_quantized_model_adds_the_dither_and_checkpoints_keep_their_keys() -> None:
+    config = NetConfig(6, 4, 32, input_dither=0.2)
+    qat = Conv2dFSQNet(config)
+    twin = Conv2dFSQNet(replace(config, quant_preset=None, batch_norm=True))
+    assert twin.input_dither is None and Conv2dFSQNet(NetConfig(6, 4, 32)).input_dither is None
+    np.testing.assert_array_equal(qat.input_dither[0].numpy(), dither_pattern((6, 2, 32), 0.2))
+    undithered = Conv2dFSQNet(replace(config, input_dither=0.0))
+    assert set(qat.state_dict()) == set(undithered.state_dict())  # the pattern is not a key
+    plain = copy.deepcopy(qat)
+    plain.input_dither = None
+    x = torch.randn(8, 6, 2, 32, generator=torch.Generator().manual_seed(0))
+    qat.train(), plain.train()
+    torch.testing.assert_close(qat.encode(x), plain.encode(x + qat.input_dither))
+    assert not torch.equal(qat.encode(x), plain.encode(x))
+    legacy = NetConfig(6, 4, 32).to_dict()
+    del legacy["input_dither"]
+    assert NetConfig.from_dict(legacy).input_dither == 0.0

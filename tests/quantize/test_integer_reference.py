@@ -544,3 +544,54 @@ def test_a_bias_at_another_scale_is_refused() -> None:
         ExportError, match=f"bias of {re.escape(conv.name)} is not int32 at input\\*weight scale"
     ):
         IntegerReference(model)
+
+
+def input_offset_variant(folder: Path, offset: str = "dither") -> Path:
+    """The saved export with an Add before its input QuantizeLinear, as a dithered run exports it
+    (`offset="dither"`: the pattern of two input steps), or adding the input to itself."""
+    import onnx
+    from edgekit.models.network import dither_pattern
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(FIXTURES / "model_int8.onnx"))
+    graph = model.graph
+    quantizer = next(n for n in graph.node if n.input[0] == graph.input[0].name)
+    shape = tuple(d.dim_value for d in graph.input[0].type.tensor_type.shape.dim)[1:]
+    scale = float(
+        numpy_helper.to_array(next(t for t in graph.initializer if t.name == quantizer.input[1]))
+    )
+    pattern = dither_pattern(shape, 2 * scale)[None]
+    graph.initializer.append(numpy_helper.from_array(pattern, "input_dither"))
+    other = "input_dither" if offset == "dither" else graph.input[0].name
+    graph.node.insert(0, helper.make_node("Add", [graph.input[0].name, other], ["dithered"]))
+    quantizer.input[0] = "dithered"
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(folder / "model_int8.onnx"))
+    return folder / "model_int8.onnx"
+
+
+def test_a_dithered_input_is_quantized_as_the_graph_quantizes_it(tmp_path: Path) -> None:
+    """The host's integers (quantize_input) fed to the int8-input graph give what onnxruntime gives
+    from floats through the graph's Add and QuantizeLinear, bit for bit; the dither moves them."""
+    from edgekit.onnx_io import OnnxRunner, load_onnx, save_onnx
+    from edgekit.targets.onnx_target import int8_input_variant
+
+    path = input_offset_variant(tmp_path)
+    reference = IntegerReference.from_onnx(path)
+    save_onnx(int8_input_variant(load_onnx(path)), tmp_path / "int8_input.onnx")
+    X = np.load(FIXTURES / "inputs.npy")
+    X = np.concatenate([X, np.full_like(X[:4], 0.3 * reference.input_scale)])  # flat windows
+    q = reference.quantize_input(X)
+    np.testing.assert_array_equal(q, reference.input.quantize(X + reference.input_dither))
+    assert (q != reference.input.quantize(X)).mean() > 0.2
+    assert len(np.unique(q[-1])) >= 2  # a flat window spreads over neighbouring integers
+    from_floats = OnnxRunner(path).run(X)
+    from_integers = OnnxRunner(tmp_path / "int8_input.onnx").run(q.astype(np.int8))
+    np.testing.assert_array_equal(from_integers["logits"], from_floats["logits"])
+    np.testing.assert_array_equal(reference.run(X).logits, reference.run_quantized(q).logits)
+
+
+def test_an_add_before_the_input_quantizer_must_be_a_constant_offset(tmp_path: Path) -> None:
+    path = input_offset_variant(tmp_path, offset="input")
+    with pytest.raises(ExportError, match="not a constant offset before the input QuantizeLinear"):
+        IntegerReference.from_onnx(path)

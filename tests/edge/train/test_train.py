@@ -35,6 +35,25 @@ def test_run_directory_contents(trained_run: Path) -> None:
     assert manifest["artifacts"]["checkpoints/best.pt"]["sha256"]
 
 
+def test_the_input_dither_is_resolved_from_the_train_windows(trained_run: Path) -> None:
+    """model.input_dither steps of the starting input grid (percentile of |x| / 127), in the
+    checkpoint's network, on the QAT model only, reported in steps of the learned grid."""
+    from edgekit.quantize.activations import activation_ranges
+    from edgekit.train.sizing import starting_input_step
+
+    config = load_config(trained_run / "config.resolved.yaml")
+    X_train = np.load(trained_run / "data/X_train.npy")
+    qat, _ = load_checkpoint(trained_run / "checkpoints/best.pt")  # the QAT model the run keeps
+    step = float(np.percentile(np.abs(X_train), config.model.input_percentile)) / 127
+    assert starting_input_step(X_train, config.model.input_percentile) == pytest.approx(step)
+    assert config.model.input_dither > 0
+    assert qat.config.input_dither == pytest.approx(config.model.input_dither * step)
+    assert load_checkpoint(trained_run / "checkpoints/float.pt")[0].input_dither is None
+    reported = json.loads((trained_run / "metrics.json").read_text())["model"]
+    learned = activation_ranges(qat)["input_quant"]["scale"]
+    assert reported["input_dither_steps"] == pytest.approx(qat.config.input_dither / learned)
+
+
 def test_the_report_shows_its_pictures(trained_run: Path) -> None:
     """report.md links three PNGs that exist beside it, and the code usage they draw adds up to
     the train split (an independent count: data/y_train.npy)."""
