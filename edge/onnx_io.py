@@ -122,3 +122,29 @@ class OnnxRunner:
     def run(self, X: np.ndarray) -> dict[str, np.ndarray]:
         results = [self.run_window(window) for window in X]
         return {name: np.stack([r[name] for r in results]) for name in self.output_names}
+
+
+def int8_input_variant(model: Any) -> Any:
+    """Drop the input QuantizeLinear (and the dither Add before it) and take int8 directly (runtimes
+    will not accept int8 otherwise); the host quantizes as `IntegerReference.quantize_input`."""
+    import onnx
+
+    variant = onnx.ModelProto()
+    variant.CopyFrom(model)
+    graph = variant.graph
+
+    def consumer(tensor: str) -> Any:
+        return next((n for n in graph.node if tensor in n.input), None)
+
+    first = consumer(graph.input[0].name)
+    dither = first if first is not None and first.op_type == "Add" else None
+    if dither is not None:
+        first = consumer(dither.output[0])
+    if first is None or first.op_type != "QuantizeLinear":
+        raise ValueError("the int8 graph does not start with a QuantizeLinear on its input")
+    for node in (dither, first):
+        if node is not None:
+            graph.node.remove(node)
+    graph.input[0].name = first.output[0]
+    graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.INT8
+    return variant

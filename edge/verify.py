@@ -155,13 +155,14 @@ def cpu_reference(
     never true by construction: the integer-only reference for an onnxruntime device and for
     edgekit's generated C (its own implementation of the integer arithmetic, which it must match
     bit for bit), else onnxruntime."""
-    from edgekit.onnx_io import OnnxRunner
+    from edgekit.onnx_io import OnnxRunner, int8_input_variant, load_onnx
 
     if device_runtime == "onnxruntime" or device_runtime.startswith(INTEGER_EXACT_RUNTIME):
         return "integer-reference", reference.run_quantized(
             q_inputs.astype(np.int64)
         ).logits_q.astype(np.int8)
-    logits = OnnxRunner(model_path).run(reference.input.dequantize(q_inputs))["logits"]
+    # from the int8 windows the device got: the graph's input dither is in them already
+    logits = OnnxRunner(int8_input_variant(load_onnx(model_path))).run(q_inputs)["logits"]
     return "onnxruntime", reference.logits_tensor.quantize(logits).astype(np.int8)
 
 

@@ -63,7 +63,7 @@ class Backend:
 
 def load_backend(run_dir: str | Path, name: str = "onnxruntime") -> Backend:
     """`onnxruntime` runs the int8 QDQ export; `int-reference` the integer-only reference of the same file."""
-    from edgekit.onnx_io import OnnxRunner
+    from edgekit.onnx_io import OnnxRunner, int8_input_variant, load_onnx
     from edgekit.quantize.integer_reference import IntegerReference
 
     path = model_file(run_dir)
@@ -75,10 +75,11 @@ def load_backend(run_dir: str | Path, name: str = "onnxruntime") -> Backend:
             return reference.run_quantized(q.astype(np.int64)[None]).logits_q[0].astype(np.int8)
 
     elif name == "onnxruntime":
-        runner = OnnxRunner(path)
+        # the graph from its int8 input on: the window arrives quantized (and dithered) already
+        runner = OnnxRunner(int8_input_variant(load_onnx(path)))
 
         def run(q: np.ndarray) -> np.ndarray:
-            logits = runner.run_window(reference.input.dequantize(q))["logits"]
+            logits = runner.run_window(q.astype(np.int8))["logits"]
             return reference.logits_tensor.quantize(logits).astype(np.int8)
 
     else:

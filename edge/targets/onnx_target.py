@@ -17,7 +17,7 @@ from edgekit.export import (
     simplify,
 )
 from edgekit.models import Conv2dFSQNet
-from edgekit.onnx_io import OnnxRunner, load_onnx, op_counts, save_onnx
+from edgekit.onnx_io import OnnxRunner, int8_input_variant, load_onnx, op_counts, save_onnx
 from edgekit.quantize.activations import activation_ranges
 from edgekit.quantize.fsq_grid import fsq_indices
 from edgekit.rundir import layout
@@ -49,32 +49,6 @@ def quant_metadata(run: Run, model: Conv2dFSQNet) -> dict[str, str]:
         "edgekit_logit_scale": repr(ranges["logit_quant"]["scale"]),
         "edgekit_pre_fsq_scale": repr(ranges["pre_fsq_quant"]["scale"]),
     }
-
-
-def int8_input_variant(model: Any) -> Any:
-    """Drop the input QuantizeLinear (and the dither Add before it) and take int8 directly (runtimes
-    will not accept int8 otherwise); the host quantizes as `IntegerReference.quantize_input`."""
-    import onnx
-
-    variant = onnx.ModelProto()
-    variant.CopyFrom(model)
-    graph = variant.graph
-
-    def consumer(tensor: str) -> Any:
-        return next((n for n in graph.node if tensor in n.input), None)
-
-    first = consumer(graph.input[0].name)
-    dither = first if first is not None and first.op_type == "Add" else None
-    if dither is not None:
-        first = consumer(dither.output[0])
-    if first is None or first.op_type != "QuantizeLinear":
-        raise ValueError("the int8 graph does not start with a QuantizeLinear on its input")
-    for node in (dither, first):
-        if node is not None:
-            graph.node.remove(node)
-    graph.input[0].name = first.output[0]
-    graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.INT8
-    return variant
 
 
 def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from edgekit.errors import DeviceError, GateError
 from edgekit.firmware_bridge import protocol as wire
 from edgekit.firmware_bridge.emulator import Emulator, Faults
 from edgekit.firmware_bridge.link import HostLink
-from edgekit.verify import VerifyOptions, raise_for_report, run_verify
+from edgekit.verify import VerifyOptions, cpu_reference, raise_for_report, run_verify
 
 FAST = {"timeout": 0.15, "retries": 3, "show_progress": False}
 
@@ -453,3 +453,27 @@ def test_verify_options_come_from_the_run_config_then_the_session() -> None:
     assert (qemu.max_lsb, qemu.min_agreement, qemu.limit) == (0, 1.0, 5)  # bit-exact gates
     assert VerifyOptions.from_config("qemu://", config, max_lsb=3).max_lsb == 3
     assert VerifyOptions("emu://") == VerifyOptions.from_config("emu://", VerifyConfig())
+
+
+def test_both_agent_backends_compute_the_same_integers_from_one_window(tmp_path: Path) -> None:
+    """The onnxruntime backend runs the graph from the int8 window it receives: a dithered export
+    must not add its dither a second time (dequantized into the float graph, the inputs the dither
+    moves past half a step would move by one)."""
+    from edgekit.firmware_bridge.agent import load_backend
+    from edgekit.quantize.integer_reference import IntegerReference
+    from edgekit.rundir import layout
+
+    from ..quantize.test_integer_reference import input_offset_variant
+
+    path = input_offset_variant((tmp_path / layout.INT8_MODEL).parent)
+    assert path == tmp_path / layout.INT8_MODEL
+    reference = IntegerReference.from_onnx(path)
+    windows = np.random.default_rng(0).integers(-128, 128, (32, *reference.input.shape))
+    runtime, integer = (load_backend(tmp_path, n) for n in ("onnxruntime", "int-reference"))
+    got = np.stack([runtime.run(q.astype(np.int8)) for q in windows]).astype(np.int64)
+    expected = np.stack([integer.run(q.astype(np.int8)) for q in windows]).astype(np.int64)
+    assert np.abs(got - expected).max() <= 1 and (got == expected).mean() >= 0.99
+    # verify's onnxruntime reference (for a device running something else) reads them the same way
+    name, cpu = cpu_reference(path, reference, windows.astype(np.int8), "vendor-runtime")
+    assert name == "onnxruntime"
+    assert np.abs(cpu.astype(np.int64) - expected).max() <= 1

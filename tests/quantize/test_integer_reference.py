@@ -573,8 +573,7 @@ def input_offset_variant(folder: Path, offset: str = "dither") -> Path:
 def test_a_dithered_input_is_quantized_as_the_graph_quantizes_it(tmp_path: Path) -> None:
     """The host's integers (quantize_input) fed to the int8-input graph give what onnxruntime gives
     from floats through the graph's Add and QuantizeLinear, bit for bit; the dither moves them."""
-    from edgekit.onnx_io import OnnxRunner, load_onnx, save_onnx
-    from edgekit.targets.onnx_target import int8_input_variant
+    from edgekit.onnx_io import OnnxRunner, int8_input_variant, load_onnx, save_onnx
 
     path = input_offset_variant(tmp_path)
     reference = IntegerReference.from_onnx(path)
