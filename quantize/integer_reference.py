@@ -359,9 +359,7 @@ class IntegerReference:
         self.levels = tuple(int(v) for v in meta["edgekit_fsq_levels"].split(","))
         first = next((n for n in self.nodes if self.input_name in n.input), None)
         # a dithered input (edgekit.models.network.dither_pattern): a constant Add, then the quantizer
-        self.input_dither_node, self.input_dither = self._input_dither(first)
-        if self.input_dither_node is not None:
-            first = next(n for n in self.nodes if self.input_dither_node.output[0] in n.input)
+        self.input_dither_node, self.input_dither, first = self._input_dither(first)
         if first is None or first.op_type != "QuantizeLinear":
             raise ExportError(
                 "the ONNX file does not quantize its input: it is a float model, not the int8 QDQ "
@@ -388,11 +386,13 @@ class IntegerReference:
         self.output_steps: dict[str, int] = {}  # graph output name -> step producing it
         self._lower()
 
-    def _input_dither(self, first: NodeProto | None) -> tuple[NodeProto | None, np.ndarray | None]:
-        """The Add of a constant the graph puts before its input quantizer, and that constant
-        `(C, H, W)` as float32; (None, None) when the input is quantized as it comes."""
+    def _input_dither(
+        self, first: NodeProto | None
+    ) -> tuple[NodeProto | None, np.ndarray | None, NodeProto | None]:
+        """The Add of a constant the graph puts before its input quantizer, that constant `(C, H, W)`
+        as float32 and the node after it; (None, None, first) when the input is quantized as it comes."""
         if first is None or first.op_type != "Add":
-            return None, None
+            return None, None, first
         constant = next((name for name in first.input if name != self.input_name), "")
         consumers = [n for n in self.nodes if first.output[0] in n.input]
         if constant not in self.constants or [n.op_type for n in consumers] != ["QuantizeLinear"]:
@@ -401,7 +401,7 @@ class IntegerReference:
                 "input QuantizeLinear; give export/onnx/model_int8.onnx from `edgekit export`"
             )
         offset = self.constants[constant].astype(np.float32)
-        return first, offset.reshape(offset.shape[-3:]) if offset.ndim > 3 else offset
+        return first, offset.reshape(offset.shape[-3:]) if offset.ndim > 3 else offset, consumers[0]
 
     @property
     def logits_tensor(self) -> Tensor:

@@ -64,8 +64,7 @@ def net_config_for(config: RunConfig, data: PreparedData, quant: bool) -> NetCon
             f"kernel_size={net.kernel_size} (need >= {2 * net.min_input_width()}); "
             "use longer windows (data.window_length) or a smaller model.kernel_size"
         )
-    step = starting_input_step(data.arrays["train"][0], config.model.input_percentile)
-    return replace(net, input_dither=config.model.input_dither * step)
+    return net
 
 
 def phase_nets(
@@ -76,8 +75,11 @@ def phase_nets(
     so a run interrupted under an earlier size rule resumes the network it started."""
     if resume_state is not None:
         net = NetConfig.from_dict(resume_state["net_config"])
-    else:
-        net = net_config_for(config, data, quant=False)
+    else:  # the dither's amplitude from the train windows: only a trained network needs it
+        step = starting_input_step(data.arrays["train"][0], config.model.input_percentile)
+        net = replace(
+            net_config_for(config, data, quant=False), input_dither=config.model.input_dither * step
+        )
     quantized = replace(net, quant_preset=config.model.quant_preset, batch_norm=False)
     return replace(net, quant_preset=None, batch_norm=True), quantized
 
