@@ -25,6 +25,7 @@ from edgekit.export import (
     set_metadata,
     simplify,
 )
+from edgekit.models import Conv2dFSQNet
 from edgekit.models.transforms import estimate_device_damage, float_with_qat_weights
 from edgekit.onnx_io import OnnxRunner, load_onnx, save_onnx
 from edgekit.quantize.activations import activation_ranges
@@ -38,10 +39,23 @@ from edgekit.targets.hailo_scripts import PACKAGE_SCHEMA, model_script, package_
 
 HW_ARCHS = {"hailo8": ("3.x", "4.x"), "hailo8l": ("3.x", "4.x"), "hailo10h": ("5.x", "5.x")}
 NET_NAME = "imu_fsq_cls"
+INPUT_DITHER_FILE = "input_dither_nhwc.npy"
 MIN_EMULATOR_CODE_AGREEMENT = 0.99  # build_hef.py stops before compiling below this
 # host(device(x)) against the full float graph: float32 reassociation only (readiness R13, parity,
 # and the package's manifest all hold this one value)
 SPLIT_TOLERANCE = Tolerance(atol=1e-5, rtol=0.0)
+
+
+def dithered(qat: Conv2dFSQNet, X: np.ndarray) -> np.ndarray:
+    """The device part's input: the windows plus the QAT model's input dither, if it has one.
+
+    HailoRT quantizes the float input to 8 bits on the host, as the QAT input quantizer did; the
+    model learned to read a flat signal's level from the dither before that rounding, so the host
+    adds the same fixed pattern (float32, as the int8 graph's Add) before handing windows over.
+    """
+    if qat.input_dither is None:
+        return X
+    return (X + qat.input_dither.numpy()).astype(np.float32)
 
 
 def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> dict[str, Any]:
@@ -93,10 +107,12 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
         X_train, y_train = run.data.arrays["train"]
         size = run.config.calibrate.num_windows
         X_calib = X_train[select_representative(X_train, y_train, size, run.config.data.seed)]
+    X_calib = dithered(qat, X_calib)  # the DFC sets the input range from what the device is fed
     calib_nhwc = to_nhwc(X_calib)
     write_npy(out_dir / "calib_nhwc.npy", calib_nhwc)
 
-    X_test, y_test = run.data.arrays["test"]
+    undithered_test, y_test = run.data.arrays["test"]
+    X_test = dithered(qat, undithered_test)
     X_ref = X_test[: options["reference_samples"]]
     full = OnnxRunner(out_dir / "model_float.onnx").run(X_ref)["logits"]
     device_out = OnnxRunner(out_dir / "model_device.onnx").run(X_ref)["pre_fsq"]
@@ -104,9 +120,9 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
     stats = run.data.stats
     per_window = normalization_mode(stats) == "window"
     mean, std = np.asarray(stats["mean"]), np.asarray(stats["std"])
-    # (N, C, 2, T/2) -> (N, C, T) raw windows the preprocessing maps back onto X_ref; a window
-    # normalised by its own statistics is its own such window (z-scoring is idempotent)
-    raw = from_hailo_layout(X_ref, row_layout(stats))
+    # (N, C, 2, T/2) -> (N, C, T) raw windows the preprocessing (dither last) maps back onto X_ref;
+    # a window normalised by its own statistics is its own such window (z-scoring is idempotent)
+    raw = from_hailo_layout(undithered_test[: len(X_ref)], row_layout(stats))
     if not per_window:
         raw = raw * std[None, :, None] + mean[None, :, None]
     write_npz(
@@ -142,6 +158,8 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
         raise ExportError(
             f"model is not Hailo-ready: rules {', '.join(report['errors'])} failed; fix the graph or use --target onnx"
         )
+    if qat.input_dither is not None:
+        write_npy(out_dir / INPUT_DITHER_FILE, to_nhwc(qat.input_dither.numpy())[0])
     write_text(
         out_dir / "model.alls", model_script(__version__, NET_NAME, hw_arch, len(calib_nhwc))
     )
@@ -193,6 +211,11 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
                 "drop last sample if T is odd",
                 f"reshape NCT -> NC(2)(T/2): {stats['layout']}",
                 "transpose NCHW -> NHWC",
+                *(
+                    [f"add {INPUT_DITHER_FILE} (the fixed input dither the model trained with)"]
+                    if qat.input_dither is not None
+                    else []
+                ),
             ],
             "normalization": normalization_mode(stats),
             "row_layout": row_layout(stats),
@@ -203,6 +226,8 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
             # unequal-length sources: how recordings were brought to window_length (pad/truncate/resample)
             "length_policy": stats.get("length_policy"),
             "normalize_in_net": False,
+            # float32 (2, T/2, C), added to each NHWC window before HailoRT quantizes it; None: none
+            "input_dither": INPUT_DITHER_FILE if qat.input_dither is not None else None,
         },
         "quantization": {
             "calib_set": "calib_nhwc.npy",
@@ -254,8 +279,9 @@ def parity(run: Run, target: Target, limit: int = 0) -> list[PairReport]:
     qat = run.qat_model()
     model = float_with_qat_weights(qat)
     levels = model.config.fsq_levels
+    qat_logits, qat_codes = predict(qat, X)  # adds its own dither
+    X = dithered(qat, X)  # what the device part is fed
     torch_logits, torch_codes = predict(model, X)
-    qat_logits, qat_codes = predict(qat, X)
     reports = []
     for folder in sorted(
         p

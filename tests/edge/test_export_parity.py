@@ -89,6 +89,29 @@ def test_hailo_artifacts(exported_run: Path) -> None:
     compile(Path(folder / "run_hailort.py").read_text(), "run_hailort.py", "exec")
 
 
+def test_hailo_device_input_is_the_preprocessed_window_plus_the_dither(exported_run: Path) -> None:
+    """The manifest's preprocessing, applied to reference_io's raw windows, gives the windows the
+    device part was checked on: HailoRT quantizes after the host adds the QAT model's dither, and
+    the DFC's calibration set has it too."""
+    from edgekit.calibrate.representative import load_calibration_set, to_nhwc
+    from edgekit.data.prepare import preprocess
+
+    folder = exported_run / "export/hailo/hailo8"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    stats = json.loads((exported_run / "data/stats.json").read_text())
+    reference = np.load(folder / "reference_io.npz")
+    dither = np.load(folder / manifest["preprocessing"]["input_dither"])
+    qat_dither = Run(exported_run).qat_model().input_dither
+    assert qat_dither is not None and np.ptp(dither) > 0
+    assert np.array_equal(dither, to_nhwc(qat_dither.numpy())[0])
+    assert any("input_dither" in step for step in manifest["preprocessing"]["steps"])
+    device_input = to_nhwc(preprocess(reference["input_raw"], stats)) + dither
+    np.testing.assert_allclose(reference["input_nhwc"], device_input, rtol=0, atol=1e-5)
+    saved = load_calibration_set(exported_run)
+    assert saved is not None
+    assert np.array_equal(np.load(folder / "calib_nhwc.npy"), to_nhwc(saved[0]) + dither)
+
+
 def test_parity_onnx_and_hailo_pass(exported_run: Path) -> None:
     reports = run_parity(exported_run)
     names = {r.name for r in reports}
