@@ -1,10 +1,12 @@
 """Conv2d-FSQ classifier for IMU windows in Hailo layout `(B, C, 2, T/2)`.
 
 Encoder of `(1, k)` convolutions along time plus one `(2, 1)` convolution that mixes the two rows:
-a stem, one stride-2 stage, the row mix, then `downsample - 1` more stride-2 stages (long windows
-get more, so the receptive field covers the window before pooling), global average pooling, a 1x1
-projection to `len(levels)` dims (the device graph ends here), then FSQ and a 1x1 classifier head
-(run on the host for Hailo). Every tensor stays rank 4 until the final flatten of the logits.
+a stem at the full input rate (with a kernel of its own, `stem_kernel`: on one or a few input
+channels a long one costs few MACs and sees a whole local shape), one stride-2 stage, the row mix,
+then `downsample - 1` more stride-2 stages (long windows get more, so the receptive field covers
+the window before pooling), global average pooling, a 1x1 projection to `len(levels)` dims (the
+device graph ends here), then FSQ and a 1x1 classifier head (run on the host for Hailo). Every
+tensor stays rank 4 until the final flatten of the logits.
 
 `dilated_stages = n` turns the first n stride-2 stages into full-rate ones by the "algorithme a
 trous": stage j <= n keeps stride 1 and dilates its kernel by 2^(j-1); the later stages keep
@@ -41,6 +43,8 @@ class NetConfig:
     # widths of the stem, the first stride-2 stage, the row mix and the later stages
     channels: tuple[int, int, int] = (16, 32, 32)
     kernel_size: int = 5
+    # the stem's (1, k) kernel, at the full input rate; 0 = kernel_size (checkpoints from before it)
+    stem_kernel: int = 0
     fsq_levels: tuple[int, ...] = (8, 6, 5)
     downsample: int = 2  # stride-2 (1, k) stages: one before the row mix, the rest after it
     dropout: float = 0.0  # on the pooled features while training; nothing in the exported graph
@@ -68,6 +72,7 @@ class NetConfig:
         data.setdefault("pooled_stages", 0)  # checkpoints from before pooled stages
         data.setdefault("input_percentile", 99.999)  # checkpoints from before the key
         data.setdefault("input_dither", 0.0)  # checkpoints from before the dither
+        data.setdefault("stem_kernel", 0)  # checkpoints from before the stem's own kernel
         return cls(**data)
 
     def stage_geometry(self) -> list[tuple[int, int, bool]]:
@@ -81,9 +86,13 @@ class NetConfig:
             for stage in range(self.downsample)
         ]
 
+    def stem(self) -> int:
+        """The stem's kernel length."""
+        return self.stem_kernel or self.kernel_size
+
     def encoder_width(self) -> int:
-        """Time steps left after the stages."""
-        width, k = self.input_width, self.kernel_size
+        """Time steps left after the stem and the stages."""
+        width, k = self.input_width + 2 * (self.stem() // 2) - self.stem() + 1, self.kernel_size
         for stride, dilation, pooled in self.stage_geometry():
             width = (width + 2 * dilation * (k // 2) - dilation * (k - 1) - 1) // stride + 1
             width = width // 2 if pooled else width
@@ -91,7 +100,7 @@ class NetConfig:
 
     def min_input_width(self) -> int:
         """Below one kernel per row the first convolution sees mostly zero padding."""
-        return self.kernel_size
+        return max(self.kernel_size, self.stem())
 
 
 GOLDEN_FRACTION = (5**0.5 - 1) / 2
@@ -150,7 +159,13 @@ class Conv2dFSQNet(nn.Module):
         self.register_buffer("input_dither", dither, persistent=False)
         self.input_quant = layers.input_quant()
         stages = [
-            layers.conv(config.in_channels, c1, (1, k), padding=(0, pad), first=True),
+            layers.conv(
+                config.in_channels,
+                c1,
+                (1, config.stem()),
+                padding=(0, config.stem() // 2),
+                first=True,
+            ),
             layers.norm(c1),
             layers.relu(),
             *stage(c1, c2, 0),

@@ -61,8 +61,9 @@ def net_config_for(config: RunConfig, data: PreparedData, quant: bool) -> NetCon
     if width < net.min_input_width():
         raise DataError(
             f"windows of {2 * width} samples are too short for "
-            f"kernel_size={net.kernel_size} (need >= {2 * net.min_input_width()}); "
-            "use longer windows (data.window_length) or a smaller model.kernel_size"
+            f"kernel_size={net.kernel_size}, stem_kernel={net.stem()} "
+            f"(need >= {2 * net.min_input_width()}); use longer windows (data.window_length) or a "
+            "smaller model.kernel_size / model.stem_kernel"
         )
     return net
 
@@ -655,6 +656,7 @@ def summarise(
         "model": {
             "channels": list(qat_model.config.channels),
             "kernel_size": qat_model.config.kernel_size,
+            "stem_kernel": qat_model.config.stem(),
             "downsample": qat_model.config.downsample,
             "dilated_stages": qat_model.config.dilated_stages,
             "pooled_stages": qat_model.config.pooled_stages,
@@ -714,7 +716,8 @@ def render_report(metrics: dict[str, Any], class_names: list[str]) -> str:
         f"{metrics['splits']['train']}/{metrics['splits']['val']}/{metrics['splits']['test']}"
         + ("" if metrics["splits"]["val"] else " (no val split: data.split_fractions val share 0)"),
         f"- FSQ (train): {fsq['codes_used']}/{fsq['codebook_size']} codes used, perplexity {fsq['perplexity']:.1f}",
-        f"- model: widths {model['channels']}, kernel {model['kernel_size']}, {model['downsample']} "
+        f"- model: widths {model['channels']}, kernel {model['kernel_size']} "
+        f"(stem {model['stem_kernel']}), {model['downsample']} "
         f"stages ({model['dilated_stages']} at full rate, {model['pooled_stages']} max-pooled), "
         f"FSQ levels {model['fsq_levels']}; "
         f"parameters {cost['parameters']}, MACs/window {cost['macs']}, int8 bytes {cost['int8_weight_bytes']}",

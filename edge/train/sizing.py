@@ -12,6 +12,9 @@
   stage pooled, for ACSF1- and PLAID-length windows) was the default for one stop and withdrawn:
   its full-split gain sat within ACSF1's run-to-run noise and it lost 81 of 1446 PLAID windows at 5
   train windows per class (bench/README.md).
+- **Stem kernel** (`model.stem_kernel`, 0 = the kernel): no rule. A 15-tap stem on every window
+  that holds it gained PLAID 3 and ArrowHead 2 holdout windows but lost ACSF1 7 and OSULeaf 2
+  (bench/README.md), so a longer stem is an option for the user's own data, not the default.
 - **Full-rate stages** (`model.dilated_stages`, -1 = auto): at the chosen widths, as many leading
   stages as keep within the MAC budget run at full rate with dilated kernels instead of stride 2.
 - **Pooled stages** (`model.pooled_stages`, -1 = auto): then as many of the next stride-2 stages as
@@ -109,6 +112,7 @@ def resolve_net(
         input_width=input_width,
         channels=SIZES["small"],
         kernel_size=model.kernel_size,
+        stem_kernel=model.stem_kernel,
         fsq_levels=model.fsq_levels or fsq_levels_for(num_classes),
         downsample=model.downsample or downsample_for(input_width, model.kernel_size),
         dropout=model.dropout,

@@ -34,6 +34,22 @@ def test_encoder_width_reports_too_short_windows() -> None:
     assert NetConfig(6, 4, 50, kernel_size=7).min_input_width() == 7
 
 
+@pytest.mark.parametrize("stem", [0, 15, 8])
+def test_the_stem_has_its_own_kernel_and_encoder_width_follows_it(stem: int) -> None:
+    """The first convolution takes stem_kernel (0: the stages' kernel); an even one widens the row
+    by one, which encoder_width counts."""
+    config = NetConfig(3, 4, 41, downsample=2, quant_preset=None, stem_kernel=stem)
+    model = Conv2dFSQNet(config).eval()
+    assert model.encoder[0].kernel_size == (1, stem or 5)
+    with torch.no_grad():
+        features = model.encoder(torch.randn(2, 3, 2, 41))
+    assert features.shape[-1] == config.encoder_width()
+    assert config.min_input_width() == max(5, stem)
+    legacy = config.to_dict()
+    del legacy["stem_kernel"]
+    assert NetConfig.from_dict(legacy).stem() == 5  # checkpoints from before the key
+
+
 def weight_bit_widths(model: Conv2dFSQNet) -> dict[str, int]:
     return {name: int(module.quant_weight().bit_width) for name, module in model.named_modules()
             if hasattr(module, "quant_weight")}  # fmt: skip

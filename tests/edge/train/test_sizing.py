@@ -41,6 +41,13 @@ def test_every_rule_codebook_is_a_valid_config() -> None:
         load_config(None, [f"model.fsq_levels={list(levels)}"])
 
 
+def test_the_stem_takes_the_stages_kernel_unless_given_its_own() -> None:
+    net = resolve_net(ModelConfig(kernel_size=7), 1, 5, 672, 60, quant=True)
+    assert net.stem() == 7 and net.stem_kernel == 0
+    explicit = resolve_net(ModelConfig(stem_kernel=15), 1, 5, 672, 60, quant=True)
+    assert explicit.stem() == 15 and Conv2dFSQNet(explicit).encoder[0].kernel_size == (1, 15)
+
+
 @pytest.mark.parametrize("width", [6, 12, 15, 50, 75, 125, 213, 730, 5000])
 def test_depth_is_the_fewest_stages_reaching_the_target_width(width: int) -> None:
     stages = downsample_for(width, 5)
