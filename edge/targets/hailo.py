@@ -158,6 +158,7 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
         raise ExportError(
             f"model is not Hailo-ready: rules {', '.join(report['errors'])} failed; fix the graph or use --target onnx"
         )
+    dither_file = None if qat.input_dither is None else INPUT_DITHER_FILE
     if qat.input_dither is not None:
         write_npy(out_dir / INPUT_DITHER_FILE, to_nhwc(qat.input_dither.numpy())[0])
     write_text(
@@ -212,8 +213,8 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
                 f"reshape NCT -> NC(2)(T/2): {stats['layout']}",
                 "transpose NCHW -> NHWC",
                 *(
-                    [f"add {INPUT_DITHER_FILE} (the fixed input dither the model trained with)"]
-                    if qat.input_dither is not None
+                    [f"add {dither_file} (the fixed input dither the model trained with)"]
+                    if dither_file
                     else []
                 ),
             ],
@@ -227,7 +228,7 @@ def export(run: Run, target: Target, options: dict[str, Any], out_dir: Path) -> 
             "length_policy": stats.get("length_policy"),
             "normalize_in_net": False,
             # float32 (2, T/2, C), added to each NHWC window before HailoRT quantizes it; None: none
-            "input_dither": INPUT_DITHER_FILE if qat.input_dither is not None else None,
+            "input_dither": dither_file,
         },
         "quantization": {
             "calib_set": "calib_nhwc.npy",
