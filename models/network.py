@@ -32,6 +32,12 @@ from edgekit.quantize.layers import layer_factory
 from torch import nn
 
 
+def conv_width(width: int, kernel: int, stride: int = 1, dilation: int = 1) -> int:
+    """Output length of a `(1, kernel)` convolution padded by `dilation * (kernel // 2)` per side,
+    as every encoder convolution is (an even kernel widens a row by one)."""
+    return (width + 2 * dilation * (kernel // 2) - dilation * (kernel - 1) - 1) // stride + 1
+
+
 @dataclass(frozen=True)
 class NetConfig:
     """Everything that defines the network, saved in every checkpoint so that a file alone rebuilds
@@ -92,9 +98,9 @@ class NetConfig:
 
     def encoder_width(self) -> int:
         """Time steps left after the stem and the stages."""
-        width, k = self.input_width + 2 * (self.stem() // 2) - self.stem() + 1, self.kernel_size
+        width = conv_width(self.input_width, self.stem())
         for stride, dilation, pooled in self.stage_geometry():
-            width = (width + 2 * dilation * (k // 2) - dilation * (k - 1) - 1) // stride + 1
+            width = conv_width(width, self.kernel_size, stride, dilation)
             width = width // 2 if pooled else width
         return width
 
