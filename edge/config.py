@@ -83,9 +83,9 @@ class ModelConfig:
     # conv widths: stem, first stride-2 stage, row mix; () = from size
     channels: tuple[int, ...] = ()
     kernel_size: int = 5  # (1, k) kernels along time
-    # the stem's (1, k) kernel, the one convolution at the full input rate; 0 = kernel_size. 15:
-    # PLAID +3 of 246, ACSF1 -7 of 60 on the nested holdout, so not the default (bench/README.md)
-    stem_kernel: int = 0
+    # the stem's (1, k) kernel, the one convolution at the full input rate; 0 = kernel_size; -1 = 9
+    # taps where a row holds 18 samples and the budget allows (edgekit.train.sizing)
+    stem_kernel: int = -1
     downsample: int = 0  # stride-2 stages; 0 = from the window length (encoder ends near 8 steps)
     # leading stages run at full rate with dilated kernels instead of stride 2 (same receptive
     # field, more MACs; edgekit.models.network); -1 = as many as fit the MAC budget
@@ -380,7 +380,7 @@ RANGES: dict[str, Range] = {
     "data.cv_fold": AT_LEAST_0,
     "data.seed": AT_LEAST_0,
     "model.kernel_size": AT_LEAST_1,
-    "model.stem_kernel": AT_LEAST_0,
+    "model.stem_kernel": Range(-1),
     "model.downsample": AT_LEAST_0,
     "model.dilated_stages": Range(-1),
     "model.pooled_stages": Range(-1),

@@ -41,11 +41,34 @@ def test_every_rule_codebook_is_a_valid_config() -> None:
         load_config(None, [f"model.fsq_levels={list(levels)}"])
 
 
-def test_the_stem_takes_the_stages_kernel_unless_given_its_own() -> None:
-    net = resolve_net(ModelConfig(kernel_size=7), 1, 5, 672, 60, quant=True)
+def test_the_stem_takes_the_stages_kernel_when_given_0_or_its_own_when_given_one() -> None:
+    net = resolve_net(ModelConfig(kernel_size=7, stem_kernel=0), 1, 5, 672, 60, quant=True)
     assert net.stem() == 7 and net.stem_kernel == 0
     explicit = resolve_net(ModelConfig(stem_kernel=15), 1, 5, 672, 60, quant=True)
     assert explicit.stem() == 15 and Conv2dFSQNet(explicit).encoder[0].kernel_size == (1, 15)
+
+
+@pytest.mark.parametrize(
+    ("row", "kernel_size", "stem"),
+    [(17, 5, 5), (18, 5, 9), (672, 3, 9), (672, 7, 9), (672, 9, 9), (672, 11, 11)],
+)
+def test_auto_stem_is_9_taps_where_a_row_holds_twice_that(
+    row: int, kernel_size: int, stem: int
+) -> None:
+    net = resolve_net(ModelConfig(kernel_size=kernel_size), 1, 5, row, 60, quant=True)
+    assert net.stem() == stem == Conv2dFSQNet(net).encoder[0].kernel_size[1]
+
+
+def test_auto_stem_keeps_the_widths_and_the_budget() -> None:
+    """The long stem comes after the widths: where it would break the MAC budget (52 channels x
+    1460 samples at the tiny widths) the stem keeps the stages' kernel instead of the widths
+    shrinking; where it fits, the widths are those of a 5-tap stem."""
+    wide = resolve_net(ModelConfig(), 52, 10, 730, 50, quant=False)
+    assert wide.stem() == 5 and within_budget(wide)
+    assert not within_budget(dataclasses.replace(wide, stem_kernel=9, pooled_stages=0))
+    plaid = resolve_net(ModelConfig(), 1, 11, 672, 455, quant=False)
+    five = resolve_net(ModelConfig(stem_kernel=0), 1, 11, 672, 455, quant=False)
+    assert plaid.stem() == 9 and plaid.channels == five.channels and within_budget(plaid)
 
 
 @pytest.mark.parametrize("width", [6, 12, 15, 50, 75, 125, 213, 730, 5000])
