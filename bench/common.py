@@ -75,8 +75,26 @@ def add_arm_options(parser: argparse.ArgumentParser, default_out: Path) -> None:
 
 
 def machine() -> str:
-    """The host line every bench result starts with."""
-    return f"{platform.machine()}, {platform.python_version()}, {os.cpu_count()} CPUs"
+    """The host line every bench result starts with, CPU model and widest vector extension included:
+    float training takes other kernels on AVX2 than on AVX-512, so accuracy moves with the host
+    (bench/README.md), and results are compared on one host only."""
+    return f"{platform.machine()}, {cpu()}, {platform.python_version()}, {os.cpu_count()} CPUs"
+
+
+def cpu() -> str:
+    """'MODEL (EXTENSION)' from /proc/cpuinfo (Linux); the platform's processor string elsewhere."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or "CPU unknown"
+    fields = {}
+    for line in lines:
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    model = fields.get("model name") or fields.get("Hardware") or "CPU unknown"
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    widest = next((f for f in ("avx512f", "avx2", "avx", "sve", "asimd") if f in flags), "")
+    return f"{model} ({widest})" if widest else model
 
 
 def mean_sd(runs: list[dict[str, Any]], key: str) -> tuple[float, float]:
