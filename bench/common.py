@@ -82,19 +82,12 @@ def machine() -> str:
 
 
 def cpu() -> str:
-    """'MODEL (EXTENSION)' from /proc/cpuinfo (Linux); the platform's processor string elsewhere."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor() or "CPU unknown"
-    fields = {}
-    for line in lines:
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    model = fields.get("model name") or fields.get("Hardware") or "CPU unknown"
-    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    """'MODEL (EXTENSION)': the processor and the widest vector extension it has."""
+    from edgekit.quantize.overflow import cpu_model_and_flags
+
+    model, flags = cpu_model_and_flags()
     widest = next((f for f in ("avx512f", "avx2", "avx", "sve", "asimd") if f in flags), "")
-    return f"{model} ({widest})" if widest else model
+    return f"{model or 'CPU unknown'} ({widest})" if widest else model or "CPU unknown"
 
 
 def mean_sd(runs: list[dict[str, Any]], key: str) -> tuple[float, float]:

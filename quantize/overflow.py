@@ -148,24 +148,31 @@ def saturation_bounds(model: ModelProto) -> list[LayerBound]:
     return [layer_bound(name, weight) for name, weight in int8_weights(model)]
 
 
-def read_cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, object]:
-    """The host facts that decide onnxruntime's int8 kernel, for reports from two machines to be
-    compared: machine, processor model and the flags of INT8_CPU_FLAGS that it has."""
-    flags: set[str] = set()
+def cpu_model_and_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> tuple[str, set[str]]:
+    """The processor model and its feature flags (x86 `flags`, Arm `Features`) from cpuinfo; the
+    platform's processor string and no flags where there is none (not Linux)."""
+    flags: set[str] | None = None
     model = ""
     try:
         for line in Path(cpuinfo).read_text(errors="replace").splitlines():
             key, _, value = line.partition(":")
             key = key.strip()
-            if key == "flags" and not flags:
+            if key in ("flags", "Features") and flags is None:
                 flags = set(value.split())
             elif key == "model name" and not model:
                 model = value.strip()
     except OSError:
-        pass  # not Linux: the machine name below still says x86 or Arm
+        pass  # not Linux: the machine name still says x86 or Arm
+    return model or platform.processor(), flags or set()
+
+
+def read_cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, object]:
+    """The host facts that decide onnxruntime's int8 kernel, for reports from two machines to be
+    compared: machine, processor model and the flags of INT8_CPU_FLAGS that it has."""
+    model, flags = cpu_model_and_flags(cpuinfo)
     return {
         "machine": platform.machine(),
-        "model": model or platform.processor(),
+        "model": model,
         "flags": {flag: flag in flags for flag in INT8_CPU_FLAGS},
         "int8_kernel_class": cpu_class(platform.machine(), flags),
     }

@@ -30,6 +30,8 @@ from edgekit.targets.onnx_readiness import overflow_rule
 from hypothesis import given
 from hypothesis import strategies as st
 
+from .test_integer_reference import seven_bit
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
@@ -242,7 +244,6 @@ def test_emulation_differs_on_an_unprotected_model_and_not_on_a_protected_one() 
     """Saturating inputs through the 8-bit fixture: the AVX2 emulation departs from int32; with the
     same weights clipped to 7 bits the two are identical, as the bound promises."""
     import onnx
-    from onnx import numpy_helper
 
     rng = np.random.default_rng(3)
     X = np.concatenate([rng.normal(0, 3, (24, 6, 2, 32)), rng.normal(3, 1, (24, 6, 2, 32))]).astype(
@@ -254,12 +255,7 @@ def test_emulation_differs_on_an_unprotected_model_and_not_on_a_protected_one() 
     emulated = IntegerReference(unprotected, "avx2-u8s8").run(X).logits_q
     assert not np.array_equal(exact, emulated)
 
-    for tensor in unprotected.graph.initializer:
-        value = numpy_helper.to_array(tensor)
-        if value.dtype == np.int8 and value.ndim == 4:
-            tensor.CopyFrom(
-                numpy_helper.from_array(np.clip(value, -63, 63).astype(np.int8), tensor.name)
-            )
+    seven_bit(unprotected)
     assert not any(bound.can_saturate for bound in saturation_bounds(unprotected))
     assert np.array_equal(
         IntegerReference(unprotected, "avx2-u8s8").run(X).logits_q,
