@@ -88,11 +88,29 @@ def test_documented_depths() -> None:
 
 @pytest.mark.parametrize(
     ("windows", "size"),
-    [(40, "small"), (499, "small"), (500, "medium"), (4999, "medium"), (100_000, "large")],
+    [
+        (4, "medium"),
+        (31, "medium"),
+        (32, "small"),
+        (499, "small"),
+        (500, "medium"),
+        (4999, "medium"),
+        (100_000, "large"),
+    ],
 )
 def test_auto_widths_follow_the_train_windows(windows: int, size: str) -> None:
+    """4 classes: below 8 windows a class (32) the wider medium, then small, medium, large."""
     net = resolve_net(ModelConfig(), 6, 4, 50, windows, quant=False)
     assert net.channels == SIZES[size]
+
+
+def test_few_windows_per_class_count_the_classes_and_still_step_down_to_the_budget() -> None:
+    # 10 classes at 5 windows each (a gesture set): medium; the same 50 windows of 2 classes: small
+    assert resolve_net(ModelConfig(), 3, 10, 64, 50, quant=False).channels == SIZES["medium"]
+    assert resolve_net(ModelConfig(), 3, 2, 64, 50, quant=False).channels == SIZES["small"]
+    # a 1460-sample window: medium would cost ~10 M MACs, so the rule steps down to small
+    long = resolve_net(ModelConfig(), 1, 10, 730, 50, quant=False)
+    assert long.channels == SIZES["small"] and within_budget(long)
 
 
 def test_auto_steps_down_to_fit_the_budgets_and_explicit_choices_are_kept() -> None:
