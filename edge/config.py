@@ -78,7 +78,7 @@ class DataConfig:
 class ModelConfig:
     """Every field left at its "from the data" value follows the documented size rule (edgekit.train.sizing)."""
 
-    # auto | tiny | small | medium | large (widths; auto = from the train windows)
+    # auto | tiny | small | medium | large (widths; auto = from the train windows per class and in all)
     size: str = "auto"
     # conv widths: stem, first stride-2 stage, row mix; () = from size
     channels: tuple[int, ...] = ()
