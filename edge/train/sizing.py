@@ -52,7 +52,7 @@ SIZES: dict[str, tuple[int, int, int]] = {
     "large": (32, 64, 64),
 }
 AUTO_SIZE_BY_WINDOWS = ((500, "small"), (5000, "medium"))  # (fewer train windows than, size)
-FEW_WINDOWS_PER_CLASS = 8  # below this mean per class auto picks medium: it gains at 5, not at ~10
+FEW_WINDOWS_PER_CLASS = 8  # below this mean per class auto picks medium: it gains at 5, ties at 10
 TARGET_ENCODER_WIDTH = 8
 LONG_STEM_KERNEL = 9
 MAX_PARAMETERS = 100_000
