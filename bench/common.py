@@ -87,7 +87,8 @@ def cpu() -> str:
 
     model, flags = cpu_model_and_flags()
     widest = next((f for f in ("avx512f", "avx2", "avx", "sve", "asimd") if f in flags), "")
-    return f"{model or 'CPU unknown'} ({widest})" if widest else model or "CPU unknown"
+    name = model or "CPU unknown"
+    return f"{name} ({widest})" if widest else name
 
 
 def mean_sd(runs: list[dict[str, Any]], key: str) -> tuple[float, float]:

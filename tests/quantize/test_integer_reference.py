@@ -102,12 +102,14 @@ def seven_bit(model: Any) -> Any:
     The saved fixture has 8-bit weights, whose int16 pair sums onnxruntime saturates on x86 CPUs
     without VNNI (edgekit.quantize.overflow): the comparisons with onnxruntime below must be exact
     on every host, not only on VNNI ones (wide noise differed by 81 LSB on an AVX2 host)."""
+    from edgekit.quantize.overflow import SAFE_WEIGHT_MAGNITUDE
     from onnx import numpy_helper
 
+    limit = SAFE_WEIGHT_MAGNITUDE
     for tensor in model.graph.initializer:
         value = numpy_helper.to_array(tensor)
         if value.dtype == np.int8 and value.ndim == 4:
-            clipped = np.clip(value, -63, 63).astype(np.int8)
+            clipped = np.clip(value, -limit, limit).astype(np.int8)
             tensor.CopyFrom(numpy_helper.from_array(clipped, tensor.name))
     return model
 
