@@ -178,6 +178,88 @@ def test_a_run_interrupted_under_an_earlier_size_rule_resumes_its_own_network(
     assert (tmp_path / "run/metrics.json").is_file()
 
 
+def test_under_last_each_phase_checkpoint_is_written_once_and_still_after_a_final_epoch_resume(
+    tmp_path: Path, tiny_config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train.checkpoint=last` keeps each phase's final epoch, so float.pt and best.pt are written
+    once per phase, not every epoch (last.pt is, for --resume); a run stopped after the float
+    phase's final epoch, before float.pt exists, resumes to the uninterrupted run's models."""
+    from edgekit.rundir.artifacts import Manifest
+    from edgekit.train import loop
+
+    train = dataclasses.replace(tiny_config.train, float_epochs=3, qat_epochs=2, checkpoint="last")
+    config = dataclasses.replace(tiny_config, train=train)
+    written: list[str] = []
+
+    def counted(path, model, **state):
+        written.append(Path(path).name)
+        return save_checkpoint(path, model, **state)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "save_checkpoint", counted)
+        run_training(tmp_path / "full", config, show_progress=False)
+    assert sorted(written) == ["best.pt", "float.pt"] + ["last.pt"] * 5
+
+    original_save, last = Manifest.save, tmp_path / "part/checkpoints/last.pt"
+
+    def ctrl_c_after_the_final_float_epoch(self):
+        original_save(self)
+        state = torch.load(last, weights_only=False) if last.is_file() else {}
+        if (state.get("phase"), state.get("epoch")) == ("float", 3):
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Manifest, "save", ctrl_c_after_the_final_float_epoch)
+        with pytest.raises(KeyboardInterrupt):
+            run_training(tmp_path / "part", config, show_progress=False)
+    assert not (tmp_path / "part/checkpoints/float.pt").exists()
+    run_training(tmp_path / "part", config, resume=True, show_progress=False)
+    for name in ("float.pt", "best.pt"):
+        full = load_checkpoint(tmp_path / "full/checkpoints" / name)[0].state_dict()
+        resumed = load_checkpoint(tmp_path / "part/checkpoints" / name)[0].state_dict()
+        assert all(torch.equal(full[k], resumed[k]) for k in full), name
+    kept = torch.load(tmp_path / "part/checkpoints/float.pt", weights_only=False)
+    assert (kept["phase"], kept["epoch"]) == ("float", 3)
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "adam"])
+def test_the_foreach_optimizer_trains_bitwise_the_weights_of_the_per_parameter_loop(
+    tmp_path: Path, tiny_config, monkeypatch: pytest.MonkeyPatch, optimizer: str
+) -> None:
+    """Training steps all parameters at once (`foreach`) for speed; on CPU that must give exactly
+    the weights of torch's loop over the parameters, both phases, whatever the instruction set."""
+    from edgekit.train import loop
+
+    train = dataclasses.replace(
+        tiny_config.train, float_epochs=2, qat_epochs=2, optimizer=optimizer, weight_decay=0.01
+    )
+    config = dataclasses.replace(tiny_config, train=train)
+    original, foreach = loop.Trainer._optimizer, []
+
+    def recorded(self, model, lr):
+        built = original(self, model, lr)
+        foreach.append(built.defaults["foreach"])
+        return built
+
+    def per_parameter(self, model, lr):
+        built = original(self, model, lr)
+        for group in built.param_groups:
+            group["foreach"] = False
+        return built
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop.Trainer, "_optimizer", recorded)
+        run_training(tmp_path / "foreach", config, show_progress=False)
+    assert foreach == [True, True]
+    with monkeypatch.context() as patch:
+        patch.setattr(loop.Trainer, "_optimizer", per_parameter)
+        run_training(tmp_path / "loop", config, show_progress=False)
+    for name in ("float.pt", "best.pt"):
+        fast = load_checkpoint(tmp_path / "foreach/checkpoints" / name)[0].state_dict()
+        slow = load_checkpoint(tmp_path / "loop/checkpoints" / name)[0].state_dict()
+        assert all(torch.equal(fast[k], slow[k]) for k in fast), name
+
+
 @pytest.mark.parametrize(
     "options",
     [
