@@ -280,9 +280,9 @@ class Trainer:
         """Train one phase ("float", "qat" or "teacherN") for `epochs`, checkpointing each epoch to
         last.pt and the epoch `train.checkpoint` keeps to float.pt/best.pt/teacherN.pt (under
         `best` and `train_loss` whenever the score improves, under `last` once, at the end);
-        returns that model, which it reloads. With `train.ema_epochs` the model validated and kept is the
-        moving average of the trained weights (last.pt carries both). `resume` continues from a
-        last.pt of this phase; `teachers` (eval mode) are distilled from."""
+        returns that model, which it reloads. With `train.ema_epochs` the model validated and kept
+        is the moving average of the trained weights (last.pt carries both). `resume` continues
+        from a last.pt of this phase; `teachers` (eval mode) are distilled from."""
         config = self.config
         optimizer = self._optimizer(model, lr)
         scheduler = self._scheduler(optimizer, epochs)
