@@ -39,9 +39,10 @@ def render(results: dict) -> str:
             "| figure | value |",
             "|---|---|",
             f"| float phase | {t['float_steps_per_s']:.0f} steps/s, {t['float_windows_per_s']:.0f} "
-            f"windows/s ({t['float_epochs']} epochs of {t['steps_per_epoch']} steps) |",
+            f"windows/s ({t['float_epochs']} epochs of {t['float_steps_per_epoch']} steps) |",
             f"| QAT phase | {t['qat_steps_per_s']:.0f} steps/s, {t['qat_windows_per_s']:.0f} windows/s "
-            f"({t['qat_epochs']} epochs); QAT costs {t['qat_over_float_time_per_window']:.2f}x float per window |",
+            f"({t['qat_epochs']} epochs of {t['qat_steps_per_epoch']} steps); "
+            f"QAT costs {t['qat_over_float_time_per_window']:.2f}x float per window |",
             f"| time to val acc 1.0 (float phase) | {t['float_seconds_to_val_acc_1']} s |",
             f"| whole training | {t['total_seconds']} s; test acc int8 "
             f"{t['int8_test_accuracy']:.4f}, float {t['float_test_accuracy']:.4f} |",

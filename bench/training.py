@@ -12,11 +12,9 @@ from bench.common import build_run
 
 
 def run(folder: Path) -> dict[str, Any]:
-    import math
-
     import torch
     from edgekit.config import load_run_config
-    from edgekit.train.loop import passes_per_epoch
+    from edgekit.train.loop import optimizer_steps_per_epoch, passes_per_epoch
 
     torch.set_num_threads(2)
     # with a val cut (the default trains without one) so time-to-accuracy reads off validation
@@ -27,15 +25,15 @@ def run(folder: Path) -> dict[str, Any]:
     train_windows = metrics["splits"]["train"]
     train = load_run_config(run_dir).train
     passes = passes_per_epoch(train, train_windows)
-    steps_per_epoch = passes * math.ceil(train_windows / train.batch_size)
     result: dict[str, Any] = {
         "train_windows": train_windows,
-        "steps_per_epoch": steps_per_epoch,
         "total_seconds": metrics["train_seconds"],
     }
     elapsed = 0.0
     for phase in ("float", "qat"):
         rows = [h for h in history if h["phase"] == phase]
+        steps_per_epoch = optimizer_steps_per_epoch(train, train_windows, phase)
+        result[f"{phase}_steps_per_epoch"] = steps_per_epoch
         seconds = [r["seconds"] for r in rows]
         result[f"{phase}_epochs"] = len(rows)
         result[f"{phase}_windows_per_s"] = passes * train_windows * len(rows) / sum(seconds)

@@ -135,9 +135,16 @@ def passes_per_epoch(config: TrainConfig, train_windows: int) -> int:
     return max(1, math.ceil(config.min_epoch_steps / steps_per_pass))
 
 
-def optimizer_steps_per_epoch(config: TrainConfig, train_windows: int) -> int:
-    """Optimizer steps in one epoch (batches of the epoch's passes, `grad_accum` batches a step)."""
-    batches = math.ceil(passes_per_epoch(config, train_windows) * train_windows / config.batch_size)
+def phase_batch_size(config: TrainConfig, phase: str) -> int:
+    """Windows per batch in a phase: `qat_batch_size` for QAT when set, else `batch_size`."""
+    return config.qat_batch_size if phase == "qat" and config.qat_batch_size else config.batch_size
+
+
+def optimizer_steps_per_epoch(config: TrainConfig, train_windows: int, phase: str) -> int:
+    """Optimizer steps in one epoch of a phase (batches of the epoch's passes, `grad_accum`
+    batches a step)."""
+    windows = passes_per_epoch(config, train_windows) * train_windows
+    batches = math.ceil(windows / phase_batch_size(config, phase))
     return math.ceil(batches / config.grad_accum)
 
 
@@ -296,7 +303,7 @@ class Trainer:
         X, y = self.data.arrays["train"]
         average = None
         if config.ema_epochs > 0:  # validated and kept instead of the trained weights
-            steps = optimizer_steps_per_epoch(config, len(y))
+            steps = optimizer_steps_per_epoch(config, len(y), phase)
             average = WeightAverage(model, ema_decay(config.ema_epochs, steps))
             if resume is not None:
                 average.model.load_state_dict(resume["averaged_state"])
@@ -313,7 +320,8 @@ class Trainer:
             )
             total_loss = 0.0
             optimizer.zero_grad(set_to_none=True)
-            batches = np.array_split(order, range(config.batch_size, len(order), config.batch_size))
+            batch = phase_batch_size(config, phase)
+            batches = np.array_split(order, range(batch, len(order), batch))
             for step, index in enumerate(batches, start=1):
                 loss = self.batch_loss(model, X[index], y[index], generator, teachers)
                 if not torch.isfinite(loss):

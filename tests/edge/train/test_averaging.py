@@ -23,16 +23,28 @@ def test_the_decay_forgets_to_one_over_e_after_the_time_constant() -> None:
 
 
 @pytest.mark.parametrize(
-    ("windows", "batch", "min_steps", "accum", "steps"),
-    # 100 windows, batch 16, >= 32 steps: 5 passes of 7 batches, joined: 500 windows = 32 batches
-    [(100, 16, 0, 1, 7), (100, 16, 32, 1, 32), (100, 16, 32, 2, 16), (40, 16, 32, 1, 28),
-     (40, 16, 0, 3, 1)],
+    ("windows", "batch", "min_steps", "accum", "qat_batch", "float_steps", "qat_steps"),
+    # 100 windows, batch 16, >= 32 steps: 5 passes of 7 batches, joined: 500 windows = 32 batches;
+    # a QAT batch of 32 takes the same 500 windows in 16 batches
+    [(100, 16, 0, 1, 0, 7, 7), (100, 16, 32, 1, 0, 32, 32), (100, 16, 32, 2, 0, 16, 16),
+     (40, 16, 32, 1, 0, 28, 28), (40, 16, 0, 3, 0, 1, 1), (100, 16, 32, 1, 32, 32, 16),
+     (100, 16, 32, 2, 64, 16, 4), (40, 16, 32, 1, 48, 28, 10)],
 )  # fmt: skip
 def test_optimizer_steps_per_epoch_counts_passes_batches_and_accumulation(
-    windows: int, batch: int, min_steps: int, accum: int, steps: int
+    windows: int,
+    batch: int,
+    min_steps: int,
+    accum: int,
+    qat_batch: int,
+    float_steps: int,
+    qat_steps: int,
 ) -> None:
-    config = TrainConfig(batch_size=batch, min_epoch_steps=min_steps, grad_accum=accum)
-    assert optimizer_steps_per_epoch(config, windows) == steps
+    config = TrainConfig(
+        batch_size=batch, min_epoch_steps=min_steps, grad_accum=accum, qat_batch_size=qat_batch
+    )
+    assert optimizer_steps_per_epoch(config, windows, "float") == float_steps
+    assert optimizer_steps_per_epoch(config, windows, "teacher1") == float_steps
+    assert optimizer_steps_per_epoch(config, windows, "qat") == qat_steps
 
 
 def test_an_update_moves_floats_by_one_minus_decay_and_copies_counters() -> None:
@@ -60,9 +72,15 @@ def test_a_run_keeps_the_average_and_resumes_from_it(
     tmp_path: Path, tiny_config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With `train.ema_epochs` each phase keeps the averaged weights, updated once per optimizer
-    step: best.pt is the average last.pt carries for --resume, not the trained weights it holds."""
+    step (of that phase's batch size): best.pt is the average last.pt carries for --resume, not
+    the trained weights it holds."""
     train = dataclasses.replace(
-        tiny_config.train, float_epochs=2, qat_epochs=3, grad_accum=2, ema_epochs=1.0
+        tiny_config.train,
+        float_epochs=2,
+        qat_epochs=3,
+        grad_accum=2,
+        ema_epochs=1.0,
+        qat_batch_size=32,
     )
     updates = []
     original = WeightAverage.update
@@ -72,8 +90,12 @@ def test_a_run_keeps_the_average_and_resumes_from_it(
     metrics = run_training(
         tmp_path / "ema", dataclasses.replace(tiny_config, train=train), show_progress=False
     )
-    steps = optimizer_steps_per_epoch(train, metrics["splits"]["train"])
-    assert len(updates) == (2 + 3) * steps
+    windows = metrics["splits"]["train"]
+    float_steps, qat_steps = (
+        optimizer_steps_per_epoch(train, windows, p) for p in ("float", "qat")
+    )
+    assert qat_steps < float_steps
+    assert len(updates) == 2 * float_steps + 3 * qat_steps
     last = torch.load(tmp_path / "ema/checkpoints/last.pt", weights_only=False)
     kept = load_checkpoint(tmp_path / "ema/checkpoints/best.pt")[0].state_dict()
     assert last["phase"] == "qat"

@@ -260,6 +260,37 @@ def test_the_foreach_optimizer_trains_bitwise_the_weights_of_the_per_parameter_l
         assert all(torch.equal(fast[k], slow[k]) for k in fast), name
 
 
+def test_the_qat_phase_batches_by_its_own_size_over_the_float_epochs_windows(
+    tmp_path: Path, tiny_config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train.qat_batch_size` batches only the QAT phase; its epoch is the same passes over the
+    train split as a float epoch (`min_epoch_steps` counts float batches), in fewer steps."""
+    from edgekit.train import loop
+
+    train = dataclasses.replace(
+        tiny_config.train, float_epochs=2, qat_epochs=2, min_epoch_steps=24, qat_batch_size=40
+    )
+    original, batches = loop.Trainer.batch_loss, []
+
+    def recorded(self, model, X, y, generator, teachers=None):
+        batches.append((model.config.quant_preset is not None, len(X)))
+        return original(self, model, X, y, generator, teachers)
+
+    monkeypatch.setattr(loop.Trainer, "batch_loss", recorded)
+    metrics = run_training(
+        tmp_path / "run", dataclasses.replace(tiny_config, train=train), show_progress=False
+    )
+    windows = metrics["splits"]["train"]
+    epoch_windows = loop.passes_per_epoch(train, windows) * windows
+    assert loop.passes_per_epoch(train, windows) > 1  # the float batch sets the passes
+    sizes = {phase: [n for quant, n in batches if quant == phase] for phase in (False, True)}
+    assert max(sizes[False]) == train.batch_size and max(sizes[True]) == 40
+    for phase, steps in ((False, len(sizes[False]) // 2), (True, len(sizes[True]) // 2)):
+        assert sum(sizes[phase]) == 2 * epoch_windows  # two epochs, each of the same windows
+        assert steps == loop.optimizer_steps_per_epoch(train, windows, "qat" if phase else "float")
+    assert len(sizes[True]) < len(sizes[False]) / 2
+
+
 @pytest.mark.parametrize(
     "options",
     [
