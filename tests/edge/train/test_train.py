@@ -273,7 +273,7 @@ def test_the_qat_phase_batches_by_its_own_size_over_the_float_epochs_windows(
     original, batches = loop.Trainer.batch_loss, []
 
     def recorded(self, model, X, y, generator, teachers=None):
-        batches.append((model.config.quant_preset is not None, len(X)))
+        batches.append(("float" if model.config.quant_preset is None else "qat", len(X)))
         return original(self, model, X, y, generator, teachers)
 
     monkeypatch.setattr(loop.Trainer, "batch_loss", recorded)
@@ -283,12 +283,12 @@ def test_the_qat_phase_batches_by_its_own_size_over_the_float_epochs_windows(
     windows = metrics["splits"]["train"]
     epoch_windows = loop.passes_per_epoch(train, windows) * windows
     assert loop.passes_per_epoch(train, windows) > 1  # the float batch sets the passes
-    sizes = {phase: [n for quant, n in batches if quant == phase] for phase in (False, True)}
-    assert max(sizes[False]) == train.batch_size and max(sizes[True]) == 40
-    for phase, steps in ((False, len(sizes[False]) // 2), (True, len(sizes[True]) // 2)):
-        assert sum(sizes[phase]) == 2 * epoch_windows  # two epochs, each of the same windows
-        assert steps == loop.optimizer_steps_per_epoch(train, windows, "qat" if phase else "float")
-    assert len(sizes[True]) < len(sizes[False]) / 2
+    sizes = {phase: [n for p, n in batches if p == phase] for phase in ("float", "qat")}
+    assert max(sizes["float"]) == train.batch_size and max(sizes["qat"]) == 40
+    for phase, phase_sizes in sizes.items():
+        assert sum(phase_sizes) == 2 * epoch_windows  # two epochs, each of the same windows
+        assert len(phase_sizes) == 2 * loop.optimizer_steps_per_epoch(train, windows, phase)
+    assert len(sizes["qat"]) < len(sizes["float"]) / 2
 
 
 @pytest.mark.parametrize(
