@@ -301,6 +301,7 @@ ADDED_KEYS = {
     "train.distill_weight": 0.0,
     "train.teachers": 1,
     "train.ema_epochs": 0.0,
+    "train.qat_batch_size": 0,
 }
 
 

@@ -175,11 +175,12 @@ def test_a_run_written_before_normalize_and_row_layout_loads_as_it_was_made(
     old = load_run_config(run)
     assert (old.data.normalize, old.data.row_layout) == ("global", "halves")
     assert load_config(None, []).data.normalize == "auto"
-    for key in ("checkpoint", "distill_weight", "teachers"):
+    for key in ("checkpoint", "distill_weight", "teachers", "qat_batch_size"):
         del written["train"][key]
     (run / "config.resolved.yaml").write_text(yaml.safe_dump(written))
     train = load_run_config(run).train
     assert (train.checkpoint, train.distill_weight, train.teachers) == ("best", 0.0, 1)
+    assert train.qat_batch_size == 0  # QAT batched like float, as every run before the key
     added = ("normalize", "row_layout", "cv_folds", "cv_fold")
     before_the_key = {k: v for k, v in dataclasses.asdict(old.data).items() if k not in added}
     assert (
