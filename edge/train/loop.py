@@ -309,6 +309,7 @@ class Trainer:
                 average.model.load_state_dict(resume["averaged_state"])
         kept = model if average is None else average.model
         parameters = list(model.parameters())  # clipping needs them every step: walk the tree once
+        batch = phase_batch_size(config, phase)
         progress = Progress(epochs, f"{phase:>5}", enabled=self.show_progress)
         progress.update(state.epoch)
         while state.epoch < epochs and (config.patience == 0 or state.bad_epochs < config.patience):
@@ -320,7 +321,6 @@ class Trainer:
             )
             total_loss = 0.0
             optimizer.zero_grad(set_to_none=True)
-            batch = phase_batch_size(config, phase)
             batches = np.array_split(order, range(batch, len(order), batch))
             for step, index in enumerate(batches, start=1):
                 loss = self.batch_loss(model, X[index], y[index], generator, teachers)
