@@ -41,15 +41,24 @@ PRESET_QUANTIZERS: dict[str, tuple[str, tuple[str, str, str]]] = {
 
 
 def load_preset(name: str) -> QuantPreset:
-    """The preset's Brevitas quantizers (imports Brevitas)."""
+    """The preset's Brevitas quantizers (imports Brevitas), with the lean tensor quantizers of
+    `edgekit.quantize.lean_quant` (the same values and gradients in fewer operations)."""
     import importlib
 
     from brevitas.quant import Int32Bias
+    from edgekit.quantize.lean_quant import lean_quantizer
 
     module_name, names = PRESET_QUANTIZERS[name]
     module = importlib.import_module(module_name)
     weight, signed_act, unsigned_act = (getattr(module, q) for q in names)
-    return QuantPreset(name, weight, signed_act, unsigned_act, Int32Bias, name == "po2")
+    return QuantPreset(
+        name,
+        lean_quantizer(weight, "weight"),
+        lean_quantizer(signed_act, "act"),
+        lean_quantizer(unsigned_act, "act"),
+        lean_quantizer(Int32Bias, "bias"),
+        name == "po2",
+    )
 
 
 def code_scale(levels: tuple[int, ...], power_of_two: bool) -> float:
