@@ -65,12 +65,14 @@ class QuantLayers:
 
     def __init__(self, preset: str, overflow_fix: str, input_percentile: float) -> None:
         from brevitas.inject.enum import ScalingImplType
-        from brevitas.nn import QuantConv2d, QuantIdentity, QuantReLU
+        from brevitas.nn import QuantIdentity, QuantReLU
+        from edgekit.quantize.lean_quant import LeanQuantConv2d
 
         self.preset = load_preset(preset)
         self.overflow_fix = overflow_fix
         self.input_percentile = input_percentile
-        self._conv, self._identity, self._relu = QuantConv2d, QuantIdentity, QuantReLU
+        # Brevitas' QuantConv2d, cheaper in training (edgekit.quantize.lean_quant)
+        self._conv, self._identity, self._relu = LeanQuantConv2d, QuantIdentity, QuantReLU
         self._const = ScalingImplType.CONST
 
     def input_quant(self) -> nn.Module:

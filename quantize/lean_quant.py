@@ -1,4 +1,5 @@
-"""Brevitas' integer quantizers with the same arithmetic in fewer operations, for QAT steps.
+"""Brevitas' integer quantizers and convolution with the same arithmetic in fewer operations, for
+QAT steps.
 
 On the small networks edgekit trains, a QAT step costs per-operation overhead, not arithmetic: each
 Brevitas quantizer recomputes its constant bit width, integer threshold and clamp bounds
@@ -11,7 +12,9 @@ bit for bit, as Brevitas' own forward (tests/quantize/test_lean_quant.py trains 
 
 A quantizer whose parts differ from the plain float-scale layout checked below (power-of-two scales,
 other statistics, a zero point, JIT) always runs Brevitas' forward; so do eval, export, calibration
-and the first steps that collect activation statistics.
+and the first steps that collect activation statistics. `LeanQuantConv2d` likewise skips, while
+training, the output scale and bit width Brevitas derives for a convolution whose output leaves as a
+plain tensor (every edgekit convolution: a quantized activation follows).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from brevitas.core.stats.stats_op import AbsMax
 from brevitas.core.zero_point import ZeroZeroPoint
 from brevitas.function.ops import tensor_clamp
 from brevitas.function.ops_ste import round_ste, scalar_clamp_min_ste
+from brevitas.nn import QuantConv2d
+from brevitas.quant_tensor import _unpack_quant_tensor
 from torch import nn
 
 
@@ -219,6 +224,20 @@ class LeanBiasQuant(PrescaledRestrictIntQuant):
             return super().forward(x, scale)
         y = tensor_clamp(round_ste(x / scale), self.lean_min_int, self.lean_max_int)
         return y * scale, scale, self.zero_point(), self.lean_bit_width
+
+
+class LeanQuantConv2d(QuantConv2d):
+    """Brevitas' QuantConv2d; in training, with a plain-tensor output, the convolution of the
+    quantized values alone (the `QuantTensor` handler computes the same convolution, then an output
+    scale, zero point and bit width that such a layer drops)."""
+
+    def inner_forward_impl(self, x: Any, quant_weight: Any, quant_bias: Any) -> Any:
+        plain_output = not (self.return_quant_tensor or self.output_quant.is_quant_enabled)
+        if not (self.training and plain_output) or self.is_same_padded_strided:
+            return super().inner_forward_impl(x, quant_weight, quant_bias)
+        bias = None if quant_bias is None else _unpack_quant_tensor(quant_bias)
+        values = _unpack_quant_tensor(x), _unpack_quant_tensor(quant_weight)
+        return self._conv_forward(*values, bias)
 
 
 def lean_quantizer(quantizer: Any, role: str) -> Any:

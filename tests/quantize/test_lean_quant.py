@@ -1,4 +1,5 @@
-"""The lean tensor quantizers train bit for bit like Brevitas' own, and run where they can."""
+"""The lean tensor quantizers and convolution train bit for bit like Brevitas' own, and run where
+they can."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from brevitas.quant import (
     ShiftedUint8ActPerTensorFloat,
     Uint8ActPerTensorFloat,
 )
+from brevitas.quant_tensor import QuantTensor, int_torch_handler
 from edgekit.models.network import Conv2dFSQNet, NetConfig
 from torch import nn
 
@@ -48,7 +50,9 @@ def model_pair(config: NetConfig, monkeypatch: pytest.MonkeyPatch) -> tuple[Conv
     lean = Conv2dFSQNet(config).train()
     with monkeypatch.context() as patch:
         patch.setattr(lean_quant, "lean_quantizer", lambda quantizer, role: quantizer)
+        patch.setattr(lean_quant, "LeanQuantConv2d", QuantConv2d)
         brevitas = Conv2dFSQNet(config).train()
+    assert not any(isinstance(m, lean_quant.LeanQuantConv2d) for m in brevitas.modules())
     generator = torch.Generator().manual_seed(1)
     for _ in range(3):  # collect statistics, then hand them to both as learned scales
         lean(torch.randn(8, 6, 2, 32, generator=generator))
@@ -72,7 +76,6 @@ def test_lean_quantizers_train_bit_for_bit_like_brevitas(
         labels = torch.randint(0, 5, (8,), generator=generator)
         outputs = []
         for model, optimizer in zip((lean, brevitas), optimizers, strict=True):
-            torch.manual_seed(3)  # the same dropout mask
             logits = model(x)
             torch.nn.functional.cross_entropy(logits, labels).backward()
             outputs.append((logits.detach(), [p.grad.clone() for p in model.parameters()]))
@@ -172,6 +175,56 @@ def test_the_lean_bias_quantizer_matches_brevitas_up_to_the_int32_range() -> Non
     assert results[1][2][-1] == 0  # no gradient through the clamp
     for lean_tensor, brevitas_tensor in zip(results[1], results[0], strict=True):
         assert torch.equal(lean_tensor, brevitas_tensor)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_lean_convolution_matches_brevitas_strided_dilated_and_padded(bias: bool) -> None:
+    torch.manual_seed(5)
+    convs = [
+        conv(4, 6, (1, 3), stride=(1, 2), padding=(0, 2), dilation=(1, 2), bias=bias)
+        for conv in (QuantConv2d, lean_quant.LeanQuantConv2d)
+    ]
+    convs[1].load_state_dict(convs[0].state_dict())
+    quant_input = QuantIdentity(return_quant_tensor=True)
+    x = torch.randn(3, 4, 2, 17, generator=torch.Generator().manual_seed(6))
+    results = []
+    for conv in convs:
+        out = conv.train()(quant_input(x))
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        results.append([out.detach(), *(p.grad for p in conv.parameters())])
+    assert len(results[0]) == (3 if bias else 2)
+    assert all(map(torch.equal, *results))
+
+
+def test_a_quant_tensor_output_or_strided_same_padding_keeps_brevitas_convolution() -> None:
+    x = QuantIdentity(return_quant_tensor=True)(torch.randn(2, 4, 2, 16))
+    quant_output = lean_quant.LeanQuantConv2d(4, 6, (1, 3), return_quant_tensor=True).train()
+    assert isinstance(quant_output(x), QuantTensor)
+    torch.manual_seed(7)
+    same = [
+        conv(4, 6, (1, 3), stride=2, padding="same")
+        for conv in (QuantConv2d, lean_quant.LeanQuantConv2d)
+    ]
+    same[1].load_state_dict(same[0].state_dict())
+    assert torch.equal(same[0].train()(x), same[1].train()(x))
+
+
+def test_training_skips_the_quant_tensor_convolution_and_eval_keeps_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Training convolves plain values; eval and export keep Brevitas' QuantTensor handler."""
+    model = Conv2dFSQNet(CONFIG)
+    convs = [m for m in model.modules() if isinstance(m, QuantConv2d)]
+    assert len(convs) == 6 and all(type(m) is lean_quant.LeanQuantConv2d for m in convs)
+    calls = []
+    handler = int_torch_handler.quant_layer
+    monkeypatch.setattr(
+        int_torch_handler, "quant_layer", lambda *a, **k: calls.append(a[0]) or handler(*a, **k)
+    )
+    model.train()(torch.randn(8, 6, 2, 32))
+    assert calls == []
+    model.eval()(torch.randn(8, 6, 2, 32))
+    assert len(calls) == 6
 
 
 def test_every_int8_quantizer_but_the_constant_code_scale_runs_lean() -> None:
