@@ -110,8 +110,8 @@ class _LeanRescaling(RescalingIntQuant):
         self.lean = (
             _is(int_scaling_impl, IntScaling)
             and _is(zero_point_impl, ZeroZeroPoint)
-            and _constants(self, int_quant, bit_width_impl)
             and self._lean_scaling()
+            and _constants(self, int_quant, bit_width_impl)  # last: buffers on lean ones only
         )
         if self.lean:
             with torch.no_grad():
