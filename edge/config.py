@@ -142,9 +142,9 @@ class TrainConfig:
     batch_size: int = 16
     # the QAT phase's batch, 0 = batch_size. Its epoch covers the same windows as a float epoch
     # (`min_epoch_steps` counts batch_size batches), so a larger batch takes fewer, larger steps;
-    # a QAT step is mostly Brevitas' per-call overhead (~28 ms at 16 windows, ~33 ms at 32 on the
-    # bundled model), so the phase costs nearly proportionally less. Off by default: the fewer QAT
-    # steps cost nested-holdout windows (bench/README.md)
+    # a QAT step is mostly per-call overhead, not arithmetic, so the phase costs nearly
+    # proportionally less. Off by default: the fewer QAT steps cost nested-holdout windows
+    # (bench/README.md)
     qat_batch_size: int = 0
     lr: float = 3e-3
     qat_lr: float = 1e-3
