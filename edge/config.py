@@ -109,6 +109,11 @@ class ModelConfig:
     # one step (edgekit.models.network.dither_pattern; ACSF1 40 -> 47 of 60, 8 sets 535 -> 541 of
     # 597 on the nested holdout, bench/README.md)
     input_dither: float = 2.0
+    # the stem's first channels (at most half) start as LITE's increase, decrease and peak
+    # detectors, held fixed through the float phase and free in QAT (edgekit.models.handcrafted).
+    # Off by default: 546 -> 537 of 597 on the nested holdout, 2105 -> 2112 of 2841 at 5 windows
+    # a class (OSULeaf's float twin +24, PLAID's -24; bench/README.md); in the sweep space
+    handcrafted_filters: bool = False
 
 
 @dataclass(frozen=True)
@@ -294,6 +299,7 @@ ADDED_KEYS = {
     "model.input_percentile": 99.999,
     "model.input_dither": 0.0,
     "model.stem_kernel": 0,
+    "model.handcrafted_filters": False,
     "augment.shift_mode": "hold",
     "augment.mask": 0.0,
     "augment.shift_step": 1,

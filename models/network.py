@@ -19,15 +19,21 @@ instead of one in 2^n, with no aliasing, at up to 2^n times the MACs of those st
 instead of every other position being dropped, so a pattern shifted by one sample gives nearly the
 same features (the plain CNN's downsampling), at 2x the MACs of those stages. The pool runs on the
 quantized ReLU output, so it is exact in int8 (max commutes with a monotone quantizer).
+
+`handcrafted_filters` starts the stem's first channels (at most half) as LITE's increase, decrease
+and peak detectors (`edgekit.models.handcrafted`); the training loop holds them fixed through the
+float phase. They are ordinary weights: the graph, its cost and every target are unchanged.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import numpy as np
 import torch
 from edgekit.models.fsq import FSQ
+from edgekit.models.handcrafted import detector_patterns
 from edgekit.quantize.layers import layer_factory
 from torch import nn
 
@@ -64,6 +70,9 @@ class NetConfig:
     # peak-to-peak of the fixed pattern added before the int8 input quantizer (`dither_pattern`), in
     # normalised units; 0 = none
     input_dither: float = 0.0
+    # the stem's first channels start as fixed increase, decrease and peak detectors
+    # (`edgekit.models.handcrafted`), held through the float phase, free in QAT
+    handcrafted_filters: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,6 +88,7 @@ class NetConfig:
         data.setdefault("input_percentile", 99.999)  # checkpoints from before the key
         data.setdefault("input_dither", 0.0)  # checkpoints from before the dither
         data.setdefault("stem_kernel", 0)  # checkpoints from before the stem's own kernel
+        data.setdefault("handcrafted_filters", False)  # checkpoints from before the detectors
         return cls(**data)
 
     def stage_geometry(self) -> list[tuple[int, int, bool]]:
@@ -103,6 +113,16 @@ class NetConfig:
             width = conv_width(width, self.kernel_size, stride, dilation)
             width = width // 2 if pooled else width
         return width
+
+    def handcrafted_weight(self) -> torch.Tensor:
+        """The stem weight rows `(n, C, 1, stem)` of the hand-crafted detectors: detector j on input
+        channel j mod C (one sensor axis each), at most half the stem's channels; `(0, ...)` when off."""
+        patterns = detector_patterns(self.stem()) if self.handcrafted_filters else []
+        patterns = patterns[: self.channels[0] // 2]
+        weight = torch.zeros(len(patterns), self.in_channels, 1, self.stem())
+        for j, pattern in enumerate(patterns):
+            weight[j, j % self.in_channels, 0] = torch.from_numpy(pattern)
+        return weight
 
     def min_input_width(self) -> int:
         """Below one kernel per row the first convolution sees mostly zero padding."""
@@ -182,6 +202,9 @@ class Conv2dFSQNet(nn.Module):
         for index in range(1, config.downsample):
             stages += stage(c3, c3, index, feeds_pool=index == config.downsample - 1)
         self.encoder = nn.Sequential(*stages)
+        fixed = config.handcrafted_weight()
+        with torch.no_grad():
+            self.stem_weight()[: len(fixed)] = fixed
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.pool_quant = layers.pool_quant()
         self.project = layers.conv(c3, dims, (1, 1))
@@ -190,6 +213,10 @@ class Conv2dFSQNet(nn.Module):
         self.code_quant = layers.code_quant(config.fsq_levels)
         self.head = layers.conv(dims, config.num_classes, (1, 1))
         self.logit_quant = layers.logit_quant()
+
+    def stem_weight(self) -> nn.Parameter:
+        """The stem convolution's weight `(c1, C, 1, stem)`; its first rows hold the detectors."""
+        return cast(nn.Parameter, self.encoder[0].weight)
 
     def conv_norm_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """Each encoder convolution with the norm that follows it (BatchNorm folding)."""

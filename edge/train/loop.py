@@ -39,6 +39,7 @@ from edgekit.rundir.run import Run, clear_outputs
 from edgekit.rundir.transaction import keep_on_failure, transactional
 from edgekit.train.augment import augment_batch, mixup_batch, resolve_shift_step
 from edgekit.train.averaging import WeightAverage, ema_decay
+from edgekit.train.fixed_stem import handcrafted_held
 from edgekit.train.sizing import resolve_net, starting_input_step
 from torch import nn
 
@@ -312,91 +313,101 @@ class Trainer:
         batch = phase_batch_size(config, phase)
         progress = Progress(epochs, f"{phase:>5}", enabled=self.show_progress)
         progress.update(state.epoch)
-        while state.epoch < epochs and (config.patience == 0 or state.bad_epochs < config.patience):
-            start = time.perf_counter()
-            model.train()
-            order = epoch_order(config, y, state.epoch)
-            generator = torch.Generator().manual_seed(
-                config.seed * 100_003 + state.epoch + AUGMENT_STREAM
-            )
-            total_loss = 0.0
-            optimizer.zero_grad(set_to_none=True)
-            batches = np.array_split(order, range(batch, len(order), batch))
-            for step, index in enumerate(batches, start=1):
-                loss = self.batch_loss(model, X[index], y[index], generator, teachers)
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"training diverged ({phase} loss {loss.item()} at epoch "
-                        f"{state.epoch + 1}) and was rolled back; "
-                        "lower train.lr or enable train.grad_clip"
+        with handcrafted_held(model) as restore_handcrafted:
+            while state.epoch < epochs and (
+                config.patience == 0 or state.bad_epochs < config.patience
+            ):
+                start = time.perf_counter()
+                model.train()
+                order = epoch_order(config, y, state.epoch)
+                generator = torch.Generator().manual_seed(
+                    config.seed * 100_003 + state.epoch + AUGMENT_STREAM
+                )
+                total_loss = 0.0
+                optimizer.zero_grad(set_to_none=True)
+                batches = np.array_split(order, range(batch, len(order), batch))
+                for step, index in enumerate(batches, start=1):
+                    loss = self.batch_loss(model, X[index], y[index], generator, teachers)
+                    if not torch.isfinite(loss):
+                        raise TrainingError(
+                            f"training diverged ({phase} loss {loss.item()} at epoch "
+                            f"{state.epoch + 1}) and was rolled back; "
+                            "lower train.lr or enable train.grad_clip"
+                        )
+                    (loss / config.grad_accum).backward()
+                    total_loss += float(loss.detach()) * len(index)
+                    if step % config.grad_accum == 0 or step == len(batches):
+                        if config.grad_clip > 0:
+                            nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+                        optimizer.step()
+                        restore_handcrafted()
+                        optimizer.zero_grad(set_to_none=True)
+                        if average is not None:
+                            average.update(model)
+                val = self.validate(kept)
+                val_loss, val_acc = (None, None) if val is None else (val["loss"], val["accuracy"])
+                lr_now = optimizer.param_groups[0]["lr"]
+                train_loss = total_loss / len(order)
+                if (
+                    config.scheduler == "plateau"
+                ):  # on the train loss (LITE's rule) without a val split
+                    scheduler.step(train_loss if val_loss is None else val_loss)
+                else:
+                    scheduler.step()
+                state.epoch += 1
+                key = (
+                    (-train_loss, 0.0)
+                    if config.checkpoint == "train_loss" or val is None
+                    else (val[self.select_on], -val["loss"])
+                )
+                improved = config.checkpoint == "last" or key > state.best_key
+                state.best_key, state.bad_epochs = (
+                    (key, 0) if improved else (state.best_key, state.bad_epochs + 1)
+                )
+                history.append(
+                    {
+                        "phase": phase,
+                        "step": state.epoch,
+                        "train_loss": train_loss,
+                        "val_loss": val_loss,
+                        "val_acc": val_acc,
+                        "val_macro_f1": None if val is None else val["macro_f1"],
+                        "lr": lr_now,
+                        "seconds": round(time.perf_counter() - start, 4),
+                    }
+                )
+                if improved and config.checkpoint != "last":
+                    save_checkpoint(
+                        best_path,
+                        kept,
+                        phase=phase,
+                        epoch=state.epoch,
+                        val_acc=val_acc,
+                        val_loss=val_loss,
                     )
-                (loss / config.grad_accum).backward()
-                total_loss += float(loss.detach()) * len(index)
-                if step % config.grad_accum == 0 or step == len(batches):
-                    if config.grad_clip > 0:
-                        nn.utils.clip_grad_norm_(parameters, config.grad_clip)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    if average is not None:
-                        average.update(model)
-            val = self.validate(kept)
-            val_loss, val_acc = (None, None) if val is None else (val["loss"], val["accuracy"])
-            lr_now = optimizer.param_groups[0]["lr"]
-            train_loss = total_loss / len(order)
-            if config.scheduler == "plateau":  # on the train loss (LITE's rule) without a val split
-                scheduler.step(train_loss if val_loss is None else val_loss)
-            else:
-                scheduler.step()
-            state.epoch += 1
-            key = (
-                (-train_loss, 0.0)
-                if config.checkpoint == "train_loss" or val is None
-                else (val[self.select_on], -val["loss"])
-            )
-            improved = config.checkpoint == "last" or key > state.best_key
-            state.best_key, state.bad_epochs = (
-                (key, 0) if improved else (state.best_key, state.bad_epochs + 1)
-            )
-            history.append(
-                {
-                    "phase": phase,
-                    "step": state.epoch,
-                    "train_loss": train_loss,
-                    "val_loss": val_loss,
-                    "val_acc": val_acc,
-                    "val_macro_f1": None if val is None else val["macro_f1"],
-                    "lr": lr_now,
-                    "seconds": round(time.perf_counter() - start, 4),
-                }
-            )
-            if improved and config.checkpoint != "last":
                 save_checkpoint(
-                    best_path,
-                    kept,
+                    self.run_dir / layout.CHECKPOINTS / "last.pt",
+                    model,
                     phase=phase,
                     epoch=state.epoch,
-                    val_acc=val_acc,
-                    val_loss=val_loss,
+                    best_key=list(state.best_key),
+                    bad_epochs=state.bad_epochs,
+                    optimizer=optimizer.state_dict(),
+                    scheduler=scheduler.state_dict(),
+                    rng_state=torch.get_rng_state(),
+                    history=history,
+                    **({} if average is None else {"averaged_state": average.model.state_dict()}),
+                    **(extra or {}),
                 )
-            save_checkpoint(
-                self.run_dir / layout.CHECKPOINTS / "last.pt",
-                model,
-                phase=phase,
-                epoch=state.epoch,
-                best_key=list(state.best_key),
-                bad_epochs=state.bad_epochs,
-                optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(),
-                rng_state=torch.get_rng_state(),
-                history=history,
-                **({} if average is None else {"averaged_state": average.model.state_dict()}),
-                **(extra or {}),
-            )
-            self.manifest.record(self.run_dir / layout.CHECKPOINTS)  # so --resume can check them
-            self.manifest.save()
-            progress.update(state.epoch, loss=total_loss / len(order), val_acc=val_acc, lr=lr_now)
-            if self.on_epoch is not None:
-                self.on_epoch(history[-1])
+                self.manifest.record(
+                    self.run_dir / layout.CHECKPOINTS
+                )  # so --resume can check them
+                self.manifest.save()
+                progress.update(
+                    state.epoch, loss=total_loss / len(order), val_acc=val_acc, lr=lr_now
+                )
+                if self.on_epoch is not None:
+                    self.on_epoch(history[-1])
         progress.close()
         if config.checkpoint == "last":
             # the final epoch is the one kept: written once, not every epoch (3-9 ms a save on

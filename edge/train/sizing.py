@@ -139,6 +139,7 @@ def resolve_net(
         batch_norm=not quant,
         overflow_fix=model.overflow_fix,
         input_percentile=model.input_percentile,
+        handcrafted_filters=model.handcrafted_filters,
     )
     if model.channels:
         net = replace(net, channels=tuple(model.channels))  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from edgekit.models import Conv2dFSQNet, NetConfig
+from edgekit.models.handcrafted import detector_patterns
 from edgekit.models.network import dither_pattern
 
 
@@ -200,3 +201,36 @@ def test_only_the_quantized_model_adds_the_dither_and_checkpoints_keep_their_key
     legacy = NetConfig(6, 4, 32).to_dict()
     del legacy["input_dither"]
     assert NetConfig.from_dict(legacy).input_dither == 0.0
+
+
+@pytest.mark.parametrize("preset", [None, "int8"])
+def test_the_stem_starts_with_the_detectors_one_input_channel_each_at_most_half_its_width(
+    preset: str | None,
+) -> None:
+    """Detector j sits on input channel j mod C; 6 fit a 9-tap stem, but 8 channels take 4."""
+    config = NetConfig(3, 4, 64, channels=(8, 16, 16), stem_kernel=9, handcrafted_filters=True,
+                       quant_preset=preset, batch_norm=preset is None)  # fmt: skip
+    stem = Conv2dFSQNet(config).encoder[0].weight.detach()
+    patterns = detector_patterns(9)[:4]
+    for j, pattern in enumerate(patterns):
+        expected = torch.zeros(3, 1, 9)
+        expected[j % 3, 0] = torch.from_numpy(pattern)
+        torch.testing.assert_close(stem[j], expected)
+    assert not torch.equal(stem[4:], torch.zeros_like(stem[4:]))  # the rest start at random
+    assert config.handcrafted_weight().shape == (4, 3, 1, 9)
+    wide = replace(config, channels=(16, 32, 32))
+    assert wide.handcrafted_weight().shape == (6, 3, 1, 9)
+    assert replace(config, handcrafted_filters=False).handcrafted_weight().shape[0] == 0
+    legacy = config.to_dict()
+    del legacy["handcrafted_filters"]
+    assert NetConfig.from_dict(legacy).handcrafted_filters is False
+
+
+def test_without_the_detectors_the_stem_starts_from_the_seed_alone() -> None:
+    config = NetConfig(1, 4, 64, stem_kernel=9, quant_preset=None, batch_norm=True)
+    torch.manual_seed(0)
+    plain = Conv2dFSQNet(config).encoder[0].weight.detach()
+    torch.manual_seed(0)
+    with_detectors = Conv2dFSQNet(replace(config, handcrafted_filters=True)).encoder[0].weight
+    torch.testing.assert_close(with_detectors[6:].detach(), plain[6:])
+    assert not torch.equal(with_detectors[:6].detach(), plain[:6])

@@ -54,6 +54,22 @@ def test_the_input_dither_is_resolved_from_the_train_windows(trained_run: Path) 
     assert reported["input_dither_steps"] == pytest.approx(qat.config.input_dither / learned)
 
 
+def test_the_float_twin_keeps_the_stems_detectors_and_qat_adapts_them(tmp_path: Path) -> None:
+    """model.handcrafted_filters: the float twin's checkpoint holds the detectors exactly after its
+    whole phase (weight decay on); the QAT model starts from their folded values and moves them."""
+    from edgekit.models.transforms import folded_float_state
+
+    options = ["model.handcrafted_filters=true", "train.float_epochs=4", "train.qat_epochs=2"]
+    run_training(tmp_path, load_config("tiny", options), show_progress=False)
+    twin = load_checkpoint(tmp_path / "checkpoints/float.pt")[0]
+    held = twin.config.handcrafted_weight()
+    assert len(held) == 4  # the tiny config's 8 stem channels take 4 of the 9-tap stem's 6
+    torch.testing.assert_close(twin.stem_weight().detach()[:4], held, rtol=0, atol=0)
+    qat = load_checkpoint(tmp_path / "checkpoints/best.pt")[0]
+    folded = folded_float_state(twin)["encoder.0.weight"][:4]
+    assert not torch.allclose(qat.stem_weight().detach()[:4], folded)
+
+
 def test_the_report_shows_its_pictures(trained_run: Path) -> None:
     """report.md links three PNGs that exist beside it, and the code usage they draw adds up to
     the train split (an independent count: data/y_train.npy)."""
