@@ -4,8 +4,8 @@ LITE (Ismail-Fawaz et al. 2023) puts 17 fixed filters beside its first learned c
 Ismail-Fawaz et al. 2022 (CF-4-TSC, `utils/custom_filters.py`): an "increase" detector alternates
 -1, +1 (the sum of every other difference: the rise over the filter's length), a "decrease" one is
 its negative, and a "peak" one is three parabolic lobes, negative, doubled positive, negative. With
-few train windows a learned stem fits noise; detectors that need no data give the later layers
-shape features from the first step. Ours are the ones that fit the stem's kernel: increase and
+few train windows a learned stem has little to learn from, and detectors that need no data give
+the later layers shape features from the first step (measured: bench/README.md). Ours are the ones that fit the stem's kernel: increase and
 decrease over 2 taps and over the longest even span, a peak over 3 taps and over the longest 3f/2
 with f a multiple of 4 (CF-4-TSC's lengths).
 """
