@@ -5,9 +5,9 @@ Ismail-Fawaz et al. 2022 (CF-4-TSC, `utils/custom_filters.py`): an "increase" de
 -1, +1 (the sum of every other difference: the rise over the filter's length), a "decrease" one is
 its negative, and a "peak" one is three parabolic lobes, negative, doubled positive, negative. With
 few train windows a learned stem has little to learn from, and detectors that need no data give
-the later layers shape features from the first step (measured: bench/README.md). Ours are the ones that fit the stem's kernel: increase and
-decrease over 2 taps and over the longest even span, a peak over 3 taps and over the longest 3f/2
-with f a multiple of 4 (CF-4-TSC's lengths).
+the later layers shape features from the first step (measured: bench/README.md). Ours are the ones
+that fit the stem's kernel: increase and decrease over 2 taps and over the longest even span, a
+peak over 3 taps and over the longest 3f/2 with f a multiple of 4 (CF-4-TSC's lengths).
 """
 
 from __future__ import annotations
