@@ -152,7 +152,9 @@ class TrainConfig:
     # (bench/README.md)
     qat_batch_size: int = 0
     lr: float = 3e-3
-    qat_lr: float = 1e-3
+    # the QAT phase's peak rate; 0 = auto: 0.001, a third of it below 8 train windows per class on
+    # average (edgekit.train.sizing.qat_lr_for; the run's value is `qat_lr` in metrics.json)
+    qat_lr: float = 0.0
     weight_decay: float = 1e-4
     optimizer: str = "adamw"  # adam | adamw
     scheduler: str = "cosine"  # cosine (with warmup) | plateau
@@ -413,7 +415,7 @@ RANGES: dict[str, Range] = {
     "train.batch_size": AT_LEAST_1,
     "train.qat_batch_size": AT_LEAST_0,
     "train.lr": POSITIVE,
-    "train.qat_lr": POSITIVE,
+    "train.qat_lr": AT_LEAST_0,
     "train.weight_decay": AT_LEAST_0,
     "train.warmup_epochs": AT_LEAST_0,
     "train.grad_clip": AT_LEAST_0,

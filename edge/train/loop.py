@@ -40,7 +40,7 @@ from edgekit.rundir.transaction import keep_on_failure, transactional
 from edgekit.train.augment import augment_batch, mixup_batch, resolve_shift_step
 from edgekit.train.averaging import WeightAverage, ema_decay
 from edgekit.train.fixed_stem import handcrafted_held
-from edgekit.train.sizing import resolve_net, starting_input_step
+from edgekit.train.sizing import qat_lr_for, resolve_net, starting_input_step
 from torch import nn
 
 
@@ -194,6 +194,9 @@ class Trainer:
         show_progress: bool,
         on_epoch: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
+        y_train = data.arrays["train"][1]
+        if config.qat_lr == 0:  # auto, resolved from the train split like the widths
+            config = replace(config, qat_lr=qat_lr_for(len(y_train), data.num_classes))
         self.config, self.data = config, data
         self.rows = row_layout(data.stats)  # how augmentation unfolds a window into its series
         self.augment = resolve_shift_step(augment, data.arrays["train"][0], self.rows)
@@ -201,7 +204,6 @@ class Trainer:
         self.show_progress = show_progress
         # called with each epoch's history row once it is checkpointed (a sweep prunes from it)
         self.on_epoch = on_epoch
-        y_train = data.arrays["train"][1]
         weights = None
         if config.class_weights:
             counts = np.bincount(y_train, minlength=data.num_classes).astype(np.float64)
@@ -546,6 +548,7 @@ def _train(
         float_model, qat_model, data, seconds, trainer.select_on, config.train.checkpoint
     )
     metrics["augment_shift_step"] = trainer.augment.shift_step  # auto resolved from the windows
+    metrics["qat_lr"] = trainer.config.qat_lr  # train.qat_lr=0 resolved from the windows
     write_outputs(run_dir, history, metrics, data.class_names)
     manifest.record(run_dir / layout.CHECKPOINTS, run_dir / "metrics.json")
     manifest.stage("train", seconds, device=str(device))
@@ -642,7 +645,7 @@ def train_both_phases(
         "qat",
         qat_model,
         config.train.qat_epochs,
-        config.train.qat_lr,
+        trainer.config.qat_lr,
         history,
         qat_resume,
         teachers=teachers,

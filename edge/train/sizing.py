@@ -1,4 +1,5 @@
-"""The size rule: how widths, depth and FSQ dimensions follow the data when the config leaves them open.
+"""The size rule: how widths, depth, FSQ dimensions and the QAT rate follow the data when the config
+leaves them open.
 
 - **Widths** (`model.size`): `auto` picks by train windows: fewer than `FEW_WINDOWS_PER_CLASS` per
   class on average -> medium, else fewer than 500 -> small, fewer than 5000 -> medium, else large;
@@ -31,6 +32,10 @@
   first half at 8 levels and the rest at 5, the paper's level values (bench/README.md: 8 against 6
   dims on the four sets with 5-11 classes, +28 of 582 pooled val windows; then one more than
   classes against 8 on the three with 9-11, +8 of 414 holdout windows, a tie at 5 per class).
+- **QAT rate** (`train.qat_lr`, 0 = auto): `QAT_LR` (0.001), a third of it (`FEW_WINDOWS_QAT_LR`)
+  below `FEW_WINDOWS_PER_CLASS` train windows per class: at 5 per class it gained 2045 -> 2067 of
+  2781 few-shot holdout windows over four sets (PLAID +19, the other three +1 each); on the full
+  PLAID split it lost 2 of 246, so larger sets keep the faster rate (bench/README.md).
 - **Budgets**: at most `MAX_PARAMETERS` parameters and `MAX_MACS` multiply-accumulates per
   window (Cortex-M and Hailo-8L budgets); explicit widths that exceed them are kept (the user asked).
 """
@@ -53,6 +58,8 @@ SIZES: dict[str, tuple[int, int, int]] = {
 }
 AUTO_SIZE_BY_WINDOWS = ((500, "small"), (5000, "medium"))  # (fewer train windows than, size)
 FEW_WINDOWS_PER_CLASS = 8  # below this mean per class auto picks medium: it gains at 5, ties at 10
+QAT_LR = 1e-3
+FEW_WINDOWS_QAT_LR = 3e-4
 TARGET_ENCODER_WIDTH = 8
 LONG_STEM_KERNEL = 9
 MAX_PARAMETERS = 100_000
@@ -100,11 +107,22 @@ def stem_kernel_for(input_width: int, kernel_size: int) -> int:
     return 0
 
 
+def few_windows(train_windows: int, num_classes: int) -> bool:
+    """Whether the train split holds fewer than FEW_WINDOWS_PER_CLASS windows per class on average
+    (a few recordings per gesture): the regime where a wider model and a slower QAT rate pay."""
+    return train_windows < FEW_WINDOWS_PER_CLASS * num_classes
+
+
 def auto_size(train_windows: int, num_classes: int) -> str:
     """The size name for this many train windows of this many classes (model.size=auto)."""
-    if train_windows < FEW_WINDOWS_PER_CLASS * num_classes:
+    if few_windows(train_windows, num_classes):
         return "medium"
     return next((size for limit, size in AUTO_SIZE_BY_WINDOWS if train_windows < limit), "large")
+
+
+def qat_lr_for(train_windows: int, num_classes: int) -> float:
+    """The QAT phase's peak rate for train.qat_lr=0 (auto): slower with few windows per class."""
+    return FEW_WINDOWS_QAT_LR if few_windows(train_windows, num_classes) else QAT_LR
 
 
 def within_budget(net: NetConfig) -> bool:

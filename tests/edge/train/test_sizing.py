@@ -1,4 +1,4 @@
-"""The size rule: FSQ dims by classes, depth by length, widths by windows, budgets respected."""
+"""The size rule: FSQ dims by classes, depth by length, widths and QAT rate by windows, budgets respected."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ from edgekit.config import MAX_CODEBOOK, ModelConfig, load_config
 from edgekit.evaluate import model_cost
 from edgekit.models import Conv2dFSQNet
 from edgekit.train.sizing import (
+    FEW_WINDOWS_PER_CLASS,
+    FEW_WINDOWS_QAT_LR,
     MAX_MACS,
     MAX_PARAMETERS,
+    QAT_LR,
     SIZES,
     TARGET_ENCODER_WIDTH,
     downsample_for,
     fsq_levels_for,
+    qat_lr_for,
     resolve_net,
     within_budget,
 )
@@ -111,6 +115,16 @@ def test_few_windows_per_class_count_the_classes_and_still_step_down_to_the_budg
     # a 1460-sample window: medium would cost ~10 M MACs, so the rule steps down to small
     long = resolve_net(ModelConfig(), 1, 10, 730, 50, quant=False)
     assert long.channels == SIZES["small"] and within_budget(long)
+
+
+@pytest.mark.parametrize("classes", [2, 10])
+def test_the_qat_rate_drops_below_few_windows_per_class_and_only_there(classes: int) -> None:
+    boundary = FEW_WINDOWS_PER_CLASS * classes
+    assert (
+        qat_lr_for(5 * classes, classes) == qat_lr_for(boundary - 1, classes) == FEW_WINDOWS_QAT_LR
+    )
+    assert qat_lr_for(boundary, classes) == qat_lr_for(10_000, classes) == QAT_LR
+    assert FEW_WINDOWS_QAT_LR < QAT_LR
 
 
 def test_auto_steps_down_to_fit_the_budgets_and_explicit_choices_are_kept() -> None:

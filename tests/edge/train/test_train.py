@@ -14,6 +14,7 @@ from edgekit.errors import CheckpointError, DataError, TrainingError
 from edgekit.models import Conv2dFSQNet, NetConfig
 from edgekit.rundir.checkpoint import load_checkpoint, save_checkpoint
 from edgekit.train.loop import run_training
+from edgekit.train.sizing import FEW_WINDOWS_QAT_LR, QAT_LR
 
 
 def test_run_directory_contents(trained_run: Path) -> None:
@@ -305,6 +306,38 @@ def test_the_qat_phase_batches_by_its_own_size_over_the_float_epochs_windows(
         assert sum(phase_sizes) == 2 * epoch_windows  # two epochs, each of the same windows
         assert len(phase_sizes) == 2 * loop.optimizer_steps_per_epoch(train, windows, phase)
     assert len(sizes["qat"]) < len(sizes["float"]) / 2
+
+
+@pytest.mark.parametrize(
+    ("windows", "qat_lr", "expected"),
+    [(24, 0.0, FEW_WINDOWS_QAT_LR), (240, 0.0, QAT_LR), (24, 0.002, 0.002)],
+)
+def test_the_qat_rate_is_resolved_from_the_train_windows_and_an_explicit_one_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, windows: int, qat_lr: float, expected: float
+) -> None:
+    """train.qat_lr=0: a third of the rate below 8 train windows per class (4 classes: 24 windows
+    leave ~5 each to train on, 240 leave ~50); the float phase keeps train.lr either way."""
+    from edgekit.train import loop
+
+    config = load_config(
+        "tiny",
+        [
+            f"data.source=synthetic:n={windows},length=64,noise=0.3",
+            f"train.qat_lr={qat_lr}",
+            "train.float_epochs=1",
+            "train.qat_epochs=1",
+            "train.threads=2",
+        ],
+    )
+    original, rates = loop.Trainer._optimizer, []
+
+    def recorded(self, model, lr):
+        rates.append(lr)
+        return original(self, model, lr)
+
+    monkeypatch.setattr(loop.Trainer, "_optimizer", recorded)
+    metrics = run_training(tmp_path / "run", config, show_progress=False)
+    assert rates == [config.train.lr, expected] and metrics["qat_lr"] == expected
 
 
 @pytest.mark.parametrize(
