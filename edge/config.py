@@ -14,7 +14,7 @@ import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from edgekit.errors import ConfigError
@@ -74,6 +74,10 @@ class DataConfig:
     csv_time_column: str = "time"
 
 
+# a boolean the data may decide: auto | true | false (YAML's true and false are read as their names)
+Switch = Literal["auto", "true", "false"]
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Every field left at its "from the data" value follows the documented size rule (edgekit.train.sizing)."""
@@ -109,11 +113,12 @@ class ModelConfig:
     # one step (edgekit.models.network.dither_pattern; ACSF1 40 -> 47 of 60, 8 sets 535 -> 541 of
     # 597 on the nested holdout, bench/README.md)
     input_dither: float = 2.0
-    # the stem's first channels (at most half) start as LITE's increase, decrease and peak
-    # detectors, held fixed through the float phase and free in QAT (edgekit.models.handcrafted).
-    # Off by default: 546 -> 537 of 597 on the nested holdout, 2105 -> 2112 of 2841 at 5 windows
-    # a class (OSULeaf's float twin +24, PLAID's -24; bench/README.md); in the sweep space
-    handcrafted_filters: bool = False
+    # true: the stem's first channels (at most half) start as LITE's increase, decrease and peak
+    # detectors, held fixed through the float phase and free in QAT (edgekit.models.handcrafted);
+    # auto: true below 8 train windows per class on average, where with the slower QAT rate they
+    # gained 3455 -> 3463 of 4635 few-shot holdout windows over 5 seeds and lifted OSULeaf to the
+    # plain CNN; else false (546 -> 537 of 597 on the nested holdout; bench/README.md)
+    handcrafted_filters: Switch = "auto"
 
 
 @dataclass(frozen=True)
@@ -259,6 +264,12 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         if fixed[-1] is not Ellipsis and len(items) != len(fixed):
             raise ConfigError(f"{key}: expected {len(fixed)} values, got {len(items)}")
         return items
+    if origin is Literal:
+        choices = typing.get_args(annotation)
+        name = str(value).lower() if isinstance(value, bool) else value
+        if name in choices:
+            return name
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(choices)}")
     if annotation is bool:
         if isinstance(value, bool):
             return value

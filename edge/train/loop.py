@@ -706,6 +706,7 @@ def summarise(
             "input_dither_steps": qat_model.config.input_dither
             / activation_ranges(qat_model)["input_quant"]["scale"],
             "fsq_levels": list(qat_model.config.fsq_levels),
+            "handcrafted_filters": qat_model.config.handcrafted_filters,
         },
         "splits": {name: len(y) for name, (_, y) in data.arrays.items()},
         "selection_metric": selection,

@@ -32,10 +32,13 @@ leaves them open.
   first half at 8 levels and the rest at 5, the paper's level values (bench/README.md: 8 against 6
   dims on the four sets with 5-11 classes, +28 of 582 pooled val windows; then one more than
   classes against 8 on the three with 9-11, +8 of 414 holdout windows, a tie at 5 per class).
-- **QAT rate** (`train.qat_lr`, 0 = auto): `QAT_LR` (0.001), a third of it (`FEW_WINDOWS_QAT_LR`)
-  below `FEW_WINDOWS_PER_CLASS` train windows per class: at 5 per class it gained 2045 -> 2067 of
-  2781 few-shot holdout windows over four sets (PLAID +19, the other three +1 each); on the full
-  PLAID split it lost 2 of 246, so larger sets keep the faster rate (bench/README.md).
+- **Few windows per class** (below `FEW_WINDOWS_PER_CLASS` on average): QAT at a third of the rate
+  (`train.qat_lr`, 0 = auto: `FEW_WINDOWS_QAT_LR`, else `QAT_LR`) and LITE's hand-crafted
+  detectors in the stem (`model.handcrafted_filters=auto`). On the few-shot holdout (5 per class,
+  four sets, 5 seeds) the rate gained 3420 -> 3455 of 4635 windows (every set, and on the two
+  fresh seeds too), a tenth of it lost 13 of 2781; the detectors on top gained 8 more (OSULeaf
+  +36, level with the plain CNN; PLAID -41). On full splits neither pays (the rate lost PLAID 2 of
+  246, the detectors 9 of 597), so larger sets keep 0.001 and the learned stem (bench/README.md).
 - **Budgets**: at most `MAX_PARAMETERS` parameters and `MAX_MACS` multiply-accumulates per
   window (Cortex-M and Hailo-8L budgets); explicit widths that exceed them are kept (the user asked).
 """
@@ -109,7 +112,8 @@ def stem_kernel_for(input_width: int, kernel_size: int) -> int:
 
 def few_windows(train_windows: int, num_classes: int) -> bool:
     """Whether the train split holds fewer than FEW_WINDOWS_PER_CLASS windows per class on average
-    (a few recordings per gesture): the regime where a wider model and a slower QAT rate pay."""
+    (a few recordings per gesture): the regime where a wider model, a slower QAT rate and the
+    hand-crafted detectors pay."""
     return train_windows < FEW_WINDOWS_PER_CLASS * num_classes
 
 
@@ -123,6 +127,12 @@ def auto_size(train_windows: int, num_classes: int) -> str:
 def qat_lr_for(train_windows: int, num_classes: int) -> float:
     """The QAT phase's peak rate for train.qat_lr=0 (auto): slower with few windows per class."""
     return FEW_WINDOWS_QAT_LR if few_windows(train_windows, num_classes) else QAT_LR
+
+
+def handcrafted_for(switch: str, train_windows: int, num_classes: int) -> bool:
+    """Whether the stem starts with the hand-crafted detectors (model.handcrafted_filters): auto
+    turns them on with few windows per class."""
+    return switch == "true" or (switch == "auto" and few_windows(train_windows, num_classes))
 
 
 def within_budget(net: NetConfig) -> bool:
@@ -157,7 +167,7 @@ def resolve_net(
         batch_norm=not quant,
         overflow_fix=model.overflow_fix,
         input_percentile=model.input_percentile,
-        handcrafted_filters=model.handcrafted_filters,
+        handcrafted_filters=handcrafted_for(model.handcrafted_filters, train_windows, num_classes),
     )
     if model.channels:
         net = replace(net, channels=tuple(model.channels))  # type: ignore[arg-type]

@@ -189,6 +189,38 @@ def test_a_run_written_before_normalize_and_row_layout_loads_as_it_was_made(
     )  # so its saved data/ still belongs to it
 
 
+@pytest.mark.parametrize(
+    ("raw", "name"), [("true", "true"), ("false", "false"), ("auto", "auto"), ("True", "true")]
+)
+def test_a_switch_reads_yamls_booleans_as_their_names(raw: str, name: str) -> None:
+    """model.handcrafted_filters: auto | true | false, so configs written with YAML booleans (runs
+    from before `auto`, the sweep space's choices) keep their meaning."""
+    assert load_config(None, [f"model.handcrafted_filters={raw}"]).model.handcrafted_filters == name
+    assert load_config(None, []).model.handcrafted_filters == "auto"
+
+
+def test_a_switch_refuses_anything_else_in_one_line() -> None:
+    with pytest.raises(
+        ConfigError, match="model.handcrafted_filters: 'yes please' is not one of auto, true, false"
+    ):
+        load_config(None, ["model.handcrafted_filters=yes please"])
+    with pytest.raises(ConfigError, match="model.handcrafted_filters: 1 is not one of"):
+        load_config(None, ["model.handcrafted_filters=1"])
+
+
+def test_runs_written_before_auto_detectors_load_as_they_were_made(tmp_path: Path) -> None:
+    run = tmp_path / "old-run"
+    run.mkdir()
+    written = load_config(None, []).to_dict()
+    for stored, expected in ((True, "true"), (False, "false"), (None, "false")):
+        if stored is None:
+            del written["model"]["handcrafted_filters"]  # runs before the key
+        else:
+            written["model"]["handcrafted_filters"] = stored  # runs of the boolean key
+        (run / "config.resolved.yaml").write_text(yaml.safe_dump(written))
+        assert load_run_config(run).model.handcrafted_filters == expected
+
+
 def test_default_yaml_only_overrides() -> None:
     """configs/default.yaml holds no value that repeats a dataclass default."""
     from edgekit.config import preset_path, read_yaml

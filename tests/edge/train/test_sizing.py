@@ -127,6 +127,20 @@ def test_the_qat_rate_drops_below_few_windows_per_class_and_only_there(classes: 
     assert FEW_WINDOWS_QAT_LR < QAT_LR
 
 
+@pytest.mark.parametrize(
+    ("switch", "windows", "detectors"),
+    [("auto", 39, True), ("auto", 40, False), ("true", 400, True), ("false", 20, False)],
+)
+def test_the_detectors_start_the_stem_below_few_windows_per_class_unless_the_config_says(
+    switch: str, windows: int, detectors: bool
+) -> None:
+    """5 classes: below 40 train windows (8 a class) auto turns the detectors on."""
+    model = ModelConfig(handcrafted_filters=switch)  # type: ignore[arg-type]
+    net = resolve_net(model, 3, 5, 64, windows, quant=False)
+    assert net.handcrafted_filters is detectors
+    assert (net.handcrafted_weight().shape[0] > 0) is detectors
+
+
 def test_auto_steps_down_to_fit_the_budgets_and_explicit_choices_are_kept() -> None:
     # 52 channels x 1460 samples: the large widths cost far more than 5 M MACs per window
     net = resolve_net(ModelConfig(), 52, 12, 730, 100_000, quant=False)

@@ -309,14 +309,20 @@ def test_the_qat_phase_batches_by_its_own_size_over_the_float_epochs_windows(
 
 
 @pytest.mark.parametrize(
-    ("windows", "qat_lr", "expected"),
-    [(24, 0.0, FEW_WINDOWS_QAT_LR), (240, 0.0, QAT_LR), (24, 0.002, 0.002)],
+    ("windows", "qat_lr", "expected", "detectors"),
+    [(24, 0.0, FEW_WINDOWS_QAT_LR, True), (240, 0.0, QAT_LR, False), (24, 0.002, 0.002, True)],
 )
-def test_the_qat_rate_is_resolved_from_the_train_windows_and_an_explicit_one_is_kept(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, windows: int, qat_lr: float, expected: float
+def test_the_few_windows_rule_is_resolved_from_the_train_windows_and_an_explicit_rate_is_kept(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    windows: int,
+    qat_lr: float,
+    expected: float,
+    detectors: bool,
 ) -> None:
     """train.qat_lr=0: a third of the rate below 8 train windows per class (4 classes: 24 windows
-    leave ~5 each to train on, 240 leave ~50); the float phase keeps train.lr either way."""
+    leave ~5 each to train on, 240 leave ~50), and the stem's detectors with them; the float phase
+    keeps train.lr either way."""
     from edgekit.train import loop
 
     config = load_config(
@@ -338,6 +344,7 @@ def test_the_qat_rate_is_resolved_from_the_train_windows_and_an_explicit_one_is_
     monkeypatch.setattr(loop.Trainer, "_optimizer", recorded)
     metrics = run_training(tmp_path / "run", config, show_progress=False)
     assert rates == [config.train.lr, expected] and metrics["qat_lr"] == expected
+    assert metrics["model"]["handcrafted_filters"] is detectors
 
 
 @pytest.mark.parametrize(
