@@ -6,7 +6,7 @@ import dataclasses
 import math
 
 import pytest
-from edgekit.config import MAX_CODEBOOK, ModelConfig, load_config
+from edgekit.config import MAX_CODEBOOK, ModelConfig, Switch, load_config
 from edgekit.evaluate import model_cost
 from edgekit.models import Conv2dFSQNet
 from edgekit.train.sizing import (
@@ -132,10 +132,10 @@ def test_the_qat_rate_drops_below_few_windows_per_class_and_only_there(classes: 
     [("auto", 39, True), ("auto", 40, False), ("true", 400, True), ("false", 20, False)],
 )
 def test_the_detectors_start_the_stem_below_few_windows_per_class_unless_the_config_says(
-    switch: str, windows: int, detectors: bool
+    switch: Switch, windows: int, detectors: bool
 ) -> None:
     """5 classes: below 40 train windows (8 a class) auto turns the detectors on."""
-    model = ModelConfig(handcrafted_filters=switch)  # type: ignore[arg-type]
+    model = ModelConfig(handcrafted_filters=switch)
     net = resolve_net(model, 3, 5, 64, windows, quant=False)
     assert net.handcrafted_filters is detectors
     assert (net.handcrafted_weight().shape[0] > 0) is detectors
