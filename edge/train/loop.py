@@ -350,9 +350,8 @@ class Trainer:
                 val_loss, val_acc = (None, None) if val is None else (val["loss"], val["accuracy"])
                 lr_now = optimizer.param_groups[0]["lr"]
                 train_loss = total_loss / len(order)
-                if (
-                    config.scheduler == "plateau"
-                ):  # on the train loss (LITE's rule) without a val split
+                # plateau steps on the val loss, or on the train loss (LITE's rule) without a val split
+                if config.scheduler == "plateau":
                     scheduler.step(train_loss if val_loss is None else val_loss)
                 else:
                     scheduler.step()
@@ -401,9 +400,8 @@ class Trainer:
                     **({} if average is None else {"averaged_state": average.model.state_dict()}),
                     **(extra or {}),
                 )
-                self.manifest.record(
-                    self.run_dir / layout.CHECKPOINTS
-                )  # so --resume can check them
+                # so --resume can check them
+                self.manifest.record(self.run_dir / layout.CHECKPOINTS)
                 self.manifest.save()
                 progress.update(
                     state.epoch, loss=total_loss / len(order), val_acc=val_acc, lr=lr_now
