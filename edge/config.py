@@ -115,9 +115,9 @@ class ModelConfig:
     input_dither: float = 2.0
     # true: the stem's first channels (at most half) start as LITE's increase, decrease and peak
     # detectors, held fixed through the float phase and free in QAT (edgekit.models.handcrafted);
-    # auto: true below 8 train windows per class on average, where with the slower QAT rate they
-    # gained 3455 -> 3463 of 4635 few-shot holdout windows over 5 seeds and lifted OSULeaf to the
-    # plain CNN; else false (546 -> 537 of 597 on the nested holdout; bench/README.md)
+    # auto: true below 11 train windows per class on average, where with the slower QAT rate they
+    # gained 3455 -> 3463 of 4635 few-shot holdout windows over 5 seeds at 5 a class and lifted
+    # OSULeaf to the plain CNN; else false (546 -> 537 of 597 on the nested holdout; bench/README.md)
     handcrafted_filters: Switch = "auto"
 
 
@@ -157,7 +157,7 @@ class TrainConfig:
     # (bench/README.md)
     qat_batch_size: int = 0
     lr: float = 3e-3
-    # the QAT phase's peak rate; 0 = auto: 0.001, a third of it below 8 train windows per class on
+    # the QAT phase's peak rate; 0 = auto: 0.001, a third of it below 11 train windows per class on
     # average (edgekit.train.sizing.qat_lr_for; the run's value is `qat_lr` in metrics.json)
     qat_lr: float = 0.0
     weight_decay: float = 1e-4

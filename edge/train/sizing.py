@@ -1,8 +1,8 @@
 """The size rule: how widths, depth, FSQ dimensions and the QAT rate follow the data when the config
 leaves them open.
 
-- **Widths** (`model.size`): `auto` picks by train windows: fewer than `FEW_WINDOWS_PER_CLASS` per
-  class on average -> medium, else fewer than 500 -> small, fewer than 5000 -> medium, else large;
+- **Widths** (`model.size`): `auto` picks by train windows: fewer than `MEDIUM_WIDTHS_PER_CLASS`
+  per class on average -> medium, else fewer than 500 -> small, fewer than 5000 -> medium, else large;
   then steps down until the model fits the budgets below. Below 500, small is measured: tiny loses
   25 val windows to it over 8 sets, medium ties at 2.2x the MACs and loses 4 of 291 holdout
   windows on the six sets it fits. With 5 windows per class medium gains 24 of 1185 holdout
@@ -32,13 +32,15 @@ leaves them open.
   first half at 8 levels and the rest at 5, the paper's level values (bench/README.md: 8 against 6
   dims on the four sets with 5-11 classes, +28 of 582 pooled val windows; then one more than
   classes against 8 on the three with 9-11, +8 of 414 holdout windows, a tie at 5 per class).
-- **Few windows per class** (below `FEW_WINDOWS_PER_CLASS` on average): QAT at a third of the rate
-  (`train.qat_lr`, 0 = auto: `FEW_WINDOWS_QAT_LR`, else `QAT_LR`) and LITE's hand-crafted
+- **Few windows per class** (below `FEW_WINDOWS_PER_CLASS`, 11, on average): QAT at a third of the
+  rate (`train.qat_lr`, 0 = auto: `FEW_WINDOWS_QAT_LR`, else `QAT_LR`) and LITE's hand-crafted
   detectors in the stem (`model.handcrafted_filters=auto`). On the few-shot holdout (5 per class,
   four sets, 5 seeds) the rate gained 3420 -> 3455 of 4635 windows (every set, and on the two
   fresh seeds too), a tenth of it lost 13 of 2781; the detectors on top gained 8 more (OSULeaf
-  +36, level with the plain CNN; PLAID -41). On full splits neither pays (the rate lost PLAID 2 of
-  246, the detectors 9 of 597), so larger sets keep 0.001 and the learned stem (bench/README.md).
+  +36, level with the plain CNN; PLAID -41). Both together gained at 8 and 10 a class too (1979
+  -> 1994 of 2457, 1777 -> 1837 of 2241; medium widths on top: a tie at 8, -10 at 10, hence the
+  widths' own threshold). On full train files (12 and more a class) they lost 546 -> 541 of 597,
+  so larger sets keep 0.001 and the learned stem (bench/README.md).
 - **Budgets**: at most `MAX_PARAMETERS` parameters and `MAX_MACS` multiply-accumulates per
   window (Cortex-M and Hailo-8L budgets); explicit widths that exceed them are kept (the user asked).
 """
@@ -60,7 +62,8 @@ SIZES: dict[str, tuple[int, int, int]] = {
     "large": (32, 64, 64),
 }
 AUTO_SIZE_BY_WINDOWS = ((500, "small"), (5000, "medium"))  # (fewer train windows than, size)
-FEW_WINDOWS_PER_CLASS = 8  # below this mean per class auto picks medium: it gains at 5, ties at 10
+MEDIUM_WIDTHS_PER_CLASS = 8  # below this mean per class auto picks medium: gains at 5, ties at 8
+FEW_WINDOWS_PER_CLASS = 11  # below it the slower QAT rate and the detectors: gains from 5 to 10
 QAT_LR = 1e-3
 FEW_WINDOWS_QAT_LR = 3e-4
 TARGET_ENCODER_WIDTH = 8
@@ -110,16 +113,18 @@ def stem_kernel_for(input_width: int, kernel_size: int) -> int:
     return 0
 
 
-def few_windows(train_windows: int, num_classes: int) -> bool:
-    """Whether the train split holds fewer than FEW_WINDOWS_PER_CLASS windows per class on average
-    (a few recordings per gesture): the regime where a wider model, a slower QAT rate and the
-    hand-crafted detectors pay."""
-    return train_windows < FEW_WINDOWS_PER_CLASS * num_classes
+def few_windows(
+    train_windows: int, num_classes: int, per_class: int = FEW_WINDOWS_PER_CLASS
+) -> bool:
+    """Whether the train split holds fewer than `per_class` windows per class on average (a few
+    recordings per gesture): below FEW_WINDOWS_PER_CLASS a slower QAT rate and the hand-crafted
+    detectors pay, below MEDIUM_WIDTHS_PER_CLASS a wider model too."""
+    return train_windows < per_class * num_classes
 
 
 def auto_size(train_windows: int, num_classes: int) -> str:
     """The size name for this many train windows of this many classes (model.size=auto)."""
-    if few_windows(train_windows, num_classes):
+    if few_windows(train_windows, num_classes, MEDIUM_WIDTHS_PER_CLASS):
         return "medium"
     return next((size for limit, size in AUTO_SIZE_BY_WINDOWS if train_windows < limit), "large")
 

@@ -14,6 +14,7 @@ from edgekit.train.sizing import (
     FEW_WINDOWS_QAT_LR,
     MAX_MACS,
     MAX_PARAMETERS,
+    MEDIUM_WIDTHS_PER_CLASS,
     QAT_LR,
     SIZES,
     TARGET_ENCODER_WIDTH,
@@ -94,8 +95,8 @@ def test_documented_depths() -> None:
     ("windows", "size"),
     [
         (4, "medium"),
-        (31, "medium"),
-        (32, "small"),
+        (4 * MEDIUM_WIDTHS_PER_CLASS - 1, "medium"),
+        (4 * MEDIUM_WIDTHS_PER_CLASS, "small"),
         (499, "small"),
         (500, "medium"),
         (4999, "medium"),
@@ -103,7 +104,8 @@ def test_documented_depths() -> None:
     ],
 )
 def test_auto_widths_follow_the_train_windows(windows: int, size: str) -> None:
-    """4 classes: below 8 windows a class (32) the wider medium, then small, medium, large."""
+    """4 classes: below MEDIUM_WIDTHS_PER_CLASS windows a class the wider medium, then small,
+    medium, large."""
     net = resolve_net(ModelConfig(), 6, 4, 50, windows, quant=False)
     assert net.channels == SIZES[size]
 
@@ -115,6 +117,16 @@ def test_few_windows_per_class_count_the_classes_and_still_step_down_to_the_budg
     # a 1460-sample window: medium would cost ~10 M MACs, so the rule steps down to small
     long = resolve_net(ModelConfig(), 1, 10, 730, 50, quant=False)
     assert long.channels == SIZES["small"] and within_budget(long)
+
+
+def test_from_8_to_10_windows_a_class_the_rate_and_detectors_change_but_not_the_widths() -> None:
+    """The two thresholds: medium widths stop at 8 a class (a tie there, a loss at 10), the slower
+    QAT rate and the detectors go on to 10 (gains at 8 and 10; bench/README.md)."""
+    windows = 4 * MEDIUM_WIDTHS_PER_CLASS  # 8 a class, 4 classes
+    assert windows < 4 * FEW_WINDOWS_PER_CLASS
+    net = resolve_net(ModelConfig(), 6, 4, 50, windows, quant=False)
+    assert net.channels == SIZES["small"] and net.handcrafted_filters
+    assert qat_lr_for(windows, 4) == FEW_WINDOWS_QAT_LR
 
 
 @pytest.mark.parametrize("classes", [2, 10])
@@ -129,12 +141,17 @@ def test_the_qat_rate_drops_below_few_windows_per_class_and_only_there(classes: 
 
 @pytest.mark.parametrize(
     ("switch", "windows", "detectors"),
-    [("auto", 39, True), ("auto", 40, False), ("true", 400, True), ("false", 20, False)],
+    [
+        ("auto", 5 * FEW_WINDOWS_PER_CLASS - 1, True),
+        ("auto", 5 * FEW_WINDOWS_PER_CLASS, False),
+        ("true", 400, True),
+        ("false", 20, False),
+    ],
 )
 def test_the_detectors_start_the_stem_below_few_windows_per_class_unless_the_config_says(
     switch: Switch, windows: int, detectors: bool
 ) -> None:
-    """5 classes: below 40 train windows (8 a class) auto turns the detectors on."""
+    """5 classes: below FEW_WINDOWS_PER_CLASS train windows a class auto turns the detectors on."""
     model = ModelConfig(handcrafted_filters=switch)
     net = resolve_net(model, 3, 5, 64, windows, quant=False)
     assert net.handcrafted_filters is detectors

@@ -320,7 +320,7 @@ def test_the_few_windows_rule_is_resolved_from_the_train_windows_and_an_explicit
     expected: float,
     detectors: bool,
 ) -> None:
-    """train.qat_lr=0: a third of the rate below 8 train windows per class (4 classes: 24 windows
+    """train.qat_lr=0: a third of the rate below 11 train windows per class (4 classes: 24 windows
     leave ~5 each to train on, 240 leave ~50), and the stem's detectors with them; the float phase
     keeps train.lr either way."""
     from edgekit.train import loop
