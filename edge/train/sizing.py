@@ -39,8 +39,9 @@ leaves them open.
   fresh seeds too), a tenth of it lost 13 of 2781; the detectors on top gained 8 more (OSULeaf
   +36, level with the plain CNN; PLAID -41). Both together gained at 8 and 10 a class too (1979
   -> 1994 of 2457, 1777 -> 1837 of 2241; medium widths on top: a tie at 8, -10 at 10, hence the
-  widths' own threshold). On full train files (12 and more a class) they lost 546 -> 541 of 597,
-  so larger sets keep 0.001 and the learned stem (bench/README.md).
+  widths' own threshold). On the full-split holdout they lost 546 -> 541 of 597, 4 of them on the
+  five sets with 20 and more a class, so larger sets keep 0.001 and the learned stem
+  (bench/README.md).
 - **Budgets**: at most `MAX_PARAMETERS` parameters and `MAX_MACS` multiply-accumulates per
   window (Cortex-M and Hailo-8L budgets); explicit widths that exceed them are kept (the user asked).
 """
