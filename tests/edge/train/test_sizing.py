@@ -14,7 +14,6 @@ from edgekit.train.sizing import (
     FEW_WINDOWS_QAT_LR,
     MAX_MACS,
     MAX_PARAMETERS,
-    MEDIUM_WIDTHS_PER_CLASS,
     QAT_LR,
     SIZES,
     TARGET_ENCODER_WIDTH,
@@ -95,8 +94,8 @@ def test_documented_depths() -> None:
     ("windows", "size"),
     [
         (4, "medium"),
-        (4 * MEDIUM_WIDTHS_PER_CLASS - 1, "medium"),
-        (4 * MEDIUM_WIDTHS_PER_CLASS, "small"),
+        (31, "medium"),
+        (32, "small"),
         (499, "small"),
         (500, "medium"),
         (4999, "medium"),
@@ -104,8 +103,7 @@ def test_documented_depths() -> None:
     ],
 )
 def test_auto_widths_follow_the_train_windows(windows: int, size: str) -> None:
-    """4 classes: below MEDIUM_WIDTHS_PER_CLASS windows a class the wider medium, then small,
-    medium, large."""
+    """4 classes: below 8 windows a class (32) the wider medium, then small, medium, large."""
     net = resolve_net(ModelConfig(), 6, 4, 50, windows, quant=False)
     assert net.channels == SIZES[size]
 
@@ -119,11 +117,10 @@ def test_few_windows_per_class_count_the_classes_and_still_step_down_to_the_budg
     assert long.channels == SIZES["small"] and within_budget(long)
 
 
-def test_from_8_to_10_windows_a_class_the_rate_and_detectors_change_but_not_the_widths() -> None:
-    """The two thresholds: medium widths stop at 8 a class (a tie there, a loss at 10), the slower
+def test_at_10_windows_a_class_the_rate_and_detectors_change_but_not_the_widths() -> None:
+    """The two thresholds: medium widths stop below 8 a class (a tie at 8, a loss at 10), the slower
     QAT rate and the detectors go on to 10 (gains at 8 and 10; bench/README.md)."""
-    windows = 4 * MEDIUM_WIDTHS_PER_CLASS  # 8 a class, 4 classes
-    assert windows < 4 * FEW_WINDOWS_PER_CLASS
+    windows = 40  # 10 a class, 4 classes
     net = resolve_net(ModelConfig(), 6, 4, 50, windows, quant=False)
     assert net.channels == SIZES["small"] and net.handcrafted_filters
     assert qat_lr_for(windows, 4) == FEW_WINDOWS_QAT_LR
@@ -142,8 +139,8 @@ def test_the_qat_rate_drops_below_few_windows_per_class_and_only_there(classes: 
 @pytest.mark.parametrize(
     ("switch", "windows", "detectors"),
     [
-        ("auto", 5 * FEW_WINDOWS_PER_CLASS - 1, True),
-        ("auto", 5 * FEW_WINDOWS_PER_CLASS, False),
+        ("auto", 54, True),
+        ("auto", 55, False),
         ("true", 400, True),
         ("false", 20, False),
     ],
@@ -151,7 +148,7 @@ def test_the_qat_rate_drops_below_few_windows_per_class_and_only_there(classes: 
 def test_the_detectors_start_the_stem_below_few_windows_per_class_unless_the_config_says(
     switch: Switch, windows: int, detectors: bool
 ) -> None:
-    """5 classes: below FEW_WINDOWS_PER_CLASS train windows a class auto turns the detectors on."""
+    """5 classes: below 55 train windows (11 a class) auto turns the detectors on."""
     model = ModelConfig(handcrafted_filters=switch)
     net = resolve_net(model, 3, 5, 64, windows, quant=False)
     assert net.handcrafted_filters is detectors
