@@ -86,7 +86,9 @@ class ModelConfig:
     size: str = "auto"
     # conv widths: stem, first stride-2 stage, row mix; () = from size
     channels: tuple[int, ...] = ()
-    kernel_size: int = 5  # (1, k) kernels along time
+    # the stages' (1, k) kernels along time; 0 = auto: 5, or 3 where only 3 lets every stride-2
+    # stage max-pool within the MAC budget (long windows such as PLAID's; edgekit.train.sizing)
+    kernel_size: int = 0
     # the stem's (1, k) kernel, the one convolution at the full input rate; 0 = kernel_size; -1 = 9
     # taps where a row holds 18 samples and the budget allows (edgekit.train.sizing)
     stem_kernel: int = -1
@@ -405,7 +407,7 @@ RANGES: dict[str, Range] = {
     "data.cv_folds": AT_LEAST_0,
     "data.cv_fold": AT_LEAST_0,
     "data.seed": AT_LEAST_0,
-    "model.kernel_size": AT_LEAST_1,
+    "model.kernel_size": AT_LEAST_0,
     "model.stem_kernel": Range(-1),
     "model.downsample": AT_LEAST_0,
     "model.dilated_stages": Range(-1),

@@ -225,7 +225,7 @@ CASES = [
     *(
         Case(f"set-{key}={value}", "config", (*TRAIN, "--set", f"{key}={value}"), key)
         for key, value in [
-            ("data.window_stride", "0"), ("model.kernel_size", "0"), ("model.kernel_size", "-1"),
+            ("data.window_stride", "0"), ("model.kernel_size", "-1"),
             ("model.kernel_size", "999"), ("train.lr", "nan"), ("train.lr", "-1"), ("train.lr", "inf"),
             ("train.label_smoothing", "2"), ("train.threads", "-4"), ("train.qat_epochs", "0"),
             ("train.float_epochs", "-1"), ("model.fsq_levels", "[1000,1000,1000]"),

@@ -11,10 +11,14 @@ leaves them open.
 - **Depth** (`model.downsample`, 0 = auto): stride-2 stages until the encoder output is at most
   `TARGET_ENCODER_WIDTH` steps wide, so the receptive field spans the window before the global
   average pool (a 24-sample window gets 1 stage, a 1460-sample one 7); at least 1.
-- **Kernel** (`model.kernel_size`): 5. A long-window rule (kernel 9 at the tiny widths, every
-  stage pooled, for ACSF1- and PLAID-length windows) was the default for one stop and withdrawn:
-  its full-split gain sat within ACSF1's run-to-run noise and it lost 81 of 1446 PLAID windows at 5
-  train windows per class (bench/README.md).
+- **Kernel** (`model.kernel_size`, 0 = auto): `KERNEL` (5), or `SHORT_KERNEL` (3) where only 3 lets
+  every stride-2 stage max-pool within the MAC budget (the pooled stages below): PLAID's 1344-sample
+  windows pool no stage at 5 taps and all 7 at 3, and gained 439 -> 449 of 492 nested-holdout
+  windows over six cuts (+9 on the first three, +1 on three fresh ones), 910 -> 926 of 1446 at 5
+  train windows per class. ACSF1's 1460 pool 2 of 7 at 3 taps (42 -> 40
+  of 60), so a partial gain in pooled stages keeps 5. A long-window rule (kernel 9 at the tiny
+  widths, every stage pooled) was the default for one stop and withdrawn: it lost 81 of 1446 PLAID
+  windows at 5 train windows per class (bench/README.md).
 - **Stem kernel** (`model.stem_kernel`, -1 = auto, 0 = the kernel): `LONG_STEM_KERNEL` (9) taps
   where a row holds at least twice that many samples and the network at the chosen widths keeps
   within the budgets with it, else the stages' kernel. On the nested holdout a 9-tap stem on all 8
@@ -67,6 +71,8 @@ MEDIUM_WIDTHS_PER_CLASS = 8  # below this mean per class auto picks medium: gain
 FEW_WINDOWS_PER_CLASS = 11  # below it the slower QAT rate and the detectors: gains from 5 to 10
 QAT_LR = 1e-3
 FEW_WINDOWS_QAT_LR = 3e-4
+KERNEL = 5  # the stages' (1, k) kernel
+SHORT_KERNEL = 3  # where only it lets every stage max-pool within the budget
 TARGET_ENCODER_WIDTH = 8
 LONG_STEM_KERNEL = 9
 MAX_PARAMETERS = 100_000
@@ -158,16 +164,43 @@ def resolve_net(
     train_windows: int,
     quant: bool,
 ) -> NetConfig:
-    """The network a run trains: explicit config fields kept, open ones filled by the size rule."""
+    """The network a run trains: explicit config fields kept, open ones filled by the size rule;
+    `model.kernel_size=0` (auto) is `KERNEL`, or `SHORT_KERNEL` where only that lets every stage
+    max-pool within the budget."""
+    shape = (in_channels, num_classes, input_width, train_windows, quant)
+    if model.kernel_size:
+        return resolve_with_kernel(model, model.kernel_size, *shape)
+    net = resolve_with_kernel(model, KERNEL, *shape)
+    if all_pooled(net):
+        return net
+    short = resolve_with_kernel(model, SHORT_KERNEL, *shape)
+    return short if all_pooled(short) else net
+
+
+def all_pooled(net: NetConfig) -> bool:
+    """Whether every stride-2 stage is a stride-1 convolution and a max pool."""
+    return net.pooled_stages == net.downsample
+
+
+def resolve_with_kernel(
+    model: ModelConfig,
+    kernel_size: int,
+    in_channels: int,
+    num_classes: int,
+    input_width: int,
+    train_windows: int,
+    quant: bool,
+) -> NetConfig:
+    """`resolve_net` at one stage kernel."""
     net = NetConfig(
         in_channels=in_channels,
         num_classes=num_classes,
         input_width=input_width,
         channels=SIZES["small"],
-        kernel_size=model.kernel_size,
+        kernel_size=kernel_size,
         stem_kernel=max(model.stem_kernel, 0),
         fsq_levels=model.fsq_levels or fsq_levels_for(num_classes),
-        downsample=model.downsample or downsample_for(input_width, model.kernel_size),
+        downsample=model.downsample or downsample_for(input_width, kernel_size),
         dropout=model.dropout,
         quant_preset=model.quant_preset if quant else None,
         batch_norm=not quant,
@@ -186,7 +219,7 @@ def resolve_net(
             index -= 1
             net = replace(net, channels=SIZES[names[index]])
     if model.stem_kernel < 0:  # widths first, then the stem, then full-rate and pooled stages
-        longer = replace(net, stem_kernel=stem_kernel_for(input_width, model.kernel_size))
+        longer = replace(net, stem_kernel=stem_kernel_for(input_width, kernel_size))
         net = longer if within_budget(longer) else net
     if model.dilated_stages >= 0:
         net = replace(net, dilated_stages=min(model.dilated_stages, net.downsample))

@@ -67,7 +67,7 @@ def test_auto_stem_keeps_the_widths_and_the_budget() -> None:
     """The long stem comes after the widths: where it would break the MAC budget (52 channels x
     1460 samples at the tiny widths) the stem keeps the stages' kernel instead of the widths
     shrinking; where it fits, the widths are those of a 5-tap stem."""
-    wide = resolve_net(ModelConfig(), 52, 10, 730, 50, quant=False)
+    wide = resolve_net(ModelConfig(kernel_size=5), 52, 10, 730, 50, quant=False)
     assert wide.stem() == 5 and within_budget(wide)
     assert not within_budget(dataclasses.replace(wide, stem_kernel=9, pooled_stages=0))
     plaid = resolve_net(ModelConfig(), 1, 11, 672, 455, quant=False)
@@ -203,6 +203,25 @@ def test_auto_full_rate_stages_are_the_most_that_fit_the_mac_budget() -> None:
     assert resolve_net(ModelConfig(), 1, 6, 214, 164, quant=False).dilated_stages == 0
     explicit = resolve_net(ModelConfig(dilated_stages=9), 1, 6, 214, 164, quant=False)
     assert explicit.dilated_stages == explicit.downsample  # at most every stage, even over budget
+
+
+def test_auto_kernel_is_3_where_only_3_lets_every_stage_max_pool() -> None:
+    """PLAID's shape (672-sample rows, 7 stages) pools no stage within 5 M MACs at 5 taps and all 7
+    at 3, so auto takes 3; ACSF1's (730) pools only some at 3 and OSULeaf's (214) all at 5: both
+    keep 5. An explicit kernel, or pooling switched off, keeps what was asked."""
+    plaid = resolve_net(ModelConfig(), 1, 11, 672, 455, quant=False)
+    assert (plaid.kernel_size, plaid.pooled_stages, plaid.downsample) == (3, 7, 7)
+    assert within_budget(plaid)
+    five = resolve_net(ModelConfig(kernel_size=5), 1, 11, 672, 455, quant=False)
+    assert (five.kernel_size, five.pooled_stages) == (5, 0)
+    acsf1 = resolve_net(ModelConfig(), 1, 10, 730, 85, quant=False)
+    assert (acsf1.kernel_size, acsf1.pooled_stages) == (5, 0)
+    three = resolve_net(ModelConfig(kernel_size=3), 1, 10, 730, 85, quant=False)
+    assert 0 < three.pooled_stages < three.downsample == 7
+    osuleaf = resolve_net(ModelConfig(), 1, 6, 214, 164, quant=False)
+    assert (osuleaf.kernel_size, osuleaf.pooled_stages) == (5, 5)
+    strided = resolve_net(ModelConfig(pooled_stages=0), 1, 11, 672, 455, quant=False)
+    assert (strided.kernel_size, strided.pooled_stages) == (5, 0)
 
 
 def test_auto_pooled_stages_are_the_most_that_fit_after_the_full_rate_ones() -> None:
