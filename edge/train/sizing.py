@@ -167,40 +167,22 @@ def resolve_net(
     """The network a run trains: explicit config fields kept, open ones filled by the size rule;
     `model.kernel_size=0` (auto) is `KERNEL`, or `SHORT_KERNEL` where only that lets every stage
     max-pool within the budget."""
-    shape = (in_channels, num_classes, input_width, train_windows, quant)
-    if model.kernel_size:
-        return resolve_with_kernel(model, model.kernel_size, *shape)
-    net = resolve_with_kernel(model, KERNEL, *shape)
-    if all_pooled(net):
-        return net
-    short = resolve_with_kernel(model, SHORT_KERNEL, *shape)
-    return short if all_pooled(short) else net
-
-
-def all_pooled(net: NetConfig) -> bool:
-    """Whether every stride-2 stage is a stride-1 convolution and a max pool."""
-    return net.pooled_stages == net.downsample
-
-
-def resolve_with_kernel(
-    model: ModelConfig,
-    kernel_size: int,
-    in_channels: int,
-    num_classes: int,
-    input_width: int,
-    train_windows: int,
-    quant: bool,
-) -> NetConfig:
-    """`resolve_net` at one stage kernel."""
+    if not model.kernel_size:
+        shape = (in_channels, num_classes, input_width, train_windows, quant)
+        net = resolve_net(replace(model, kernel_size=KERNEL), *shape)
+        if all_pooled(net):
+            return net
+        short = resolve_net(replace(model, kernel_size=SHORT_KERNEL), *shape)
+        return short if all_pooled(short) else net
     net = NetConfig(
         in_channels=in_channels,
         num_classes=num_classes,
         input_width=input_width,
         channels=SIZES["small"],
-        kernel_size=kernel_size,
+        kernel_size=model.kernel_size,
         stem_kernel=max(model.stem_kernel, 0),
         fsq_levels=model.fsq_levels or fsq_levels_for(num_classes),
-        downsample=model.downsample or downsample_for(input_width, kernel_size),
+        downsample=model.downsample or downsample_for(input_width, model.kernel_size),
         dropout=model.dropout,
         quant_preset=model.quant_preset if quant else None,
         batch_norm=not quant,
@@ -219,7 +201,7 @@ def resolve_with_kernel(
             index -= 1
             net = replace(net, channels=SIZES[names[index]])
     if model.stem_kernel < 0:  # widths first, then the stem, then full-rate and pooled stages
-        longer = replace(net, stem_kernel=stem_kernel_for(input_width, kernel_size))
+        longer = replace(net, stem_kernel=stem_kernel_for(input_width, model.kernel_size))
         net = longer if within_budget(longer) else net
     if model.dilated_stages >= 0:
         net = replace(net, dilated_stages=min(model.dilated_stages, net.downsample))
@@ -229,6 +211,11 @@ def resolve_with_kernel(
         free = net.downsample - net.dilated_stages
         return replace(net, pooled_stages=min(model.pooled_stages, free))
     return replace(net, pooled_stages=most_stages_within_budget(net, pooled=True))
+
+
+def all_pooled(net: NetConfig) -> bool:
+    """Whether every stride-2 stage is a stride-1 convolution and a max pool."""
+    return net.pooled_stages == net.downsample
 
 
 def most_stages_within_budget(net: NetConfig, pooled: bool) -> int:
