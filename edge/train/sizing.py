@@ -16,10 +16,10 @@ leaves them open.
   windows pool no stage at 5 taps and all 7 at 3, and gained 439 -> 449 of 492 nested-holdout
   windows over six cuts (+9 on the first three, +1 on three fresh ones), 910 -> 926 of 1446 at 5
   train windows per class, and 0.849 -> 0.893 on the official test. It also switches OSULeaf at 5
-  a class (medium widths), 443 -> 436 of 510. ACSF1's 1460 pool 2 of 7 at 3 taps (42 -> 40 of 60),
-  so a partial gain in pooled stages keeps 5. A long-window rule (kernel 9 at the tiny widths,
-  every stage pooled) was the default for one stop and withdrawn: it lost 81 of 1446 PLAID windows
-  at 5 train windows per class (bench/README.md).
+  a class (medium widths): 880 -> 873 of 1020 over six cuts, about a tie. ACSF1's 1460 pool 2 of
+  7 at 3 taps (42 -> 40 of 60), so a partial gain in pooled stages keeps 5. A long-window rule
+  (kernel 9 at the tiny widths, every stage pooled) was the default for one stop and withdrawn: it
+  lost 81 of 1446 PLAID windows at 5 train windows per class (bench/README.md).
 - **Stem kernel** (`model.stem_kernel`, -1 = auto, 0 = the kernel): `LONG_STEM_KERNEL` (9) taps
   where a row holds at least twice that many samples and the network at the chosen widths keeps
   within the budgets with it, else the stages' kernel. On the nested holdout a 9-tap stem on all 8
