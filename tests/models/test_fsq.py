@@ -25,11 +25,36 @@ def test_shift_uses_atanh_not_tan() -> None:
     assert fsq.bound(torch.zeros(1, 1, 1, 1)).item() == 0.0
 
 
+def test_codes_are_rounded_levels_scaled_to_unit_range() -> None:
+    levels = (8, 6, 5)
+    fsq = FSQ(levels).eval()
+    z = torch.linspace(-6, 6, 2001).view(-1, 1, 1, 1).repeat(1, 3, 1, 1)
+    codes = fsq(z).squeeze()
+    for d, level in enumerate(levels):
+        half = level // 2  # the codes are level steps / (L // 2): even L reaches -1 but not +1
+        expected = torch.round(fsq.bound(z)).squeeze()[:, d] / half
+        assert torch.equal(codes[:, d], expected)
+        steps = torch.arange(-half, level - half, dtype=torch.float32)
+        assert torch.equal(torch.unique(codes[:, d]), steps / half)
+
+
 def test_straight_through_gradient() -> None:
-    fsq = FSQ((5, 5)).train()
-    z = torch.randn(4, 2, 1, 1, requires_grad=True)
-    fsq(z).sum().backward()
-    assert z.grad is not None and torch.all(z.grad != 0)
+    fsq = FSQ((5, 6))
+    z = torch.randn(64, 2, 1, 1) * 2
+    through = z.clone().requires_grad_(True)
+    codes = fsq.train()(through)
+    # training rounds in value, exactly as eval does; only the gradient passes the rounding
+    assert torch.equal(codes.detach(), fsq.eval()(z))
+    codes.sum().backward()
+    smooth = z.clone().requires_grad_(True)
+    (fsq.bound(smooth) / torch.tensor([2.0, 3.0]).view(1, 2, 1, 1)).sum().backward()
+    assert through.grad is not None and smooth.grad is not None
+    assert torch.allclose(through.grad, smooth.grad) and torch.all(through.grad != 0)
+
+
+def test_constants_follow_the_levels_and_stay_out_of_checkpoints() -> None:
+    # every buffer derives from `levels` (the config); a checkpoint carries learned weights only
+    assert FSQ((8, 6, 5)).state_dict() == {}
 
 
 def test_thresholds_equal_tanh_round_on_a_fine_grid() -> None:
