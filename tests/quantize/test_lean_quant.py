@@ -11,7 +11,7 @@ import edgekit.quantize.lean_quant as lean_quant
 import pytest
 import torch
 from brevitas.core.function_wrapper.shape import OverTensorView
-from brevitas.core.quant.int import RescalingIntQuant
+from brevitas.core.quant.int import PrescaledRestrictIntQuant, RescalingIntQuant
 from brevitas.core.restrict_val import FloatRestrictValue as Float
 from brevitas.core.restrict_val import PowerOfTwoRestrictValue
 from brevitas.core.scaling import PowerOfTwoIntScaling
@@ -157,6 +157,24 @@ def test_a_lean_activation_quantizer_matches_brevitas_across_and_beyond_its_rang
         torch.testing.assert_close(lean_tensor, brevitas_tensor, rtol=0, atol=0, equal_nan=True)
 
 
+def test_a_fresh_lean_activation_quantizer_collects_statistics_then_learns_like_brevitas() -> None:
+    """From a fresh quantizer: the statistics steps, the step that turns them into the learned scale
+    (Brevitas' own forward runs both) and the learned steps after it, value and gradient each step."""
+    act = Int8ActPerTensorFloat.let(collect_stats_steps=3)
+    pair = []
+    for act_quant in (act, lean_quant.lean_quantizer(act, "act")):
+        module = QuantIdentity(act_quant=act_quant)
+        pair.append(module.act_quant.fused_activation_quant_proxy.tensor_quant.train())
+    assert pair[1].lean
+    generator = torch.Generator().manual_seed(8)
+    for _ in range(6):
+        x = torch.randn(64, generator=generator) * 2
+        brevitas, lean = (weighted_sum_grads(quant, x) for quant in pair)
+        for lean_tensor, brevitas_tensor in zip(lean, brevitas, strict=True):
+            assert torch.equal(lean_tensor, brevitas_tensor)
+    assert pair[1].scaling_impl.counter == 3 + 1  # past the collection, as Brevitas' own
+
+
 def test_an_observing_activation_quantizer_passes_its_input_through() -> None:
     """Brevitas' calibration sets `observer_only`: values pass unquantized, whatever the counter."""
     x = torch.linspace(-1, 1, 101)
@@ -227,6 +245,19 @@ def test_training_skips_the_quant_tensor_convolution_and_eval_keeps_it(
     assert len(calls) == 6
 
 
+def record_brevitas_forwards(monkeypatch: pytest.MonkeyPatch) -> list[torch.nn.Module]:
+    """The tensor quantizers that run Brevitas' own forward (weights and activations, biases)."""
+    calls: list[torch.nn.Module] = []
+    for brevitas_class in (RescalingIntQuant, PrescaledRestrictIntQuant):
+        brevitas_forward = brevitas_class.forward
+        monkeypatch.setattr(
+            brevitas_class,
+            "forward",
+            lambda self, *a, forward=brevitas_forward: calls.append(self) or forward(self, *a),
+        )
+    return calls
+
+
 def test_every_int8_quantizer_but_the_constant_code_scale_runs_lean() -> None:
     quants = tensor_quants(Conv2dFSQNet(CONFIG))
     slow = sorted(name for name, quant in quants.items() if not quant.lean)
@@ -239,16 +270,27 @@ def test_eval_runs_brevitas_forward(monkeypatch: pytest.MonkeyPatch) -> None:
     model = Conv2dFSQNet(CONFIG)
     model(torch.randn(8, 6, 2, 32))  # statistics collected
     model.load_state_dict(model.state_dict())  # and handed over as learned scales
-    calls = []
-    brevitas_forward = RescalingIntQuant.forward
-    monkeypatch.setattr(
-        RescalingIntQuant,
-        "forward",
-        lambda self, x: calls.append(self) or brevitas_forward(self, x),
-    )
+    calls = record_brevitas_forwards(monkeypatch)
     model.eval()(torch.randn(8, 6, 2, 32))
     rescaling = [q for q in tensor_quants(model).values() if isinstance(q, RescalingIntQuant)]
-    assert len(rescaling) == 6 + 9 and set(calls) == set(rescaling)  # 6 weights, 9 activations
+    assert len(rescaling) == 6 + 9  # 6 weights, 9 activations
+    assert set(calls) == set(tensor_quants(model).values())  # and the 6 biases
+
+
+def test_training_past_the_statistics_runs_no_brevitas_quantizer_forward(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The speed-up itself: once the scales are learned, a training step runs the lean path of every
+    quantizer but the constant code scale (values alone cannot show which path ran)."""
+    model = Conv2dFSQNet(CONFIG)
+    model(torch.randn(8, 6, 2, 32))  # statistics collected
+    model.load_state_dict(model.state_dict())  # and handed over as learned scales
+    calls = record_brevitas_forwards(monkeypatch)
+    model.train()(torch.randn(8, 6, 2, 32))
+    quants = tensor_quants(model)
+    assert [name for name, quant in quants.items() if quant in calls] == [
+        "code_quant.act_quant.fused_activation_quant_proxy.tensor_quant"
+    ]
 
 
 def test_power_of_two_quantizers_keep_brevitas_forward() -> None:
