@@ -276,7 +276,8 @@ def check_class_coverage(
         n_windows, n_groups = int(of_class.sum()), len(np.unique(windows.groups[of_class]))
         if n_windows == 0:
             continue
-        unit = "windows" if n_groups == n_windows else f"windows in {n_groups} groups"
+        groups = f"{n_groups} group" if n_groups == 1 else f"{n_groups} groups"
+        unit = "windows" if n_groups == n_windows else f"windows in {groups}"
         if 0 not in reached or (mode != "official" and 2 not in reached):
             missing = " and ".join(SPLITS[s] for s in (0, 2) if s not in reached)
             raise DataError(

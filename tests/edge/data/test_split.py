@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import edgekit.data.split as split_module
 import numpy as np
 import pytest
 from edgekit.config import DataConfig
 from edgekit.data import WindowSet, prepare_data, split_groups
-from edgekit.data.split import GAP, assign_splits, cross_validation_fold, split_time
+from edgekit.data.split import (
+    GAP,
+    _drop_shared_samples,
+    _repair_coverage,
+    assign_splits,
+    check_class_coverage,
+    cross_validation_fold,
+    split_time,
+)
 from edgekit.errors import DataError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -114,6 +123,70 @@ def test_imbalanced_groupless_data_is_stratified(shares: tuple[float, ...], n: i
     for k in range(len(shares)):
         counts = np.bincount(split[y == k], minlength=3)
         assert np.all(np.abs(counts - (y == k).sum() * np.array(FRACTIONS)) <= 1), (k, counts)
+
+
+def test_the_total_term_pulls_a_large_class_one_window_toward_the_total_target() -> None:
+    """PULLED: four classes of 3 groups go 1/1/1 (4 windows in each split). The large class's own
+    target is 32.9/7.05/7.05 windows, the total's 41.3/8.85/8.85: the per-class term keeps the
+    large class within a window of its target and the total term moves that window to train."""
+    y, groups = PULLED
+    for seed in (0, 1):
+        split = split_groups(y, groups, FRACTIONS, seed)
+        assert np.bincount(split[y == 4], minlength=3).tolist() == [34, 7, 6]
+        for k in range(4):
+            assert np.bincount(split[y == k], minlength=3).tolist() == [1, 1, 1]
+
+
+def test_greedy_placement_alone_covers_every_split_of_single_class_groups(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A class is forced into the splits it misses once its remaining groups are only just enough;
+    the repair pass (disabled here) is for mixed groups only."""
+    monkeypatch.setattr(split_module, "_repair_coverage", lambda *args: None)
+    y = np.array([0] * 60 + [1] * 30 + [2, 2, 2] + [3, 3, 3, 3])
+    groups = np.array([f"w{i}" for i in range(len(y))])
+    for seed in range(5):
+        split = split_groups(y, groups, FRACTIONS, seed)
+        for k in range(4):
+            assert set(split[y == k]) == {0, 1, 2}, (seed, k)
+        assert np.bincount(split[y == 2], minlength=3).tolist() == [1, 1, 1]
+
+
+def test_coverage_repair_moves_a_group_a_class_can_spare() -> None:
+    """Repair moves a group into a split its class misses, never one that would take the last group
+    of another class out of a split it needs."""
+    # three single-class groups all in train: one goes to test, one to val (the cover order)
+    present = np.array([[True], [True], [True]])
+    assignment = np.array([0, 0, 0])
+    _repair_coverage(assignment, present, [[0, 2, 1]])
+    assert assignment.tolist() == [2, 1, 0]
+    # class 0 misses test; group 0 also holds class 1's only train group, so group 1 moves
+    present = np.array([[True, True], [True, False], [False, True], [False, True]])
+    assignment = np.array([0, 0, 1, 2])
+    _repair_coverage(assignment, present, [[0, 2], [0, 2, 1]])
+    assert assignment.tolist() == [0, 2, 1, 2]
+    # nothing missing: nothing moves
+    _repair_coverage(assignment, present, [[0, 2], [0, 2, 1]])
+    assert assignment.tolist() == [0, 2, 1, 2]
+    # group 3 (class 2's only one) can leave val for train once group 2 has gone to val for
+    # class 3, which keeps class 1 in val: that takes a second round
+    present = np.array(
+        [[0, 1, 0, 0], [0, 1, 0, 1], [0, 1, 0, 1], [0, 1, 1, 0], [1, 0, 0, 1]], dtype=bool
+    )
+    assignment = np.array([0, 2, 0, 1, 2])
+    _repair_coverage(assignment, present, [[0], [0, 2, 1], [0], [0, 2, 1]])
+    assert assignment.tolist() == [0, 2, 1, 0, 0]
+
+
+def test_overlapping_windows_drop_once_and_test_keeps_its_windows() -> None:
+    """A train window after two test windows it overlaps: train gives way (counted once), even
+    though it comes later in time, and two windows of one split may share samples."""
+    split_of = np.array([2, 2, 0])
+    dropped = _drop_shared_samples(split_of, np.array(["r"] * 3), np.array([0, 4, 8]), 16)
+    assert split_of.tolist() == [2, 2, GAP] and dropped == 1
+    split_of = np.array([0, 1, 2])  # exactly a window apart: nothing shared, nothing dropped
+    assert _drop_shared_samples(split_of, np.array(["r"] * 3), np.array([0, 16, 32]), 16) == 0
+    assert split_of.tolist() == [0, 1, 2]
 
 
 def _windows(y: np.ndarray, groups: np.ndarray, **extra: object) -> WindowSet:
@@ -232,6 +305,54 @@ def test_time_split_is_chronological_with_a_gap() -> None:
     assert counts[0] > counts[1] > 0 and counts[2] > 0
 
 
+def test_time_split_in_file_order_drops_only_the_windows_that_straddle_a_cut() -> None:
+    """Two recordings interleaved in the file, windows 4 samples apart and 16 long, so each shares
+    samples with the next three: per recording, the last 3 train windows give way to val and the
+    last 3 val windows to test (train gives up first, then val), and nothing else is dropped."""
+    length, stride, n = 16, 4, 60
+    y = np.zeros(2 * n, dtype=np.int64)
+    groups = np.array(["rec1", "rec2"] * n)  # file order: rec1, rec2, rec1, rec2, ...
+    windows = _windows(y, groups)
+    assert windows.window_length == length
+    result = split_time(
+        windows, DataConfig(split_mode="time", window_stride=stride, split_fractions=FRACTIONS)
+    )
+    # round(0.7 * 60) = 42 train, round(0.85 * 60) = 51: 9 val, 9 test; 3 + 3 straddle a cut
+    expected = np.array([0] * 39 + [GAP] * 3 + [1] * 6 + [GAP] * 3 + [2] * 9)
+    for group in ("rec1", "rec2"):
+        assert np.array_equal(result.split_of[groups == group], expected), group
+    assert result.info["gap_windows_dropped"] == 12
+    assert result.info["starts"] == f"file order, data.window_stride={stride} samples apart"
+
+
+@pytest.mark.parametrize(
+    ("n", "fractions", "expected"),
+    [
+        (2, FRACTIONS, [0, 0]),  # too short to cut
+        (3, FRACTIONS, [0, 1, 2]),  # the shortest run that reaches every split
+        (5, (0.8, 0.15, 0.05), [0, 0, 0, 1, 2]),  # a test share that rounds to 0 still gets one
+        (5, (0.95, 0.0, 0.05), [0, 0, 0, 0, 2]),  # no val: train up to the test window
+        (4, (0.7, 0.2, 0.1), [0, 0, 1, 2]),
+        (10, (0.6, 0.05, 0.35), [0] * 6 + [1] + [2] * 3),  # a val share under one window: one
+        (10, (0.7, 0.02, 0.28), [0] * 7 + [1] + [2] * 2),
+        (3, (0.1, 0.45, 0.45), [0, 1, 2]),  # a train share under one window: one
+        (3, (0.1, 0.0, 0.9), [0, 2, 2]),
+    ],
+)
+def test_time_split_of_short_runs(n: int, fractions: tuple[float, ...], expected: list) -> None:
+    """Runs of a few windows that share no sample: each split is reached as far as the run allows."""
+    windows = _windows(np.zeros(n, dtype=np.int64), np.array(["rec"] * n))
+    config = DataConfig(split_mode="time", window_stride=16, split_fractions=fractions)
+    result = split_time(windows, config)
+    assert result.split_of.tolist() == expected and result.info["gap_windows_dropped"] == 0
+
+
+def test_a_short_run_of_one_class_leaves_the_next_class_of_the_recording_cut() -> None:
+    windows = _windows(np.array([0, 0, 1, 1, 1]), np.array(["rec"] * 5))
+    config = DataConfig(split_mode="time", window_stride=16, split_fractions=FRACTIONS)
+    assert split_time(windows, config).split_of.tolist() == [0, 0, 0, 1, 2]
+
+
 def test_time_split_recorded_and_refused_without_recordings() -> None:
     prepared = prepare_data(
         DataConfig(source="synthetic:n=400,length=16,group_size=50", split_mode="time")
@@ -239,13 +360,11 @@ def test_time_split_recorded_and_refused_without_recordings() -> None:
     assert prepared.splits["mode"] == "time" and "gap_windows_dropped" in prepared.splits
     assert "file order" in prepared.splits["starts"]
     with pytest.raises(DataError, match="split_mode=time needs recordings"):
-        prepare_data(DataConfig(source="synthetic:n=40,length=16", split_mode="time"))
+        prepare_data(DataConfig(source="synthetic:n=400,length=16", split_mode="time"))
 
 
 def test_a_class_missing_from_the_test_split_is_refused() -> None:
     """Group mode: a class whose every group lands in train/val can't be tested."""
-    from edgekit.data.split import check_class_coverage
-
     y = np.array([0, 0, 0, 1, 1, 1])
     windows = _windows(y, np.array(["a", "b", "c", "d", "e", "f"]))
     assert check_class_coverage(windows, np.array([0, 1, 2, 0, 1, 2]), "group") == []
@@ -253,10 +372,52 @@ def test_a_class_missing_from_the_test_split_is_refused() -> None:
         check_class_coverage(windows, np.array([0, 1, 2, 0, 1, 1]), "group")
     with pytest.raises(DataError, match="class 'class0' .* in the train split"):
         check_class_coverage(windows, np.array([1, 1, 2, 0, 1, 2]), "group")
-    # official mode: the source's test split may lack a class; that is only a warning
-    assert check_class_coverage(windows, np.array([0, 1, 2, 0, 1, 1]), "official") == [
+    # official mode: the source's test split may lack a class; that is only a warning (the mode
+    # as a config file gives it, a string built at run time)
+    official = "".join(["offi", "cial"])
+    assert check_class_coverage(windows, np.array([0, 1, 2, 0, 1, 1]), official) == [
         "class 'class1' has no window in the official test split"
     ]
+
+
+@pytest.mark.parametrize(
+    ("mode", "groups", "advice"),
+    [
+        ("group", ["a", "b", "c", "d", "e", "f"], r"\(3 windows\) .* or use data.split_mode=time"),
+        ("time", ["r", "r", "s", "s", "t", "t"], r"\(3 windows in 2 groups\) .* or use more data"),
+        ("time", ["r", "r", "r", "s", "s", "s"], r"\(3 windows in 1 group\) .* or use more data"),
+        ("official", ["a", "b", "c", "d", "e", "f"], r"\(3 windows\) .* or use more data"),
+    ],
+)
+def test_a_refused_class_gets_the_advice_that_fits_the_split_mode(
+    mode: str, groups: list[str], advice: str
+) -> None:
+    windows = _windows(np.array([0, 0, 0, 1, 1, 1]), np.array(groups))
+    split_of = np.array([0, 1, 2, 1, 1, 2])  # class 1 is never trained on
+    with pytest.raises(DataError, match=f"class 'class1' has too few .*{advice}"):
+        check_class_coverage(windows, split_of, mode)
+    if mode == "time":  # outside official mode a class must be tested as well
+        with pytest.raises(DataError, match="class 'class1' .* to appear in the test split"):
+            check_class_coverage(windows, np.array([0, 1, 2, 0, 1, 1]), mode)
+
+
+def test_a_class_with_no_window_left_is_skipped() -> None:
+    """Class names come from the source; a class whose windows were all dropped is not refused."""
+    windows = _windows(np.array([0, 0, 0, 2, 2, 2]), np.array(["a", "b", "c", "d", "e", "f"]))
+    assert windows.class_names == ["class0", "class1", "class2"]
+    assert check_class_coverage(windows, np.array([0, 1, 2, 0, 1, 2]), "group") == []
+    with pytest.raises(DataError, match="class 'class2' .* in the train split"):  # still checked
+        check_class_coverage(windows, np.array([0, 1, 2, 1, 1, 2]), "group")
+
+
+def test_an_official_val_cut_larger_than_train_keeps_its_share() -> None:
+    y = np.repeat([0, 1], 80)
+    official = np.zeros(len(y), dtype=bool)
+    official[::4] = True  # 40 official test windows, 120 to cut
+    windows = _windows(y, np.array([f"w{i}" for i in range(len(y))]), official_test=official)
+    config = DataConfig(split_mode="official", split_fractions=(0.3, 0.5, 0.2))
+    split_of = assign_splits(windows, config).split_of
+    assert np.bincount(split_of, minlength=3).tolist() == [45, 75, 40]  # 120 as 3 : 5
 
 
 @pytest.mark.parametrize("mode", ["group", "official", "time"])
