@@ -127,8 +127,8 @@ def test_imbalanced_groupless_data_is_stratified(shares: tuple[float, ...], n: i
 
 def test_the_total_term_pulls_a_large_class_one_window_toward_the_total_target() -> None:
     """PULLED: four classes of 3 groups go 1/1/1 (4 windows in each split). The large class's own
-    target is 32.9/7.05/7.05 windows, the total's 41.3/8.85/8.85: the per-class term keeps the
-    large class within a window of its target and the total term moves that window to train."""
+    target is 32.9/7.05/7.05 windows, the total's 41.3/8.85/8.85: the per-class term alone places
+    it 33/7/7 (TOTAL_WEIGHT = 0), and the total term moves one window from test to train."""
     y, groups = PULLED
     for seed in (0, 1):
         split = split_groups(y, groups, FRACTIONS, seed)
@@ -160,7 +160,7 @@ def test_coverage_repair_moves_a_group_a_class_can_spare() -> None:
     assignment = np.array([0, 0, 0])
     _repair_coverage(assignment, present, [[0, 2, 1]])
     assert assignment.tolist() == [2, 1, 0]
-    # class 0 misses test; group 0 also holds class 1's only train group, so group 1 moves
+    # class 0 misses test; group 0 is also class 1's only train group, so group 1 moves
     present = np.array([[True, True], [True, False], [False, True], [False, True]])
     assignment = np.array([0, 0, 1, 2])
     _repair_coverage(assignment, present, [[0, 2], [0, 2, 1]])
