@@ -416,8 +416,9 @@ def test_an_official_val_cut_larger_than_train_keeps_its_share() -> None:
     official[::4] = True  # 40 official test windows, 120 to cut
     windows = _windows(y, np.array([f"w{i}" for i in range(len(y))]), official_test=official)
     config = DataConfig(split_mode="official", split_fractions=(0.3, 0.5, 0.2))
-    split_of = assign_splits(windows, config).split_of
-    assert np.bincount(split_of, minlength=3).tolist() == [45, 75, 40]  # 120 as 3 : 5
+    result = assign_splits(windows, config)
+    assert np.bincount(result.split_of, minlength=3).tolist() == [45, 75, 40]  # 120 as 3 : 5
+    assert result.info["official_test_windows"] == 40
 
 
 @pytest.mark.parametrize("mode", ["group", "official", "time"])
