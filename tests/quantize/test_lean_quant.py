@@ -245,6 +245,13 @@ def test_training_skips_the_quant_tensor_convolution_and_eval_keeps_it(
     assert len(calls) == 6
 
 
+def model_with_learned_scales() -> Conv2dFSQNet:
+    model = Conv2dFSQNet(CONFIG)
+    model(torch.randn(8, 6, 2, 32))  # statistics collected
+    model.load_state_dict(model.state_dict())  # and handed over as learned scales
+    return model
+
+
 def record_brevitas_forwards(monkeypatch: pytest.MonkeyPatch) -> list[torch.nn.Module]:
     """The tensor quantizers that run Brevitas' own forward (weights and activations, biases)."""
     calls: list[torch.nn.Module] = []
@@ -267,9 +274,7 @@ def test_every_int8_quantizer_but_the_constant_code_scale_runs_lean() -> None:
 
 def test_eval_runs_brevitas_forward(monkeypatch: pytest.MonkeyPatch) -> None:
     """Evaluation, calibration and export go through Brevitas' own code, not the lean path."""
-    model = Conv2dFSQNet(CONFIG)
-    model(torch.randn(8, 6, 2, 32))  # statistics collected
-    model.load_state_dict(model.state_dict())  # and handed over as learned scales
+    model = model_with_learned_scales()
     calls = record_brevitas_forwards(monkeypatch)
     model.eval()(torch.randn(8, 6, 2, 32))
     rescaling = [q for q in tensor_quants(model).values() if isinstance(q, RescalingIntQuant)]
@@ -282,9 +287,7 @@ def test_training_past_the_statistics_runs_no_brevitas_quantizer_forward(
 ) -> None:
     """The speed-up itself: once the scales are learned, a training step runs the lean path of every
     quantizer but the constant code scale (values alone cannot show which path ran)."""
-    model = Conv2dFSQNet(CONFIG)
-    model(torch.randn(8, 6, 2, 32))  # statistics collected
-    model.load_state_dict(model.state_dict())  # and handed over as learned scales
+    model = model_with_learned_scales()
     calls = record_brevitas_forwards(monkeypatch)
     model.train()(torch.randn(8, 6, 2, 32))
     quants = tensor_quants(model)
