@@ -265,7 +265,7 @@ def assign_splits(windows: WindowSet, config: DataConfig) -> SplitAssignment:
 
 
 def check_class_coverage(
-    windows: WindowSet, split_of: np.ndarray, mode: str, val_wanted: bool = True
+    windows: WindowSet, split_of: np.ndarray, mode: str, val_wanted: bool
 ) -> list[str]:
     """Refuse a class that can't be trained on (or, outside official mode, tested); warn for val
     when there is a val split."""
