@@ -78,7 +78,7 @@ def fit_lengths(
         elif s.shape[1] >= target:  # tile, pad or truncate: keep the start
             X[i] = s[:, :target]
         elif policy == "tile":
-            X[i] = np.tile(s, (1, -(-target // s.shape[1])))[:, :target]
+            X[i] = s[:, np.arange(target) % s.shape[1]]
         else:
             X[i, :, : s.shape[1]] = s
             X[i, :, s.shape[1] :] = s[:, -1:]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from edgekit.config import DataConfig
 from edgekit.data import load_source
+from edgekit.data.lengths import target_length, unchanged_length
 from edgekit.errors import DataError
 
 
@@ -224,13 +225,22 @@ def test_pamap2_channel_groups_select_a_sensor(tmp_path: Path) -> None:
         prepare_data(DataConfig(source=config.source, window_length=20, channels=("imu_hnd",)))
 
 
-LENGTH_CASES = [("tile", 0, 10), ("pad", 0, 10), ("truncate", 0, 4), ("resample", 0, 6),
-                ("pad", 6, 6), ("tile", 6, 6)]  # fmt: skip
+def as_read(text: str) -> str:
+    """The string a YAML file or the command line gives: built at run time, not an interned
+    literal, so only `==` matches it."""
+    return "".join(list(text))
 
 
-@pytest.mark.parametrize(("policy", "target", "expected_length"), LENGTH_CASES)
+# policy, requested target, window length, (changed, shortened, lengthened) of the 4 series
+LENGTH_CASES = [("tile", 0, 10, (4, 0, 4)), ("pad", 0, 10, (4, 0, 4)),
+                ("truncate", 0, 4, (4, 4, 0)), ("resample", 0, 6, (2, 1, 1)),
+                ("pad", 6, 6, (2, 1, 1)), ("tile", 6, 6, (2, 1, 1)),
+                ("truncate", 6, 6, (2, 1, 1))]  # fmt: skip
+
+
+@pytest.mark.parametrize(("policy", "target", "expected_length", "changes"), LENGTH_CASES)
 def test_unequal_lengths_follow_the_policy(
-    tmp_path: Path, policy: str, target: int, expected_length: int
+    tmp_path: Path, policy: str, target: int, expected_length: int, changes: tuple[int, ...]
 ) -> None:
     lengths = [5, 9, 6]  # median 6, max 9 -> 10 (even), min 5 -> 4 (even)
     write_ts(
@@ -238,28 +248,64 @@ def test_unequal_lengths_follow_the_policy(
         [(np.arange(n * 2, dtype=float).reshape(2, n), f"c{n % 2}") for n in lengths],
     )
     write_ts(tmp_path / "Toy_TEST.ts", [(np.ones((2, 6)), "c0")])  # all: 5, 9, 6, 6
-    windows = load_source(f"ts:{tmp_path}", DataConfig(length_policy=policy, target_length=target))
+    config = DataConfig(length_policy=as_read(policy), target_length=target)
+    windows = load_source(f"ts:{tmp_path}", config)
     assert windows.X.shape == (4, 2, expected_length)
     note = windows.notes["length"]
     assert note["policy"] == policy and note["target"] == expected_length
-    assert (note["source_min"], note["source_max"]) == (5, 9)
+    assert (note["source_min"], note["source_median"], note["source_max"]) == (5, 6.0, 9)
+    assert (note["changed"], note["shortened"], note["lengthened"]) == changes
     first, longest = windows.X[0, 0], windows.X[1, 0]  # the series 0..4 and 0..8 of channel 0
+    np.testing.assert_allclose(windows.X[0, 1], first + 5)  # its channel 1 is channel 0 + 5
     if target:  # an explicit shorter target keeps the start of longer series under tile and pad
         assert longest.tolist() == list(range(6))
     if policy == "tile":
         assert first.tolist() == [0, 1, 2, 3, 4, 0, 1, 2, 3, 4][: len(first)]  # repeated
     elif policy == "pad":
         assert first[:5].tolist() == [0, 1, 2, 3, 4] and np.all(first[5:] == 4)  # held last value
-    elif policy == "truncate":
-        assert first.tolist() == [0, 1, 2, 3]
+    elif policy == "truncate":  # a series shorter than an explicit target holds its last value
+        assert first.tolist() == [0, 1, 2, 3, 4, 4][: len(first)]
     else:
         assert first[0] == 0 and first[-1] == 4 and np.all(np.diff(first) > 0)  # same span
+        assert windows.X[2, 0].tolist() == list(range(6))  # a series of the target length as is
+
+
+@pytest.mark.parametrize(
+    ("lengths", "policy", "expected"),
+    [([9, 13], "truncate", 8), ([1, 3], "truncate", 2), ([9, 13], "tile", 14), ([9, 13], "pad", 14),
+     ([5, 9, 6], "resample", 6), ([5, 9, 6, 8], "resample", 8)],
+)  # fmt: skip
+def test_each_policy_picks_its_even_target_length(
+    lengths: list[int], policy: str, expected: int
+) -> None:
+    """Truncate: the shortest, rounded down to even (2 at least); tile and pad: the longest, and
+    resample the median (7 here for 4 series), rounded up."""
+    assert target_length(np.array(lengths), as_read(policy), 0) == expected
+    assert target_length(np.array(lengths), as_read(policy), 4) == 4
+
+
+@pytest.mark.parametrize("policy", ["tile", "truncate", "resample", "error"])
+def test_equal_lengths_are_kept_unless_a_target_is_set(tmp_path: Path, policy: str) -> None:
+    write_ts(tmp_path / "Toy_TRAIN.ts", [(np.ones((2, 8)), "a"), (np.zeros((2, 8)), "b")])
+    windows = load_source(f"ts:{tmp_path}", DataConfig(length_policy=as_read(policy)))
+    assert windows.X.shape == (2, 2, 8)
+    assert windows.notes["length"] == unchanged_length(8, policy)
+    if policy == "error":
+        return
+    cut = load_source(f"ts:{tmp_path}", DataConfig(length_policy=policy, target_length=6))
+    assert cut.X.shape == (2, 2, 6) and cut.notes["length"]["changed"] == 2
+
+
+def test_a_single_series_is_one_window_of_its_length(tmp_path: Path) -> None:
+    write_ts(tmp_path / "Toy_TRAIN.ts", [(np.ones((3, 7)), "a")])
+    windows = load_source(f"ts:{tmp_path}")
+    assert windows.X.shape == (1, 3, 7) and windows.notes["length"] == unchanged_length(7, "tile")
 
 
 def test_unequal_lengths_refused_under_error_policy(tmp_path: Path) -> None:
     write_ts(tmp_path / "Toy_TRAIN.ts", [(np.ones((1, 5)), "a"), (np.ones((1, 8)), "b")])
     with pytest.raises(DataError, match="unequal lengths .*data.length_policy"):
-        load_source(f"ts:{tmp_path}", DataConfig(length_policy="error"))
+        load_source(f"ts:{tmp_path}", DataConfig(length_policy=as_read("error")))
 
 
 SKTIME_SETS = ["BasicMotions", "GunPoint", "ArrowHead", "OSULeaf", "ACSF1", "ItalyPowerDemand",
