@@ -52,6 +52,21 @@ def float_with_qat_weights(qat: Conv2dFSQNet) -> Conv2dFSQNet:
     return model.eval()
 
 
+def int8_per_channel(weight: torch.Tensor) -> torch.Tensor:
+    """Symmetric int8 per output channel, as the DFC quantizes weights: each channel's peak is 127."""
+    peak = weight.abs().amax(dim=tuple(range(1, weight.dim())), keepdim=True)
+    scale = peak.clamp_min(1e-12) / 127
+    return torch.round(weight / scale).clamp(-127, 127) * scale
+
+
+def uint_affine(x: torch.Tensor, lo: float, hi: float, bits: int) -> torch.Tensor:
+    """Asymmetric per-tensor unsigned quantization over the calibrated [lo, hi] (lo <= 0 <= hi),
+    as the DFC quantizes activations: an integer zero point keeps 0 exact, values outside clip."""
+    scale = max(hi - lo, 1e-12) / (2**bits - 1)
+    zero = round(-lo / scale)
+    return (torch.clamp(torch.round(x / scale) + zero, 0, 2**bits - 1) - zero) * scale
+
+
 @torch.no_grad()
 def estimate_device_damage(
     model: Conv2dFSQNet, X_calib: np.ndarray, X_eval: np.ndarray, end_bits: int
@@ -61,8 +76,7 @@ def estimate_device_damage(
     quantized = copy.deepcopy(model).eval()
     for module in quantized.modules():
         if isinstance(module, nn.Conv2d) and module is not quantized.head:
-            scale = module.weight.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12) / 127
-            module.weight.copy_(torch.round(module.weight / scale).clamp(-127, 127) * scale)
+            module.weight.copy_(int8_per_channel(module.weight))
     points = {
         "input": quantized.input_quant,
         "pool": quantized.pool_quant,
@@ -83,9 +97,7 @@ def estimate_device_damage(
     def fake_quantize(name: str, bits: int):
         def hook(_module: Any, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
             lo, hi = ranges[name]
-            scale = max(hi - lo, 1e-12) / (2**bits - 1)
-            zero = round(-lo / scale)
-            return (torch.clamp(torch.round(output / scale) + zero, 0, 2**bits - 1) - zero) * scale
+            return uint_affine(output, lo, hi, bits)
 
         return hook
 
