@@ -4,6 +4,10 @@
 from __future__ import annotations
 
 import csv
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from edgekit.config import DataConfig
@@ -11,22 +15,17 @@ from edgekit.data.record import WindowSet
 from edgekit.data.sources.common import existing_path, window_stream
 from edgekit.errors import DataError
 
+SEPARATORS = (",", ";", "\t")  # ties go to the comma
+DECIMAL_COMMA = re.compile(r"[-+]?\d+,\d+")
+
 
 def load_csv(path: str, config: DataConfig) -> WindowSet:
     """Long-format CSV: one row per sample with group and label columns; other numeric columns are channels."""
     file = existing_path(path, "csv")
     if file.is_dir():
         raise DataError(f"csv: {file} is a folder; give one CSV file as csv:FILE")
-    try:
-        with open(file, newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            rows = list(reader)
-    except UnicodeDecodeError as err:
-        raise DataError(f"csv: {file} is not UTF-8 text; save it as UTF-8") from err
-    if not header or not rows:
-        raise DataError(f"csv: {file} is empty; expected a header and one row per sample")
-    header = [h.strip() for h in header]
+    table = read_table(file)
+    header, rows = table.header, table.rows
     for column in (config.csv_group_column, config.csv_label_column):
         if column not in header:
             raise DataError(
@@ -46,17 +45,14 @@ def load_csv(path: str, config: DataConfig) -> WindowSet:
             f"csv: {file.name} has no channel columns (only {', '.join(header)}); add one "
             "numeric column per sensor channel"
         )
-    try:
-        values = np.array(
-            [[float(r[i]) if r[i].strip() else np.nan for i in channel_index] for r in rows],
-            dtype=np.float64,
-        )
-    except (ValueError, IndexError) as err:
+    values = channel_values(table, channel_index)
+    group_of_row = np.array([fields[group_index] for fields in rows])
+    label_of_row = [fields[label_index].strip() for fields in rows]
+    if not all(label_of_row):
         raise DataError(
-            f"csv: {file.name} has a non-numeric or missing channel value; channels must be numbers"
-        ) from err
-    group_of_row = np.array([r[group_index] for r in rows])
-    label_of_row = [r[label_index].strip() for r in rows]
+            f"csv: line {table.line(label_of_row.index(''))} of {file.name} has no "
+            f"'{header[label_index]}'; label every sample or remove the unlabelled rows"
+        )
     class_names = sorted(set(label_of_row))
     label_ids = np.array([class_names.index(v) for v in label_of_row])
     windows, labels, groups, starts = [], [], [], []
@@ -83,6 +79,100 @@ def load_csv(path: str, config: DataConfig) -> WindowSet:
         f"csv:{file}",
         starts=np.array(starts),
     )
+
+
+@dataclass(frozen=True)
+class CsvTable:
+    """A CSV file's column names and the rows that hold values (`holds_values`)."""
+
+    file: Path
+    separator: str
+    header: list[str]
+    rows: list[list[str]]
+
+    def line(self, row: int) -> int:
+        """The file line of `rows[row]`, read again: only error messages need it."""
+        with open(self.file, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, delimiter=self.separator)
+            next(reader)
+            ends = (reader.line_num for fields in reader if holds_values(fields))
+            return next(itertools.islice(ends, row, None))
+
+
+def read_table(file: Path) -> CsvTable:
+    """Read a CSV as spreadsheets save it: UTF-8 with or without a byte-order mark (Excel's "CSV
+    UTF-8" starts with one, which would stick to the first name), separated by ',', ';' or tabs."""
+    try:
+        with open(file, newline="", encoding="utf-8-sig") as handle:
+            separator = column_separator(handle.readline())
+            handle.seek(0)
+            reader = csv.reader(handle, delimiter=separator)
+            header = next(reader, None)
+            rows = [fields for fields in reader if holds_values(fields)]
+    except UnicodeDecodeError as err:
+        raise DataError(f"csv: {file} is not UTF-8 text; save it as UTF-8") from err
+    if not header or not rows:
+        raise DataError(f"csv: {file} is empty; expected a header and one row per sample")
+    names = [h.strip() for h in header]
+    while names and not names[-1]:  # a separator after the last name (and every row's value)
+        names.pop()
+    table = CsvTable(file, separator, names, rows)
+    width = len(names)
+    for row, fields in enumerate(rows):
+        # fewer fields lose a column; more non-empty ones shift them (decimal commas, say)
+        if len(fields) != width and (len(fields) < width or any(fields[width:])):
+            hint = "; a decimal comma splits a number in two" if len(fields) > width else ""
+            raise DataError(
+                f"csv: line {table.line(row)} of {file.name} has {len(fields)} fields, the header "
+                f"{width} ({separator!r}-separated); every row needs one value per column{hint}"
+            )
+    return table
+
+
+def holds_values(fields: list[str]) -> bool:
+    """False for a blank line, one of spaces, or one of separators only (spreadsheets save those)."""
+    return any(fields) and (len(fields) > 1 or bool(fields[0].strip()))
+
+
+def column_separator(header_line: str) -> str:
+    """The separator the header uses most: ',' or, as spreadsheets in many locales save, ';' or a
+    tab."""
+    return max(SEPARATORS, key=header_line.count)
+
+
+def channel_values(table: CsvTable, channel_index: list[int]) -> np.ndarray:
+    """The channel columns as float64 (an empty cell is NaN, for data.nan_strategy); the first bad
+    cell is named by its line and column."""
+    try:
+        return np.array(
+            [[float(f[i]) if f[i].strip() else np.nan for i in channel_index] for f in table.rows],
+            dtype=np.float64,
+        )
+    except ValueError:
+        row, column = next(
+            (row, i)
+            for row, f in enumerate(table.rows)
+            for i in channel_index
+            if f[i].strip() and not is_number(f[i])
+        )
+    text = table.rows[row][column].strip()
+    hint = (
+        "save the file with '.' as the decimal mark"
+        if DECIMAL_COMMA.fullmatch(text)
+        else "channels must be numbers"
+    )
+    raise DataError(
+        f"csv: line {table.line(row)} of {table.file.name}, column '{table.header[column]}': "
+        f"{text[:40]!r} is not a number; {hint}"
+    )
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def load_npy(path: str, config: DataConfig) -> WindowSet:

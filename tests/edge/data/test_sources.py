@@ -135,6 +135,51 @@ def test_csv_long_format(tmp_path: Path) -> None:
         load_source(f"csv:{tmp_path / 'data.csv'}")
 
 
+CSV_DIALECTS = {
+    "semicolons": lambda text: text.replace(",", ";"),
+    "tabs": lambda text: text.replace(",", "\t"),
+    "a byte-order mark (Excel's CSV UTF-8)": lambda text: "\ufeff" + text,
+    "Windows line ends": lambda text: text.replace("\n", "\r\n"),
+    "blank lines": lambda text: text.replace("\ns2,", "\n\n  \ns2,", 1) + "\n\n",
+    "a comma after every row": lambda text: text.replace("\n", ",\n"),
+}
+
+
+@pytest.mark.parametrize("dialect", CSV_DIALECTS)
+def test_csv_from_spreadsheets_reads_the_same(tmp_path: Path, dialect: str) -> None:
+    rows = ["subject,activity,ax,ay"] + [
+        f"{subject},{'sit' if t < 15 else 'walk'},{t * 0.1:.1f},{-t * 0.1:.1f}"
+        for subject in ("s1", "s2")
+        for t in range(30)
+    ]
+    text = "\n".join(rows) + "\n"
+    (tmp_path / "plain.csv").write_text(text)
+    (tmp_path / "other.csv").write_bytes(CSV_DIALECTS[dialect](text).encode())
+    config = DataConfig(
+        window_length=5, window_stride=5, csv_group_column="subject", csv_label_column="activity"
+    )
+    plain = load_source(f"csv:{tmp_path / 'plain.csv'}", config)
+    other = load_source(f"csv:{tmp_path / 'other.csv'}", config)
+    assert other.channel_names == plain.channel_names == ["ax", "ay"]
+    assert np.array_equal(other.X, plain.X) and np.array_equal(other.y, plain.y)
+    assert np.array_equal(other.groups, plain.groups) and other.class_names == plain.class_names
+    assert np.array_equal(other.starts, plain.starts)
+
+
+def test_an_empty_csv_cell_is_a_missing_value(tmp_path: Path) -> None:
+    rows = ["group,label,x"] + [f"s1,a,{t}" for t in range(4)] + ["s1,a,"]
+    (tmp_path / "a.csv").write_text("\n".join(rows + [f"s1,a,{t}" for t in range(5, 8)]) + "\n")
+    windows = load_source(f"csv:{tmp_path / 'a.csv'}", DataConfig(window_length=8))
+    assert np.isnan(windows.X[0, 0, 4]) and np.isfinite(np.delete(windows.X[0, 0], 4)).all()
+
+
+def test_csv_errors_name_the_file_line_past_blank_and_quoted_lines(tmp_path: Path) -> None:
+    text = 'group,label,x\ns1,a,1\n\n,,\n"s\n2",a,2\n  \ns1,a,x1\n'  # the bad value: line 8
+    (tmp_path / "a.csv").write_text(text)
+    with pytest.raises(DataError, match=r"line 8 of a.csv, column 'x': 'x1' is not a number"):
+        load_source(f"csv:{tmp_path / 'a.csv'}")
+
+
 def test_synthetic_options_and_edge_cases() -> None:
     windows = load_source("synthetic:n=40,length=127,channels=9,nan_fraction=0.01,flat_channels=1")
     assert windows.X.shape == (40, 9, 127)
