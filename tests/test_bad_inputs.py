@@ -47,11 +47,19 @@ def write(name: str, content: bytes | str) -> Prepare:
     return prepare
 
 
-def npy_folder(X: np.ndarray, y: np.ndarray) -> Prepare:
+def npy_folder(
+    X: np.ndarray, y: np.ndarray, files: dict[str, str] | None = None, x_bytes: int = 0
+) -> Prepare:
+    """X.npy and y.npy, then `files` written over or beside them; X.npy cut to `x_bytes` if set."""
+
     def prepare(run: Path, tmp: Path, _: pytest.MonkeyPatch) -> None:
         (tmp / "npy").mkdir()
         np.save(tmp / "npy" / "X.npy", X)
         np.save(tmp / "npy" / "y.npy", y)
+        for name, text in (files or {}).items():
+            (tmp / "npy" / name).write_text(text)
+        if x_bytes:
+            (tmp / "npy" / "X.npy").write_bytes((tmp / "npy" / "X.npy").read_bytes()[:x_bytes])
 
     return prepare
 
@@ -219,6 +227,19 @@ CASES = [
          prepare=npy_folder(np.zeros((4, 2, 10), np.float32), np.zeros(3, np.int64))),
     Case("npy-all-nan", "data", (*INSPECT, "npy:{tmp}/npy"), "every value is NaN/Inf",
          prepare=npy_folder(np.full((8, 2, 10), np.nan, np.float32), np.arange(8) % 2)),
+    Case("npy-no-channels", "data", (*INSPECT, "npy:{tmp}/npy"), "the windows have no channels",
+         prepare=npy_folder(np.zeros((4, 0, 10), np.float32), np.arange(4) % 2)),
+    Case("npy-not-npy", "data", (*INSPECT, "npy:{tmp}/npy"), "X.npy is not a NumPy .npy file",
+         prepare=npy_folder(np.zeros((4, 1, 10)), np.arange(4), files={"X.npy": "1,2,3\n"})),
+    Case("npy-object-array", "data", (*INSPECT, "npy:{tmp}/npy"), "y.npy can't be read as a plain",
+         prepare=npy_folder(np.zeros((2, 1, 10), np.float32), np.array(["a", 1], dtype=object))),
+    Case("npy-truncated", "data", (*INSPECT, "npy:{tmp}/npy"), "X.npy can't be read as a plain",
+         prepare=npy_folder(np.zeros((40, 3, 64), np.float32), np.arange(40) % 2, x_bytes=1000)),
+    Case("npy-fraction-labels", "data", (*INSPECT, "npy:{tmp}/npy"), "1-D integer or string labels",
+         prepare=npy_folder(np.zeros((2, 1, 10), np.float32), np.array([0.5, 1.0]))),
+    Case("npy-classes-txt-short", "data", (*INSPECT, "npy:{tmp}/npy"),
+         "labels 0..3 but classes.txt names 2 classes",
+         prepare=npy_folder(np.zeros((4, 1, 10)), np.arange(4), files={"classes.txt": "a\nb\n"})),
     Case("uci-no-labels-file", "data", (*INSPECT, "uci-har:{tmp}"), "activity_labels.txt is missing"),
     Case("uci-unequal-rows", "data", (*INSPECT, "uci-har:{tmp}/uci"), "disagree in rows",
          prepare=uci({"body_gyro_y_train.txt": 3})),

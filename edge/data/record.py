@@ -34,6 +34,11 @@ class WindowSet:
             )
         if len(self.X) == 0:
             raise DataError(f"{self.source}: the data set is empty; check the path and filters")
+        if self.X.shape[1] == 0:
+            raise DataError(
+                f"{self.source}: the windows have no channels (shape {self.X.shape}); "
+                "give X as (N, C, T) with C >= 1"
+            )
         if self.X.shape[2] < 2:
             raise DataError(
                 f"{self.source}: window length T={self.X.shape[2]} is < 2; use longer windows"

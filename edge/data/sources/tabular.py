@@ -184,19 +184,12 @@ def load_npy(path: str, config: DataConfig) -> WindowSet:
             raise DataError(
                 f"npy: {root / name} is missing; the folder needs X.npy (N,C,T) and y.npy (N,)"
             )
-    try:
-        X = np.load(root / "X.npy", allow_pickle=False, mmap_mode="r")  # read, not held twice
-        y = np.load(root / "y.npy", allow_pickle=False)
-        groups, starts = (
-            np.load(root / f"{name}.npy", allow_pickle=False)
-            if (root / f"{name}.npy").is_file()
-            else None
-            for name in ("groups", "starts")
-        )
-    except ValueError as err:
-        raise DataError(
-            f"npy: {root} holds object arrays; save plain numeric arrays (np.save without pickle)"
-        ) from err
+    X = load_array(root / "X.npy", mmap=True)  # read, not held twice
+    y = load_array(root / "y.npy")
+    groups, starts = (
+        load_array(root / f"{name}.npy") if (root / f"{name}.npy").is_file() else None
+        for name in ("groups", "starts")
+    )
     if (
         not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer))
         or X.dtype == bool
@@ -204,6 +197,8 @@ def load_npy(path: str, config: DataConfig) -> WindowSet:
         raise DataError(f"npy: X.npy has dtype {X.dtype}; save the windows as float32")
     if X.ndim != 3:
         raise DataError(f"npy: X.npy must be (N, C, T), got shape {X.shape}")
+    if y.dtype.kind == "f" and np.isfinite(y).all() and np.array_equal(y, np.round(y)):
+        y = y.astype(np.int64)  # whole numbers saved as floats (pandas does)
     if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or y.dtype.kind == "U"):
         raise DataError(f"npy: y.npy must be 1-D integer or string labels, got {y.dtype} {y.shape}")
     class_names = (
@@ -216,6 +211,11 @@ def load_npy(path: str, config: DataConfig) -> WindowSet:
         class_names = [
             line.strip() for line in classes_file.read_text().splitlines() if line.strip()
         ]
+        if y.min() < 0 or y.max() >= len(class_names):
+            raise DataError(
+                f"npy: y.npy holds labels {y.min()}..{y.max()} but classes.txt names "
+                f"{len(class_names)} classes (labels 0..{len(class_names) - 1}); one name per line"
+            )
         y_index = y
     else:
         y_index = np.array([class_names.index(str(v)) for v in y])
@@ -237,3 +237,18 @@ def load_npy(path: str, config: DataConfig) -> WindowSet:
         f"npy:{root}",
         starts=starts,
     )
+
+
+def load_array(file: Path, mmap: bool = False) -> np.ndarray:
+    """One `.npy` file of numbers or strings, never unpickled: loading data must not run code."""
+    with open(file, "rb") as handle:
+        if handle.read(6) != b"\x93NUMPY":
+            raise DataError(f"npy: {file.name} is not a NumPy .npy file; write it with np.save")
+    try:
+        return np.load(file, allow_pickle=False, mmap_mode="r" if mmap else None)
+    except (ValueError, OSError, EOFError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DataError(
+            f"npy: {file.name} can't be read as a plain array ({reason}); save numbers or "
+            "strings with np.save"
+        ) from err

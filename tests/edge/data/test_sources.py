@@ -108,6 +108,13 @@ def test_npy_with_groups(tmp_path: Path) -> None:
     assert windows.class_names == ["0", "1", "2"]
 
 
+def test_npy_labels_saved_as_whole_floats_are_integers(tmp_path: Path) -> None:
+    np.save(tmp_path / "X.npy", np.zeros((4, 1, 10), dtype=np.float32))
+    np.save(tmp_path / "y.npy", np.array([2.0, 0.0, 10.0, 0.0]))  # as pandas saves them
+    windows = load_source(f"npy:{tmp_path}")
+    assert windows.class_names == ["0", "2", "10"] and windows.y.tolist() == [1, 0, 2, 0]
+
+
 def test_npy_wrong_dtype(tmp_path: Path) -> None:
     np.save(tmp_path / "X.npy", np.zeros((2, 3, 10), dtype=bool))
     np.save(tmp_path / "y.npy", np.array([0, 1]))
