@@ -17,6 +17,9 @@ def parse_ts(path: Path) -> tuple[list[np.ndarray], list[str]]:
     """Parse a UEA `.ts` file: `ch0 values:ch1 values:...:label` per line after `@data`.
 
     Returns one `(C, T_i)` array per series; lengths may differ between series (not channels).
+    Missing values `?` are NaN (repaired by `data.nan_strategy`), except at the end of a series,
+    where the UEA archive uses them to pad shorter series: those are cut off, and the series is
+    then as long as its values (`data.length_policy`).
     """
     rows, labels, in_data = [], [], False
     for line_number, line in enumerate(read_text(path).splitlines(), start=1):
@@ -24,27 +27,45 @@ def parse_ts(path: Path) -> tuple[list[np.ndarray], list[str]]:
         if not line or line.startswith("#"):
             continue
         if not in_data:
+            check_ts_header(path, line_number, line.lower().split())
             in_data = line.lower().startswith("@data")
             continue
         *dims, label = line.split(":")
         try:
-            channels = [np.array(d.split(","), dtype=np.float32) for d in dims]
+            channels = [np.array(d.replace("?", "nan").split(","), dtype=np.float32) for d in dims]
         except ValueError as err:
-            raise DataError(
-                f"{path}:{line_number}: not a numeric .ts series; missing values '?' are not supported"
-            ) from err
+            raise DataError(f"{path}:{line_number}: not a numeric .ts series") from err
         if not channels or len({len(c) for c in channels}) != 1:
             raise DataError(
                 f"{path}:{line_number}: the channels of one series differ in length; each series "
                 "needs one length for all its channels"
             )
-        rows.append(np.stack(channels))
+        series = np.stack(channels)
+        measured = np.flatnonzero(~np.isnan(series).all(axis=0))
+        if not measured.size:
+            raise DataError(f"{path}:{line_number}: the series holds no value, only '?'")
+        rows.append(series[:, : measured[-1] + 1])
         labels.append(label.strip())
     if not rows:
         raise DataError(f"{path}: no series after @data; is this a UEA .ts file?")
     if len({r.shape[0] for r in rows}) != 1:
         raise DataError(f"{path}: series have different numbers of channels; fix the file")
     return rows, labels
+
+
+def check_ts_header(path: Path, line_number: int, words: list[str]) -> None:
+    """Refuse the header tags of files edgekit can't classify."""
+    tag, value = [*words, "", ""][:2]
+    if tag == "@timestamps" and value == "true":
+        raise DataError(
+            f"{path}:{line_number}: series with timestamps are not supported; save the values "
+            "alone (@timestamps false), one sample per sensor period"
+        )
+    if (tag == "@classlabel" and value == "false") or (tag == "@targetlabel" and value == "true"):
+        raise DataError(
+            f"{path}:{line_number}: the file has no class labels ({' '.join(words[:2])}); "
+            "edgekit trains classifiers: give a file with @classLabel true and a label per series"
+        )
 
 
 def windows_from_ts_files(

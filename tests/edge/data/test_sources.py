@@ -348,6 +348,45 @@ def test_equal_lengths_are_kept_unless_a_target_is_set(tmp_path: Path, policy: s
     assert cut.X.shape == (2, 2, 6) and cut.notes["length"]["changed"] == 2
 
 
+def test_ts_missing_values_inside_are_nan_and_at_the_end_padding(tmp_path: Path) -> None:
+    """The UEA archive pads shorter series with '?': cut off, they leave a series of its own
+    length; a '?' between values is a missing value for data.nan_strategy."""
+    (tmp_path / "Toy_TRAIN.ts").write_text(
+        "@problemName Toy\n@missing true\n@data\n"
+        "1,?,3,4,?,?:5,6,7,8,?,?:a\n"  # padded to 6: 4 values, the second missing in channel 0
+        "1,2,3,4,5,6:1,2,3,4,5,?:b\n"  # channel 1's last value alone is missing: kept
+    )
+    windows = load_source(f"ts:{tmp_path}", DataConfig(length_policy="pad"))
+    assert windows.notes["length"]["source_min"] == 4 and windows.X.shape == (2, 2, 6)
+    assert np.isnan(windows.X[0, 0, 1]) and np.isnan(windows.X[1, 1, 5])
+    assert windows.X[0, 0, 4:].tolist() == [4.0, 4.0] and windows.X[0, 1].tolist()[:4] == [
+        5,
+        6,
+        7,
+        8,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [("@timeStamps true", "series with timestamps are not supported"),
+     ("@classLabel false", r"the file has no class labels \(@classlabel false\)"),
+     ("@targetLabel true", "the file has no class labels")],
+)  # fmt: skip
+def test_ts_files_edgekit_cannot_classify_are_refused(
+    tmp_path: Path, header: str, message: str
+) -> None:
+    (tmp_path / "Toy_TRAIN.ts").write_text(f"@problemName Toy\n{header}\n@data\n1,2,3:a\n")
+    with pytest.raises(DataError, match=f"Toy_TRAIN.ts:2: {message}"):
+        load_source(f"ts:{tmp_path}")
+
+
+def test_a_ts_series_of_missing_values_only_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "Toy_TRAIN.ts").write_text("@data\n1,2:3,4:a\n?,?:?,?:b\n")
+    with pytest.raises(DataError, match="Toy_TRAIN.ts:3: the series holds no value"):
+        load_source(f"ts:{tmp_path}")
+
+
 def test_a_single_series_is_one_window_of_its_length(tmp_path: Path) -> None:
     write_ts(tmp_path / "Toy_TRAIN.ts", [(np.ones((3, 7)), "a")])
     windows = load_source(f"ts:{tmp_path}")
