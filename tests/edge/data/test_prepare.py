@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from edgekit.config import DataConfig
 from edgekit.data import (
+    WindowSet,
     load_source,
     prepare_data,
     quality_report,
@@ -13,6 +14,7 @@ from edgekit.data import (
     split_groups,
     to_hailo_layout,
 )
+from edgekit.data.qa import MAX_ABS_VALUE, check_magnitudes
 from edgekit.data.synthetic import make_synthetic
 from edgekit.errors import DataError
 
@@ -139,6 +141,99 @@ def test_quality_report_counts() -> None:
     assert sum(c["inf"] for c in report["per_channel"]) == 3
     assert report["flat_channels"] == ["gyro_z"]
     assert 0 < report["quality_score"] < 1
+
+
+NAN, INF = np.nan, np.inf
+
+
+def three_windows() -> WindowSet:
+    """3 windows x 2 channels x 4 samples: channel 'c1' is constant (flat), 'c0' has 4 NaN/Inf in
+    windows 0 and 1 and none left in window 2 after its own NaN (all of that window's c0)."""
+    X = np.array(
+        [
+            [[1, NAN, 3, 5], [2, 2, 2, 2]],
+            [[INF, 4, 6, -INF], [2, 2, 2, 2]],
+            [[NAN, NAN, NAN, NAN], [2, 2, 2, 2]],
+        ],
+        dtype=np.float32,
+    )
+    return WindowSet(X, np.array([0, 1, 1]), np.array(["a", "b", "c"]), ["x", "y"], ["c0", "c1"],
+                     50.0, "toy")  # fmt: skip
+
+
+def test_quality_report_of_a_known_set() -> None:
+    report = quality_report(three_windows())
+    c0, c1 = report["per_channel"]
+    assert (c0["nan"], c0["inf"], c0["non_finite_pct"]) == (5, 2, round(100 * 7 / 12, 4))
+    assert (c0["min"], c0["max"], c0["mean"]) == (1.0, 6.0, 3.8)
+    assert c0["std"] == pytest.approx(np.std([1, 3, 5, 4, 6])) and not c0["flat"]
+    assert (c1["nan"], c1["inf"], c1["std"], c1["flat"]) == (0, 0, 0.0, True)
+    assert (report["non_finite"], report["windows_with_non_finite"]) == (7, 3)
+    assert report["non_finite_fraction"] == pytest.approx(7 / 24)
+    assert report["flat_channels"] == ["c1"] and report["class_counts"] == {"x": 1, "y": 2}
+    assert report["quality_score"] == pytest.approx((1 - 7 / 24) * (1 - 1 / 2), abs=1e-4)
+    assert (report["windows"], report["channels"], report["window_length"]) == (3, 2, 4)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "window_0", "window_1"),
+    [("zero", [1, 0, 3, 5], [0, 4, 6, 0]), ("mean", [1, 3, 3, 5], [5, 4, 6, 5]),
+     ("median", [1, 3, 3, 5], [5, 4, 6, 5]), ("interpolate", [1, 2, 3, 5], [4, 4, 6, 6])],
+)  # fmt: skip
+def test_each_fill_strategy_uses_the_windows_own_channel(
+    strategy: str, window_0: list[float], window_1: list[float]
+) -> None:
+    """Each window channel is filled from its own finite values (the nearest one at the edges
+    when interpolating); one with none left is filled with 0 whatever the strategy."""
+    windows = three_windows()
+    repaired, action = repair_non_finite(windows, strategy, max_fraction=0.5)
+    assert repaired.X[0, 0].tolist() == window_0 and repaired.X[1, 0].tolist() == window_1
+    assert repaired.X[2, 0].tolist() == [0, 0, 0, 0]
+    assert np.array_equal(repaired.X[:, 1], windows.X[:, 1])
+    assert action == {"strategy": strategy, "non_finite_fraction": pytest.approx(7 / 24),
+                      "windows_dropped": 0, "values_filled": 7}  # fmt: skip
+    assert np.isnan(windows.X[0, 0, 1])  # the loaded windows stay as they were
+
+
+def test_median_and_mean_fills_differ_where_the_values_are_skewed() -> None:
+    windows = three_windows()
+    windows.X[0, 0] = [1, NAN, 2, 30]
+    assert repair_non_finite(windows, "mean", 0.5)[0].X[0, 0, 1] == 11
+    assert repair_non_finite(windows, "median", 0.5)[0].X[0, 0, 1] == 2
+
+
+def test_drop_keeps_exactly_the_clean_windows_and_the_threshold_is_inclusive() -> None:
+    windows = three_windows()
+    windows.X[1, 0] = [1, 2, 3, 4]
+    windows.X[2, 0] = [1, 2, 3, 4]  # one window left with NaN: 1 of 24 values
+    dropped, action = repair_non_finite(windows, "drop", max_fraction=1 / 24)
+    assert dropped.X.shape == (2, 2, 4) and dropped.groups.tolist() == ["b", "c"]
+    assert action["windows_dropped"] == 1 and action["values_filled"] == 0
+    with pytest.raises(DataError, match=r"4\.17% of values are NaN/Inf, above"):
+        repair_non_finite(windows, "drop", max_fraction=1 / 25)
+    windows.X[1:, 0, 0] = NAN  # now every window has one
+    with pytest.raises(DataError, match="every window has a NaN/Inf; use nan_strategy=interp"):
+        repair_non_finite(windows, "drop", max_fraction=0.5)
+
+
+def test_clean_windows_pass_through_repair_unchanged() -> None:
+    windows = three_windows()
+    windows.X[:, 0] = 1.0
+    repaired, action = repair_non_finite(windows, "raise", max_fraction=0.0)
+    assert repaired is windows
+    assert action == {"strategy": "raise", "non_finite_fraction": 0.0, "windows_dropped": 0,
+                      "values_filled": 0}  # fmt: skip
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_magnitudes_beyond_float32_squares_are_refused_either_sign(sign: int) -> None:
+    windows = three_windows()
+    windows.X[:, 0] = 1.0
+    windows.X[1, 1, 2] = sign * MAX_ABS_VALUE  # at the limit: fine
+    check_magnitudes(windows)
+    windows.X[1, 1, 2] = sign * np.nextafter(np.float32(MAX_ABS_VALUE), np.float32(np.inf))
+    with pytest.raises(DataError, match=r"toy: channel 'c1' reaches 1.84e\+19, beyond float32"):
+        check_magnitudes(windows)
 
 
 @pytest.mark.parametrize("strategy", ["zero", "mean", "median", "interpolate"])
