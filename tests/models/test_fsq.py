@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from edgekit.models import FSQ
 from edgekit.quantize.fsq_grid import code_usage, fsq_indices, fsq_thresholds
@@ -87,10 +88,44 @@ def test_usage_counts_only_used_codes_of_a_huge_codebook() -> None:
 def test_usage_and_collapse_warning() -> None:
     collapsed = code_usage(np.full(100, 7), (8, 6, 5))
     assert collapsed["codes_used"] == 1 and collapsed["perplexity"] == 1.0
-    assert any("never trained" in w for w in collapsed["warnings"])
+    # one warning: every dimension is then at one level too, which says nothing more
+    assert collapsed["warnings"] == [
+        "all windows map to one FSQ code: the bottleneck never trained"
+    ]
     uniform = code_usage(np.arange(240), (8, 6, 5))
     assert (
         uniform["usage"] == 1.0
         and abs(uniform["perplexity"] - 240) < 1e-6
         and not uniform["warnings"]
     )
+
+
+def test_usage_histograms_read_the_mixed_radix_digits() -> None:
+    """An index is d0 + L0 * d1 + L0 * L1 * d2: the histograms count each dimension's level."""
+    usage = code_usage(np.array([0, 1, 8, 9, 9, 8 * 6 * 2 + 7]), (8, 6, 5))
+    assert usage["level_histograms"] == [
+        [2, 3, 0, 0, 0, 0, 0, 1],
+        [3, 3, 0, 0, 0, 0],
+        [5, 0, 1, 0, 0],
+    ]
+    assert usage["codes_used"] == 5 and usage["usage"] == 5 / 240
+    assert usage["code_counts"] == [2, 1, 1, 1, 1]
+    p = np.array([2, 1, 1, 1, 1]) / 6
+    assert usage["perplexity"] == pytest.approx(np.exp(-(p * np.log(p)).sum()))
+    assert usage["warnings"] == []
+
+
+def test_usage_warns_of_dimensions_stuck_at_one_level() -> None:
+    usage = code_usage(np.array([0, 1, 2, 3]), (8, 6, 5))  # only dimension 0 moves
+    assert usage["warnings"] == ["FSQ dimensions [1, 2] use a single level"]
+
+
+@pytest.mark.parametrize("level", range(2, 10))
+def test_every_level_is_reached_and_zero_is_the_middle_one(level: int) -> None:
+    """The bound spans exactly L rounded values for odd and even L alike (even L: shifted by half
+    a step), and a zero pre-FSQ value sits on the middle code L // 2."""
+    z = np.linspace(-12, 12, 48001, dtype=np.float32)[:, None]
+    codes = fsq_indices(z, (level,))
+    assert np.unique(codes).tolist() == list(range(level))
+    assert (np.diff(codes) >= 0).all()  # monotone in z
+    assert fsq_indices(np.zeros((1, 1), np.float32), (level,)).tolist() == [level // 2]
