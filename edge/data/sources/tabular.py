@@ -46,7 +46,7 @@ def load_csv(path: str, config: DataConfig) -> WindowSet:
             "numeric column per sensor channel"
         )
     values = channel_values(table, channel_index)
-    group_of_row = np.array([fields[group_index] for fields in rows])
+    group_of_row = np.array([fields[group_index].strip() for fields in rows])
     label_of_row = [fields[label_index].strip() for fields in rows]
     if not all(label_of_row):
         raise DataError(

@@ -144,6 +144,7 @@ def test_csv_long_format(tmp_path: Path) -> None:
 
 CSV_DIALECTS = {
     "semicolons": lambda text: text.replace(",", ";"),
+    "a space after each separator": lambda text: text.replace(",", "; "),
     "tabs": lambda text: text.replace(",", "\t"),
     "a byte-order mark (Excel's CSV UTF-8)": lambda text: "\ufeff" + text,
     "Windows line ends": lambda text: text.replace("\n", "\r\n"),
