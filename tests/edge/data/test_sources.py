@@ -148,15 +148,15 @@ CSV_DIALECTS = {
     "tabs": lambda text: text.replace(",", "\t"),
     "a byte-order mark (Excel's CSV UTF-8)": lambda text: "\ufeff" + text,
     "Windows line ends": lambda text: text.replace("\n", "\r\n"),
-    "blank lines": lambda text: text.replace("\ns2,", "\n\n  \ns2,", 1) + "\n\n",
+    "blank lines": lambda text: text.replace("\nwalk,s2,", "\n\n  \nwalk,s2,", 1) + "\n\n",
     "a comma after every row": lambda text: text.replace("\n", ",\n"),
 }
 
 
 @pytest.mark.parametrize("dialect", CSV_DIALECTS)
 def test_csv_from_spreadsheets_reads_the_same(tmp_path: Path, dialect: str) -> None:
-    rows = ["subject,activity,ax,ay"] + [
-        f"{subject},{'sit' if t < 15 else 'walk'},{t * 0.1:.1f},{-t * 0.1:.1f}"
+    rows = ["activity,subject,ax,ay"] + [
+        f"{'sit' if t < 15 else 'walk'},{subject},{t * 0.1:.1f},{-t * 0.1:.1f}"
         for subject in ("s1", "s2")
         for t in range(30)
     ]
