@@ -240,6 +240,8 @@ CASES = [
     Case("npy-classes-txt-short", "data", (*INSPECT, "npy:{tmp}/npy"),
          "labels 0..3 but classes.txt names 2 classes",
          prepare=npy_folder(np.zeros((4, 1, 10)), np.arange(4), files={"classes.txt": "a\nb\n"})),
+    Case("pamap2-empty-file", "data", (*INSPECT, "pamap2:{tmp}"), "subject101.dat holds no rows",
+         prepare=write("subject101.dat", "")),
     Case("uci-no-labels-file", "data", (*INSPECT, "uci-har:{tmp}"), "activity_labels.txt is missing"),
     Case("uci-unequal-rows", "data", (*INSPECT, "uci-har:{tmp}/uci"), "disagree in rows",
          prepare=uci({"body_gyro_y_train.txt": 3})),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from edgekit.config import DataConfig
 from edgekit.data.record import WindowSet
@@ -79,11 +81,15 @@ def load_pamap2(path: str, config: DataConfig) -> WindowSet:
     windows, labels, groups, starts = [], [], [], []
     for file in files:
         try:
-            table = np.loadtxt(file, ndmin=2)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # an empty file: refused below
+                table = np.loadtxt(file, ndmin=2)
         except ValueError as err:
             raise DataError(
                 f"pamap2: {file.name} has non-numeric values ({err}); is it a PAMAP2 .dat file?"
             ) from err
+        if not table.size:
+            raise DataError(f"pamap2: {file.name} holds no rows; copy it again or remove it")
         if table.shape[1] != PAMAP2_COLUMNS:
             raise DataError(
                 f"pamap2: {file.name} has {table.shape[1]} columns, expected "
