@@ -69,7 +69,8 @@ def uci(
     labels: str = "1 WALKING\n2 SITTING\n",
     y: tuple[int, ...] = (1, 2, 1, 2),
 ) -> Prepare:
-    """A UCI-HAR layout with 4 windows per split; `rows` gives some files another row count."""
+    """A UCI-HAR layout with a window per label of `y`; `rows` gives some files another row count
+    (every file is empty for `y=()`)."""
 
     def prepare(run: Path, tmp: Path, _: pytest.MonkeyPatch) -> None:
         root = tmp / "uci"
@@ -79,10 +80,10 @@ def uci(
         for kind in ("body_acc", "body_gyro", "total_acc"):
             for axis in "xyz":
                 name = f"{kind}_{axis}_train.txt"
-                n = (rows or {}).get(name, 4)
+                n = (rows or {}).get(name, len(y))
                 np.savetxt(root / "train" / "Inertial Signals" / name, rng.normal(size=(n, 128)))
         np.savetxt(root / "train" / "y_train.txt", y, fmt="%d")
-        np.savetxt(root / "train" / "subject_train.txt", [1, 1, 2, 2], fmt="%d")
+        np.savetxt(root / "train" / "subject_train.txt", [1, 1, 2, 2][: len(y)], fmt="%d")
 
     return prepare
 
@@ -245,6 +246,8 @@ CASES = [
     Case("uci-no-labels-file", "data", (*INSPECT, "uci-har:{tmp}"), "activity_labels.txt is missing"),
     Case("uci-unequal-rows", "data", (*INSPECT, "uci-har:{tmp}/uci"), "disagree in rows",
          prepare=uci({"body_gyro_y_train.txt": 3})),
+    Case("uci-empty-files", "data", (*INSPECT, "uci-har:{tmp}/uci"), "the data set is empty",
+         prepare=uci(y=())),
     Case("uci-bad-labels-file", "data", (*INSPECT, "uci-har:{tmp}/uci"), "not 'ID NAME' lines",
          prepare=uci(labels="WALKING\n")),
     Case("uci-unknown-label", "data", (*INSPECT, "uci-har:{tmp}/uci"), "not in activity_labels.txt",

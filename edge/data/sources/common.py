@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 from edgekit.errors import DataError
 
 
@@ -27,6 +30,17 @@ def read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not UTF-8 text; save the file as UTF-8") from err
+
+
+def load_table(
+    file: Path, dtype: npt.DTypeLike = np.float64, ndmin: Literal[1, 2] = 2
+) -> np.ndarray:
+    """`np.loadtxt` without its warning for a file of no rows: the caller refuses that in one line
+    (an extra warning on stderr is not one line)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        table: np.ndarray = np.loadtxt(file, dtype=dtype, ndmin=ndmin)
+    return table
 
 
 def window_stream(

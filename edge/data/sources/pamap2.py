@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from edgekit.config import DataConfig
 from edgekit.data.record import WindowSet
-from edgekit.data.sources.common import existing_path, window_stream
+from edgekit.data.sources.common import existing_path, load_table, window_stream
 from edgekit.errors import DataError
 from scipy.ndimage import median_filter
 
@@ -81,9 +79,7 @@ def load_pamap2(path: str, config: DataConfig) -> WindowSet:
     windows, labels, groups, starts = [], [], [], []
     for file in files:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # an empty file: refused below
-                table = np.loadtxt(file, ndmin=2)
+            table = load_table(file)
         except ValueError as err:
             raise DataError(
                 f"pamap2: {file.name} has non-numeric values ({err}); is it a PAMAP2 .dat file?"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from edgekit.config import DataConfig
 from edgekit.data.record import WindowSet
-from edgekit.data.sources.common import existing_path
+from edgekit.data.sources.common import existing_path, load_table
 from edgekit.errors import DataError
 
 UCI_SIGNALS = [
@@ -37,12 +37,10 @@ def load_uci_har(path: str, config: DataConfig) -> WindowSet:
         if not signal_dir.is_dir():
             continue
         try:
-            signals = [
-                np.loadtxt(signal_dir / f"{name}_{split}.txt", ndmin=2) for name in UCI_SIGNALS
-            ]
-            y_parts.append(np.loadtxt(root / split / f"y_{split}.txt", dtype=np.int64, ndmin=1))
+            signals = [load_table(signal_dir / f"{name}_{split}.txt") for name in UCI_SIGNALS]
+            y_parts.append(load_table(root / split / f"y_{split}.txt", np.int64, ndmin=1))
             subject_parts.append(
-                np.loadtxt(root / split / f"subject_{split}.txt", dtype=np.int64, ndmin=1)
+                load_table(root / split / f"subject_{split}.txt", np.int64, ndmin=1)
             )
         except OSError as err:
             raise DataError(
