@@ -235,10 +235,10 @@ def _drop_shared_samples(
     for group in np.unique(groups):
         members = np.flatnonzero(groups == group)
         members = members[np.argsort(starts[members], kind="stable")]
+        # the windows after each one that start before it ends (starts sorted)
+        overlap_ends = np.searchsorted(starts[members], starts[members] + length)
         for i, a in enumerate(members):
-            for b in members[i + 1 :]:
-                if starts[b] >= starts[a] + length:
-                    break
+            for b in members[i + 1 : overlap_ends[i]]:
                 if split_of[a] == GAP or split_of[b] == GAP or split_of[a] == split_of[b]:
                     continue
                 # train gives up its window first, then val: test is what we measure on

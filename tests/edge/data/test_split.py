@@ -190,6 +190,21 @@ SMALL_SETS = {
         np.repeat(list("abcde"), [4, 3, 2, 2, 3]),
         (0.6, 0.2, 0.2),
     ),
+    # the total term's weight and square, and the pacing of classes through the greedy order
+    "weighted total term": (*sized_groups([4, 3, 4, 3, 1]), (0.5, 0.25, 0.25)),
+    "squared total term": (
+        np.repeat([0, 1], [11, 10]), np.repeat(list("abcdef"), [3, 1, 5, 2, 5, 5]),
+        (0.5, 0.25, 0.25),
+    ),
+    "each class paced by its own groups": (
+        np.array([0, 0, 0, 2, 2, 2, 0, 0, 0, 1, 2]), np.repeat(list("abcd"), [3, 5, 1, 2]),
+        (0.5, 0.25, 0.25),
+    ),
+    "classes paced by rank over size": (
+        np.array([0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0]),
+        np.repeat(list("abcdefg"), [6, 4, 3, 2, 1, 1, 3]),
+        (0.5, 0.25, 0.25),
+    ),
     "squared per-class deviation, 3 classes": (
         np.array([1, 1, 1, 1, 1, 1, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2]),
         np.repeat(list("abcdef"), [2, 6, 2, 3, 3, 6]),
@@ -260,6 +275,28 @@ def test_overlapping_windows_drop_once_and_test_keeps_its_windows() -> None:
     split_of = np.array([0, 1, 2])  # exactly a window apart: nothing shared, nothing dropped
     assert _drop_shared_samples(split_of, np.array(["r"] * 3), np.array([0, 16, 32]), 16) == 0
     assert split_of.tolist() == [0, 1, 2]
+    split_of = np.array([0, 1])  # one sample shared (sample 15)
+    assert _drop_shared_samples(split_of, np.array(["r"] * 2), np.array([0, 15]), 16) == 1
+    assert split_of.tolist() == [GAP, 1]
+
+
+def test_windows_of_two_recordings_never_overlap() -> None:
+    """Recordings are separate signals: windows at the same times in two of them share nothing."""
+    split_of = np.array([0, 0, 2, 2])
+    groups, starts = np.array(["a", "a", "b", "b"]), np.array([0, 10, 0, 10])
+    assert _drop_shared_samples(split_of, groups, starts, 20) == 0
+    assert split_of.tolist() == [0, 0, 2, 2]
+
+
+def test_time_split_cuts_each_recording_by_its_own_length() -> None:
+    """A recording of 10 windows and one of 5 (both from sample 0): 6/2/2 and 3/1/1, not one
+    cut of the 15 windows merged by time."""
+    y = np.zeros(15, dtype=np.int64)
+    groups = np.array(["a"] * 10 + ["b"] * 5)
+    starts = np.concatenate([np.arange(10), np.arange(5)]) * 16  # no window overlaps another
+    config = DataConfig(split_mode="time", split_fractions=(0.6, 0.2, 0.2))
+    split_of = split_time(_windows(y, groups, starts=starts), config).split_of
+    assert split_of.tolist() == [0] * 6 + [1] * 2 + [2] * 2 + [0] * 3 + [1] + [2]
 
 
 def _windows(y: np.ndarray, groups: np.ndarray, **extra: object) -> WindowSet:
@@ -477,6 +514,7 @@ def test_a_class_missing_from_the_test_split_is_refused() -> None:
 def test_a_refused_class_gets_the_advice_that_fits_the_split_mode(
     mode: str, groups: list[str], advice: str
 ) -> None:
+    mode = as_read(mode)
     windows = _windows(np.array([0, 0, 0, 1, 1, 1]), np.array(groups))
     split_of = np.array([0, 1, 2, 1, 1, 2])  # class 1 is never trained on
     with pytest.raises(DataError, match=f"class 'class1' has too few .*{advice}"):
@@ -484,6 +522,35 @@ def test_a_refused_class_gets_the_advice_that_fits_the_split_mode(
     if mode == "time":  # outside official mode a class must be tested as well
         with pytest.raises(DataError, match="class 'class1' .* to appear in the test split"):
             check_class_coverage(windows, np.array([0, 1, 2, 0, 1, 1]), mode, val_wanted=True)
+
+
+def as_read(text: str) -> str:
+    """The string a YAML file or the command line gives: built at run time, not an interned
+    literal, so only `==` matches it."""
+    return "".join(list(text))
+
+
+@pytest.mark.parametrize("mode", ["group", "official", "time"])
+def test_each_split_mode_is_chosen_by_its_name_as_read(mode: str) -> None:
+    y = np.array([0, 1] * 15)
+    groups = np.repeat([f"r{i}" for i in range(6)], 5)
+    windows = _windows(y, groups, official_test=np.arange(30) >= 24)
+    literal = assign_splits(windows, DataConfig(split_mode=mode, split_fractions=FRACTIONS))
+    read = assign_splits(windows, DataConfig(split_mode=as_read(mode), split_fractions=FRACTIONS))
+    assert np.array_equal(read.split_of, literal.split_of) and read.info == literal.info
+    assert ("gap_windows_dropped" in read.info) == (mode == "time")
+    assert ("official_test_windows" in read.info) == (mode == "official")
+
+
+def test_a_refused_class_of_many_single_window_recordings_counts_windows() -> None:
+    """Time mode leaves recordings of fewer than 3 windows in train; 300 of them can't be tested,
+    and the refusal counts them as windows (each its own recording), not as 'in 300 groups'."""
+    y = np.array([0] * 10 + [1] * 300)
+    groups = np.array(["long"] * 10 + [f"short{i}" for i in range(300)])
+    with pytest.raises(
+        DataError, match=r"class 'class1' has too few windows/groups \(300 windows\)"
+    ):
+        assign_splits(_windows(y, groups), DataConfig(split_mode=as_read("time")))
 
 
 def test_a_class_with_no_window_left_is_skipped() -> None:
