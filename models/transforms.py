@@ -56,7 +56,7 @@ def int8_per_channel(weight: torch.Tensor) -> torch.Tensor:
     """Symmetric int8 per output channel, as the DFC quantizes weights: each channel's peak is 127."""
     peak = weight.abs().amax(dim=tuple(range(1, weight.dim())), keepdim=True)
     scale = peak.clamp_min(1e-12) / 127
-    return torch.round(weight / scale).clamp(-127, 127) * scale
+    return torch.round(weight / scale) * scale  # |weight| <= peak: the levels stay within ±127
 
 
 def uint_affine(x: torch.Tensor, lo: float, hi: float, bits: int) -> torch.Tensor:
@@ -73,26 +73,11 @@ def estimate_device_damage(
 ) -> dict[str, float]:
     """Fake-quantize the device part as the DFC would (int8 per-channel weights, uint8/asym per-tensor
     activations from calibration min/max) and count FSQ code flips against the float model."""
-    quantized = copy.deepcopy(model).eval()
-    for module in quantized.modules():
-        if isinstance(module, nn.Conv2d) and module is not quantized.head:
-            module.weight.copy_(int8_per_channel(module.weight))
-    points = {
-        "input": quantized.input_quant,
-        "pool": quantized.pool_quant,
-        "end": quantized.project,
-    }
-    points.update(
-        {f"relu{i}": m for i, m in enumerate(quantized.encoder) if isinstance(m, nn.ReLU)}
+    quantized = with_int8_weights(model)
+    points = device_points(quantized, end_bits)
+    ranges = output_ranges(
+        quantized, {name: module for name, (module, _) in points.items()}, X_calib
     )
-    ranges: dict[str, list[float]] = {}
-
-    def observe(name: str):
-        def hook(_module: Any, _inputs: Any, output: torch.Tensor) -> None:
-            lo, hi = ranges.get(name, [0.0, 0.0])
-            ranges[name] = [min(lo, float(output.min())), max(hi, float(output.max()))]
-
-        return hook
 
     def fake_quantize(name: str, bits: int):
         def hook(_module: Any, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
@@ -101,20 +86,70 @@ def estimate_device_damage(
 
         return hook
 
-    handles = [m.register_forward_hook(observe(n)) for n, m in points.items()]
-    quantized.encode(torch.from_numpy(X_calib))
-    for handle in handles:
-        handle.remove()
-    for name, module in points.items():
-        module.register_forward_hook(fake_quantize(name, end_bits if name == "end" else 8))
+    for name, (module, bits) in points.items():
+        module.register_forward_hook(fake_quantize(name, bits))
     X = torch.from_numpy(X_eval)
-    z_float, z_quant = model.encode(X), quantized.encode(X)
-    codes_float, codes_quant = model.fsq.indices(z_float), quantized.fsq.indices(z_quant)
-    agreement = (
-        (model.classify(z_float).argmax(1) == model.classify(z_quant).argmax(1)).float().mean()
+    return {"end_node_bits": end_bits, **code_damage(model, model.encode(X), quantized.encode(X))}
+
+
+@torch.no_grad()
+def with_int8_weights(model: Conv2dFSQNet) -> Conv2dFSQNet:
+    """A copy whose convolutions carry the DFC's int8 per-channel weights (the head's too, unused:
+    the head runs on the host)."""
+    quantized = copy.deepcopy(model).eval()
+    for module in quantized.modules():
+        if isinstance(module, nn.Conv2d):
+            module.weight.copy_(int8_per_channel(module.weight))
+    return quantized
+
+
+def device_points(model: Conv2dFSQNet, end_bits: int) -> dict[str, tuple[nn.Module, int]]:
+    """Where the DFC quantizes activations, and to how many bits: the input, each ReLU of the
+    encoder and the pooled features at 8, the end node (the projection into FSQ) at `end_bits`."""
+    points = {
+        "input": (model.input_quant, 8),
+        "pool": (model.pool_quant, 8),
+        "end": (model.project, end_bits),
+    }
+    points.update(
+        {f"relu{i}": (m, 8) for i, m in enumerate(model.encoder) if isinstance(m, nn.ReLU)}
     )
+    return points
+
+
+@torch.no_grad()
+def output_ranges(
+    model: Conv2dFSQNet, modules: dict[str, nn.Module], X: np.ndarray
+) -> dict[str, tuple[float, float]]:
+    """Each module's output range over `model.encode(X)`, widened to hold 0 (the zero point)."""
+    ranges: dict[str, tuple[float, float]] = {}
+
+    def observe(name: str):
+        def hook(_module: Any, _inputs: Any, output: torch.Tensor) -> None:
+            lo, hi = ranges.get(name, (0.0, 0.0))
+            ranges[name] = (min(lo, float(output.min())), max(hi, float(output.max())))
+
+        return hook
+
+    handles = [module.register_forward_hook(observe(n)) for n, module in modules.items()]
+    try:
+        model.encode(torch.from_numpy(X))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return ranges
+
+
+@torch.no_grad()
+def code_damage(
+    model: Conv2dFSQNet, z_float: torch.Tensor, z_quant: torch.Tensor
+) -> dict[str, float]:
+    """How often the quantized pre-FSQ values change the FSQ code, and the class (the head runs in
+    float on the host either way)."""
+    codes_float, codes_quant = model.fsq.indices(z_float), model.fsq.indices(z_quant)
+    classes_float = model.classify(z_float).argmax(1)
+    classes_quant = model.classify(z_quant).argmax(1)
     return {
-        "end_node_bits": end_bits,
-        "top1_agreement": float(agreement),
+        "top1_agreement": float((classes_float == classes_quant).float().mean()),
         "fsq_code_flip_rate": float((codes_float != codes_quant).float().mean()),
     }

@@ -10,11 +10,15 @@ import pytest
 import torch
 from edgekit.models import Conv2dFSQNet, NetConfig
 from edgekit.models.transforms import (
+    code_damage,
+    device_points,
     estimate_device_damage,
     float_with_qat_weights,
     folded_float_model,
     int8_per_channel,
+    output_ranges,
     uint_affine,
+    with_int8_weights,
 )
 from torch import nn
 
@@ -125,3 +129,62 @@ def test_the_device_estimate_sees_what_calibration_missed() -> None:
     assert matched["fsq_code_flip_rate"] < clipped["fsq_code_flip_rate"]
     assert matched["top1_agreement"] > clipped["top1_agreement"]
     assert matched["fsq_code_flip_rate"] < coarse["fsq_code_flip_rate"]
+
+
+def test_the_int8_copy_quantizes_every_convolution_and_leaves_the_model() -> None:
+    model = folded_float_model(trained_float_net(8))
+    before = copy.deepcopy(model.state_dict())
+    quantized = with_int8_weights(model)
+    convs = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) >= 4
+    state = quantized.state_dict()
+    for name in convs:
+        assert torch.equal(state[f"{name}.weight"], int8_per_channel(before[f"{name}.weight"]))
+        assert not torch.equal(state[f"{name}.weight"], before[f"{name}.weight"])
+        assert torch.equal(state[f"{name}.bias"], before[f"{name}.bias"])  # int32 on the device
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_the_device_points_are_the_input_each_relu_the_pool_and_the_end_node() -> None:
+    model = folded_float_model(trained_float_net(5))
+    points = device_points(model, 12)
+    relus = [m for m in model.encoder if isinstance(m, nn.ReLU)]
+    assert len(relus) >= 2 and set(points) == {"input", "pool", "end"} | {
+        f"relu{i}" for i, m in enumerate(model.encoder) if isinstance(m, nn.ReLU)
+    }
+    assert points["end"] == (model.project, 12)
+    assert points["input"] == (model.input_quant, 8) and points["pool"] == (model.pool_quant, 8)
+    assert [points[name] for name in points if name.startswith("relu")] == [(m, 8) for m in relus]
+
+
+@pytest.mark.parametrize(("low", "high"), [(2.0, 5.0), (-5.0, -2.0), (-3.0, 4.0)])
+def test_calibration_ranges_hold_zero_and_the_extremes(low: float, high: float) -> None:
+    """A range always holds 0 (the zero point must be exact), whatever side the values are on."""
+    model = folded_float_model(trained_float_net(6))
+    X = np.random.default_rng(6).uniform(low, high, size=(30, 6, 2, 32)).astype(np.float32)
+    relu = next(m for m in model.encoder if isinstance(m, nn.ReLU))
+    ranges = output_ranges(model, {"input": model.input_quant, "relu": relu}, X)
+    assert ranges["input"] == (min(0.0, float(X.min())), max(0.0, float(X.max())))
+    assert ranges["relu"][0] == 0.0 and ranges["relu"][1] > 0
+    assert not any(m._forward_hooks for m in model.modules())
+
+
+def test_code_damage_counts_every_changed_code_and_class() -> None:
+    """Windows moved a level up or down in one FSQ dimension change their code, both directions
+    count; the agreement compares the float head's classes window by window."""
+    model = folded_float_model(trained_float_net(7))
+    z = torch.zeros(8, len(model.fsq.levels), 1, 1)  # every window on the middle code
+    moved = z.clone()
+    moved[1, 0], moved[2, 1], moved[5, 2] = 3.0, -3.0, 3.0
+    assert code_damage(model, z, moved)["fsq_code_flip_rate"] == 3 / 8
+    assert code_damage(model, z, z.clone()) == {"top1_agreement": 1.0, "fsq_code_flip_rate": 0.0}
+    z = torch.randn(64, len(model.fsq.levels), 1, 1, generator=torch.Generator().manual_seed(7))
+    shifted = z.roll(1, dims=0) * 2  # each window takes its neighbour's values
+    codes = model.fsq.indices(z), model.fsq.indices(shifted)
+    classes = model.classify(z).argmax(1), model.classify(shifted).argmax(1)
+    assert (classes[0] < classes[1]).any() and (classes[0] > classes[1]).any()
+    assert (codes[0] < codes[1]).any() and (codes[0] > codes[1]).any()
+    assert code_damage(model, z, shifted) == {
+        "top1_agreement": pytest.approx(float((classes[0] == classes[1]).float().mean())),
+        "fsq_code_flip_rate": pytest.approx(float((codes[0] != codes[1]).float().mean())),
+    }
