@@ -162,16 +162,20 @@ def three_windows() -> WindowSet:
 
 
 def test_quality_report_of_a_known_set() -> None:
-    report = quality_report(three_windows())
+    windows = three_windows()
+    windows.X[0, 0] = [1, 2, 3, 5]  # window 0 clean
+    windows.X[2, 1, :2] = [NAN, INF]  # c1: finite values all 2, still flat
+    report = quality_report(windows)
     c0, c1 = report["per_channel"]
-    assert (c0["nan"], c0["inf"], c0["non_finite_pct"]) == (5, 2, round(100 * 7 / 12, 4))
-    assert (c0["min"], c0["max"], c0["mean"]) == (1.0, 6.0, 3.8)
-    assert c0["std"] == pytest.approx(np.std([1, 3, 5, 4, 6])) and not c0["flat"]
-    assert (c1["nan"], c1["inf"], c1["std"], c1["flat"]) == (0, 0, 0.0, True)
-    assert (report["non_finite"], report["windows_with_non_finite"]) == (7, 3)
-    assert report["non_finite_fraction"] == pytest.approx(7 / 24)
+    assert (c0["nan"], c0["inf"], c0["non_finite_pct"]) == (4, 2, 50.0)
+    assert (c0["min"], c0["max"], c0["mean"]) == (1.0, 6.0, 3.5)
+    assert c0["std"] == pytest.approx(np.std([1, 2, 3, 5, 4, 6])) and not c0["flat"]
+    assert (c1["nan"], c1["inf"], c1["non_finite_pct"]) == (1, 1, round(100 * 2 / 12, 4))
+    assert (c1["std"], c1["flat"]) == (0.0, True)
+    assert (report["non_finite"], report["windows_with_non_finite"]) == (8, 2)
+    assert report["non_finite_fraction"] == pytest.approx(8 / 24)
     assert report["flat_channels"] == ["c1"] and report["class_counts"] == {"x": 1, "y": 2}
-    assert report["quality_score"] == pytest.approx((1 - 7 / 24) * (1 - 1 / 2), abs=1e-4)
+    assert report["quality_score"] == pytest.approx((1 - 8 / 24) * (1 - 1 / 2), abs=1e-4)
     assert (report["windows"], report["channels"], report["window_length"]) == (3, 2, 4)
 
 
@@ -186,7 +190,8 @@ def test_each_fill_strategy_uses_the_windows_own_channel(
     """Each window channel is filled from its own finite values (the nearest one at the edges
     when interpolating); one with none left is filled with 0 whatever the strategy."""
     windows = three_windows()
-    repaired, action = repair_non_finite(windows, strategy, max_fraction=0.5)
+    as_read = "".join(strategy)  # built at run time, as a config gives it: only == matches
+    repaired, action = repair_non_finite(windows, as_read, max_fraction=0.5)
     assert repaired.X[0, 0].tolist() == window_0 and repaired.X[1, 0].tolist() == window_1
     assert repaired.X[2, 0].tolist() == [0, 0, 0, 0]
     assert np.array_equal(repaired.X[:, 1], windows.X[:, 1])
@@ -206,11 +211,13 @@ def test_drop_keeps_exactly_the_clean_windows_and_the_threshold_is_inclusive() -
     windows = three_windows()
     windows.X[1, 0] = [1, 2, 3, 4]
     windows.X[2, 0] = [1, 2, 3, 4]  # one window left with NaN: 1 of 24 values
-    dropped, action = repair_non_finite(windows, "drop", max_fraction=1 / 24)
+    dropped, action = repair_non_finite(windows, "".join("drop"), max_fraction=1 / 24)
     assert dropped.X.shape == (2, 2, 4) and dropped.groups.tolist() == ["b", "c"]
     assert action["windows_dropped"] == 1 and action["values_filled"] == 0
     with pytest.raises(DataError, match=r"4\.17% of values are NaN/Inf, above"):
         repair_non_finite(windows, "drop", max_fraction=1 / 25)
+    with pytest.raises(DataError, match=r"toy: 1 NaN/Inf values \(4\.17%\); set data.nan_"):
+        repair_non_finite(windows, "raise", max_fraction=1.0)
     windows.X[1:, 0, 0] = NAN  # now every window has one
     with pytest.raises(DataError, match="every window has a NaN/Inf; use nan_strategy=interp"):
         repair_non_finite(windows, "drop", max_fraction=0.5)
@@ -233,6 +240,9 @@ def test_magnitudes_beyond_float32_squares_are_refused_either_sign(sign: int) ->
     check_magnitudes(windows)
     windows.X[1, 1, 2] = sign * np.nextafter(np.float32(MAX_ABS_VALUE), np.float32(np.inf))
     with pytest.raises(DataError, match=r"toy: channel 'c1' reaches 1.84e\+19, beyond float32"):
+        check_magnitudes(windows)
+    windows.X[0, 0, 0] = sign * 1e30  # two channels beyond: the first is named
+    with pytest.raises(DataError, match=r"channel 'c0' reaches 1e\+30"):
         check_magnitudes(windows)
 
 
