@@ -175,8 +175,22 @@ def test_quality_report_of_a_known_set() -> None:
     assert (report["non_finite"], report["windows_with_non_finite"]) == (8, 2)
     assert report["non_finite_fraction"] == pytest.approx(8 / 24)
     assert report["flat_channels"] == ["c1"] and report["class_counts"] == {"x": 1, "y": 2}
-    assert report["quality_score"] == pytest.approx((1 - 8 / 24) * (1 - 1 / 2), abs=1e-4)
+    assert report["quality_score"] == round((1 - 8 / 24) * (1 - 1 / 2), 4)
     assert (report["windows"], report["channels"], report["window_length"]) == (3, 2, 4)
+    windows.X[:, 0] = NAN  # no finite value left in c0 (repair refuses it; the report shows it)
+    windows.X[:, 1] = [1, 2, 3, 4]
+    report = quality_report(windows)
+    c0, c1 = report["per_channel"]
+    assert (c0["min"], c0["max"], c0["mean"], c0["std"], c0["flat"]) == (
+        None,
+        None,
+        None,
+        0.0,
+        True,
+    )
+    assert not c1["flat"] and report["quality_score"] == round((1 - 12 / 24) * (1 - 1 / 2), 4)
+    windows.X[:, 0] = [5, 6, 7, 8]
+    assert quality_report(windows)["quality_score"] == 1.0  # clean, nothing flat
 
 
 @pytest.mark.parametrize(
@@ -217,7 +231,7 @@ def test_drop_keeps_exactly_the_clean_windows_and_the_threshold_is_inclusive() -
     with pytest.raises(DataError, match=r"4\.17% of values are NaN/Inf, above"):
         repair_non_finite(windows, "drop", max_fraction=1 / 25)
     with pytest.raises(DataError, match=r"toy: 1 NaN/Inf values \(4\.17%\); set data.nan_"):
-        repair_non_finite(windows, "raise", max_fraction=1.0)
+        repair_non_finite(windows, "".join("raise"), max_fraction=1.0)
     windows.X[1:, 0, 0] = NAN  # now every window has one
     with pytest.raises(DataError, match="every window has a NaN/Inf; use nan_strategy=interp"):
         repair_non_finite(windows, "drop", max_fraction=0.5)
