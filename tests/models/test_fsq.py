@@ -129,3 +129,9 @@ def test_every_level_is_reached_and_zero_is_the_middle_one(level: int) -> None:
     assert np.unique(codes).tolist() == list(range(level))
     assert (np.diff(codes) >= 0).all()  # monotone in z
     assert fsq_indices(np.zeros((1, 1), np.float32), (level,)).tolist() == [level // 2]
+
+
+def test_two_codes_are_not_a_collapse() -> None:
+    usage = code_usage(np.array([0, 1] * 5), (8, 6, 5))
+    assert usage["codes_used"] == 2
+    assert usage["warnings"] == ["FSQ dimensions [1, 2] use a single level"]
