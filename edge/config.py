@@ -31,6 +31,8 @@ SHIFT_MODES = ("hold", "wrap")
 CHECKPOINT_RULES = ("best", "last", "train_loss")
 SELECTION_METRICS = ("auto", "accuracy", "macro_f1")
 MODEL_SIZES = ("auto", "tiny", "small", "medium", "large")
+# each one's Dataflow Compiler and HailoRT: targets.hailo.HW_ARCHS
+HAILO_ARCHS = ("hailo8", "hailo8l", "hailo10h")
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,7 @@ class ExportConfig:
     """Defaults for the target options (each target takes the ones it accepts)."""
 
     opset: int = 13  # Hailo DFC 3.x wants 13; legacy exporter
-    hw_arch: str = "hailo8"
+    hw_arch: str = "hailo8"  # one of HAILO_ARCHS
     # also emit a variant whose input is already int8 (MCU firmware feeds int8)
     int8_input: bool = True
     reference_samples: int = 64
@@ -252,19 +254,24 @@ class RunConfig:
         return f"# config hash {self.digest()}\n" + yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Check `value` against a field annotation; one-line error naming the key otherwise."""
+def _coerce(value: Any, annotation: Any, key: str, example: str) -> Any:
+    """Check `value` against a field annotation; one-line error naming the key and showing
+    `example` (the key's own default, or the form of an empty list's) otherwise."""
     origin = typing.get_origin(annotation)
     if origin is tuple:
         inner = typing.get_args(annotation)[0]
         if inner is str and isinstance(value, str):  # --set data.channels=hand_*,heart_rate
             value = [item.strip() for item in value.split(",") if item.strip()]
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key}: expected a list such as [8, 6, 5], got {value!r}")
-        items = tuple(_coerce(v, inner, key) for v in value)
+        items = _items(value, inner)
+        if items is None:
+            raise ConfigError(
+                f"{key}: expected a list of {ITEM_KINDS[inner]} such as {example}, got {value!r}"
+            )
         fixed = typing.get_args(annotation)
         if fixed[-1] is not Ellipsis and len(items) != len(fixed):
-            raise ConfigError(f"{key}: expected {len(fixed)} values, got {len(items)}")
+            raise ConfigError(
+                f"{key}: expected {len(fixed)} values, got {len(items)}; e.g. {example}"
+            )
         return items
     if origin is Literal:
         choices = typing.get_args(annotation)
@@ -279,7 +286,7 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     if annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{key}: expected an integer such as 16, got {value!r}")
+        raise ConfigError(f"{key}: expected an integer such as {example}, got {value!r}")
     if annotation is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
@@ -288,12 +295,38 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
                 return float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{key}: expected a number such as 0.001, got {value!r}")
+        raise ConfigError(f"{key}: expected a number such as {example}, got {value!r}")
     if annotation is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
+        raise ConfigError(f"{key}: expected a string such as {example}, got {value!r}")
     raise ConfigError(f"{key}: unsupported field type {annotation!r}")
+
+
+def _items(value: Any, inner: type) -> tuple[Any, ...] | None:
+    """A list's items, each of type `inner`; None when `value` is not such a list."""
+    if not isinstance(value, list | tuple):
+        return None
+    try:
+        return tuple(_coerce(item, inner, "", "") for item in value)
+    except ConfigError:
+        return None
+
+
+ITEM_KINDS = {int: "integers", float: "numbers", str: "strings"}
+# what an error shows for the list keys whose default is empty
+EMPTY_LIST_EXAMPLES = {
+    "data.channels": "[hand_*, heart_rate]",
+    "model.channels": "[16, 32, 32]",
+    "model.fsq_levels": "[8, 6, 5]",
+}
+
+
+def _example(key: str, current: Any) -> str:
+    """A value of the right kind for `key`: its current value, as one would type it."""
+    if isinstance(current, tuple):
+        return f"[{', '.join(map(str, current))}]" if current else EMPTY_LIST_EXAMPLES[key]
+    return str(current).lower() if isinstance(current, bool) else str(current)
 
 
 def _suggest(name: str, choices: list[str]) -> str:
@@ -358,7 +391,9 @@ def _merge(instance: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
         if dataclasses.is_dataclass(current):
             changes[key] = _merge(current, value, f"{prefix}{key}.")
         else:
-            changes[key] = _coerce(value, hints[key], f"{prefix}{key}")
+            changes[key] = _coerce(
+                value, hints[key], f"{prefix}{key}", _example(f"{prefix}{key}", current)
+            )
     return dataclasses.replace(instance, **changes)
 
 
@@ -483,6 +518,7 @@ def _validate(config: RunConfig) -> None:
     _check_choice("train.optimizer", config.train.optimizer, ("adam", "adamw"))
     _check_choice("train.scheduler", config.train.scheduler, ("cosine", "plateau"))
     _check_choice("train.device", config.train.device, ("auto", "cpu", "cuda"))
+    _check_choice("export.hw_arch", config.export.hw_arch, HAILO_ARCHS)
     _check_ranges(config)
     fractions = config.data.split_fractions
     if (

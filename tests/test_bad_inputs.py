@@ -268,6 +268,10 @@ CASES = [
             ("train.batch_size", "abc"), ("data.split_fractions", "[0.5,0.6,0.1]"),
         ]
     ),
+    # a Hailo name with a typo is refused before training, not at the pipeline's export stage
+    Case("pipeline-hw-arch-typo", "config",
+         ("pipeline", "--config", "tiny", "--out", "{tmp}/new", "--set", "export.hw_arch=hailo8L"),
+         "export.hw_arch: 'hailo8L' is not one of hailo8, hailo8l, hailo10h"),
     Case("set-unknown-key", "config", (*TRAIN, "--set", "train.nope=1"), "train.nope"),
     Case("set-unknown-section", "config", (*TRAIN, "--set", "bogus.x=1"), "bogus"),
     Case("set-no-equals", "config", (*TRAIN, "--set", "train.lr"), "train.lr"),

@@ -29,8 +29,35 @@ def test_tiny_preset_by_name() -> None:
         ("train.batch_sise=1", "did you mean 'batch_size'"),
         ("train.learning_rate=1", "valid keys: float_epochs"),
         ("trian.lr=1", "did you mean 'train'"),
-        ("train.lr=fast", "train.lr: expected a number"),
-        ("train.batch_size=1.5", "train.batch_size: expected an integer"),
+        ("train.lr=fast", "train.lr: expected a number such as 0.003, got 'fast'"),
+        ("train.batch_size=1.5", "train.batch_size: expected an integer such as 16, got 1.5"),
+        ("verify.baud=fast", "verify.baud: expected an integer such as 921600, got 'fast'"),
+        ("train.class_weights=2", "train.class_weights: expected true or false, got 2"),
+        ("data.source=3", "data.source: expected a string such as bundled:basicmotions, got 3"),
+        (
+            "data.split_fractions=0.8",
+            r"data.split_fractions: expected a list of numbers such as \[0.85, 0.0, 0.15\], got 0.8",
+        ),
+        (
+            "data.split_fractions=[0.8, 0.2]",
+            r"expected 3 values, got 2; e.g. \[0.85, 0.0, 0.15\]",
+        ),
+        (
+            "model.channels=[16, a, 32]",
+            r"model.channels: expected a list of integers such as \[16, 32, 32\]",
+        ),
+        (
+            "model.fsq_levels=8",
+            r"model.fsq_levels: expected a list of integers such as \[8, 6, 5\]",
+        ),
+        (
+            "data.channels=[[ax]]",
+            r"data.channels: expected a list of strings such as \[hand_\*, heart_rate\]",
+        ),
+        (
+            "export.hw_arch=hailo8L",
+            "export.hw_arch: 'hailo8L' is not one of hailo8, hailo8l, hailo10h",
+        ),
         ("model.fsq_levels=[8, 1]", "every level must be >= 2"),
         ("data.nan_strategy=ignore", "nan_strategy"),
         (

@@ -228,7 +228,7 @@ def test_bad_inputs(tmp_path: Path, run_copy: Path) -> None:
     (tmp_path / "truncated.onnx").write_bytes(b"\x08\x07garbage")
     with pytest.raises(ExportError, match="not a valid ONNX model"):
         check_hailo_readiness(str(tmp_path / "truncated.onnx"))
-    with pytest.raises(ExportError, match="unknown --hw-arch 'hailo9'"):
+    with pytest.raises(ConfigError, match="export.hw_arch: 'hailo9' is not one of hailo8, hailo8l"):
         run_export(run_copy, "hailo", hw_arch="hailo9")
     with pytest.raises(ExportError, match="does not accept --hw-arch"):
         run_export(run_copy, "onnx", hw_arch="hailo8")

@@ -10,6 +10,8 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+from edgekit.config import HAILO_ARCHS
+from edgekit.targets.hailo import HW_ARCHS
 from edgekit.targets.hailo_scripts import model_script
 
 
@@ -126,3 +128,8 @@ def test_the_shipped_checks_read_the_schemas_edgekit_writes(build_hef: ModuleTyp
         PACKAGE_SCHEMA,
         REFERENCE_SCHEMA_VERSION,
     )
+
+
+def test_every_device_the_config_accepts_has_its_compiler_versions() -> None:
+    # the config refuses any other export.hw_arch before training; the package names these versions
+    assert tuple(HW_ARCHS) == HAILO_ARCHS
