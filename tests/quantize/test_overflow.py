@@ -20,6 +20,7 @@ from edgekit.quantize.integer_reference import (
 from edgekit.quantize.overflow import (
     INT16_MAX,
     cpu_class,
+    cpu_model_and_flags,
     layer_bound,
     read_cpu_flags,
     saturation_bounds,
@@ -171,6 +172,118 @@ def test_seven_bit_weights_never_reach_the_int16_limit() -> None:
         "conv", np.concatenate([np.full((3, 2), 63), np.full((1, 2), 65)]).astype(np.int8)
     )
     assert over.can_saturate and (over.channels_over, over.channels) == (1, 4)
+
+
+# ------------------------------------------------------------------ which layers are int8
+
+
+def weight_graph(nodes: list, initializers: dict[str, np.ndarray]):
+    """A model of `nodes` over int8 or float initializers; only read, never run."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        nodes,
+        "weights",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(value, name) for name, value in initializers.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+# columns are a MatMul's output channels: column 0 pairs 100 + 100 (over), column 1 -100 - 100
+# (over), column 2 is small; read as rows, no row could saturate
+K_BY_N = np.array([[100, -100, 1], [100, -100, 0], [0, 0, 2], [0, 0, 0]], np.int8)
+
+
+def bound_facts(model) -> list[tuple[str, int, int, int]]:
+    return [
+        (b.layer, b.worst_pair_sum, b.channels_over, b.channels) for b in saturation_bounds(model)
+    ]
+
+
+def test_matmul_and_gemm_weights_are_read_by_output_channel() -> None:
+    from onnx import helper
+
+    dq = helper.make_node("DequantizeLinear", ["w_q", "s"], ["w"])
+    scale = {"s": np.array(0.1, np.float32)}
+    over = 255 * 200
+    for op, weight, attributes in [
+        ("MatMul", K_BY_N, {}),
+        ("Gemm", K_BY_N, {}),
+        ("Gemm", K_BY_N, {"transB": 0}),
+        ("Gemm", K_BY_N.T.copy(), {"transB": 1}),
+    ]:
+        layer = helper.make_node(op, ["x", "w"], ["y"], name="fc", **attributes)
+        model = weight_graph([dq, layer], {"w_q": weight, **scale})
+        assert bound_facts(model) == [("fc", over, 2, 3)], (op, attributes)
+    # a batched MatMul's weight (B, K, N): still N output channels, each over every batch's K
+    stacked = np.stack([K_BY_N, np.zeros_like(K_BY_N)])
+    batched = weight_graph(
+        [dq, helper.make_node("MatMul", ["x", "w"], ["y"], name="bmm")], {"w_q": stacked, **scale}
+    )
+    assert bound_facts(batched) == [("bmm", over, 2, 3)]
+
+
+def test_integer_ops_take_their_weights_from_their_own_inputs() -> None:
+    from onnx import helper
+
+    conv = K_BY_N.T.reshape(3, 4, 1, 1).copy()  # rows first: 3 output channels
+    qlinear = ["x", "xs", "xz", "w_q", "ws", "wz", "ys", "yz"]
+    for op, inputs, weight in [
+        ("ConvInteger", ["x", "w_q"], conv),
+        ("QLinearConv", qlinear, conv),
+        ("MatMulInteger", ["x", "w_q"], K_BY_N),
+        ("QLinearMatMul", qlinear, K_BY_N),
+    ]:
+        model = weight_graph([helper.make_node(op, inputs, ["y"], name="q")], {"w_q": weight})
+        assert bound_facts(model) == [("q", 255 * 200, 2, 3)], op
+
+
+def test_weights_held_in_constant_nodes_are_found() -> None:
+    from onnx import helper, numpy_helper
+
+    constant = helper.make_node(
+        "Constant", [], ["w_q"], value=numpy_helper.from_array(K_BY_N.T.reshape(3, 4, 1, 1).copy())
+    )
+    nodes = [
+        constant,
+        helper.make_node("DequantizeLinear", ["w_q", "s"], ["w"]),
+        helper.make_node("Conv", ["x", "w"], ["y"], name="conv"),
+    ]
+    model = weight_graph(nodes, {"s": np.array(0.1, np.float32)})
+    assert bound_facts(model) == [("conv", 255 * 200, 2, 3)]
+
+
+def test_layers_without_stored_int8_weights_are_not_int8_layers() -> None:
+    """Weights cast to float (a float kernel runs), uint8, 1-D, computed, or a node that lacks its
+    weight input (a malformed file `edgekit check` is given) are no int8 layer."""
+    from onnx import helper
+
+    cast = helper.make_node("Cast", ["w_q"], ["w"], to=1)
+    unnamed = [
+        [cast, helper.make_node("Conv", ["x", "w"], ["y"])],
+        [helper.make_node("MatMul", ["x", "w_u8"], ["y"])],
+        [helper.make_node("MatMul", ["x", "w_1d"], ["y"])],
+        [helper.make_node("MatMul", ["x", "x"], ["y"])],
+        [helper.make_node("QLinearConv", ["x", "xs"], ["y"])],
+        [helper.make_node("Conv", ["x"], ["y"])],
+    ]
+    weights = {
+        "w_q": K_BY_N,
+        "w_u8": K_BY_N.astype(np.uint8),
+        "w_1d": np.array([127, 127], np.int8),
+    }
+    for nodes in unnamed:
+        assert saturation_bounds(weight_graph(nodes, weights)) == [], nodes[-1].op_type
+    two = weight_graph(
+        [
+            helper.make_node("MatMul", ["x", "w_q"], ["h"]),
+            helper.make_node("Gemm", ["h", "w_q"], ["y"]),
+        ],
+        weights,
+    )
+    assert [b.layer for b in saturation_bounds(two)] == ["MatMul_0", "Gemm_1"]  # unnamed: op, index
 
 
 # ------------------------------------------------------------------ readiness rule Q1
@@ -384,6 +497,12 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
         "avx_vnni": False,
         "amx_int8": False,
     }
+    # Arm names no "model name" and lists `Features`; no cpuinfo at all (not Linux) gives no flags
+    cpuinfo.write_text(
+        "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd asimddp\nCPU implementer\t: 0x41\n"
+    )
+    assert cpu_model_and_flags(cpuinfo) == (platform.processor(), {"fp", "asimd", "asimddp"})
+    assert cpu_model_and_flags(tmp_path / "none") == (platform.processor(), set())
 
 
 @pytest.mark.parametrize(
