@@ -174,6 +174,17 @@ def test_seven_bit_weights_never_reach_the_int16_limit() -> None:
     assert over.can_saturate and (over.channels_over, over.channels) == (1, 4)
 
 
+def test_the_module_loads_neither_onnx_nor_torch() -> None:
+    """The config imports it (for OVERFLOW_FIXES), so every command would pay for what it loads."""
+    code = (
+        "import sys, edgekit.quantize.overflow; print(sorted({'onnx', 'torch'} & set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
 # ------------------------------------------------------------------ which layers are int8
 
 
