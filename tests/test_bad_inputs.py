@@ -454,10 +454,15 @@ def files_of(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_bad_input(
-    case: Case, exported_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    case: Case,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys,
 ) -> None:
     run, tmp = tmp_path / "run", tmp_path / "tmp"
-    shutil.copytree(exported_run, run)
+    if any("{run}" in arg for arg in case.args):  # the trained run is built only for cases using it
+        shutil.copytree(request.getfixturevalue("exported_run"), run)
     tmp.mkdir()
     if case.prepare is not None:
         case.prepare(run, tmp, monkeypatch)
