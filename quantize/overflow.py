@@ -48,8 +48,7 @@ def worst_pair_sums(weight: np.ndarray) -> np.ndarray:
 
     The kernels multiply the stored int8 weights and correct for zero points in int32 afterwards, so
     the stored values are what saturates."""
-    rows = weight.reshape(weight.shape[0], -1).astype(np.int64)
-    rows = np.pad(rows, ((0, 0), (0, max(0, 2 - rows.shape[1]))))  # one weight pairs with a zero
+    rows = weight.reshape(weight.shape[0], -1).astype(np.int64)  # a lone weight pairs with nothing
     positive = np.sort(np.maximum(rows, 0), axis=1)[:, -2:].sum(axis=1)
     negative = np.sort(np.minimum(rows, 0), axis=1)[:, :2].sum(axis=1)
     result: np.ndarray = UINT8_MAX * np.maximum(positive, -negative)
@@ -102,7 +101,8 @@ def layer_bound(layer: str, weight: np.ndarray) -> LayerBound:
     )
 
 
-# op -> index of its weight input and whether rows are the weight's first axis (else its last)
+# op -> index of its weight input and whether rows are the weight's first axis (else its last;
+# for Gemm, when it has no transB)
 WEIGHT_INPUTS: dict[str, tuple[int, bool]] = {
     "Conv": (1, True),
     "ConvInteger": (1, True),
@@ -135,9 +135,8 @@ def int8_weights(model: ModelProto) -> list[tuple[str, np.ndarray]]:
         weight = constants.get(node.input[index]) if len(node.input) > index else None
         if weight is None or weight.dtype != np.int8 or weight.ndim < 2:
             continue
-        if node.op_type == "Gemm":
-            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-            rows_first = bool(attrs.get("transB", 0))
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        rows_first = bool(attrs.get("transB", rows_first))  # Gemm's transB=1 stores B as (N, K)
         rows = weight if rows_first else np.moveaxis(weight, -1, 0)
         found.append((node.name or f"{node.op_type}_{len(found)}", rows))
     return found
