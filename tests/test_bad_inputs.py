@@ -386,7 +386,7 @@ CASES = [
     Case("inputs-missing", "verify --inputs", (*VERIFY, "emu://", "--inputs", "{tmp}/none.npz"), "does not exist"),
     Case("inputs-not-npz", "verify --inputs", (*VERIFY, "emu://", "--inputs", "{tmp}/in.npz"), "not an .npz",
          prepare=write("in.npz", "hello")),
-    Case("inputs-npy", "verify --inputs", (*VERIFY, "emu://", "--inputs", "{tmp}/in.npy"), "not an .npz",
+    Case("inputs-one-array-file", "verify --inputs", (*VERIFY, "emu://", "--inputs", "{tmp}/in.npy"), "not an .npz",
          prepare=lambda run, tmp, _: np.save(tmp / "in.npy", np.zeros((3, 6, 2, 32)))),
     Case("inputs-no-array", "verify --inputs", (*VERIFY, "emu://", "--inputs", "{tmp}/in.npz"), "no 'inputs' array",
          prepare=inputs(lambda s: {"x": zeros(3, s)})),
