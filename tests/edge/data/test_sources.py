@@ -188,6 +188,25 @@ def test_csv_errors_name_the_file_line_past_blank_and_quoted_lines(tmp_path: Pat
         load_source(f"csv:{tmp_path / 'a.csv'}")
 
 
+@pytest.mark.parametrize(
+    ("row", "fields", "hint"),
+    [
+        ("s1,a", 2, ""),  # a lost column: no decimal comma could cause it
+        ("s1,a,1,5", 4, "; a decimal comma splits a number in two"),
+    ],
+)
+def test_csv_rows_of_another_width_are_refused_with_the_likely_cause(
+    tmp_path: Path, row: str, fields: int, hint: str
+) -> None:
+    (tmp_path / "a.csv").write_text(f"group,label,x\ns1,a,1\n{row}\n")
+    with pytest.raises(DataError) as info:
+        load_source(f"csv:{tmp_path / 'a.csv'}")
+    assert str(info.value) == (
+        f"csv: line 3 of a.csv has {fields} fields, the header 3 (','-separated); every row needs "
+        f"one value per column{hint}"
+    )
+
+
 def test_synthetic_options_and_edge_cases() -> None:
     windows = load_source("synthetic:n=40,length=127,channels=9,nan_fraction=0.01,flat_channels=1")
     assert windows.X.shape == (40, 9, 127)
