@@ -115,6 +115,113 @@ def test_npy_labels_saved_as_whole_floats_are_integers(tmp_path: Path) -> None:
     assert windows.class_names == ["0", "2", "10"] and windows.y.tolist() == [1, 0, 2, 0]
 
 
+def npy_set(folder: Path, y: np.ndarray, n_channels: int = 2, **extra: np.ndarray) -> str:
+    """X.npy of len(y) windows (window i holds the value i), y.npy, and NAME.npy for each extra."""
+    X = np.arange(len(y), dtype=np.float64)[:, None, None] * np.ones((1, n_channels, 8))
+    np.save(folder / "X.npy", X)
+    np.save(folder / "y.npy", y)
+    for name, value in extra.items():
+        np.save(folder / f"{name}.npy", value)
+    return f"npy:{folder}"
+
+
+def test_npy_folder_gives_windows_labels_groups_starts_and_names(tmp_path: Path) -> None:
+    starts = np.array([0, 8, 16, 0], np.int32)
+    windows = load_source(npy_set(tmp_path, np.array([10, 2, 1, 2]), starts=starts))
+    assert windows.class_names == ["1", "2", "10"]  # numbers in their own order, not as text
+    assert windows.y.tolist() == [2, 1, 0, 1]
+    assert windows.X.dtype == np.float32 and windows.X[:, 0, 0].tolist() == [0, 1, 2, 3]
+    assert windows.groups.tolist() == ["win000000", "win000001", "win000002", "win000003"]
+    assert windows.starts is not None and windows.starts.tolist() == [0, 8, 16, 0]
+    assert windows.channel_names == ["ch0", "ch1"] and windows.fs == 1.0
+    assert windows.source == f"npy:{tmp_path}"
+
+
+def test_npy_string_labels_name_their_classes_and_ignore_classes_txt(tmp_path: Path) -> None:
+    (tmp_path / "classes.txt").write_text("a\nb\nc\n")
+    labels = np.array(["sit", "lying", "sit", "walk"])  # lengths differ: sorted as text
+    windows = load_source(npy_set(tmp_path, labels))
+    assert windows.class_names == ["lying", "sit", "walk"] and windows.y.tolist() == [1, 0, 1, 2]
+
+
+def test_npy_classes_txt_names_integer_labels(tmp_path: Path) -> None:
+    names = "walk\n\n  run \nsit\n"  # blank lines skipped, names stripped
+    (tmp_path / "classes.txt").write_text(names)
+    windows = load_source(npy_set(tmp_path, np.array([0, 2, 2, 1])))
+    assert windows.class_names == ["walk", "run", "sit"] and windows.y.tolist() == [0, 2, 2, 1]
+    for labels, shown in [([0, 3, 1, 2], "0..3"), ([0, 5, 1, 2], "0..5"), ([-1, 0, 1, 2], "-1..2")]:
+        np.save(tmp_path / "y.npy", np.array(labels))
+        with pytest.raises(DataError) as info:
+            load_source(f"npy:{tmp_path}")
+        assert str(info.value) == (
+            f"npy: y.npy holds labels {shown} but classes.txt names 3 classes (labels 0..2); "
+            "one name per line"
+        )
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"X": np.zeros((2, 1, 2, 8))}, "npy: X.npy must be (N, C, T), got shape (2, 1, 2, 8)"),
+        (
+            {"y": np.array([[0, 1]])},
+            "npy: y.npy must be 1-D integer or string labels, got int64 (1, 2)",
+        ),
+        ({"y": np.array(1)}, "npy: y.npy must be 1-D integer or string labels, got int64 ()"),
+        (
+            {"y": np.array([0.0, np.nan])},
+            "npy: y.npy must be 1-D integer or string labels, got float64 (2,)",
+        ),
+        (
+            {"y": np.array([b"a", b"b"])},
+            "npy: y.npy must be 1-D integer or string labels, got |S1 (2,)",
+        ),
+        (
+            {"starts": np.array([0, 8, 16])},
+            "npy: starts.npy must be one integer per window, got int64 (3,)",
+        ),
+        (
+            {"starts": np.array([0.0, 8.0])},
+            "npy: starts.npy must be one integer per window, got float64 (2,)",
+        ),
+    ],
+)
+def test_npy_arrays_of_the_wrong_shape_or_kind_are_refused(
+    tmp_path: Path, arrays: dict[str, np.ndarray], message: str
+) -> None:
+    npy_set(tmp_path, np.array([0, 1]))
+    for name, value in arrays.items():
+        np.save(tmp_path / f"{name}.npy", value)
+    with pytest.raises(DataError) as info:
+        load_source(f"npy:{tmp_path}")
+    assert str(info.value) == message
+
+
+def test_npy_files_that_are_not_arrays_say_why(tmp_path: Path) -> None:
+    npy_set(tmp_path, np.array([0, 1]))
+    (tmp_path / "X.npy").write_bytes("\ufeffgroup,label\n".encode("utf-16"))  # text, bytes > 0x93
+    with pytest.raises(
+        DataError, match=r"^npy: X.npy is not a NumPy .npy file; write it with np.save$"
+    ):
+        load_source(f"npy:{tmp_path}")
+    np.save(tmp_path / "X.npy", np.zeros((2, 1, 8), np.float32))
+    (tmp_path / "X.npy").write_bytes((tmp_path / "X.npy").read_bytes()[:-4])
+    with pytest.raises(DataError) as info:
+        load_source(f"npy:{tmp_path}")
+    assert str(info.value) == (
+        "npy: X.npy can't be read as a plain array (mmap length is greater than file size); save "
+        "numbers or strings with np.save"
+    )
+
+
+def test_npy_x_is_mapped_from_disk_and_the_small_arrays_are_read(tmp_path: Path) -> None:
+    from edgekit.data.sources.tabular import load_array
+
+    np.save(tmp_path / "a.npy", np.zeros(3, np.float32))
+    assert isinstance(load_array(tmp_path / "a.npy", mmap=True), np.memmap)
+    assert not isinstance(load_array(tmp_path / "a.npy"), np.memmap)
+
+
 def test_npy_wrong_dtype(tmp_path: Path) -> None:
     np.save(tmp_path / "X.npy", np.zeros((2, 3, 10), dtype=bool))
     np.save(tmp_path / "y.npy", np.array([0, 1]))
@@ -137,7 +244,7 @@ def test_csv_long_format(tmp_path: Path) -> None:
     windows = load_source(f"csv:{tmp_path / 'data.csv'}", config)
     assert windows.channel_names == ["ax", "ay"]
     assert windows.X.shape == (12, 2, 5)  # 2 subjects x 2 labels x 3 windows
-    assert windows.class_names == ["sit", "walk"]
+    assert windows.class_names == ["sit", "walk"] and windows.fs == 1.0
     with pytest.raises(DataError, match="column 'group' not in"):
         load_source(f"csv:{tmp_path / 'data.csv'}")
 
@@ -205,6 +312,23 @@ def test_csv_rows_of_another_width_are_refused_with_the_likely_cause(
         f"csv: line 3 of a.csv has {fields} fields, the header 3 (','-separated); every row needs "
         f"one value per column{hint}"
     )
+
+
+def test_csv_with_a_header_and_no_rows_is_empty(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("group,label,x\n\n,,\n")
+    with pytest.raises(DataError) as info:
+        load_source(f"csv:{tmp_path / 'a.csv'}")
+    assert (
+        str(info.value)
+        == f"csv: {tmp_path / 'a.csv'} is empty; expected a header and one row per sample"
+    )
+
+
+def test_a_long_bad_csv_value_is_shown_cut_to_40_characters(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("group,label,x\ns1,a," + "q" * 30 + "0123456789XYZ\n")
+    with pytest.raises(DataError) as info:
+        load_source(f"csv:{tmp_path / 'a.csv'}")
+    assert f"column 'x': '{'q' * 30}0123456789' is not a number" in str(info.value)
 
 
 def test_synthetic_options_and_edge_cases() -> None:
