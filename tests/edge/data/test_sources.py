@@ -145,16 +145,22 @@ def test_npy_string_labels_name_their_classes_and_ignore_classes_txt(tmp_path: P
 
 
 def test_npy_classes_txt_names_integer_labels(tmp_path: Path) -> None:
-    names = "walk\n\n  run \nsit\n"  # blank lines skipped, names stripped
-    (tmp_path / "classes.txt").write_text(names)
-    windows = load_source(npy_set(tmp_path, np.array([0, 2, 2, 1])))
-    assert windows.class_names == ["walk", "run", "sit"] and windows.y.tolist() == [0, 2, 2, 1]
-    for labels, shown in [([0, 3, 1, 2], "0..3"), ([0, 5, 1, 2], "0..5"), ([-1, 0, 1, 2], "-1..2")]:
+    (tmp_path / "classes.txt").write_text("walk\n\n  run \nsit\nlie\n")  # blanks skipped, stripped
+    windows = load_source(npy_set(tmp_path, np.array([0, 2, 3, 1])))
+    assert windows.class_names == ["walk", "run", "sit", "lie"] and windows.y.tolist() == [
+        0,
+        2,
+        3,
+        1,
+    ]
+    np.save(tmp_path / "y.npy", np.array([1, 2, 3, 1]))  # a named class without windows is fine
+    assert load_source(f"npy:{tmp_path}").y.tolist() == [1, 2, 3, 1]
+    for labels, shown in [([0, 4, 1, 2], "0..4"), ([0, 6, 1, 2], "0..6"), ([-1, 0, 1, 2], "-1..2")]:
         np.save(tmp_path / "y.npy", np.array(labels))
         with pytest.raises(DataError) as info:
             load_source(f"npy:{tmp_path}")
         assert str(info.value) == (
-            f"npy: y.npy holds labels {shown} but classes.txt names 3 classes (labels 0..2); "
+            f"npy: y.npy holds labels {shown} but classes.txt names 4 classes (labels 0..3); "
             "one name per line"
         )
 
@@ -179,6 +185,10 @@ def test_npy_classes_txt_names_integer_labels(tmp_path: Path) -> None:
         (
             {"starts": np.array([0, 8, 16])},
             "npy: starts.npy must be one integer per window, got int64 (3,)",
+        ),
+        (
+            {"starts": np.array([0])},
+            "npy: starts.npy must be one integer per window, got int64 (1,)",
         ),
         (
             {"starts": np.array([0.0, 8.0])},
