@@ -130,8 +130,8 @@ def read_table(file: Path) -> CsvTable:
 
 
 def holds_values(fields: list[str]) -> bool:
-    """False for a blank line, one of spaces, or one of separators only (spreadsheets save those)."""
-    return any(fields) and (len(fields) > 1 or bool(fields[0].strip()))
+    """False for a blank line, or one of spaces and separators only (spreadsheets save those)."""
+    return any(field.strip() for field in fields)
 
 
 def column_separator(header_line: str) -> str:
@@ -190,10 +190,7 @@ def load_npy(path: str, config: DataConfig) -> WindowSet:
         load_array(root / f"{name}.npy") if (root / f"{name}.npy").is_file() else None
         for name in ("groups", "starts")
     )
-    if (
-        not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer))
-        or X.dtype == bool
-    ):
+    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):  # nor bool
         raise DataError(f"npy: X.npy has dtype {X.dtype}; save the windows as float32")
     if X.ndim != 3:
         raise DataError(f"npy: X.npy must be (N, C, T), got shape {X.shape}")

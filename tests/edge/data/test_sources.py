@@ -266,6 +266,9 @@ CSV_DIALECTS = {
     "a byte-order mark (Excel's CSV UTF-8)": lambda text: "\ufeff" + text,
     "Windows line ends": lambda text: text.replace("\n", "\r\n"),
     "blank lines": lambda text: text.replace("\nwalk,s2,", "\n\n  \nwalk,s2,", 1) + "\n\n",
+    "empty spreadsheet rows": lambda text: text.replace(
+        "\nwalk,s2,", "\n,,,\n , ,\t,\nwalk,s2,", 1
+    ),
     "a comma after every row": lambda text: text.replace("\n", ",\n"),
 }
 
