@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ def test_bundled_basicmotions() -> None:
     assert np.bincount(windows.y).tolist() == [20, 20, 20, 20]
     assert windows.official_test.sum() == 40
     assert "sktime" in windows.provenance["package"]
+    assert windows.channel_names == ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
+    assert windows.fs == 10.0 and windows.source == "bundled:basicmotions"
 
 
 def write_ts(path: Path, series: list[tuple[np.ndarray, str]]) -> None:
@@ -40,6 +43,7 @@ def test_ts_folder_with_train_and_test(tmp_path: Path) -> None:
     assert windows.X.shape == (3, 2, 8)
     assert windows.official_test.tolist() == [False, False, True]
     assert windows.y.tolist() == [0, 1, 1]
+    assert windows.channel_names == ["ch0", "ch1"] and windows.fs == 1.0
 
 
 def write_uci(root: Path, subjects: list[int], labels: list[int]) -> None:
@@ -361,6 +365,7 @@ def test_synthetic_options_and_edge_cases() -> None:
         ("pamap2:/definitely/missing", "does not exist"),
         ("s3:bucket", "unknown data source 's3'"),
         ("bundled:ucihar", "unknown bundled data set"),
+        ("bundled:arrowhead", "unknown bundled data set"),
         ("synthetic:length=1", "T=1 is < 2"),
     ],
 )
@@ -536,6 +541,79 @@ def test_ts_files_edgekit_cannot_classify_are_refused(
     (tmp_path / "Toy_TRAIN.ts").write_text(f"@problemName Toy\n{header}\n@data\n1,2,3:a\n")
     with pytest.raises(DataError, match=f"Toy_TRAIN.ts:2: {message}"):
         load_source(f"ts:{tmp_path}")
+
+
+def test_ts_comments_blank_lines_and_label_tags_of_classification_files_are_read(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "Toy_TRAIN.ts").write_text(
+        "# made by hand\n@problemName Toy\n@classLabel true a b\n@targetLabel false\n@data\n"
+        "1,2,3:4,5,6:a\n\n# a comment among the series\n  \n7,8,9:1,2,3:b\n"
+    )
+    windows = load_source(f"ts:{tmp_path}")
+    assert windows.X.shape == (2, 2, 3) and windows.X[1, 0].tolist() == [7, 8, 9]
+    assert windows.class_names == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (["1,2,3:4,5:a"], "Toy_TRAIN.ts:2: the channels of one series differ in length"),
+        (["1,x,3:a"], "Toy_TRAIN.ts:2: not a numeric .ts series"),
+        (["1,2:3,4:a", "1,2:b"], "Toy_TRAIN.ts: series have different numbers of channels"),
+        ([], "Toy_TRAIN.ts: no series after @data"),
+    ],
+)
+def test_ts_series_that_do_not_fit_together_are_refused(
+    tmp_path: Path, lines: list[str], message: str
+) -> None:
+    (tmp_path / "Toy_TRAIN.ts").write_text("@data\n" + "".join(f"{line}\n" for line in lines))
+    with pytest.raises(DataError, match=re.escape(message)):
+        load_source(f"ts:{tmp_path}")
+
+
+def test_ts_files_of_one_set_need_the_same_channels(tmp_path: Path) -> None:
+    write_ts(tmp_path / "Toy_TRAIN.ts", [(np.ones((2, 4)), "a"), (np.zeros((2, 4)), "b")])
+    write_ts(tmp_path / "Toy_TEST.ts", [(np.ones((3, 4)), "a")])
+    with pytest.raises(DataError, match=f"ts:{re.escape(str(tmp_path))}: the files have different"):
+        load_source(f"ts:{tmp_path}")
+
+
+def test_the_bundled_set_comes_from_aeon_without_sktime_and_never_from_missing_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.metadata
+    from pathlib import PurePosixPath
+
+    from edgekit.data.sources.ts import locate_basicmotions
+
+    real = locate_basicmotions()[0]
+    names = [PurePosixPath(p.name) for p in real]
+
+    class Wheel:
+        version = "9.9"
+
+        def __init__(self, folder: Path) -> None:
+            self.folder, self.files = folder, names
+
+        def locate_file(self, name: PurePosixPath) -> Path:
+            return self.folder / str(name)
+
+    def installed(wheels: dict[str, Wheel]):
+        def distribution(name: str) -> Wheel:
+            if name not in wheels:
+                raise importlib.metadata.PackageNotFoundError(name)
+            return wheels[name]
+
+        return distribution
+
+    monkeypatch.setattr(
+        importlib.metadata, "distribution", installed({"aeon": Wheel(real[0].parent)})
+    )
+    assert locate_basicmotions() == (real, "aeon==9.9")
+    monkeypatch.setattr(importlib.metadata, "distribution", installed({"sktime": Wheel(tmp_path)}))
+    with pytest.raises(DataError, match="needs the sktime \\(or aeon\\) package"):
+        locate_basicmotions()  # listed in the wheel's RECORD, gone from the disk
 
 
 def test_a_ts_series_of_missing_values_only_is_refused(tmp_path: Path) -> None:
