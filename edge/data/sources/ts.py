@@ -55,13 +55,13 @@ def parse_ts(path: Path) -> tuple[list[np.ndarray], list[str]]:
 
 def check_ts_header(path: Path, line_number: int, words: list[str]) -> None:
     """Refuse the header tags of files edgekit can't classify."""
-    tag, value = [*words, "", ""][:2]
-    if tag == "@timestamps" and value == "true":
+    tag_and_value = tuple([*words, "", ""][:2])
+    if tag_and_value == ("@timestamps", "true"):
         raise DataError(
             f"{path}:{line_number}: series with timestamps are not supported; save the values "
             "alone (@timestamps false), one sample per sensor period"
         )
-    if (tag == "@classlabel" and value == "false") or (tag == "@targetlabel" and value == "true"):
+    if tag_and_value in (("@classlabel", "false"), ("@targetlabel", "true")):
         raise DataError(
             f"{path}:{line_number}: the file has no class labels ({' '.join(words[:2])}); "
             "edgekit trains classifiers: give a file with @classLabel true and a label per series"
@@ -91,9 +91,7 @@ def windows_from_ts_files(
     X, length_note = fit_lengths(series, config.length_policy, config.target_length, source)
     class_names = sorted(set(labels))
     y_index = np.array([class_names.index(label) for label in labels])
-    channels = (
-        names if names and len(names) == X.shape[1] else [f"ch{c}" for c in range(X.shape[1])]
-    )
+    channels = names or [f"ch{c}" for c in range(X.shape[1])]  # WindowSet checks the count
     return WindowSet(
         X,
         y_index,

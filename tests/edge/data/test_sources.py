@@ -533,7 +533,8 @@ def test_ts_missing_values_inside_are_nan_and_at_the_end_padding(tmp_path: Path)
     ("header", "message"),
     [("@timeStamps true", "series with timestamps are not supported"),
      ("@classLabel false", r"the file has no class labels \(@classlabel false\)"),
-     ("@targetLabel true", "the file has no class labels")],
+     ("@targetLabel true", "the file has no class labels"),
+     ("@classLabel false 1 2", r"the file has no class labels \(@classlabel false\); ")],
 )  # fmt: skip
 def test_ts_files_edgekit_cannot_classify_are_refused(
     tmp_path: Path, header: str, message: str
@@ -614,6 +615,11 @@ def test_the_bundled_set_comes_from_aeon_without_sktime_and_never_from_missing_f
     monkeypatch.setattr(importlib.metadata, "distribution", installed({"sktime": Wheel(tmp_path)}))
     with pytest.raises(DataError, match="needs the sktime \\(or aeon\\) package"):
         locate_basicmotions()  # listed in the wheel's RECORD, gone from the disk
+    train_only = Wheel(real[0].parent)
+    train_only.files = [name for name in names if name.name.endswith("_TRAIN.ts")]
+    monkeypatch.setattr(importlib.metadata, "distribution", installed({"sktime": train_only}))
+    with pytest.raises(DataError, match="needs the sktime"):
+        locate_basicmotions()
 
 
 def test_a_ts_series_of_missing_values_only_is_refused(tmp_path: Path) -> None:
