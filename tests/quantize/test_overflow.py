@@ -165,6 +165,14 @@ def test_the_bound_does_not_depend_on_the_order_of_the_reduction_axis(row: list[
     assert worst_pair_sums(np.array([row, shuffled], np.int8)).tolist() == [expected, expected]
 
 
+def test_a_layer_that_can_saturate_is_described_with_its_numbers() -> None:
+    bound = layer_bound("conv3", np.array([[100, 100, -3], [1, 2, 3]], np.int8))
+    assert bound.describe() == (
+        "conv3: worst pair 255 x w0 + 255 x w1 = 51000 > 32767 in 1 of 2 output channels "
+        "(max |w| 100, safe <= 63)"
+    )
+
+
 def test_seven_bit_weights_never_reach_the_int16_limit() -> None:
     bound = layer_bound("conv", np.full((4, 16, 1, 5), 63, np.int8))
     assert bound.worst_pair_sum == 2 * 255 * 63 <= INT16_MAX and not bound.can_saturate
@@ -287,6 +295,9 @@ def test_layers_without_stored_int8_weights_are_not_int8_layers() -> None:
     }
     for nodes in unnamed:
         assert saturation_bounds(weight_graph(nodes, weights)) == [], nodes[-1].op_type
+    # a layer without int8 weights does not stop the search for the ones after it
+    later = [*unnamed[1], helper.make_node("MatMul", ["y", "w_q"], ["z"], name="fc")]
+    assert [b.layer for b in saturation_bounds(weight_graph(later, weights))] == ["fc"]
     two = weight_graph(
         [
             helper.make_node("MatMul", ["x", "w_q"], ["h"]),
@@ -514,6 +525,8 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
     )
     assert cpu_model_and_flags(cpuinfo) == (platform.processor(), {"fp", "asimd", "asimddp"})
     assert cpu_model_and_flags(tmp_path / "none") == (platform.processor(), set())
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some VM\n")  # no flags line at all
+    assert cpu_model_and_flags(cpuinfo) == ("Some VM", set())
 
 
 @pytest.mark.parametrize(
