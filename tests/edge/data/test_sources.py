@@ -351,17 +351,17 @@ def test_a_long_bad_csv_value_is_shown_cut_to_40_characters(tmp_path: Path) -> N
 def test_a_stream_is_cut_into_windows_inside_each_run_of_one_label() -> None:
     from edgekit.data.sources.common import window_stream
 
-    signals = np.arange(12)[:, None] * np.array([1, 10])  # (T, C): row t holds t and 10 t
-    labels = np.array([1, 1, 1, 1, 1, 2, 0, 0, 0, 1, 1, 1])  # runs of 5, 1, 3 and 3 rows
+    signals = np.arange(13)[:, None] * np.array([1, 10])  # (T, C): row t holds t and 10 t
+    labels = np.array([1, 1, 1, 1, 1, 2, 0, 0, 0, 0, 1, 1, 1])  # runs of 5, 1, 4 and 3 rows
     windows, window_labels, starts = window_stream(signals, labels, 3, 1)
-    assert starts == [0, 1, 2, 6, 9] and window_labels == [1, 1, 1, 0, 1]
+    assert starts == [0, 1, 2, 6, 7, 10] and window_labels == [1, 1, 1, 0, 0, 1]
     assert windows[1].tolist() == [[1, 2, 3], [10, 20, 30]]  # (C, length)
-    assert window_stream(signals, labels, 3, 2)[2] == [0, 2, 6, 9]
-    assert window_stream(signals, labels, 3, 1, skip_label=0)[2] == [0, 1, 2, 9]
-    assert window_stream(signals, labels, 3, 1, skip_label=2)[2] == [0, 1, 2, 6, 9]
-    gap_before_row_2 = np.zeros(12, bool)
+    assert window_stream(signals, labels, 3, 2)[2] == [0, 2, 6, 10]
+    assert window_stream(signals, labels, 3, 1, skip_label=0)[2] == [0, 1, 2, 10]
+    assert window_stream(signals, labels, 3, 1, skip_label=2)[2] == [0, 1, 2, 6, 7, 10]
+    gap_before_row_2 = np.zeros(13, bool)
     gap_before_row_2[2] = True
-    assert window_stream(signals, labels, 3, 1, breaks=gap_before_row_2)[2] == [2, 6, 9]
+    assert window_stream(signals, labels, 3, 1, breaks=gap_before_row_2)[2] == [2, 6, 7, 10]
 
 
 def test_synthetic_options_and_edge_cases() -> None:
