@@ -326,7 +326,7 @@ def _example(key: str, current: Any) -> str:
     """A value of the right kind for `key`: its current value, as one would type it."""
     if isinstance(current, tuple):
         return f"[{', '.join(map(str, current))}]" if current else EMPTY_LIST_EXAMPLES[key]
-    return str(current).lower() if isinstance(current, bool) else str(current)
+    return str(current)  # (true/false keys name their two values instead)
 
 
 def _suggest(name: str, choices: list[str]) -> str:
