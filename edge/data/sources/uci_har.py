@@ -36,16 +36,17 @@ def load_uci_har(path: str, config: DataConfig) -> WindowSet:
         signal_dir = root / split / "Inertial Signals"
         if not signal_dir.is_dir():
             continue
-        try:
-            signals = [load_table(signal_dir / f"{name}_{split}.txt") for name in UCI_SIGNALS]
-            y_parts.append(load_table(root / split / f"y_{split}.txt", np.int64, ndmin=1))
-            subject_parts.append(
-                load_table(root / split / f"subject_{split}.txt", np.int64, ndmin=1)
-            )
-        except OSError as err:
+        files = [signal_dir / f"{name}_{split}.txt" for name in UCI_SIGNALS]
+        labels_and_subjects = [root / split / f"{kind}_{split}.txt" for kind in ("y", "subject")]
+        missing = [f for f in [*files, *labels_and_subjects] if not f.is_file()]
+        if missing:  # np.loadtxt's error would not name the file
             raise DataError(
-                f"uci-har: cannot read {err.filename or split}; the folder layout is incomplete"
-            ) from err
+                f"uci-har: {missing[0]} is missing; the folder layout is incomplete, re-extract the archive"
+            )
+        try:
+            signals = [load_table(file) for file in files]
+            y_parts.append(load_table(labels_and_subjects[0], np.int64, ndmin=1))
+            subject_parts.append(load_table(labels_and_subjects[1], np.int64, ndmin=1))
         except ValueError as err:
             raise DataError(
                 f"uci-har: malformed numbers in the {split} split ({err}); re-extract the archive"

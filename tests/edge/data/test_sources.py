@@ -73,6 +73,78 @@ def test_uci_har(tmp_path: Path) -> None:
     assert windows.fs == 50.0
 
 
+def write_uci_split(root: Path, split: str, labels: list[int], samples: int = 128) -> None:
+    """One split of the UCI-HAR layout; window i of signal file k holds 100 k + i."""
+    signals = root / split / "Inertial Signals"
+    signals.mkdir(parents=True)
+    for k, name in enumerate(
+        f"{kind}_{axis}" for kind in ("body_acc", "body_gyro", "total_acc") for axis in "xyz"
+    ):
+        rows = 100 * k + np.arange(len(labels))[:, None] * np.ones((1, samples))
+        np.savetxt(signals / f"{name}_{split}.txt", rows)
+    np.savetxt(root / split / f"y_{split}.txt", labels, fmt="%d")
+    np.savetxt(root / split / f"subject_{split}.txt", [7] * len(labels), fmt="%d")
+
+
+def test_uci_har_splits_of_any_size_and_either_split_alone(tmp_path: Path) -> None:
+    (tmp_path / "activity_labels.txt").write_text("1 WALKING\n2 SITTING\n")
+    write_uci_split(tmp_path, "test", [2])  # one window: a 1-row file
+    alone = load_source(f"uci-har:{tmp_path}")
+    assert alone.X.shape == (1, 9, 128) and alone.y.tolist() == [1]
+    assert alone.X[0, :, 0].tolist() == [100 * k for k in range(9)]
+    assert alone.channel_names[3] == "body_gyro_x" and alone.groups.tolist() == ["subject7"]
+    write_uci_split(tmp_path, "train", [1, 2, 1])
+    both = load_source(f"uci-har:{tmp_path}")
+    assert both.y.tolist() == [0, 1, 0, 1] and both.X[:, 0, 0].tolist() == [0, 1, 2, 0]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (
+            lambda r: (r / "train" / "y_train.txt").unlink(),
+            "uci-har: {root}/train/y_train.txt is missing; the folder layout is incomplete",
+        ),
+        (
+            lambda r: (r / "test" / "Inertial Signals" / "body_acc_y_test.txt").unlink(),
+            "uci-har: {root}/test/Inertial Signals/body_acc_y_test.txt is missing",
+        ),
+        (
+            lambda r: (r / "train" / "y_train.txt").write_text("1\n2\n"),
+            "uci-har: the train files disagree in rows or samples",
+        ),
+        (
+            lambda r: np.savetxt(
+                r / "train" / "Inertial Signals" / "total_acc_z_train.txt", np.ones((3, 127))
+            ),
+            "uci-har: the train files disagree in rows or samples",
+        ),
+        (
+            lambda r: (r / "train" / "subject_train.txt").write_text("1\nx\n3\n"),
+            "uci-har: malformed numbers in the train split",
+        ),
+        (
+            lambda r: (r / "train" / "y_train.txt").write_text("3\n4\n5\n"),
+            "uci-har: y_train.txt has labels [3, 4, 5] not in activity_labels.txt",
+        ),
+    ],
+)
+def test_uci_har_damaged_splits_are_refused(tmp_path: Path, damage, message: str) -> None:
+    (tmp_path / "activity_labels.txt").write_text("1 WALKING\n2 SITTING\n")
+    write_uci_split(tmp_path, "train", [1, 2, 1])
+    write_uci_split(tmp_path, "test", [2, 1])  # the test split has its own row count
+    damage(tmp_path)
+    with pytest.raises(DataError, match=re.escape(message.format(root=tmp_path))):
+        load_source(f"uci-har:{tmp_path}")
+
+
+def test_uci_har_lists_at_most_five_unknown_labels(tmp_path: Path) -> None:
+    (tmp_path / "activity_labels.txt").write_text("1 WALKING\n")
+    write_uci_split(tmp_path, "train", [3, 4, 5, 6, 7, 8])
+    with pytest.raises(DataError, match=re.escape("has labels [3, 4, 5, 6, 7] not in")):
+        load_source(f"uci-har:{tmp_path}")
+
+
 def pamap2_table(activities: list[int], columns: int = 54) -> np.ndarray:
     rng = np.random.default_rng(1)
     table = rng.normal(size=(len(activities), columns))
