@@ -169,6 +169,60 @@ def test_pamap2_windows_runs_and_fills_gaps(tmp_path: Path) -> None:
     assert np.isfinite(windows.X).all()  # heart rate and drop-outs were filled per subject
 
 
+def test_pamap2_reads_the_documented_columns_and_activity_names(tmp_path: Path) -> None:
+    from edgekit.data.sources.pamap2 import PAMAP2_ACTIVITIES
+
+    ids = list(PAMAP2_ACTIVITIES)
+    table = np.tile(np.arange(54, dtype=float), (20 * len(ids), 1))  # column c holds c
+    table[:, 0] = np.arange(len(table)) / 100
+    table[:, 1] = np.repeat(ids, 20)
+    np.savetxt(tmp_path / "subject101.dat", table)
+    windows = load_source(f"pamap2:{tmp_path}", DataConfig(window_length=20, window_stride=20))
+    # acc ±16 g x/y/z and gyro x/y/z of hand, chest and ankle (3 + 17 k + 1..3, 7..9), heart rate
+    expected = [4, 5, 6, 10, 11, 12, 21, 22, 23, 27, 28, 29, 38, 39, 40, 44, 45, 46, 2]
+    assert windows.X[0, :, 0].tolist() == expected
+    assert windows.channel_names[:3] == ["hand_acc_x", "hand_acc_y", "hand_acc_z"]
+    assert windows.channel_names[3] == "hand_gyro_x" and windows.channel_names[-1] == "heart_rate"
+    assert windows.class_names == [
+        "lying", "sitting", "standing", "walking", "running", "cycling", "nordic_walking",
+        "watching_tv", "computer_work", "car_driving", "ascending_stairs", "descending_stairs",
+        "vacuum_cleaning", "ironing", "folding_laundry", "house_cleaning", "playing_soccer",
+        "rope_jumping",
+    ]  # fmt: skip
+    assert ids == [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 16, 17, 18, 19, 20, 24]
+    assert windows.y.tolist() == list(range(18)) and windows.fs == 100.0
+
+
+def test_pamap2_a_pause_longer_than_1_5_periods_ends_a_run(tmp_path: Path) -> None:
+    steps = np.full(39, 0.01)
+    steps[9], steps[29] = 0.0149, 0.0151  # under and over 1.5 sample periods
+    table = pamap2_table([1] * 40)
+    table[:, 0] = np.concatenate([[0.0], np.cumsum(steps)])
+    np.savetxt(tmp_path / "subject101.dat", table)
+    windows = load_source(f"pamap2:{tmp_path}", DataConfig(window_length=10, window_stride=10))
+    assert windows.starts.tolist() == [0, 10, 20, 30]  # the gap before row 30 ends nothing early
+    windows = load_source(f"pamap2:{tmp_path}", DataConfig(window_length=10, window_stride=5))
+    assert windows.starts.tolist() == [0, 5, 10, 15, 20, 30]  # no window across row 30
+
+
+def test_pamap2_gaps_and_heart_rate_are_filled_from_their_neighbours() -> None:
+    from edgekit.data.sources.pamap2 import fill_gaps, fill_heart_rate
+
+    assert fill_gaps(np.array([np.nan, 1.0, np.nan, 3.0, np.nan])).tolist() == [1, 1, 2, 3, 3]
+    assert np.isnan(fill_gaps(np.full(3, np.nan))).all()  # a sensor dead all along stays missing
+    late = np.full(60, np.nan)
+    late[30], late[45] = 80.0, 90.0  # the first reading comes late: held backwards too
+    filled = fill_heart_rate(late)
+    assert filled[:30].tolist() == [80.0] * 30 and filled[-5:].tolist() == [90.0] * 5
+    assert np.isnan(fill_heart_rate(np.full(3, np.nan))).all()
+
+
+def test_pamap2_non_numbers_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "subject101.dat").write_text("0.0 1 abc\n")
+    with pytest.raises(DataError, match="pamap2: subject101.dat has non-numeric values"):
+        load_source(f"pamap2:{tmp_path}")
+
+
 def test_pamap2_wrong_column_count(tmp_path: Path) -> None:
     np.savetxt(tmp_path / "subject101.dat", pamap2_table([1] * 30, columns=40))
     with pytest.raises(DataError, match="40 columns, expected 54"):
