@@ -215,6 +215,18 @@ def test_pamap2_gaps_and_heart_rate_are_filled_from_their_neighbours() -> None:
     filled = fill_heart_rate(late)
     assert filled[:30].tolist() == [80.0] * 30 and filled[-5:].tolist() == [90.0] * 5
     assert np.isnan(fill_heart_rate(np.full(3, np.nan))).all()
+    burst = np.full(60, 70.0)
+    burst[20:40] = 120.0  # 20 readings: a 25-sample median keeps exactly those rows
+    assert np.flatnonzero(fill_heart_rate(burst) == 120.0).tolist() == list(range(20, 40))
+
+
+def test_pamap2_reads_the_subject_files_of_a_folder_else_every_dat_file(tmp_path: Path) -> None:
+    np.savetxt(tmp_path / "subject101.dat", pamap2_table([1] * 40))
+    (tmp_path / "notes.dat").write_text("not a recording\n")
+    assert load_source(f"pamap2:{tmp_path}", DataConfig(window_length=20)).groups[0] == "subject101"
+    (tmp_path / "subject101.dat").rename(tmp_path / "walk_only.dat")
+    (tmp_path / "notes.dat").unlink()
+    assert load_source(f"pamap2:{tmp_path}", DataConfig(window_length=20)).groups[0] == "walk_only"
 
 
 def test_pamap2_non_numbers_are_refused(tmp_path: Path) -> None:
@@ -226,6 +238,9 @@ def test_pamap2_non_numbers_are_refused(tmp_path: Path) -> None:
 def test_pamap2_wrong_column_count(tmp_path: Path) -> None:
     np.savetxt(tmp_path / "subject101.dat", pamap2_table([1] * 30, columns=40))
     with pytest.raises(DataError, match="40 columns, expected 54"):
+        load_source(f"pamap2:{tmp_path}")
+    np.savetxt(tmp_path / "subject101.dat", pamap2_table([1] * 30, columns=60))
+    with pytest.raises(DataError, match="60 columns, expected 54"):
         load_source(f"pamap2:{tmp_path}")
 
 
