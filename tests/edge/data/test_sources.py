@@ -106,6 +106,14 @@ def test_uci_har_splits_of_any_size_and_either_split_alone(tmp_path: Path) -> No
             "uci-har: {root}/train/y_train.txt is missing; the folder layout is incomplete",
         ),
         (
+            lambda r: [(r / "train" / f"{k}_train.txt").unlink() for k in ("subject", "y")],
+            "uci-har: {root}/train/y_train.txt is missing",  # the first missing one
+        ),
+        (
+            lambda r: (r / "test" / "y_test.txt").write_text("1\n9\n"),
+            "uci-har: y_test.txt has labels [9] not in activity_labels.txt",
+        ),
+        (
             lambda r: (r / "test" / "Inertial Signals" / "body_acc_y_test.txt").unlink(),
             "uci-har: {root}/test/Inertial Signals/body_acc_y_test.txt is missing",
         ),
