@@ -22,12 +22,12 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from onnx import ModelProto
+    from onnx import ModelProto, NodeProto
 
 # Which convolutions QAT trains with 7-bit weights (NNCF's names): every one, the one reading the
 # network input, or none (only for models that never run on an x86 CPU without VNNI).
@@ -114,25 +114,141 @@ WEIGHT_INPUTS: dict[str, tuple[int, bool]] = {
 }
 
 
+# Which int8 weights onnxruntime's kernels multiply, as its optimiser (1.32, x86) builds them, each
+# rule checked on its optimised graph: it folds every node of fixed inputs except DequantizeLinear;
+# after one it moves only these ops onto the stored integers (a Reshape, Squeeze or Unsqueeze there
+# leaves a float Conv); and it quantizes a float Conv or Gemm weight itself, 8-bit, when the layer
+# reads a tensor dequantized with one scale and only a QuantizeLinear reads its output, directly or
+# through a Relu (its WeightBiasQuantization, ReluQuantFusion, then the QDQ fusion; a Clip there is
+# not modelled). A dequantized int8 weight counts wherever it is used,
+# whether or not onnxruntime fuses that layer: Q1 may warn about a layer that runs in float, never
+# miss one that runs in int8.
+MOVED_ONTO_STORED = ("Identity", "Transpose")
+QUANTIZED_BY_ONNXRUNTIME = ("Conv", "Gemm")
+
+
+def folded_tensors(model: ModelProto) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """`(fixed, dequantized)`: every tensor onnxruntime folds into a constant, by name, and every
+    DequantizeLinear output by the stored integers behind it (QDQ kernels multiply those)."""
+    from onnx import numpy_helper
+
+    opsets = {entry.domain: entry.version for entry in model.opset_import}
+    fixed = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    dequantized: dict[str, np.ndarray] = {}
+    for node in model.graph.node:
+        inputs = [name for name in node.input if name]
+        if node.domain not in ("", "ai.onnx") or not (inputs or node.op_type == "Constant"):
+            continue
+        if node.op_type == "DequantizeLinear" and inputs[0] in fixed:
+            dequantized[node.output[0]] = fixed[inputs[0]]
+        elif node.op_type in MOVED_ONTO_STORED and inputs[0] in dequantized:
+            known = {name: fixed[name] for name in inputs[1:] if name in fixed}
+            moved = node_output(node, opsets, {**known, inputs[0]: dequantized[inputs[0]]})
+            if moved is not None:
+                dequantized[node.output[0]] = moved
+        elif all(name in fixed for name in inputs):
+            value = node_output(node, opsets, {name: fixed[name] for name in inputs})
+            if value is not None:
+                fixed[node.output[0]] = value
+    return fixed, dequantized
+
+
+def node_output(
+    node: NodeProto, opsets: dict[str, int], inputs: dict[str, np.ndarray]
+) -> np.ndarray | None:
+    """The node's first output as ONNX's reference computes it; None where it cannot (a malformed
+    file, which `edgekit check` reports elsewhere, fixes no value)."""
+    from onnx.reference import ReferenceEvaluator
+
+    try:  # without `intermediate` the reference returns the list of outputs
+        outputs = cast(
+            "list[np.ndarray]", ReferenceEvaluator(node, opsets=opsets).run(None, inputs)
+        )
+    except Exception:  # numpy and the reference raise ValueError, IndexError, TypeError, ...
+        return None
+    return outputs[0]
+
+
+def onnxruntime_quantized(weight: np.ndarray) -> np.ndarray:
+    """The int8 weights onnxruntime gives a float layer between quantized activations: one scale
+    and zero point for the whole tensor over its range widened to hold 0 (its
+    GetQuantizationParameter<int8_t>), then QuantizeLinear, in float32 as it computes."""
+    values = weight.astype(np.float32)
+    low = min(values.min(), np.float32(0))
+    high = max(values.max(), np.float32(0))
+    scale = np.float32(1) if high == low else (high - low) / np.float32(255)
+    zero_point = np.round(np.clip(np.float32(-128) - low / scale, -128, 127))  # half to even
+    quantized: np.ndarray = np.clip(np.round(values / scale) + zero_point, -128, 127).astype(
+        np.int8
+    )
+    return quantized
+
+
+def quantized_by_onnxruntime(
+    node: NodeProto,
+    fixed: dict[str, np.ndarray],
+    producers: dict[str, NodeProto],
+    readers: dict[str, list[NodeProto]],
+) -> bool:
+    """Whether onnxruntime quantizes this layer's float weight and runs it on an int8 kernel."""
+    source = producers.get(node.input[0])
+    scale = fixed.get(source.input[1]) if source is not None and len(source.input) > 1 else None
+    bias = node.input[2] if len(node.input) > 2 else ""
+    return (
+        node.op_type in QUANTIZED_BY_ONNXRUNTIME
+        and source is not None
+        and source.op_type == "DequantizeLinear"
+        and scale is not None
+        and scale.size == 1
+        and (not bias or (bias in fixed and fixed[bias].ndim == 1))
+        and quantized_next(node.output[0], fixed, readers)
+    )
+
+
+def quantized_next(
+    tensor: str, fixed: dict[str, np.ndarray], readers: dict[str, list[NodeProto]]
+) -> bool:
+    """Whether only a QuantizeLinear reads the tensor, directly or through a Relu that its zero
+    point makes redundant (the lowest integer of its type: onnxruntime then drops the Relu)."""
+    after = readers.get(tensor, [])
+    if len(after) != 1 or after[0].op_type not in ("QuantizeLinear", "Relu"):
+        return False
+    if after[0].op_type == "QuantizeLinear":
+        return True
+    later = readers.get(after[0].output[0], [])
+    if len(later) != 1 or later[0].op_type != "QuantizeLinear":
+        return False
+    zero_point = fixed.get(later[0].input[2]) if len(later[0].input) > 2 else np.uint8(0)
+    return (
+        zero_point is not None
+        and bool(zero_point.size == 1)
+        and (zero_point.item() == np.iinfo(zero_point.dtype).min)
+    )
+
+
 def int8_weights(model: ModelProto) -> list[tuple[str, np.ndarray]]:
     """`(layer name, int8 weights with one output channel per row)` for every Conv, Gemm and MatMul
-    of a QDQ or QOperator graph whose weights are stored int8 (uint8 weights run on kernels that
-    widen to int16 first and cannot saturate)."""
-    from onnx import helper, numpy_helper
+    of a QDQ or QOperator graph that onnxruntime runs on int8 weights (uint8 weights run on kernels
+    that widen to int16 first and cannot saturate)."""
+    from onnx import helper
 
-    constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    fixed, dequantized = folded_tensors(model)
+    producers = {output: node for node in model.graph.node for output in node.output}
+    readers: dict[str, list[NodeProto]] = {}
     for node in model.graph.node:
-        if node.op_type == "Constant" and node.attribute:
-            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    for node in model.graph.node:  # a weight is an int8 constant, dequantized in QDQ graphs
-        if node.op_type == "DequantizeLinear" and node.input[0] in constants:
-            constants[node.output[0]] = constants[node.input[0]]
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
     found: list[tuple[str, np.ndarray]] = []
     for node in model.graph.node:
         if node.op_type not in WEIGHT_INPUTS:
             continue
         index, rows_first = WEIGHT_INPUTS[node.op_type]
-        weight = constants.get(node.input[index]) if len(node.input) > index else None
+        name = node.input[index] if len(node.input) > index else ""
+        weight = dequantized.get(name, fixed.get(name))
+        if weight is not None and weight.dtype == np.float32:
+            quantized = quantized_by_onnxruntime(node, fixed, producers, readers)
+            finite = bool(np.isfinite(weight).all())  # NaN has no int8 value to bound
+            weight = onnxruntime_quantized(weight) if quantized and finite else None
         if weight is None or weight.dtype != np.int8 or weight.ndim < 2:
             continue
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}

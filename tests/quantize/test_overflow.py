@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from edgekit.quantize.integer_reference import (
     ConvStep,
@@ -306,6 +307,330 @@ def test_layers_without_stored_int8_weights_are_not_int8_layers() -> None:
         weights,
     )
     assert [b.layer for b in saturation_bounds(two)] == ["MatMul_0", "Gemm_1"]  # unnamed: op, index
+
+
+# ------------------------------------------------------------------ the weights onnxruntime multiplies
+
+RNG_WEIGHT = np.random.default_rng(7).integers(-127, 128, (8, 4, 1, 3)).astype(np.int8)
+INT8_ZERO = np.array(0, np.int8)
+FLOAT_WEIGHT = np.random.default_rng(8).normal(0.0, 0.3, (8, 4, 1, 3)).astype(np.float32)
+
+
+def qdq_layer(
+    op: str,
+    weight_nodes: list,
+    initializers: dict,
+    quantized_output: bool = True,
+    bias: str = "",
+    layer_input: str = "xd",
+    relu: bool = False,
+    output_zero_point: np.ndarray | None = INT8_ZERO,
+):
+    """x → Q → DQ → `op` over the weight `wd` that `weight_nodes` compute (→ Relu) (→ Q → DQ): the
+    forms in which other tools hand onnxruntime a quantized layer. A zero point of None leaves the
+    output QuantizeLinear without one (uint8, 0)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    scales = {
+        "xs": np.array(0.05, np.float32),
+        "xz": np.array(0, np.int8),
+        "ws": np.array(0.01, np.float32),
+        "wz": np.array(0, np.int8),
+        "ys": np.array(0.1, np.float32),
+        **({} if output_zero_point is None else {"yz": output_zero_point}),
+    }
+    conv = op == "Conv"
+    layer_output = "h" if quantized_output or relu else "y"
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+        *weight_nodes,
+        helper.make_node(
+            op, [layer_input, "wd", *([bias] if bias else [])], [layer_output], name="layer"
+        ),
+    ]
+    if relu:
+        nodes.append(helper.make_node("Relu", ["h"], ["hr" if quantized_output else "y"]))
+    if quantized_output:
+        output_scale = ["ys", *([] if output_zero_point is None else ["yz"])]
+        nodes += [
+            helper.make_node("QuantizeLinear", ["hr" if relu else "h", *output_scale], ["hq"]),
+            helper.make_node("DequantizeLinear", ["hq", *output_scale], ["y"]),
+        ]
+    graph = helper.make_graph(
+        nodes,
+        "layer",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 2, 16] if conv else [3, 12])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 2, 14] if conv else [3, 8])],
+        [numpy_helper.from_array(v, k) for k, v in {**scales, **initializers}.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def onnxruntime_int8_weights(model, tmp_path: Path) -> list[tuple[str, np.ndarray]]:
+    """What onnxruntime's optimiser hands its int8 kernels: the int8 weight of each fused layer of
+    its optimised graph, one output channel per row."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    optimised = onnx.load(str(tmp_path / "optimised.onnx"))
+    stored = {t.name: numpy_helper.to_array(t) for t in optimised.graph.initializer}
+    fused = {
+        "QLinearConv": (3, True),
+        "ConvInteger": (1, True),
+        "QLinearMatMul": (3, False),
+        "MatMulIntegerToFloat": (1, False),
+        "QGemm": (3, False),
+        "MatMulInteger": (1, False),
+    }
+    found = []
+    for node in optimised.graph.node:
+        if node.op_type in fused:
+            index, rows_first = fused[node.op_type]
+            weight = stored[node.input[index]]
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            rows_first = bool(attrs.get("transB", rows_first))
+            found.append((node.name, weight if rows_first else np.moveaxis(weight, -1, 0)))
+    return found
+
+
+def weight_forms() -> dict[str, tuple[str, list, dict, dict]]:
+    """Each form of a layer's weight: (op, weight nodes, initializers, layer options)."""
+    from onnx import helper
+
+    def dq(source: str, output: str = "wd", **attrs) -> object:
+        return helper.make_node("DequantizeLinear", [source, "ws", "wz"], [output], **attrs)
+
+    w, fw = RNG_WEIGHT, FLOAT_WEIGHT
+    flat = {"w": w.reshape(8, 12), "shape": np.array([8, 4, 1, 3])}
+    transposed = {"w": np.ascontiguousarray(w.transpose(1, 0, 2, 3))}
+    perm = {"perm": [1, 0, 2, 3]}
+    per_axis = {
+        "w": transposed["w"],
+        "wsa": np.linspace(0.01, 0.02, 8).astype(np.float32),
+        "wza": np.zeros(8, np.int8),
+    }
+    fc = np.random.default_rng(9).normal(0.0, 0.3, (8, 12)).astype(np.float32)
+    return {
+        "dequantized": ("Conv", [dq("w")], {"w": w}, {}),
+        "transposed-then-dequantized": (
+            "Conv",
+            [helper.make_node("Transpose", ["w"], ["t"], **perm), dq("t")],
+            transposed,
+            {},
+        ),
+        "clipped-then-dequantized": (
+            "Conv",
+            [helper.make_node("Clip", ["w", "lo", "hi"], ["c"]), dq("c")],
+            {"w": w, "lo": np.array(-100, np.int8), "hi": np.array(100, np.int8)},
+            {},
+        ),
+        "negated-then-dequantized": (
+            "Conv",
+            [helper.make_node("Neg", ["w"], ["n"]), dq("n")],
+            {"w": -w},
+            {},
+        ),
+        "reshaped-then-dequantized": (
+            "Conv",
+            [helper.make_node("Reshape", ["w", "shape"], ["r"]), dq("r")],
+            flat,
+            {},
+        ),
+        "quantized-float-weights": (
+            "Conv",
+            [helper.make_node("QuantizeLinear", ["fw", "ws", "wz"], ["q"]), dq("q")],
+            {"fw": fw},
+            {},
+        ),
+        "dequantized-then-identity": (
+            "Conv",
+            [dq("w", "d"), helper.make_node("Identity", ["d"], ["wd"])],
+            {"w": w},
+            {},
+        ),
+        "dequantized-then-transposed": (
+            "Conv",
+            [dq("w", "d"), helper.make_node("Transpose", ["d"], ["wd"], **perm)],
+            transposed,
+            {},
+        ),
+        "per-channel-then-transposed": (
+            "Conv",
+            [
+                helper.make_node("DequantizeLinear", ["w", "wsa", "wza"], ["d"], axis=1),
+                helper.make_node("Transpose", ["d"], ["wd"], **perm),
+            ],
+            per_axis,
+            {},
+        ),
+        "dequantized-then-reshaped": (
+            "Conv",
+            [dq("w", "d"), helper.make_node("Reshape", ["d", "shape"], ["wd"])],
+            flat,
+            {},
+        ),
+        "dequantized-then-unsqueezed": (
+            "Conv",
+            [dq("w", "d"), helper.make_node("Unsqueeze", ["d", "axis"], ["wd"])],
+            {"w": w.reshape(8, 4, 3), "axis": np.array([2])},
+            {},
+        ),
+        "float": ("Conv", [helper.make_node("Identity", ["fw"], ["wd"])], {"fw": fw}, {}),
+        "float-positive": (
+            "Conv",
+            [helper.make_node("Identity", ["fw"], ["wd"])],
+            {"fw": np.abs(fw)},
+            {},
+        ),
+        "int8-cast-to-float": (
+            "Conv",
+            [helper.make_node("Cast", ["w"], ["wd"], to=1)],
+            {"w": w},
+            {},
+        ),
+        "float-with-float-bias": (
+            "Conv",
+            [helper.make_node("Identity", ["fw"], ["wd"])],
+            {"fw": fw, "b": np.linspace(-1, 1, 8).astype(np.float32)},
+            {"bias": "b"},
+        ),
+        "float-with-dequantized-bias": (
+            "Conv",
+            [
+                helper.make_node("Identity", ["fw"], ["wd"]),
+                helper.make_node("DequantizeLinear", ["bq", "bs"], ["b"]),
+            ],
+            {"fw": fw, "bq": np.arange(8, dtype=np.int32), "bs": np.array(0.0005, np.float32)},
+            {"bias": "b"},
+        ),
+        "float-then-relu-quantized-from-the-lowest-int8": (
+            "Conv",
+            [helper.make_node("Identity", ["fw"], ["wd"])],
+            {"fw": fw},
+            {"relu": True, "output_zero_point": np.array(-128, np.int8)},
+        ),
+        "float-then-relu-quantized-from-uint8-zero": (
+            "Conv",
+            [helper.make_node("Identity", ["fw"], ["wd"])],
+            {"fw": fw},
+            {"relu": True, "output_zero_point": None},
+        ),
+        "float-then-relu-quantized-from-int8-zero": (
+            "Conv",
+            [helper.make_node("Identity", ["fw"], ["wd"])],
+            {"fw": fw},
+            {"relu": True},
+        ),
+        "float-then-relu-not-quantized": (
+            "Conv",
+            [helper.make_node("Identity", ["fw"], ["wd"])],
+            {"fw": fw},
+            {"relu": True, "quantized_output": False},
+        ),
+        "float-output-not-quantized": (
+            "Conv",
+            [helper.make_node("Identity", ["fw"], ["wd"])],
+            {"fw": fw},
+            {"quantized_output": False},
+        ),
+        "float-input-not-dequantized": (
+            "Conv",
+            [helper.make_node("Identity", ["fw"], ["wd"])],
+            {"fw": fw},
+            {"layer_input": "x"},
+        ),
+        "gemm-float": (
+            "Gemm",
+            [helper.make_node("Identity", ["fw"], ["wd"])],
+            {"fw": fc.T.copy()},
+            {},
+        ),
+        "gemm-dequantized": ("Gemm", [dq("w")], {"w": w.reshape(8, 12).T.copy()}, {}),
+        "matmul-float": (
+            "MatMul",
+            [helper.make_node("Identity", ["fw"], ["wd"])],
+            {"fw": fc.T.copy()},
+            {},
+        ),
+        "matmul-dequantized": ("MatMul", [dq("w")], {"w": w.reshape(8, 12).T.copy()}, {}),
+    }
+
+
+# the forms onnxruntime runs on a float kernel (the others on an int8 one)
+RUN_IN_FLOAT = {
+    "dequantized-then-reshaped",
+    "dequantized-then-unsqueezed",
+    "float-with-dequantized-bias",
+    "float-then-relu-quantized-from-int8-zero",
+    "float-then-relu-not-quantized",
+    "float-output-not-quantized",
+    "float-input-not-dequantized",
+    "matmul-float",
+}
+
+
+@pytest.mark.parametrize("form", list(weight_forms()))
+def test_int8_weights_are_those_onnxruntime_multiplies(form: str, tmp_path: Path) -> None:
+    """Q1 bounds the integers onnxruntime's optimiser hands its int8 kernels, whatever form the file
+    gives them in: folded through Transpose, Clip, Reshape or QuantizeLinear, moved through a
+    Transpose after a DequantizeLinear, quantized by onnxruntime itself from float weights; and no
+    layer that it runs in float."""
+    from edgekit.quantize.overflow import int8_weights
+
+    op, weight_nodes, initializers, options = weight_forms()[form]
+    model = qdq_layer(op, weight_nodes, initializers, **options)
+    expected = onnxruntime_int8_weights(model, tmp_path)
+    assert bool(expected) == (form not in RUN_IN_FLOAT), "onnxruntime's optimiser changed"
+    found = int8_weights(model)
+    assert [name for name, _ in found] == [name for name, _ in expected], form
+    for (_, rows), (_, ort_rows) in zip(found, expected, strict=True):
+        np.testing.assert_array_equal(rows, ort_rows, err_msg=form)
+
+
+def test_a_dequantized_weight_counts_even_where_onnxruntime_runs_the_layer_in_float(
+    tmp_path: Path,
+) -> None:
+    """A Conv without a QuantizeLinear after it runs in float on onnxruntime; Q1 still bounds its
+    int8 weights (it may warn about a float layer, it never misses an int8 one)."""
+    from onnx import helper
+
+    dequantize = [helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"])]
+    model = qdq_layer("Conv", dequantize, {"w": RNG_WEIGHT}, quantized_output=False)
+    assert onnxruntime_int8_weights(model, tmp_path) == []
+    assert bound_facts(model)[0][0] == "layer"
+
+
+def test_float_weights_that_are_not_finite_are_not_bounded(recwarn) -> None:
+    """NaN has no int8 value (casting it is up to the CPU): no bound, and no NumPy warning line."""
+    from onnx import helper
+
+    weight = FLOAT_WEIGHT.copy()
+    weight[0, 0, 0, 0] = np.nan
+    identity = [helper.make_node("Identity", ["fw"], ["wd"])]
+    assert saturation_bounds(qdq_layer("Conv", identity, {"fw": weight})) == []
+    assert [str(w.message) for w in recwarn] == []
+    assert bound_facts(qdq_layer("Conv", identity, {"fw": FLOAT_WEIGHT}))[0][0] == "layer"
+
+
+def test_onnxruntime_quantizes_float_weights_over_their_range_with_zero_in_it() -> None:
+    from edgekit.quantize.overflow import onnxruntime_quantized
+
+    # range [-1, 1.55]: scale 2.55 / 255 = 0.01, zero point -128 + 100 = -28
+    weight = np.array([[-1.0, 0.0, 1.55, 0.004, 0.016]], np.float32)
+    np.testing.assert_array_equal(onnxruntime_quantized(weight), [[-128, -28, 127, -28, -26]])
+    # all positive: the range starts at 0, so the zero point is -128
+    np.testing.assert_array_equal(
+        onnxruntime_quantized(np.array([[0.51, 2.55]], np.float32)), [[-77, 127]]
+    )
+    # all zero: scale 1
+    np.testing.assert_array_equal(
+        onnxruntime_quantized(np.zeros((2, 2), np.float32)), np.full((2, 2), -128)
+    )
 
 
 # ------------------------------------------------------------------ readiness rule Q1
