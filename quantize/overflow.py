@@ -123,7 +123,15 @@ WEIGHT_INPUTS: dict[str, tuple[int, bool]] = {
 # not modelled). A dequantized int8 weight counts wherever it is used,
 # whether or not onnxruntime fuses that layer: Q1 may warn about a layer that runs in float, never
 # miss one that runs in int8.
-MOVED_ONTO_STORED = ("Identity", "Transpose")
+MOVED_ONTO_STORED = ("Identity", "Transpose")  # one input each
+RANDOM_OPS = (
+    "RandomNormal",
+    "RandomUniform",
+    "RandomNormalLike",
+    "RandomUniformLike",
+    "Bernoulli",
+    "Multinomial",
+)  # never folded
 QUANTIZED_BY_ONNXRUNTIME = ("Conv", "Gemm")
 
 
@@ -137,13 +145,12 @@ def folded_tensors(model: ModelProto) -> tuple[dict[str, np.ndarray], dict[str, 
     dequantized: dict[str, np.ndarray] = {}
     for node in model.graph.node:
         inputs = [name for name in node.input if name]
-        if node.domain not in ("", "ai.onnx") or not (inputs or node.op_type == "Constant"):
+        if node.op_type in RANDOM_OPS:
             continue
         if node.op_type == "DequantizeLinear" and inputs[0] in fixed:
             dequantized[node.output[0]] = fixed[inputs[0]]
         elif node.op_type in MOVED_ONTO_STORED and inputs[0] in dequantized:
-            known = {name: fixed[name] for name in inputs[1:] if name in fixed}
-            moved = node_output(node, opsets, {**known, inputs[0]: dequantized[inputs[0]]})
+            moved = node_output(node, opsets, {inputs[0]: dequantized[inputs[0]]})
             if moved is not None:
                 dequantized[node.output[0]] = moved
         elif all(name in fixed for name in inputs):

@@ -314,6 +314,10 @@ def test_layers_without_stored_int8_weights_are_not_int8_layers() -> None:
 RNG_WEIGHT = np.random.default_rng(7).integers(-127, 128, (8, 4, 1, 3)).astype(np.int8)
 INT8_ZERO = np.array(0, np.int8)
 FLOAT_WEIGHT = np.random.default_rng(8).normal(0.0, 0.3, (8, 4, 1, 3)).astype(np.float32)
+# a range in which -0.35063225 / scale and -0.35063225 * (1 / scale) round apart in float32:
+# onnxruntime divides
+ROUNDING_TIES = np.clip(FLOAT_WEIGHT, -1.3, 0.6)
+ROUNDING_TIES[0, 0, 0, :3] = [-1.3102272, 0.6125948, -0.35063225]
 
 
 def qdq_layer(
@@ -532,6 +536,49 @@ def weight_forms() -> dict[str, tuple[str, list, dict, dict]]:
             {"fw": fw},
             {"relu": True, "quantized_output": False},
         ),
+        "random-normal": (
+            "Conv",
+            [helper.make_node("RandomNormal", [], ["wd"], shape=[8, 4, 1, 3], seed=1.0)],
+            {},
+            {},
+        ),
+        "random-uniform-like": (
+            "Conv",
+            [helper.make_node("RandomUniformLike", ["fw"], ["wd"], seed=1.0)],
+            {"fw": fw},
+            {},
+        ),
+        "float-rounding-ties": (
+            "Conv",
+            [helper.make_node("Identity", ["fw"], ["wd"])],
+            {"fw": ROUNDING_TIES},
+            {},
+        ),
+        "float-input-scaled-not-dequantized": (
+            "Conv",
+            [
+                helper.make_node("Mul", ["x", "xs"], ["xm"]),
+                helper.make_node("Identity", ["fw"], ["wd"]),
+            ],
+            {"fw": fw},
+            {"layer_input": "xm"},
+        ),
+        "float-input-dequantized-per-channel": (
+            "Conv",
+            [
+                helper.make_node("QuantizeLinear", ["x", "xsc", "xzc"], ["xqc"], axis=1),
+                helper.make_node("DequantizeLinear", ["xqc", "xsc", "xzc"], ["xdc"], axis=1),
+                helper.make_node("Identity", ["fw"], ["wd"]),
+            ],
+            {"fw": fw, "xsc": np.full(4, 0.05, np.float32), "xzc": np.zeros(4, np.int8)},
+            {"layer_input": "xdc"},
+        ),
+        "gemm-float-with-2d-bias": (
+            "Gemm",
+            [helper.make_node("Identity", ["fw"], ["wd"])],
+            {"fw": fc.T.copy(), "c": np.ones((1, 8), np.float32)},
+            {"bias": "c"},
+        ),
         "float-output-not-quantized": (
             "Conv",
             [helper.make_node("Identity", ["fw"], ["wd"])],
@@ -563,6 +610,11 @@ def weight_forms() -> dict[str, tuple[str, list, dict, dict]]:
 
 # the forms onnxruntime runs on a float kernel (the others on an int8 one)
 RUN_IN_FLOAT = {
+    "random-normal",
+    "random-uniform-like",
+    "float-input-scaled-not-dequantized",
+    "float-input-dequantized-per-channel",
+    "gemm-float-with-2d-bias",
     "dequantized-then-reshaped",
     "dequantized-then-unsqueezed",
     "float-with-dequantized-bias",
@@ -605,6 +657,49 @@ def test_a_dequantized_weight_counts_even_where_onnxruntime_runs_the_layer_in_fl
     assert bound_facts(model)[0][0] == "layer"
 
 
+def test_a_node_the_reference_cannot_compute_fixes_no_value() -> None:
+    """A malformed node (a Transpose's axis out of range) in a file `edgekit check` is given:
+    its output is no constant, so the layer's bias is unknown and onnxruntime would not quantize
+    its float weights."""
+    from onnx import helper
+
+    nodes = [
+        helper.make_node("Identity", ["fw"], ["wd"]),
+        helper.make_node("Transpose", ["b0"], ["b"], perm=[3]),
+    ]
+    model = qdq_layer("Conv", nodes, {"fw": FLOAT_WEIGHT, "b0": np.ones(8, np.float32)}, bias="b")
+    assert saturation_bounds(model) == []
+
+
+def test_float16_weights_are_not_quantized_by_onnxruntime(tmp_path: Path) -> None:
+    """onnxruntime quantizes float32 weights only; a float16 layer (DequantizeLinear-19 gives
+    float16) runs in float."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    scales = {
+        "s": np.array(0.05, np.float16),
+        "z": INT8_ZERO,
+        "fw": FLOAT_WEIGHT.astype(np.float16),
+    }
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+        helper.make_node("Conv", ["xd", "fw"], ["h"], name="layer"),
+        helper.make_node("QuantizeLinear", ["h", "s", "z"], ["hq"]),
+        helper.make_node("DequantizeLinear", ["hq", "s", "z"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "half",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [1, 4, 2, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [1, 8, 2, 14])],
+        [numpy_helper.from_array(v, k) for k, v in scales.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    assert onnxruntime_int8_weights(model, tmp_path) == []
+    assert saturation_bounds(model) == []
+
+
 def test_float_weights_that_are_not_finite_are_not_bounded(recwarn) -> None:
     """NaN has no int8 value (casting it is up to the CPU): no bound, and no NumPy warning line."""
     from onnx import helper
@@ -627,6 +722,12 @@ def test_onnxruntime_quantizes_float_weights_over_their_range_with_zero_in_it() 
     np.testing.assert_array_equal(
         onnxruntime_quantized(np.array([[0.51, 2.55]], np.float32)), [[-77, 127]]
     )
+    # all negative: the range ends at 0, so the zero point is 127
+    negative = np.array([[-2.55, -0.51]], np.float32)
+    np.testing.assert_array_equal(onnxruntime_quantized(negative), [[-128, 76]])
+    # scale 1 makes 2.5 an exact tie: half to even gives 2
+    ties = np.array([[0.0, 255.0, 2.5, 3.5]], np.float32)
+    np.testing.assert_array_equal(onnxruntime_quantized(ties), [[-128, 127, -126, -124]])
     # all zero: scale 1
     np.testing.assert_array_equal(
         onnxruntime_quantized(np.zeros((2, 2), np.float32)), np.full((2, 2), -128)
