@@ -115,14 +115,14 @@ WEIGHT_INPUTS: dict[str, tuple[int, bool]] = {
 
 
 # Which int8 weights onnxruntime's kernels multiply, as its optimiser (1.32, x86) builds them, each
-# rule checked on its optimised graph: it folds every node of fixed inputs except DequantizeLinear;
-# after one it moves only these ops onto the stored integers (a Reshape, Squeeze or Unsqueeze there
-# leaves a float Conv); and it quantizes a float Conv or Gemm weight itself, 8-bit, when the layer
-# reads a tensor dequantized with one scale and only a QuantizeLinear reads its output, directly or
-# through a Relu (its WeightBiasQuantization, ReluQuantFusion, then the QDQ fusion; a Clip there is
-# not modelled). A dequantized int8 weight counts wherever it is used,
-# whether or not onnxruntime fuses that layer: Q1 may warn about a layer that runs in float, never
-# miss one that runs in int8.
+# rule checked on its optimised graph: it folds every node of fixed inputs except DequantizeLinear
+# and random ops; after a DequantizeLinear it moves only these ops onto the stored integers (a
+# Reshape, Squeeze or Unsqueeze there leaves a float Conv); and it quantizes a float Conv or Gemm
+# weight itself, 8-bit, when the layer reads a tensor dequantized with one scale (fixed or computed)
+# and only a QuantizeLinear reads its output, directly or through a Relu (its WeightBiasQuantization,
+# ReluQuantFusion, then the QDQ fusion; a Clip there is not modelled). A dequantized int8 weight
+# counts wherever it is used, whether or not onnxruntime fuses that layer: Q1 may warn about a layer
+# that runs in float, never miss a modelled one that runs in int8.
 MOVED_ONTO_STORED = ("Identity", "Transpose")  # one input each
 RANDOM_OPS = (
     "RandomNormal",
@@ -205,8 +205,9 @@ def quantized_by_onnxruntime(
         node.op_type in QUANTIZED_BY_ONNXRUNTIME
         and source is not None
         and source.op_type == "DequantizeLinear"
-        and scale is not None
-        and scale.size == 1
+        and (
+            scale is None or scale.size == 1
+        )  # a computed scale may be one: onnxruntime checks shapes
         and (not bias or (bias in fixed and fixed[bias].ndim == 1))
         and quantized_next(node.output[0], fixed, readers)
     )

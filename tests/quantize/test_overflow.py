@@ -20,6 +20,7 @@ from edgekit.quantize.integer_reference import (
 )
 from edgekit.quantize.overflow import (
     INT16_MAX,
+    RANDOM_OPS,
     cpu_class,
     cpu_model_and_flags,
     layer_bound,
@@ -573,6 +574,17 @@ def weight_forms() -> dict[str, tuple[str, list, dict, dict]]:
             {"fw": fw, "xsc": np.full(4, 0.05, np.float32), "xzc": np.zeros(4, np.int8)},
             {"layer_input": "xdc"},
         ),
+        "float-input-dequantized-with-a-computed-scale": (
+            "Conv",
+            [
+                helper.make_node("ReduceMax", ["x"], ["xsd"], keepdims=0),
+                helper.make_node("QuantizeLinear", ["x", "xsd", "xz"], ["xqd"]),
+                helper.make_node("DequantizeLinear", ["xqd", "xsd", "xz"], ["xdd"]),
+                helper.make_node("Identity", ["fw"], ["wd"]),
+            ],
+            {"fw": fw},
+            {"layer_input": "xdd"},
+        ),
         "gemm-float-with-2d-bias": (
             "Gemm",
             [helper.make_node("Identity", ["fw"], ["wd"])],
@@ -655,6 +667,19 @@ def test_a_dequantized_weight_counts_even_where_onnxruntime_runs_the_layer_in_fl
     model = qdq_layer("Conv", dequantize, {"w": RNG_WEIGHT}, quantized_output=False)
     assert onnxruntime_int8_weights(model, tmp_path) == []
     assert bound_facts(model)[0][0] == "layer"
+
+
+@pytest.mark.parametrize("op", RANDOM_OPS)
+def test_random_ops_are_never_folded(op: str) -> None:
+    """onnxruntime folds no random op, whatever its inputs: a weight drawn at run time has no bound."""
+    from edgekit.quantize.overflow import folded_tensors
+    from onnx import helper
+
+    inputs = [] if op in ("RandomNormal", "RandomUniform") else ["p"]
+    shape = {} if inputs else {"shape": [2, 2]}
+    node = helper.make_node(op, inputs, ["r"], **shape)
+    fixed, _ = folded_tensors(weight_graph([node], {"p": np.full((2, 2), 0.5, np.float32)}))
+    assert "r" not in fixed and "p" in fixed
 
 
 def test_a_node_the_reference_cannot_compute_fixes_no_value() -> None:
