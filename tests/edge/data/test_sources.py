@@ -47,19 +47,11 @@ def test_ts_folder_with_train_and_test(tmp_path: Path) -> None:
 
 
 def write_uci(root: Path, subjects: list[int], labels: list[int]) -> None:
+    """Both splits of the UCI-HAR layout with three activities."""
     root.mkdir(parents=True)
     (root / "activity_labels.txt").write_text("1 WALKING\n2 WALKING_UPSTAIRS\n3 SITTING\n")
     for split in ("train", "test"):
-        signals = root / split / "Inertial Signals"
-        signals.mkdir(parents=True)
-        rng = np.random.default_rng(len(split))
-        for kind in ("body_acc", "body_gyro", "total_acc"):
-            for axis in "xyz":
-                np.savetxt(
-                    signals / f"{kind}_{axis}_{split}.txt", rng.normal(size=(len(labels), 128))
-                )
-        np.savetxt(root / split / f"y_{split}.txt", labels, fmt="%d")
-        np.savetxt(root / split / f"subject_{split}.txt", subjects, fmt="%d")
+        write_uci_split(root, split, labels, subjects=subjects)
 
 
 def test_uci_har(tmp_path: Path) -> None:
@@ -73,8 +65,11 @@ def test_uci_har(tmp_path: Path) -> None:
     assert windows.fs == 50.0
 
 
-def write_uci_split(root: Path, split: str, labels: list[int], samples: int = 128) -> None:
-    """One split of the UCI-HAR layout; window i of signal file k holds 100 k + i."""
+def write_uci_split(
+    root: Path, split: str, labels: list[int], samples: int = 128, subjects: list[int] | None = None
+) -> None:
+    """One split of the UCI-HAR layout; window i of signal file k holds 100 k + i; every window is
+    subject 7's unless `subjects` says otherwise."""
     signals = root / split / "Inertial Signals"
     signals.mkdir(parents=True)
     for k, name in enumerate(
@@ -83,7 +78,7 @@ def write_uci_split(root: Path, split: str, labels: list[int], samples: int = 12
         rows = 100 * k + np.arange(len(labels))[:, None] * np.ones((1, samples))
         np.savetxt(signals / f"{name}_{split}.txt", rows)
     np.savetxt(root / split / f"y_{split}.txt", labels, fmt="%d")
-    np.savetxt(root / split / f"subject_{split}.txt", [7] * len(labels), fmt="%d")
+    np.savetxt(root / split / f"subject_{split}.txt", subjects or [7] * len(labels), fmt="%d")
 
 
 def test_uci_har_splits_of_any_size_and_either_split_alone(tmp_path: Path) -> None:
