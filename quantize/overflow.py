@@ -12,9 +12,11 @@ No activation value can make a pair saturate when every pair of weights in an ou
 not: the uint8 operand is at most 255, so the worst pair is 255 x (the two largest positive weights)
 or 255 x (the two most negative). 7-bit weights (|w| <= 63) give 255 * 63 * 2 = 32130. The check
 takes the worst pair of each row whatever the kernel's pairing, so it does not depend on the order
-in which a runtime lays out the reduction axis.
+in which a runtime lays out the reduction axis. The weights bounded are the ones onnxruntime's
+optimiser hands its int8 kernels, whatever form the file stores them in (see `int8_weights`).
 
-Pure NumPy and the standard library: `edgekit check` and the readiness rules import no torch.
+NumPy, the standard library and, inside the functions that read a graph, onnx: `edgekit check`
+and the readiness rules import no torch, and the config (which imports this module) no onnx.
 """
 
 from __future__ import annotations
