@@ -40,7 +40,8 @@ SAFE_WEIGHT_MAGNITUDE = 63  # 7-bit narrow range: 2 * 255 * 63 = 32130 <= 32767
 # /proc/cpuinfo flags that decide which int8 kernel onnxruntime's MLAS picks on x86
 INT8_CPU_FLAGS = ("avx2", "avx512_vnni", "avx_vnni", "amx_int8")
 OVERFLOW_FIX_HINT = (
-    "retrain with model.overflow_fix=all (7-bit weights, the default) so no CPU can saturate"
+    "retrain with model.overflow_fix=all (7-bit weights, the default) so no CPU can saturate; "
+    "a model quantized by another tool needs 7-bit weights too (onnxruntime's reduce_range=True)"
 )
 
 

@@ -655,6 +655,52 @@ def test_int8_weights_are_those_onnxruntime_multiplies(form: str, tmp_path: Path
         np.testing.assert_array_equal(rows, ort_rows, err_msg=form)
 
 
+@pytest.mark.parametrize("reduce_range", [False, True])
+def test_onnxruntimes_own_quantizer_needs_reduce_range_as_the_fix_says(
+    reduce_range: bool, tmp_path: Path
+) -> None:
+    """A model quantized by onnxruntime's quantize_static: 8-bit weights can saturate, and
+    reduce_range=True (the hint's fix for models quantized elsewhere) gives weights Q1 passes."""
+    import onnx
+    from edgekit.quantize.overflow import OVERFLOW_FIX_HINT
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
+
+    weight = numpy_helper.from_array(FLOAT_WEIGHT, "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")],
+        "float",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 2, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 2, 14])],
+        [weight],
+    )
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "f.onnx"
+    )
+
+    class Windows(CalibrationDataReader):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(0)
+            self.batches = iter(
+                [{"x": rng.normal(size=(1, 4, 2, 16)).astype(np.float32)} for _ in range(4)]
+            )
+
+        def get_next(self) -> dict | None:
+            return next(self.batches, None)
+
+    quantize_static(
+        tmp_path / "f.onnx",
+        tmp_path / "q.onnx",
+        Windows(),
+        reduce_range=reduce_range,
+        weight_type=QuantType.QInt8,
+    )
+    rule = overflow_rule(onnx.load(tmp_path / "q.onnx"))
+    assert [layer["layer"] for layer in rule["layers"]] == ["conv"]
+    assert rule["status"] == ("pass" if reduce_range else "warn")
+    assert "reduce_range=True" in OVERFLOW_FIX_HINT
+
+
 def test_a_dequantized_weight_counts_even_where_onnxruntime_runs_the_layer_in_float(
     tmp_path: Path,
 ) -> None:
