@@ -22,6 +22,7 @@ and the readiness rules import no torch, and the config (which imports this modu
 from __future__ import annotations
 
 import platform
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -148,12 +149,13 @@ def folded_tensors(model: ModelProto) -> tuple[dict[str, np.ndarray], dict[str, 
     dequantized: dict[str, np.ndarray] = {}
     for node in model.graph.node:
         inputs = [name for name in node.input if name]
-        if node.op_type in RANDOM_OPS:
+        if node.op_type in RANDOM_OPS or not node.output:
             continue
-        if node.op_type == "DequantizeLinear" and inputs[0] in fixed:
-            dequantized[node.output[0]] = fixed[inputs[0]]
-        elif node.op_type in MOVED_ONTO_STORED and inputs[0] in dequantized:
-            moved = node_output(node, opsets, {inputs[0]: dequantized[inputs[0]]})
+        first = inputs[0] if inputs else ""  # a node without inputs: a Constant or a malformed one
+        if node.op_type == "DequantizeLinear" and first in fixed:
+            dequantized[node.output[0]] = fixed[first]
+        elif node.op_type in MOVED_ONTO_STORED and first in dequantized:
+            moved = node_output(node, opsets, {first: dequantized[first]})
             if moved is not None:
                 dequantized[node.output[0]] = moved
         elif all(name in fixed for name in inputs):
@@ -170,10 +172,13 @@ def node_output(
     file, which `edgekit check` reports elsewhere, fixes no value)."""
     from onnx.reference import ReferenceEvaluator
 
-    try:  # without `intermediate` the reference returns the list of outputs
-        outputs = cast(
-            "list[np.ndarray]", ReferenceEvaluator(node, opsets=opsets).run(None, inputs)
-        )
+    try:
+        with warnings.catch_warnings():  # no NumPy warning lines for a malformed file's values
+            warnings.simplefilter("ignore")
+            reference = ReferenceEvaluator(node, opsets=opsets)
+            outputs = cast(
+                "list[np.ndarray]", reference.run(None, inputs)
+            )  # without `intermediate`
     except Exception:  # numpy and the reference raise ValueError, IndexError, TypeError, ...
         return None
     return outputs[0]

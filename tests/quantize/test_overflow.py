@@ -655,6 +655,25 @@ def test_int8_weights_are_those_onnxruntime_multiplies(form: str, tmp_path: Path
         np.testing.assert_array_equal(rows, ort_rows, err_msg=form)
 
 
+def test_malformed_nodes_neither_fail_nor_print(recwarn) -> None:
+    """Nodes without inputs or outputs, and values the reference computes with NumPy warnings (a
+    zero scale), in a file `edgekit check` is given: no exception, no warning line."""
+    from onnx import helper
+
+    nodes = [
+        helper.make_node("DequantizeLinear", [], ["a"]),
+        helper.make_node("Transpose", [], ["b"]),
+        helper.make_node("DequantizeLinear", ["w", "zero"], []),
+        helper.make_node("QuantizeLinear", ["fw", "zero"], ["q"]),
+        helper.make_node("DequantizeLinear", ["q", "zero"], ["wd"]),
+        helper.make_node("Conv", ["x", "wd"], ["y"], name="conv"),
+    ]
+    weights = {"w": K_BY_N, "fw": FLOAT_WEIGHT, "zero": np.array(0.0, np.float32)}
+    bounds = saturation_bounds(weight_graph(nodes, weights))
+    assert [str(w.message) for w in recwarn] == []
+    assert bounds == []  # weights quantized with scale 0 are uint8 (no zero point given)
+
+
 @pytest.mark.parametrize("reduce_range", [False, True])
 def test_onnxruntimes_own_quantizer_needs_reduce_range_as_the_fix_says(
     reduce_range: bool, tmp_path: Path
