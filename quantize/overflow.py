@@ -155,33 +155,27 @@ def folded_tensors(model: ModelProto) -> tuple[dict[str, np.ndarray], dict[str, 
         if node.op_type == "DequantizeLinear" and first in fixed:
             dequantized[node.output[0]] = fixed[first]
         elif node.op_type in MOVED_ONTO_STORED and first in dequantized:
-            moved = node_output(node, opsets, {first: dequantized[first]})
-            if moved is not None:
-                dequantized[node.output[0]] = moved
+            dequantized.update(node_outputs(node, opsets, {first: dequantized[first]}))
         elif all(name in fixed for name in inputs):
-            value = node_output(node, opsets, {name: fixed[name] for name in inputs})
-            if value is not None:
-                fixed[node.output[0]] = value
+            fixed.update(node_outputs(node, opsets, {name: fixed[name] for name in inputs}))
     return fixed, dequantized
 
 
-def node_output(
+def node_outputs(
     node: NodeProto, opsets: dict[str, int], inputs: dict[str, np.ndarray]
-) -> np.ndarray | None:
-    """The node's first output as ONNX's reference computes it; None where it cannot (a malformed
-    file, which `edgekit check` reports elsewhere, fixes no value)."""
+) -> dict[str, np.ndarray]:
+    """The node's outputs by name as ONNX's reference computes them; none where it cannot (a
+    malformed file, which `edgekit check` reports elsewhere, fixes no value)."""
     from onnx.reference import ReferenceEvaluator
 
     try:
         with warnings.catch_warnings():  # no NumPy warning lines for a malformed file's values
             warnings.simplefilter("ignore")
             reference = ReferenceEvaluator(node, opsets=opsets)
-            outputs = cast(
-                "list[np.ndarray]", reference.run(None, inputs)
-            )  # without `intermediate`
+            outputs = cast("list[np.ndarray]", reference.run(None, inputs))  # no `intermediate`
     except Exception:  # numpy and the reference raise ValueError, IndexError, TypeError, ...
-        return None
-    return outputs[0]
+        return {}
+    return {name: value for name, value in zip(node.output, outputs, strict=False) if name}
 
 
 def onnxruntime_quantized(weight: np.ndarray) -> np.ndarray:

@@ -439,6 +439,12 @@ def weight_forms() -> dict[str, tuple[str, list, dict, dict]]:
             {"w": -w},
             {},
         ),
+        "second-half-of-a-split-then-dequantized": (
+            "Conv",
+            [helper.make_node("Split", ["w2"], ["spare", "s"], axis=0), dq("s")],
+            {"w2": np.concatenate([np.zeros_like(w), w])},
+            {},
+        ),
         "reshaped-then-dequantized": (
             "Conv",
             [helper.make_node("Reshape", ["w", "shape"], ["r"]), dq("r")],
