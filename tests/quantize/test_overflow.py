@@ -673,6 +673,8 @@ def test_malformed_nodes_neither_fail_nor_print(recwarn) -> None:
         helper.make_node("QuantizeLinear", ["fw", "zero"], ["q"]),
         helper.make_node("DequantizeLinear", ["q", "zero"], ["wd"]),
         helper.make_node("Conv", ["x", "wd"], ["y"], name="conv"),
+        helper.make_node("Split", ["w"], ["", "half"], axis=0),  # an unnamed output is no tensor
+        helper.make_node("MatMul", ["x"], ["z"], name="no weight input"),
     ]
     weights = {"w": K_BY_N, "fw": FLOAT_WEIGHT, "zero": np.array(0.0, np.float32)}
     bounds = saturation_bounds(weight_graph(nodes, weights))
