@@ -68,6 +68,7 @@ class LayerBound:
     max_weight_magnitude: int
     channels_over: int  # output channels whose worst pair leaves the int16 range
     channels: int
+    quantized_by_onnxruntime: bool = False  # float weights in the file, 8-bit at run time
 
     @property
     def can_saturate(self) -> bool:
@@ -82,18 +83,27 @@ class LayerBound:
             "channels_over": self.channels_over,
             "channels": self.channels,
             "can_saturate": self.can_saturate,
+            "quantized_by_onnxruntime": self.quantized_by_onnxruntime,
         }
 
     def describe(self) -> str:
+        origin = (
+            "; its weights are float in the file and onnxruntime quantizes them to 8 bits: store "
+            "them as int8 behind a DequantizeLinear"
+            if self.quantized_by_onnxruntime
+            else ""
+        )
         return (
             f"{self.layer}: worst pair 255 x w0 + 255 x w1 = {self.worst_pair_sum} > {INT16_MAX} "
             f"in {self.channels_over} of {self.channels} output channels (max |w| {self.max_weight_magnitude}, "
-            f"safe <= {SAFE_WEIGHT_MAGNITUDE})"
+            f"safe <= {SAFE_WEIGHT_MAGNITUDE}){origin}"
         )
 
 
-def layer_bound(layer: str, weight: np.ndarray) -> LayerBound:
-    """The bound of one convolution from its stored int8 weights `(O, C, kh, kw)`."""
+def layer_bound(
+    layer: str, weight: np.ndarray, quantized_by_onnxruntime: bool = False
+) -> LayerBound:
+    """The bound of one convolution from its int8 weights `(O, C, kh, kw)`."""
     sums = worst_pair_sums(weight)
     magnitudes = np.abs(weight.astype(np.int64))
     return LayerBound(
@@ -102,6 +112,7 @@ def layer_bound(layer: str, weight: np.ndarray) -> LayerBound:
         max_weight_magnitude=int(magnitudes.max()),
         channels_over=int((sums > INT16_MAX).sum()),
         channels=int(sums.shape[0]),
+        quantized_by_onnxruntime=quantized_by_onnxruntime,
     )
 
 
@@ -236,10 +247,11 @@ def quantized_next(
     )
 
 
-def int8_weights(model: ModelProto) -> list[tuple[str, np.ndarray]]:
-    """`(layer name, int8 weights with one output channel per row)` for every Conv, Gemm and MatMul
-    of a QDQ or QOperator graph that onnxruntime runs on int8 weights (uint8 weights run on kernels
-    that widen to int16 first and cannot saturate)."""
+def int8_weights(model: ModelProto) -> list[tuple[str, np.ndarray, bool]]:
+    """`(layer name, int8 weights with one output channel per row, whether onnxruntime quantized
+    them from float)` for every Conv, Gemm and MatMul of a QDQ or QOperator graph that onnxruntime
+    runs on int8 weights (uint8 weights run on kernels that widen to int16 first and cannot
+    saturate)."""
     from onnx import helper
 
     fixed, dequantized = folded_tensors(model)
@@ -248,14 +260,15 @@ def int8_weights(model: ModelProto) -> list[tuple[str, np.ndarray]]:
     for node in model.graph.node:
         for name in node.input:
             readers.setdefault(name, []).append(node)
-    found: list[tuple[str, np.ndarray]] = []
+    found: list[tuple[str, np.ndarray, bool]] = []
     for node in model.graph.node:
         if node.op_type not in WEIGHT_INPUTS:
             continue
         index, rows_first = WEIGHT_INPUTS[node.op_type]
         name = node.input[index] if len(node.input) > index else ""
         weight = dequantized.get(name, fixed.get(name))
-        if weight is not None and weight.dtype == np.float32:
+        from_float = weight is not None and weight.dtype == np.float32
+        if weight is not None and from_float:
             quantized = quantized_by_onnxruntime(node, fixed, producers, readers)
             finite = bool(np.isfinite(weight).all())  # NaN has no int8 value to bound
             weight = onnxruntime_quantized(weight) if quantized and finite else None
@@ -264,13 +277,13 @@ def int8_weights(model: ModelProto) -> list[tuple[str, np.ndarray]]:
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         rows_first = bool(attrs.get("transB", rows_first))  # Gemm's transB=1 stores B as (N, K)
         rows = weight if rows_first else np.moveaxis(weight, -1, 0)
-        found.append((node.name or f"{node.op_type}_{len(found)}", rows))
+        found.append((node.name or f"{node.op_type}_{len(found)}", rows, from_float))
     return found
 
 
 def saturation_bounds(model: ModelProto) -> list[LayerBound]:
     """The bound of every int8 layer of a model, in graph order."""
-    return [layer_bound(name, weight) for name, weight in int8_weights(model)]
+    return [layer_bound(*layer) for layer in int8_weights(model)]
 
 
 def cpu_model_and_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> tuple[str, set[str]]:

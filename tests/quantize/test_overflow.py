@@ -172,6 +172,14 @@ def test_a_layer_that_can_saturate_is_described_with_its_numbers() -> None:
         "conv3: worst pair 255 x w0 + 255 x w1 = 51000 > 32767 in 1 of 2 output channels "
         "(max |w| 100, safe <= 63)"
     )
+    assert not bound.to_dict()["quantized_by_onnxruntime"]
+    from_float = layer_bound("fc", np.array([[127, 127]], np.int8), quantized_by_onnxruntime=True)
+    assert from_float.to_dict()["quantized_by_onnxruntime"]
+    assert from_float.describe() == (
+        "fc: worst pair 255 x w0 + 255 x w1 = 64770 > 32767 in 1 of 1 output channels "
+        "(max |w| 127, safe <= 63); its weights are float in the file and onnxruntime quantizes "
+        "them to 8 bits: store them as int8 behind a DequantizeLinear"
+    )
 
 
 def test_seven_bit_weights_never_reach_the_int16_limit() -> None:
@@ -656,9 +664,10 @@ def test_int8_weights_are_those_onnxruntime_multiplies(form: str, tmp_path: Path
     expected = onnxruntime_int8_weights(model, tmp_path)
     assert bool(expected) == (form not in RUN_IN_FLOAT), "onnxruntime's optimiser changed"
     found = int8_weights(model)
-    assert [name for name, _ in found] == [name for name, _ in expected], form
-    for (_, rows), (_, ort_rows) in zip(found, expected, strict=True):
+    assert [name for name, _, _ in found] == [name for name, _ in expected], form
+    for (_, rows, from_float), (_, ort_rows) in zip(found, expected, strict=True):
         np.testing.assert_array_equal(rows, ort_rows, err_msg=form)
+        assert from_float == form.startswith(("float", "gemm-float", "int8-cast")), form
 
 
 def test_malformed_nodes_neither_fail_nor_print(recwarn) -> None:
