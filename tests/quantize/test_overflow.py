@@ -336,6 +336,7 @@ def qdq_layer(
     bias: str = "",
     layer_input: str = "xd",
     relu: bool = False,
+    second_reader: bool = False,
     output_zero_point: np.ndarray | None = INT8_ZERO,
 ):
     """x → Q → DQ → `op` over the weight `wd` that `weight_nodes` compute (→ Relu) (→ Q → DQ): the
@@ -369,6 +370,9 @@ def qdq_layer(
             helper.make_node("QuantizeLinear", ["hr" if relu else "h", *output_scale], ["hq"]),
             helper.make_node("DequantizeLinear", ["hq", *output_scale], ["y"]),
         ]
+    if second_reader:  # the layer's output also read by an Add to the graph's output
+        nodes[-1].output[0] = "yq"
+        nodes.append(helper.make_node("Add", ["yq", "h"], ["y"]))
     graph = helper.make_graph(
         nodes,
         "layer",
@@ -604,6 +608,22 @@ def weight_forms() -> dict[str, tuple[str, list, dict, dict]]:
             {"fw": fc.T.copy(), "c": np.ones((1, 8), np.float32)},
             {"bias": "c"},
         ),
+        "float-output-also-read-by-another-op": (
+            "Conv",
+            [helper.make_node("Identity", ["fw"], ["wd"])],
+            {"fw": fw},
+            {"second_reader": True},
+        ),
+        "float-input-dequantized-per-channel-without-zero-point": (
+            "Conv",
+            [
+                helper.make_node("QuantizeLinear", ["x", "xsc"], ["xqc"], axis=1),
+                helper.make_node("DequantizeLinear", ["xqc", "xsc"], ["xdc"], axis=1),
+                helper.make_node("Identity", ["fw"], ["wd"]),
+            ],
+            {"fw": fw, "xsc": np.full(4, 0.05, np.float32)},
+            {"layer_input": "xdc"},
+        ),
         "float-output-not-quantized": (
             "Conv",
             [helper.make_node("Identity", ["fw"], ["wd"])],
@@ -639,6 +659,8 @@ RUN_IN_FLOAT = {
     "random-uniform-like",
     "float-input-scaled-not-dequantized",
     "float-input-dequantized-per-channel",
+    "float-input-dequantized-per-channel-without-zero-point",
+    "float-output-also-read-by-another-op",
     "gemm-float-with-2d-bias",
     "dequantized-then-reshaped",
     "dequantized-then-unsqueezed",
@@ -684,11 +706,22 @@ def test_malformed_nodes_neither_fail_nor_print(recwarn) -> None:
         helper.make_node("Conv", ["x", "wd"], ["y"], name="conv"),
         helper.make_node("Split", ["w"], ["", "half"], axis=0),  # an unnamed output is no tensor
         helper.make_node("MatMul", ["x"], ["z"], name="no weight input"),
+        helper.make_node("DequantizeLinear", ["x", "one"], ["xd"]),
+        helper.make_node("Conv", ["xd", "fw"], ["c"], name="relu then a scale-less quantizer"),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("QuantizeLinear", ["r"], ["rq"]),
     ]
-    weights = {"w": K_BY_N, "fw": FLOAT_WEIGHT, "zero": np.array(0.0, np.float32)}
+    weights = {
+        "w": K_BY_N,
+        "fw": FLOAT_WEIGHT,
+        "zero": np.array(0.0, np.float32),
+        "one": np.array(1.0, np.float32),
+    }
     bounds = saturation_bounds(weight_graph(nodes, weights))
     assert [str(w.message) for w in recwarn] == []
-    assert bounds == []  # weights quantized with scale 0 are uint8 (no zero point given)
+    # weights quantized with scale 0 are uint8 (no zero point given): no layer; a QuantizeLinear
+    # without its scale is read as one without a zero point
+    assert [bound.layer for bound in bounds] == ["relu then a scale-less quantizer"]
 
 
 @pytest.mark.parametrize("reduce_range", [False, True])
