@@ -68,7 +68,7 @@ class LayerBound:
     max_weight_magnitude: int
     channels_over: int  # output channels whose worst pair leaves the int16 range
     channels: int
-    quantized_by_onnxruntime: bool = False  # float weights in the file, 8-bit at run time
+    quantized_by_onnxruntime: bool  # float weights in the file, 8-bit at run time
 
     @property
     def can_saturate(self) -> bool:

@@ -337,11 +337,12 @@ def qdq_layer(
     layer_input: str = "xd",
     relu: bool = False,
     second_reader: bool = False,
+    after_relu: str = "",
     output_zero_point: np.ndarray | None = INT8_ZERO,
 ):
-    """x → Q → DQ → `op` over the weight `wd` that `weight_nodes` compute (→ Relu) (→ Q → DQ): the
-    forms in which other tools hand onnxruntime a quantized layer. A zero point of None leaves the
-    output QuantizeLinear without one (uint8, 0)."""
+    """x → Q → DQ → `op` over the weight `wd` that `weight_nodes` compute (→ Relu (→ `after_relu`))
+    (→ Q → DQ): the forms in which other tools hand onnxruntime a quantized layer. A zero point of
+    None leaves the output QuantizeLinear without one (uint8, 0); a vector quantizes per channel."""
     from onnx import TensorProto, helper, numpy_helper
 
     scales = {
@@ -349,7 +350,7 @@ def qdq_layer(
         "xz": np.array(0, np.int8),
         "ws": np.array(0.01, np.float32),
         "wz": np.array(0, np.int8),
-        "ys": np.array(0.1, np.float32),
+        "ys": np.full(np.shape(output_zero_point), 0.1, np.float32),
         **({} if output_zero_point is None else {"yz": output_zero_point}),
     }
     conv = op == "Conv"
@@ -364,15 +365,23 @@ def qdq_layer(
     ]
     if relu:
         nodes.append(helper.make_node("Relu", ["h"], ["hr" if quantized_output else "y"]))
+    if after_relu:
+        nodes[-1].output[0] = "ha"
+        nodes.append(helper.make_node(after_relu, ["ha"], ["hr"]))
     if quantized_output:
         output_scale = ["ys", *([] if output_zero_point is None else ["yz"])]
+        axis = {"axis": 1} if np.ndim(output_zero_point) == 1 else {}
         nodes += [
-            helper.make_node("QuantizeLinear", ["hr" if relu else "h", *output_scale], ["hq"]),
-            helper.make_node("DequantizeLinear", ["hq", *output_scale], ["y"]),
+            helper.make_node(
+                "QuantizeLinear", ["hr" if relu else "h", *output_scale], ["hq"], **axis
+            ),
+            helper.make_node("DequantizeLinear", ["hq", *output_scale], ["y"], **axis),
         ]
-    if second_reader:  # the layer's output also read by an Add to the graph's output
+    if (
+        second_reader
+    ):  # the layer's (or its Relu's) output also read by an Add to the graph's output
         nodes[-1].output[0] = "yq"
-        nodes.append(helper.make_node("Add", ["yq", "h"], ["y"]))
+        nodes.append(helper.make_node("Add", ["yq", "hr" if relu else "h"], ["y"]))
     graph = helper.make_graph(
         nodes,
         "layer",
@@ -624,6 +633,45 @@ def weight_forms() -> dict[str, tuple[str, list, dict, dict]]:
             {"fw": fw, "xsc": np.full(4, 0.05, np.float32)},
             {"layer_input": "xdc"},
         ),
+        "float-input-offset-not-dequantized": (
+            "Conv",
+            [
+                helper.make_node("Add", ["x", "xs"], ["xa"]),
+                helper.make_node("Identity", ["fw"], ["wd"]),
+            ],
+            {"fw": fw},
+            {"layer_input": "xa"},
+        ),
+        "gemm-float-with-scalar-bias": (
+            "Gemm",
+            [helper.make_node("Identity", ["fw"], ["wd"])],
+            {"fw": fc.T.copy(), "c": np.array(1.0, np.float32)},
+            {"bias": "c"},
+        ),
+        "float-then-relu-also-read-by-another-op": (
+            "Conv",
+            [helper.make_node("Identity", ["fw"], ["wd"])],
+            {"fw": fw},
+            {"relu": True, "second_reader": True, "output_zero_point": np.array(-128, np.int8)},
+        ),
+        "float-then-relu-then-sigmoid-quantized": (
+            "Conv",
+            [helper.make_node("Identity", ["fw"], ["wd"])],
+            {"fw": fw},
+            {"relu": True, "after_relu": "Sigmoid", "output_zero_point": np.array(-128, np.int8)},
+        ),
+        "float-then-relu-then-abs-quantized": (
+            "Conv",
+            [helper.make_node("Identity", ["fw"], ["wd"])],
+            {"fw": fw},
+            {"relu": True, "after_relu": "Abs", "output_zero_point": np.array(-128, np.int8)},
+        ),
+        "float-then-relu-quantized-per-channel-from-the-lowest-int8": (
+            "Conv",
+            [helper.make_node("Identity", ["fw"], ["wd"])],
+            {"fw": fw},
+            {"relu": True, "output_zero_point": np.full(8, -128, np.int8)},
+        ),
         "float-output-not-quantized": (
             "Conv",
             [helper.make_node("Identity", ["fw"], ["wd"])],
@@ -661,6 +709,12 @@ RUN_IN_FLOAT = {
     "float-input-dequantized-per-channel",
     "float-input-dequantized-per-channel-without-zero-point",
     "float-output-also-read-by-another-op",
+    "float-input-offset-not-dequantized",
+    "gemm-float-with-scalar-bias",
+    "float-then-relu-also-read-by-another-op",
+    "float-then-relu-then-sigmoid-quantized",
+    "float-then-relu-then-abs-quantized",
+    "float-then-relu-quantized-per-channel-from-the-lowest-int8",
     "gemm-float-with-2d-bias",
     "dequantized-then-reshaped",
     "dequantized-then-unsqueezed",
@@ -710,6 +764,9 @@ def test_malformed_nodes_neither_fail_nor_print(recwarn) -> None:
         helper.make_node("Conv", ["xd", "fw"], ["c"], name="relu then a scale-less quantizer"),
         helper.make_node("Relu", ["c"], ["r"]),
         helper.make_node("QuantizeLinear", ["r"], ["rq"]),
+        helper.make_node("DequantizeLinear", ["x"], ["xd1"]),
+        helper.make_node("Conv", ["xd1", "fw"], ["c1"], name="input without a scale"),
+        helper.make_node("QuantizeLinear", ["c1", "one"], ["c1q"]),
     ]
     weights = {
         "w": K_BY_N,
@@ -720,8 +777,10 @@ def test_malformed_nodes_neither_fail_nor_print(recwarn) -> None:
     bounds = saturation_bounds(weight_graph(nodes, weights))
     assert [str(w.message) for w in recwarn] == []
     # weights quantized with scale 0 are uint8 (no zero point given): no layer; a QuantizeLinear
-    # without its scale is read as one without a zero point
-    assert [bound.layer for bound in bounds] == ["relu then a scale-less quantizer"]
+    # without its scale is read as one without a zero point, a DequantizeLinear without its scale
+    # as one whose scale is computed
+    expected = ["relu then a scale-less quantizer", "input without a scale"]
+    assert [bound.layer for bound in bounds] == expected
 
 
 @pytest.mark.parametrize("reduce_range", [False, True])
@@ -794,8 +853,10 @@ def test_random_ops_are_never_folded(op: str) -> None:
     inputs = [] if op in ("RandomNormal", "RandomUniform") else ["p"]
     shape = {} if inputs else {"shape": [2, 2]}
     node = helper.make_node(op, inputs, ["r"], **shape)
-    fixed, _ = folded_tensors(weight_graph([node], {"p": np.full((2, 2), 0.5, np.float32)}))
-    assert "r" not in fixed and "p" in fixed
+    after = helper.make_node("Identity", ["p"], ["q"])  # folding goes on after it
+    graph = weight_graph([node, after], {"p": np.full((2, 2), 0.5, np.float32)})
+    fixed, _ = folded_tensors(graph)
+    assert "r" not in fixed and "q" in fixed
 
 
 def test_a_node_the_reference_cannot_compute_fixes_no_value() -> None:
