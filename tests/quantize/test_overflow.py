@@ -767,6 +767,8 @@ def test_malformed_nodes_neither_fail_nor_print(recwarn) -> None:
         helper.make_node("DequantizeLinear", ["x"], ["xd1"]),
         helper.make_node("Conv", ["xd1", "fw"], ["c1"], name="input without a scale"),
         helper.make_node("QuantizeLinear", ["c1", "one"], ["c1q"]),
+        helper.make_node("Conv", ["a", "fw"], ["c0"], name="input without inputs"),
+        helper.make_node("QuantizeLinear", ["c0", "one"], ["c0q"]),
     ]
     weights = {
         "w": K_BY_N,
@@ -779,7 +781,7 @@ def test_malformed_nodes_neither_fail_nor_print(recwarn) -> None:
     # weights quantized with scale 0 are uint8 (no zero point given): no layer; a QuantizeLinear
     # without its scale is read as one without a zero point, a DequantizeLinear without its scale
     # as one whose scale is computed
-    expected = ["relu then a scale-less quantizer", "input without a scale"]
+    expected = ["relu then a scale-less quantizer", "input without a scale", "input without inputs"]
     assert [bound.layer for bound in bounds] == expected
 
 
