@@ -218,9 +218,8 @@ def quantized_by_onnxruntime(
         node.op_type in QUANTIZED_BY_ONNXRUNTIME
         and source is not None
         and source.op_type == "DequantizeLinear"
-        and (
-            scale is None or scale.size == 1
-        )  # a computed scale may be one: onnxruntime checks shapes
+        # one scale; a computed one may be one (onnxruntime checks the shape, not the value)
+        and (scale is None or scale.size == 1)
         and (not bias or (bias in fixed and fixed[bias].ndim == 1))
         and quantized_next(node.output[0], fixed, readers)
     )

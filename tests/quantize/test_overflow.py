@@ -431,6 +431,7 @@ def weight_forms() -> dict[str, tuple[str, list, dict, dict]]:
         return helper.make_node("DequantizeLinear", [source, "ws", "wz"], [output], **attrs)
 
     w, fw = RNG_WEIGHT, FLOAT_WEIGHT
+    float_weight = helper.make_node("Identity", ["fw"], ["wd"])  # the layer reads `fw` as it is
     flat = {"w": w.reshape(8, 12), "shape": np.array([8, 4, 1, 3])}
     transposed = {"w": np.ascontiguousarray(w.transpose(1, 0, 2, 3))}
     perm = {"perm": [1, 0, 2, 3]}
@@ -511,10 +512,10 @@ def weight_forms() -> dict[str, tuple[str, list, dict, dict]]:
             {"w": w.reshape(8, 4, 3), "axis": np.array([2])},
             {},
         ),
-        "float": ("Conv", [helper.make_node("Identity", ["fw"], ["wd"])], {"fw": fw}, {}),
+        "float": ("Conv", [float_weight], {"fw": fw}, {}),
         "float-positive": (
             "Conv",
-            [helper.make_node("Identity", ["fw"], ["wd"])],
+            [float_weight],
             {"fw": np.abs(fw)},
             {},
         ),
@@ -526,14 +527,14 @@ def weight_forms() -> dict[str, tuple[str, list, dict, dict]]:
         ),
         "float-with-float-bias": (
             "Conv",
-            [helper.make_node("Identity", ["fw"], ["wd"])],
+            [float_weight],
             {"fw": fw, "b": np.linspace(-1, 1, 8).astype(np.float32)},
             {"bias": "b"},
         ),
         "float-with-dequantized-bias": (
             "Conv",
             [
-                helper.make_node("Identity", ["fw"], ["wd"]),
+                float_weight,
                 helper.make_node("DequantizeLinear", ["bq", "bs"], ["b"]),
             ],
             {"fw": fw, "bq": np.arange(8, dtype=np.int32), "bs": np.array(0.0005, np.float32)},
@@ -541,25 +542,25 @@ def weight_forms() -> dict[str, tuple[str, list, dict, dict]]:
         ),
         "float-then-relu-quantized-from-the-lowest-int8": (
             "Conv",
-            [helper.make_node("Identity", ["fw"], ["wd"])],
+            [float_weight],
             {"fw": fw},
             {"relu": True, "output_zero_point": np.array(-128, np.int8)},
         ),
         "float-then-relu-quantized-from-uint8-zero": (
             "Conv",
-            [helper.make_node("Identity", ["fw"], ["wd"])],
+            [float_weight],
             {"fw": fw},
             {"relu": True, "output_zero_point": None},
         ),
         "float-then-relu-quantized-from-int8-zero": (
             "Conv",
-            [helper.make_node("Identity", ["fw"], ["wd"])],
+            [float_weight],
             {"fw": fw},
             {"relu": True},
         ),
         "float-then-relu-not-quantized": (
             "Conv",
-            [helper.make_node("Identity", ["fw"], ["wd"])],
+            [float_weight],
             {"fw": fw},
             {"relu": True, "quantized_output": False},
         ),
@@ -577,7 +578,7 @@ def weight_forms() -> dict[str, tuple[str, list, dict, dict]]:
         ),
         "float-rounding-ties": (
             "Conv",
-            [helper.make_node("Identity", ["fw"], ["wd"])],
+            [float_weight],
             {"fw": ROUNDING_TIES},
             {},
         ),
@@ -585,7 +586,7 @@ def weight_forms() -> dict[str, tuple[str, list, dict, dict]]:
             "Conv",
             [
                 helper.make_node("Mul", ["x", "xs"], ["xm"]),
-                helper.make_node("Identity", ["fw"], ["wd"]),
+                float_weight,
             ],
             {"fw": fw},
             {"layer_input": "xm"},
@@ -595,7 +596,7 @@ def weight_forms() -> dict[str, tuple[str, list, dict, dict]]:
             [
                 helper.make_node("QuantizeLinear", ["x", "xsc", "xzc"], ["xqc"], axis=1),
                 helper.make_node("DequantizeLinear", ["xqc", "xsc", "xzc"], ["xdc"], axis=1),
-                helper.make_node("Identity", ["fw"], ["wd"]),
+                float_weight,
             ],
             {"fw": fw, "xsc": np.full(4, 0.05, np.float32), "xzc": np.zeros(4, np.int8)},
             {"layer_input": "xdc"},
@@ -606,20 +607,20 @@ def weight_forms() -> dict[str, tuple[str, list, dict, dict]]:
                 helper.make_node("ReduceMax", ["x"], ["xsd"], keepdims=0),
                 helper.make_node("QuantizeLinear", ["x", "xsd", "xz"], ["xqd"]),
                 helper.make_node("DequantizeLinear", ["xqd", "xsd", "xz"], ["xdd"]),
-                helper.make_node("Identity", ["fw"], ["wd"]),
+                float_weight,
             ],
             {"fw": fw},
             {"layer_input": "xdd"},
         ),
         "gemm-float-with-2d-bias": (
             "Gemm",
-            [helper.make_node("Identity", ["fw"], ["wd"])],
+            [float_weight],
             {"fw": fc.T.copy(), "c": np.ones((1, 8), np.float32)},
             {"bias": "c"},
         ),
         "float-output-also-read-by-another-op": (
             "Conv",
-            [helper.make_node("Identity", ["fw"], ["wd"])],
+            [float_weight],
             {"fw": fw},
             {"second_reader": True},
         ),
@@ -628,7 +629,7 @@ def weight_forms() -> dict[str, tuple[str, list, dict, dict]]:
             [
                 helper.make_node("QuantizeLinear", ["x", "xsc"], ["xqc"], axis=1),
                 helper.make_node("DequantizeLinear", ["xqc", "xsc"], ["xdc"], axis=1),
-                helper.make_node("Identity", ["fw"], ["wd"]),
+                float_weight,
             ],
             {"fw": fw, "xsc": np.full(4, 0.05, np.float32)},
             {"layer_input": "xdc"},
@@ -637,63 +638,63 @@ def weight_forms() -> dict[str, tuple[str, list, dict, dict]]:
             "Conv",
             [
                 helper.make_node("Add", ["x", "xs"], ["xa"]),
-                helper.make_node("Identity", ["fw"], ["wd"]),
+                float_weight,
             ],
             {"fw": fw},
             {"layer_input": "xa"},
         ),
         "gemm-float-with-scalar-bias": (
             "Gemm",
-            [helper.make_node("Identity", ["fw"], ["wd"])],
+            [float_weight],
             {"fw": fc.T.copy(), "c": np.array(1.0, np.float32)},
             {"bias": "c"},
         ),
         "float-then-relu-also-read-by-another-op": (
             "Conv",
-            [helper.make_node("Identity", ["fw"], ["wd"])],
+            [float_weight],
             {"fw": fw},
             {"relu": True, "second_reader": True, "output_zero_point": np.array(-128, np.int8)},
         ),
         "float-then-relu-then-sigmoid-quantized": (
             "Conv",
-            [helper.make_node("Identity", ["fw"], ["wd"])],
+            [float_weight],
             {"fw": fw},
             {"relu": True, "after_relu": "Sigmoid", "output_zero_point": np.array(-128, np.int8)},
         ),
         "float-then-relu-then-abs-quantized": (
             "Conv",
-            [helper.make_node("Identity", ["fw"], ["wd"])],
+            [float_weight],
             {"fw": fw},
             {"relu": True, "after_relu": "Abs", "output_zero_point": np.array(-128, np.int8)},
         ),
         "float-then-relu-quantized-per-channel-from-the-lowest-int8": (
             "Conv",
-            [helper.make_node("Identity", ["fw"], ["wd"])],
+            [float_weight],
             {"fw": fw},
             {"relu": True, "output_zero_point": np.full(8, -128, np.int8)},
         ),
         "float-output-not-quantized": (
             "Conv",
-            [helper.make_node("Identity", ["fw"], ["wd"])],
+            [float_weight],
             {"fw": fw},
             {"quantized_output": False},
         ),
         "float-input-not-dequantized": (
             "Conv",
-            [helper.make_node("Identity", ["fw"], ["wd"])],
+            [float_weight],
             {"fw": fw},
             {"layer_input": "x"},
         ),
         "gemm-float": (
             "Gemm",
-            [helper.make_node("Identity", ["fw"], ["wd"])],
+            [float_weight],
             {"fw": fc.T.copy()},
             {},
         ),
         "gemm-dequantized": ("Gemm", [dq("w")], {"w": w.reshape(8, 12).T.copy()}, {}),
         "matmul-float": (
             "MatMul",
-            [helper.make_node("Identity", ["fw"], ["wd"])],
+            [float_weight],
             {"fw": fc.T.copy()},
             {},
         ),
