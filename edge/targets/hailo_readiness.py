@@ -20,7 +20,12 @@ QDQ_OPS = {
     "QLinearAdd",
     "ConvInteger",
     "MatMulInteger",
+    "QGemm",
+    "MatMulIntegerToFloat",
+    "DynamicQuantizeMatMul",
 }
+ONNX_DOMAINS = ("", "ai.onnx")
+AXIS_OPS = ("Concat", "Split", "Slice", "Tile")
 LAYERS = {
     "Add",
     "ArgMax",
@@ -147,6 +152,11 @@ REASONS = {
 }
 
 
+def is_quantized_op(op_type: str) -> bool:
+    """Quantized ops of ONNX and of onnxruntime's contrib domain (QLinear*, QGemm, ...)."""
+    return op_type in QDQ_OPS or op_type.startswith("QLinear")
+
+
 def _rule(
     rule: str, severity: str, findings: list[str], status: str | None = None, **extra: Any
 ) -> dict[str, Any]:
@@ -176,62 +186,123 @@ def _shapes(model: Any) -> dict[str, list[int | str]]:
     return shapes
 
 
+def _constants(graph: Any) -> dict[str, np.ndarray]:
+    """The tensors fixed in the file: initializers and the outputs of Constant nodes."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type != "Constant" or node.domain not in ONNX_DOMAINS:
+            continue
+        for a in node.attribute:
+            value = helper.get_attribute_value(a)
+            if isinstance(value, TensorProto):
+                values[node.output[0]] = numpy_helper.to_array(value)
+            elif a.name in ("value_int", "value_ints", "value_float", "value_floats"):
+                values[node.output[0]] = np.asarray(value)
+    return values
+
+
+def _static(dims: list[int | str] | None) -> bool:
+    """Every size known before run time and positive."""
+    return dims is not None and all(isinstance(d, int) and d > 0 for d in dims)
+
+
+def _changed_axes(node: Any, shapes: dict[str, list[int | str]]) -> list[int] | None:
+    """The axes a Concat, Split, Slice or Tile works on: those where an output's size differs from
+    its first input's. Read off the inferred shapes, so negative axes, defaults (Split's axis 0,
+    Slice's all axes) and the inputs newer opsets take instead of attributes all count alike; None
+    when a size is not known before run time."""
+    dims = [shapes.get(name) for name in (node.input[0], *node.output)]
+    known = [d for d in dims if d is not None and _static(d)]
+    if len(known) < len(dims) or len({len(d) for d in known}) != 1:
+        return None
+    source, *outputs = known
+    return [a for a in range(len(source)) if any(out[a] != source[a] for out in outputs)]
+
+
+def _reduced_axes(
+    node: Any, attr: dict[str, Any], constants: dict[str, np.ndarray], rank: int | None
+) -> list[int] | None:
+    """A reduction's axes, non-negative when the input's rank is known: the attribute, or the
+    constant second input that replaces it in newer opsets; every axis when neither is given;
+    None when the axes are computed at run time."""
+    if "axes" in attr:
+        axes = list(attr["axes"])
+    elif len(node.input) > 1 and node.input[1]:
+        if node.input[1] not in constants:
+            return None
+        axes = [int(a) for a in constants[node.input[1]].reshape(-1)]
+    else:
+        axes = []
+    if not axes:
+        if attr.get("noop_with_empty_axes", 0):
+            return []
+        return None if rank is None else list(range(rank))
+    return sorted(a + rank if a < 0 and rank is not None else a for a in axes)
+
+
+def _kernel_rank(attr: dict[str, Any], weight: list[int | str] | None) -> int | None:
+    """How many spatial axes a Conv's kernel has: its kernel_shape, else its weight's rank - 2."""
+    if "kernel_shape" in attr:
+        return len(attr["kernel_shape"])
+    return None if not weight else len(weight) - 2
+
+
 def graph_rules(model: Any) -> list[dict[str, Any]]:
     """R1-R12 and R16 on one ONNX graph (the device part)."""
     import onnx
 
     graph = model.graph
     shapes = _shapes(model)
-    nodes = list(
-        graph.node
-    )  # protobuf wrappers are recreated on access; key attributes by node name
-    attrs = {
-        n.name or n.output[0]: {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
-        for n in nodes
-    }
-    attr = lambda n: attrs[n.name or n.output[0]]  # noqa: E731
+    constants = _constants(graph)
+    nodes = list(graph.node)  # protobuf wrappers are recreated on access: key by position
+    attrs = [{a.name: onnx.helper.get_attribute_value(a) for a in n.attribute} for n in nodes]
     consumers: dict[str, list[Any]] = {}
     for node in nodes:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
-    initializers = {t.name: t for t in graph.initializer}
     label = lambda n: f"{n.name or n.output[0]} ({n.op_type})"  # noqa: E731
+    known = LAYERS | DENY | PLUMBING | SHUFFLE | NEUTRAL
+    quantized = {id(n) for n in nodes if is_quantized_op(n.op_type)}
     rules = [
-        _rule("R1", "E", [label(n) for n in nodes if n.op_type in QDQ_OPS]),
+        _rule("R1", "E", [label(n) for n in nodes if id(n) in quantized]),
         _rule(
             "R2",
             "E",
             [
-                label(n)
+                label(n) if n.domain in ONNX_DOMAINS else f"{label(n)} from domain {n.domain}"
                 for n in nodes
-                if n.op_type not in LAYERS | DENY | PLUMBING | SHUFFLE | NEUTRAL | QDQ_OPS
+                if id(n) not in quantized
+                and (n.op_type not in known or n.domain not in ONNX_DOMAINS)
             ],
         ),
         _rule("R3", "E", [label(n) for n in nodes if n.op_type in DENY]),
         _rule("R4", "E", [label(n) for n in nodes if n.op_type in PLUMBING]),
     ]
-    static = [
-        f"{name}: {dims}"
-        for name, dims in shapes.items()
-        if any(not isinstance(d, int) or d <= 0 for d in dims)
-    ]
+    static = [f"{name}: {dims}" for name, dims in shapes.items() if not _static(dims) and dims]
     input_shape = shapes.get(graph.input[0].name, [])
     if input_shape and input_shape[0] != 1:
         static.append(f"input batch is {input_shape[0]}, expected 1")
-    for node in nodes:
-        axis = attr(node).get("axis")
-        if node.op_type in ("Concat", "Split", "Slice", "Tile") and axis == 0:
-            static.append(f"{label(node)} works on the batch axis")
+    axes_of = {id(n): _changed_axes(n, shapes) for n in nodes if n.op_type in AXIS_OPS}
+    static += [
+        f"{label(n)} works on the batch axis"
+        for n in nodes
+        if n.op_type in AXIS_OPS and 0 in (axes_of[id(n)] or [])
+    ]
     rules.append(_rule("R5", "E", static))
     rank = []
     if len(input_shape) != 4:
         rank.append(f"input {graph.input[0].name} has rank {len(input_shape)}, expected 4 (NCHW)")
     rank += [f"{name} has rank {len(dims)}" for name, dims in shapes.items() if len(dims) > 4]
-    rank += [
-        label(n) + f" kernel {attr(n).get('kernel_shape')}"
-        for n in nodes
-        if n.op_type in ("Conv", "ConvTranspose") and len(attr(n).get("kernel_shape", [0, 0])) != 2
-    ]
+    for node, attr in zip(nodes, attrs, strict=True):
+        if node.op_type not in ("Conv", "ConvTranspose") or len(node.input) < 2:
+            continue
+        weight = node.input[1]
+        weight_dims = list(constants[weight].shape) if weight in constants else shapes.get(weight)
+        kernel_rank = _kernel_rank(attr, weight_dims)
+        if kernel_rank is not None and kernel_rank != 2:
+            rank.append(f"{label(node)} is {kernel_rank}-D, not 2-D")
     rules.append(_rule("R6", "E", rank))
     rules.append(
         _rule(
@@ -240,48 +311,46 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
             [label(n) for n in consumers.get(graph.input[0].name, []) if n.op_type in SHUFFLE],
         )
     )
+    dense = lambda c: c.op_type in ("Gemm", "MatMul") and c.input[1] in constants  # noqa: E731
     shuffles = []
     for node in nodes:
         if node.op_type not in SHUFFLE:
             continue
         dims = shapes.get(node.input[0], [])
-        feeds_dense = all(
-            c.op_type in ("Gemm", "MatMul") for c in consumers.get(node.output[0], [])
-        ) and consumers.get(node.output[0])
+        readers = consumers.get(node.output[0], [])
         if not (
             node.op_type in ("Flatten", "Reshape")
             and len(dims) == 4
             and dims[2:] == [1, 1]
-            and feeds_dense
+            and readers
+            and all(dense(c) for c in readers)
         ):
             shuffles.append(label(node))
     rules.append(_rule("R8", "W", shuffles))
     reduce_errors = []
-    for node in nodes:
-        axes = attr(node).get("axes")
-        if node.op_type == "ReduceMax" and (
-            list(axes or []) != [1] or attr(node).get("keepdims", 1) != 1
-        ):
+    for node, attr in zip(nodes, attrs, strict=True):
+        if node.op_type not in ("ReduceMax", "ReduceMean"):
+            continue
+        source = shapes.get(node.input[0])
+        axes = _reduced_axes(node, attr, constants, len(source) if source else None)
+        if axes is None:
+            reduce_errors.append(f"{label(node)} reduces axes known only at run time")
+        elif node.op_type == "ReduceMax" and (axes != [1] or attr.get("keepdims", 1) != 1):
             reduce_errors.append(f"{label(node)} reduces axes {axes}")
-        if (
-            node.op_type == "ReduceMean"
-            and axes is not None
-            and sorted(axes) not in ([2, 3], [2], [3])
-        ):
+        elif node.op_type == "ReduceMean" and axes not in ([2, 3], [2], [3], []):
             reduce_errors.append(f"{label(node)} averages axes {axes}")
     rules.append(_rule("R9", "E", reduce_errors))
-    rules.append(
-        _rule(
-            "R10",
-            "W",
-            [
-                label(n)
-                for n in nodes
-                if n.op_type in ("Slice", "Split") and attr(n).get("axis", 1) != 1
-            ],
-        )
-    )
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    sliced = []
+    for node in nodes:
+        if node.op_type not in ("Slice", "Split"):
+            continue
+        axes = axes_of[id(node)]
+        if axes is None:
+            sliced.append(f"{label(node)} works on axes known only at run time")
+        elif any(a != 1 for a in axes):
+            sliced.append(f"{label(node)} works on axes {axes}")
+    rules.append(_rule("R10", "W", sliced))
+    opset = next((o.version for o in model.opset_import if o.domain in ONNX_DOMAINS), 0)
     rules.append(_rule("R11", "W", [] if 13 <= opset <= 21 else [f"opset {opset}"], opset=opset))
     outputs = {o.name for o in graph.output}
     rules.append(
@@ -295,23 +364,28 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
             ],
         )
     )
-    params = sum(int(np.prod(t.dims)) for t in initializers.values())
+    params = sum(v.size for v in constants.values() if np.issubdtype(v.dtype, np.floating))
     macs, unverified = 0, []
-    for node in nodes:
-        if node.op_type == "Conv" and node.input[1] in initializers:
-            weight = list(initializers[node.input[1]].dims)
-            out = shapes.get(node.output[0], [])
-            if out and all(isinstance(d, int) for d in out):
+    for node, attr in zip(nodes, attrs, strict=True):
+        if len(node.input) < 2 or node.input[1] not in constants:
+            continue
+        weight = list(constants[node.input[1]].shape)
+        out = shapes.get(node.output[0], [])
+        known_out = bool(out) and _static(out)
+        if node.op_type == "Conv":
+            if known_out:
                 macs += math.prod(int(d) for d in out[1:]) * math.prod(weight[1:])
-            if max(weight[2:]) > 7:
+            if len(weight) > 2 and max(weight[2:]) > 7:
                 unverified.append(
                     f"{label(node)} kernel {weight[2:]} (unverified on the DFC; may need compiler resources)"
                 )
-            dilations = attr(node).get("dilations", [1, 1])
+            dilations = attr.get("dilations", [1, 1])
             if max(dilations) > 1:  # hailo.md records no dilation limits: say so, do not refuse
                 unverified.append(
                     f"{label(node)} dilation {dilations} (unverified on the DFC; no published limit)"
                 )
+        elif node.op_type in ("Gemm", "MatMul") and len(weight) == 2 and known_out:
+            macs += math.prod(int(d) for d in out[1:-1]) * math.prod(weight)  # per batch row
     rules.append(_rule("R16", "I", unverified, status="info", parameters=params, macs=macs))
     return rules
 

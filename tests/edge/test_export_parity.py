@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 import torch
 from edgekit.errors import ArtifactError, ConfigError, ExportError
@@ -17,7 +16,7 @@ from edgekit.rundir.checkpoint import load_checkpoint, save_checkpoint
 from edgekit.rundir.run import Run
 from edgekit.targets import TARGETS, run_export
 from edgekit.targets.hailo_readiness import check_hailo_readiness
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 
 def test_every_target_has_parity_pairs(exported_run: Path) -> None:
@@ -186,42 +185,6 @@ def test_integer_reference_bit_exact_on_more_data(exported_run: Path) -> None:
     assert delta.max() <= 1 + 1e-6 and (delta == 0).mean() >= 0.999
     int8_in = ref.run_quantized(ref.quantize_input(X))
     assert np.array_equal(int8_in.logits_q, result.logits_q)
-
-
-def _graph_with(op: str) -> onnx.ModelProto:
-    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 2, 2, 4])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 2, 4])
-    graph = helper.make_graph(
-        [helper.make_node(op, ["input"], ["y"], name=f"my_{op.lower()}")], "g", [x], [y]
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-
-
-def test_readiness_names_node_and_rule(tmp_path: Path) -> None:
-    onnx.save(_graph_with("Round"), tmp_path / "round.onnx")
-    report = check_hailo_readiness(str(tmp_path / "round.onnx"))
-    assert not report["ready"] and report["errors"] == ["R3"]
-    assert any("my_round" in f for r in report["rules"] for f in r["findings"])
-    onnx.save(_graph_with("Relu"), tmp_path / "relu.onnx")
-    assert check_hailo_readiness(str(tmp_path / "relu.onnx"))["ready"]
-
-
-def test_readiness_reports_dilated_convolutions_as_unverified(tmp_path: Path) -> None:
-    """Dilation passes (a full-rate model must export) but R16 names it: hailo.md has no limit."""
-    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4, 2, 16])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 2, 16])
-    weight = helper.make_tensor("w", TensorProto.FLOAT, [4, 4, 1, 3], [0.1] * 48)
-    conv = helper.make_node("Conv", ["input", "w"], ["y"], name="my_conv", kernel_shape=[1, 3],
-                            pads=[0, 2, 0, 2], dilations=[1, 2])  # fmt: skip
-    graph = helper.make_graph([conv], "g", [x], [y], initializer=[weight])
-    onnx.save(
-        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "d.onnx"
-    )
-    report = check_hailo_readiness(str(tmp_path / "d.onnx"))
-    size = next(r for r in report["rules"] if r["rule"] == "R16")
-    assert report["ready"] and size["findings"] == [
-        "my_conv (Conv) dilation [1, 2] (unverified on the DFC; no published limit)"
-    ]
 
 
 def test_bad_inputs(tmp_path: Path, run_copy: Path) -> None:
