@@ -256,6 +256,7 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
     graph = model.graph
     shapes = _shapes(model)
     constants = _constants(graph)
+    dims_of = {**shapes, **{name: list(value.shape) for name, value in constants.items()}}
     nodes = list(graph.node)  # protobuf wrappers are recreated on access: key by position
     attrs = [{a.name: onnx.helper.get_attribute_value(a) for a in n.attribute} for n in nodes]
     consumers: dict[str, list[Any]] = {}
@@ -284,7 +285,7 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
     input_shape = shapes.get(graph.input[0].name, [])
     if input_shape and input_shape[0] != 1:
         static.append(f"input batch is {input_shape[0]}, expected 1")
-    axes_of = {id(n): _changed_axes(n, shapes) for n in nodes if n.op_type in AXIS_OPS}
+    axes_of = {id(n): _changed_axes(n, dims_of) for n in nodes if n.op_type in AXIS_OPS}
     static += [
         f"{label(n)} works on the batch axis"
         for n in nodes
@@ -298,9 +299,7 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
     for node, attr in zip(nodes, attrs, strict=True):
         if node.op_type not in ("Conv", "ConvTranspose") or len(node.input) < 2:
             continue
-        weight = node.input[1]
-        weight_dims = list(constants[weight].shape) if weight in constants else shapes.get(weight)
-        kernel_rank = _kernel_rank(attr, weight_dims)
+        kernel_rank = _kernel_rank(attr, dims_of.get(node.input[1]))
         if kernel_rank is not None and kernel_rank != 2:
             rank.append(f"{label(node)} is {kernel_rank}-D, not 2-D")
     rules.append(_rule("R6", "E", rank))

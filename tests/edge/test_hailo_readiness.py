@@ -166,6 +166,11 @@ def test_concat_on_the_batch_axis_breaks_r5(axis: int) -> None:
     assert findings(model, "R5") == ["my_concat (Concat) works on the batch axis"]
 
 
+def test_concat_of_a_constant_on_the_batch_axis_breaks_r5() -> None:
+    model = graph([node("Concat", ["c", "input"], axis=0)], {"c": weights(*NCHW)})
+    assert findings(model, "R5") == ["my_concat (Concat) works on the batch axis"]
+
+
 @pytest.mark.parametrize("axis", [1, -3, 3])
 def test_concat_elsewhere_passes_r5(axis: int) -> None:
     assert findings(graph([node("Concat", ["input", "input"], axis=axis)]), "R5") == []
