@@ -242,6 +242,16 @@ def _reduced_axes(
     return sorted(a + rank if a < 0 and rank is not None else a for a in axes)
 
 
+def _in_gelu(erf: Any, consumers: dict[str, list[Any]]) -> bool:
+    """Whether an Erf is part of GELU's pattern x * (1 + erf(x / sqrt 2)) / 2, which the DFC takes
+    (hailo.md §1.2): its output plus one is multiplied. A standalone Erf is refused."""
+    adds = consumers.get(erf.output[0], [])
+    return bool(adds) and all(
+        add.op_type == "Add" and any(m.op_type == "Mul" for m in consumers.get(add.output[0], []))
+        for add in adds
+    )
+
+
 def _kernel_rank(attr: dict[str, Any], weight: list[int | str] | None) -> int | None:
     """How many spatial axes a Conv's kernel has: its kernel_shape, else its weight's rank - 2."""
     if "kernel_shape" in attr:
@@ -278,7 +288,15 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
                 and (n.op_type not in known or n.domain not in ONNX_DOMAINS)
             ],
         ),
-        _rule("R3", "E", [label(n) for n in nodes if n.op_type in DENY]),
+        _rule(
+            "R3",
+            "E",
+            [
+                label(n)
+                for n in nodes
+                if n.op_type in DENY and not (n.op_type == "Erf" and _in_gelu(n, consumers))
+            ],
+        ),
         _rule("R4", "E", [label(n) for n in nodes if n.op_type in PLUMBING]),
     ]
     static = [f"{name}: {dims}" for name, dims in shapes.items() if not _static(dims) and dims]

@@ -131,6 +131,32 @@ def test_refused_ops_and_shape_plumbing(op: str, rule: str) -> None:
     assert findings(graph([node(op, ["input"], **attrs)]), rule) == [f"my_{op.lower()} ({op})"]
 
 
+def gelu(after_erf: str = "Add", after_add: str = "Mul") -> onnx.ModelProto:
+    """GELU as torch exports it: x * (1 + erf(x / sqrt 2)) * 0.5, with the two ops after the Erf."""
+    return graph(
+        [
+            node("Div", ["input", "sqrt2"], "scaled"),
+            node("Erf", ["scaled"], "erf"),
+            node(after_erf, ["erf", "one"], "plus_one"),
+            helper.make_node(after_add, ["input", "plus_one"], ["product"], name="times_x"),
+            helper.make_node("Mul", ["product", "half"], ["y"], name="half"),
+        ],
+        {"sqrt2": np.float32(2**0.5), "one": np.float32(1), "half": np.float32(0.5)},
+    )
+
+
+def test_gelu_passes_and_a_standalone_erf_is_refused() -> None:
+    """The DFC takes GELU as Mul + Erf (hailo.md §1.2) and refuses an Erf on its own."""
+    assert failed(gelu()) == {}
+    assert findings(gelu(after_erf="Sub"), "R3") == ["my_erf (Erf)"]
+    assert findings(gelu(after_add="Sub"), "R3") == ["my_erf (Erf)"]
+    alone = graph([node("Erf", ["input"])])
+    assert findings(alone, "R3") == ["my_erf (Erf)"]
+    also_read = gelu()
+    also_read.graph.node.append(helper.make_node("Relu", ["erf"], ["r"], name="r"))
+    assert findings(also_read, "R3") == ["my_erf (Erf)"]
+
+
 def test_readiness_names_node_and_rule(tmp_path: Path) -> None:
     """From a file: the error names the rule and the node; a good file is ready."""
 
