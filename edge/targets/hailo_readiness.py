@@ -215,7 +215,7 @@ def _changed_axes(node: Any, shapes: dict[str, list[int | str]]) -> list[int] | 
     when a size is not known before run time."""
     dims = [shapes.get(name) for name in (node.input[0], *node.output)]
     known = [d for d in dims if d is not None and _static(d)]
-    if len(known) < len(dims) or len({len(d) for d in known}) != 1:
+    if len(known) < len(dims):
         return None
     source, *outputs = known
     return [a for a in range(len(source)) if any(out[a] != source[a] for out in outputs)]
@@ -252,6 +252,16 @@ def _in_gelu(erf: Any, consumers: dict[str, list[Any]]) -> bool:
     )
 
 
+def _products_per_output(node: Any, attr: dict[str, Any], weight: tuple[int, ...]) -> int:
+    """Multiply-accumulates per output value of a layer with constant weights: a Conv's input
+    channels (per group) times its kernel, a Gemm's or MatMul's inner dimension."""
+    if node.op_type == "Conv":
+        return math.prod(weight[1:])
+    if node.op_type == "Gemm":
+        return weight[1] if attr.get("transB", 0) else weight[0]
+    return weight[-2] if len(weight) > 1 else weight[0]
+
+
 def _kernel_rank(attr: dict[str, Any], weight: list[int | str] | None) -> int | None:
     """How many spatial axes a Conv's kernel has: its kernel_shape, else its weight's rank - 2."""
     if "kernel_shape" in attr:
@@ -274,7 +284,7 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
     label = lambda n: f"{n.name or n.output[0]} ({n.op_type})"  # noqa: E731
-    known = LAYERS | DENY | PLUMBING | SHUFFLE | NEUTRAL
+    known = set().union(LAYERS, DENY, PLUMBING, SHUFFLE, NEUTRAL)
     quantized = {id(n) for n in nodes if is_quantized_op(n.op_type)}
     rules = [
         _rule("R1", "E", [label(n) for n in nodes if id(n) in quantized]),
@@ -315,7 +325,7 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
         rank.append(f"input {graph.input[0].name} has rank {len(input_shape)}, expected 4 (NCHW)")
     rank += [f"{name} has rank {len(dims)}" for name, dims in shapes.items() if len(dims) > 4]
     for node, attr in zip(nodes, attrs, strict=True):
-        if node.op_type not in ("Conv", "ConvTranspose") or len(node.input) < 2:
+        if node.op_type not in ("Conv", "ConvTranspose"):
             continue
         kernel_rank = _kernel_rank(attr, dims_of.get(node.input[1]))
         if kernel_rank is not None and kernel_rank != 2:
@@ -337,7 +347,6 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
         readers = consumers.get(node.output[0], [])
         if not (
             node.op_type in ("Flatten", "Reshape")
-            and len(dims) == 4
             and dims[2:] == [1, 1]
             and readers
             and all(dense(c) for c in readers)
@@ -384,25 +393,24 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
     params = sum(v.size for v in constants.values() if np.issubdtype(v.dtype, np.floating))
     macs, unverified = 0, []
     for node, attr in zip(nodes, attrs, strict=True):
-        if len(node.input) < 2 or node.input[1] not in constants:
+        if node.op_type not in ("Conv", "Gemm", "MatMul") or node.input[1] not in constants:
             continue
-        weight = list(constants[node.input[1]].shape)
-        out = shapes.get(node.output[0], [])
-        known_out = bool(out) and _static(out)
-        if node.op_type == "Conv":
-            if known_out:
-                macs += math.prod(int(d) for d in out[1:]) * math.prod(weight[1:])
-            if len(weight) > 2 and max(weight[2:]) > 7:
-                unverified.append(
-                    f"{label(node)} kernel {weight[2:]} (unverified on the DFC; may need compiler resources)"
-                )
-            dilations = attr.get("dilations", [1, 1])
-            if max(dilations) > 1:  # hailo.md records no dilation limits: say so, do not refuse
-                unverified.append(
-                    f"{label(node)} dilation {dilations} (unverified on the DFC; no published limit)"
-                )
-        elif node.op_type in ("Gemm", "MatMul") and len(weight) == 2 and known_out:
-            macs += math.prod(int(d) for d in out[1:-1]) * math.prod(weight)  # per batch row
+        weight = constants[node.input[1]].shape
+        out = dims_of.get(node.output[0], [])
+        if out and _static(out):  # per window: the batch axis is left out
+            macs += math.prod(int(d) for d in out[1:]) * _products_per_output(node, attr, weight)
+        if node.op_type != "Conv":
+            continue
+        if max(weight[2:]) > 7:
+            unverified.append(
+                f"{label(node)} kernel {list(weight[2:])} (unverified on the DFC; may need compiler resources)"
+            )
+        dilations = attr.get("dilations", [])
+        # hailo.md records no dilation limits: say so, do not refuse
+        if any(d > 1 for d in dilations):
+            unverified.append(
+                f"{label(node)} dilation {dilations} (unverified on the DFC; no published limit)"
+            )
     rules.append(_rule("R16", "I", unverified, status="info", parameters=params, macs=macs))
     return rules
 
@@ -425,7 +433,7 @@ def calibration_rule(calib: np.ndarray, device_input_nchw: list[int]) -> dict[st
     """R14: the calibration set is NHWC float32 of the device input, finite, big enough."""
     errors, warnings = [], []
     expected = [device_input_nchw[2], device_input_nchw[3], device_input_nchw[1]]
-    if calib.ndim != 4 or list(calib.shape[1:]) != expected:
+    if list(calib.shape[1:]) != expected:
         errors.append(
             f"shape {list(calib.shape)} is not (N, {expected[0]}, {expected[1]}, {expected[2]}) NHWC"
         )
@@ -433,7 +441,7 @@ def calibration_rule(calib: np.ndarray, device_input_nchw: list[int]) -> dict[st
         errors.append(f"dtype {calib.dtype}, expected float32")
     if not np.isfinite(calib).all():
         errors.append("contains NaN/Inf")
-    if len(calib) == 0:
+    if not len(calib):
         errors.append("the calibration set is empty")
     elif len(calib) < MIN_CALIB:
         warnings.append(

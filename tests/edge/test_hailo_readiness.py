@@ -11,9 +11,6 @@ import numpy as np
 import onnx
 import pytest
 from edgekit.targets.hailo_readiness import (
-    GOOD_CALIB,
-    MAX_CODE_FLIP_RATE,
-    MIN_CALIB,
     calibration_rule,
     check_hailo_readiness,
     estimate_rule,
@@ -25,6 +22,8 @@ from edgekit.targets.hailo_readiness import (
 from onnx import TensorProto, helper, numpy_helper
 
 NCHW = [1, 4, 2, 8]
+MIN_CALIB, GOOD_CALIB = 64, 1024  # hailo.md R14: the DFC's usual calibset_size, its recommendation
+MAX_CODE_FLIP_RATE = 0.01  # R15's threshold
 
 
 def graph(
@@ -456,31 +455,48 @@ def calibration(n: int, shape: tuple[int, ...] = (2, 8, 4), dtype: Any = np.floa
 
 def test_calibration_rule() -> None:
     assert calibration_rule(calibration(GOOD_CALIB), NCHW)["status"] == "pass"
+    assert calibration_rule(calibration(GOOD_CALIB + 1), NCHW)["status"] == "pass"
     few = calibration_rule(calibration(GOOD_CALIB - 1), NCHW)
     assert few["status"] == "warn" and few["windows"] == GOOD_CALIB - 1
     assert few["findings"] == [
         f"{GOOD_CALIB - 1} windows < {GOOD_CALIB} recommended (all training windows were used)"
     ]
-    too_few = calibration_rule(calibration(MIN_CALIB - 1), NCHW)
-    assert too_few["status"] == "warn" and str(MIN_CALIB) in too_few["findings"][0]
+    assert calibration_rule(calibration(MIN_CALIB - 1), NCHW)["findings"] == [
+        f"{MIN_CALIB - 1} windows < {MIN_CALIB} (the usual calibset_size); model.alls uses all {MIN_CALIB - 1}"
+    ]
     assert calibration_rule(calibration(MIN_CALIB), NCHW)["findings"][0].endswith("were used)")
-    nchw = calibration_rule(calibration(GOOD_CALIB, (4, 2, 8)), NCHW)
-    assert nchw["findings"] == [f"shape [{GOOD_CALIB}, 4, 2, 8] is not (N, 2, 8, 4) NHWC"]
-    assert nchw["status"] == "fail"
-    doubles = calibration_rule(calibration(GOOD_CALIB, dtype=np.float64), NCHW)
-    assert doubles["findings"] == ["dtype float64, expected float32"]
+    empty = calibration_rule(calibration(0), NCHW)
+    assert empty["status"] == "fail" and empty["findings"] == ["the calibration set is empty"]
+
+
+@pytest.mark.parametrize("shape", [(4, 2, 8), (2, 8, 3), (2, 8), (2, 8, 4, 1)])
+def test_a_calibration_set_of_another_shape_fails_r14(shape: tuple[int, ...]) -> None:
+    wrong = calibration_rule(calibration(GOOD_CALIB, shape), NCHW)
+    assert wrong["status"] == "fail"
+    assert wrong["findings"] == [f"shape {[GOOD_CALIB, *shape]} is not (N, 2, 8, 4) NHWC"]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float16])
+def test_a_calibration_set_of_another_dtype_fails_r14(dtype: Any) -> None:
+    wrong = calibration_rule(calibration(GOOD_CALIB, dtype=dtype), NCHW)
+    assert wrong["findings"] == [f"dtype {np.dtype(dtype)}, expected float32"]
+
+
+def test_a_calibration_set_with_nan_fails_r14() -> None:
     nan = calibration(GOOD_CALIB)
     nan[3, 1, 2, 0] = np.nan
     assert calibration_rule(nan, NCHW)["findings"] == ["contains NaN/Inf"]
-    empty = calibration_rule(calibration(0), NCHW)
-    assert empty["status"] == "fail" and empty["findings"] == ["the calibration set is empty"]
 
 
 def test_estimate_rule() -> None:
     at_limit = estimate_rule({"fsq_code_flip_rate": MAX_CODE_FLIP_RATE, "top1": 0.99})
     assert at_limit["status"] == "pass" and at_limit["top1"] == 0.99
-    above = estimate_rule({"fsq_code_flip_rate": MAX_CODE_FLIP_RATE * 1.5})
-    assert above["status"] == "warn" and "a16_w16" in above["findings"][0]
+    assert estimate_rule({"fsq_code_flip_rate": 0.004})["status"] == "pass"
+    above = estimate_rule({"fsq_code_flip_rate": 0.0101})
+    assert above["status"] == "warn" and above["findings"] == [
+        "estimated FSQ code flip rate 0.010 > 0.01; consider "
+        "quantization_param(input_layer1, precision_mode=a16_w16) in model.alls"
+    ]
 
 
 def test_summarise_orders_rules_by_number() -> None:
@@ -496,3 +512,167 @@ def test_summarise_orders_rules_by_number() -> None:
     assert text[0] == "m.onnx: NOT READY for Hailo"
     assert "  R10  warn    Slice/Split only on the channel axis" in text
     assert "         - my_slice (Slice) works on axes [3]" in text
+
+
+def test_format_report_names_the_host_by_model_or_machine() -> None:
+    report = summarise(graph_rules(graph([node("Relu", ["input"])])), "m.onnx")
+    host = {"model": "AMD EPYC", "machine": "x86_64", "int8_kernel_class": "AVX-512 VNNI"}
+    text = format_report({**report, "target": "onnx", "host_cpu": host})
+    assert text.splitlines()[0] == "m.onnx: READY for int8 CPU runtimes"
+    assert text.splitlines()[-1] == "  host: AMD EPYC; AVX-512 VNNI"
+    text = format_report({**report, "host_cpu": {**host, "model": ""}})
+    assert text.splitlines()[-1] == "  host: x86_64; AVX-512 VNNI"
+
+
+def test_constants_are_read_from_constant_nodes_anywhere_in_the_graph() -> None:
+    """Axes from a Constant's value_ints, after another node: the reduction is checked."""
+    axes = helper.make_node("Constant", [], ["axes"], name="axes", value_ints=[1])
+    model = graph([node("Relu", ["input"], "r"), axes, node("ReduceMean", ["r", "axes"])], opset=18)
+    assert findings(model, "R9") == ["my_reducemean (ReduceMean) averages axes [1]"]
+
+
+def test_only_constant_nodes_are_constants() -> None:
+    """A ConstantOfShape's fill value is not its output: the weight is (4, 4, 1, 3), a 2-D kernel."""
+    fill = numpy_helper.from_array(np.array([0.1], np.float32))
+    model = graph(
+        [
+            helper.make_node("ConstantOfShape", ["shape"], ["w"], name="fill", value=fill),
+            node("Conv", ["input", "w"]),
+        ],
+        {"shape": [4, 4, 1, 3]},
+    )
+    assert failed(model) == {"R4": ["fill (ConstantOfShape)"]}
+    assert next(r for r in graph_rules(model) if r["rule"] == "R16")["parameters"] == 0
+
+
+@pytest.mark.parametrize("size", [0, -1])
+def test_a_size_below_1_is_not_static(size: int) -> None:
+    model = graph([node("Relu", ["input"])], inputs={"input": [1, 4, size, 8]})
+    assert f"input: [1, 4, {size}, 8]" in findings(model, "R5")
+
+
+def test_long_windows_split_along_channels_pass_r10() -> None:
+    """Sizes above 256 (not Python's cached small ints) compare by value."""
+    split = helper.make_node("Split", ["input"], ["a", "b"], name="my_split", axis=1)
+    model = graph([split], inputs={"input": [1, 4, 2, 300]}, outputs=("a", "b"))
+    assert failed(model) == {}
+
+
+def test_an_unnamed_node_is_named_by_its_first_output() -> None:
+    split = helper.make_node("Split", ["input"], ["a", "b"], axis=3)
+    assert findings(graph([split], outputs=("a", "b")), "R10") == ["a (Split) works on axes [3]"]
+
+
+def test_an_axes_input_left_empty_reduces_every_axis() -> None:
+    model = graph([node("ReduceMean", ["input", ""])], opset=18)
+    assert findings(model, "R9") == ["my_reducemean (ReduceMean) averages axes [0, 1, 2, 3]"]
+
+
+def test_a_3d_convolution_breaks_r6() -> None:
+    model = graph(
+        [node("Conv", ["input", "w", "b"])],
+        {"w": weights(4, 4, 1, 3, 3), "b": weights(4)},
+        {"input": [1, 4, 2, 8, 8]},
+    )
+    assert findings(model, "R6") == [
+        "input input has rank 5, expected 4 (NCHW)",
+        "input has rank 5",
+        "y has rank 5",
+        "my_conv (Conv) is 3-D, not 2-D",
+    ]
+
+
+def test_a_1d_convolution_with_bias_breaks_r6() -> None:
+    model = graph(
+        [node("Reshape", ["input", "shape"], "flat"), node("Conv", ["flat", "w", "b"])],
+        {"shape": [1, 4, 16], "w": weights(4, 4, 3), "b": weights(4)},
+    )
+    assert findings(model, "R6") == ["my_conv (Conv) is 1-D, not 2-D"]
+
+
+def test_the_first_graph_input_is_the_device_input() -> None:
+    """R5-R7 read the first input; a second one (here a rank-3, batch-4 tensor) is not it."""
+    model = graph(
+        [node("Reshape", ["input", "shape"], "r"), node("Add", ["r", "other"])],
+        {"shape": [1, 4, 16, 1]},
+        {"input": NCHW, "other": [4, 1, 1]},
+    )
+    assert failed(model) == {"R7": ["my_reshape (Reshape)"], "R8": ["my_reshape (Reshape)"]}
+    model = graph([node("Add", ["input", "other"])], inputs={"input": [1, 4, 16], "other": NCHW})
+    assert findings(model, "R6") == ["input input has rank 3, expected 4 (NCHW)"]
+
+
+def test_a_reshape_of_a_pooled_tensor_into_a_dense_layer_is_no_shuffle() -> None:
+    model = graph(
+        [
+            node("GlobalAveragePool", ["input"], "p"),
+            node("Reshape", ["p", "shape"], "f"),
+            node("Gemm", ["f", "d"]),
+        ],
+        {"shape": [1, 4], "d": weights(4, 3)},
+    )
+    assert failed(model) == {}
+
+
+def test_a_flatten_of_a_rank_3_tensor_is_a_shuffle() -> None:
+    model = graph(
+        [node("Reshape", ["input", "shape"], "p"), *head("p")[1:]],
+        {"shape": [1, 64, 1], "d": weights(64, 3)},
+    )
+    assert findings(model, "R8") == ["my_reshape (Reshape)", "my_flatten (Flatten)"]
+
+
+def test_an_opset_of_the_default_domain_is_required() -> None:
+    foreign = helper.make_node("Thing", ["input"], ["y"], name="thing", domain="my.ops")
+    model = graph([foreign])
+    del model.opset_import[:]
+    model.opset_import.append(helper.make_opsetid("my.ops", 1))
+    r11 = next(r for r in graph_rules(model) if r["rule"] == "R11")
+    assert r11["opset"] == 0 and r11["findings"] == ["opset 0"]
+
+
+def test_r16_counts_macs_per_window_and_skips_other_ops() -> None:
+    """Batch 2: MACs of one window; a Conv's and a Gemm's bias and an Add of a constant add none;
+    a Gemm with transB, a MatMul with a vector."""
+    model = graph(
+        [
+            node("Conv", ["input", "w", "b"], "c", kernel_shape=[1, 3]),  # (2, 6, 2, 6)
+            node("Add", ["c", "shift"], "a"),
+            node("GlobalAveragePool", ["a"], "p"),
+            node("Flatten", ["p"], "f"),  # (2, 6)
+            node("Gemm", ["f", "d", "bias"], "g", transB=1),  # (2, 5)
+            node("MatMul", ["g", "v"]),  # (2,)
+        ],
+        {
+            "w": weights(6, 4, 1, 3),
+            "b": weights(6),
+            "shift": weights(1, 6, 1, 1),
+            "d": weights(5, 6),
+            "bias": weights(5),
+            "v": weights(5),
+        },
+        {"input": [2, 4, 2, 8]},
+    )
+    r16 = next(r for r in graph_rules(model) if r["rule"] == "R16")
+    assert r16["macs"] == 6 * 2 * 6 * (4 * 3) + 5 * 6 + 5
+    assert r16["parameters"] == 72 + 6 + 6 + 30 + 5 + 5
+
+
+def test_r16_names_long_kernels_only() -> None:
+    """Many channels and 7 taps, and explicit dilations of 1: nothing to name."""
+    model = graph(
+        [node("Conv", ["input", "w"], dilations=[1, 1], pads=[0, 3, 0, 3])],
+        {"w": weights(16, 16, 1, 7)},
+        {"input": [1, 16, 2, 8]},
+    )
+    assert failed(model) == {}
+
+
+def test_r16_names_a_long_1d_kernel() -> None:
+    model = graph(
+        [node("Reshape", ["input", "shape"], "flat"), node("Conv", ["flat", "w"])],
+        {"shape": [1, 4, 16], "w": weights(4, 4, 9)},
+    )
+    assert findings(model, "R16") == [
+        "my_conv (Conv) kernel [9] (unverified on the DFC; may need compiler resources)"
+    ]
