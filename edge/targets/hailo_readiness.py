@@ -259,7 +259,7 @@ def _products_per_output(node: Any, attr: dict[str, Any], weight: tuple[int, ...
         return math.prod(weight[1:])
     if node.op_type == "Gemm":
         return weight[1] if attr.get("transB", 0) else weight[0]
-    return weight[-2] if len(weight) > 1 else weight[0]
+    return weight[-2:][0]  # MatMul: (..., K, N), or a vector (K,)
 
 
 def _kernel_rank(attr: dict[str, Any], weight: list[int | str] | None) -> int | None:

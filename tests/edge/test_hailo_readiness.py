@@ -130,13 +130,15 @@ def test_refused_ops_and_shape_plumbing(op: str, rule: str) -> None:
     assert findings(graph([node(op, ["input"], **attrs)]), rule) == [f"my_{op.lower()} ({op})"]
 
 
-def gelu(after_erf: str = "Add", after_add: str = "Mul") -> onnx.ModelProto:
-    """GELU as torch exports it: x * (1 + erf(x / sqrt 2)) * 0.5, with the two ops after the Erf."""
+def gelu(erf: str = "Erf", after_erf: str = "Add", after_add: str = "Mul") -> onnx.ModelProto:
+    """GELU as torch exports it: x * (1 + erf(x / sqrt 2)) * 0.5, with the ops of its Erf, Add and
+    Mul replaced by `erf`, `after_erf` and `after_add`."""
+    unary = after_erf in ("Abs", "Relu")
     return graph(
         [
             node("Div", ["input", "sqrt2"], "scaled"),
-            node("Erf", ["scaled"], "erf"),
-            node(after_erf, ["erf", "one"], "plus_one"),
+            helper.make_node(erf, ["scaled"], ["erf"], name="my_erf"),
+            node(after_erf, ["erf"] if unary else ["erf", "one"], "plus_one"),
             helper.make_node(after_add, ["input", "plus_one"], ["product"], name="times_x"),
             helper.make_node("Mul", ["product", "half"], ["y"], name="half"),
         ],
@@ -147,13 +149,20 @@ def gelu(after_erf: str = "Add", after_add: str = "Mul") -> onnx.ModelProto:
 def test_gelu_passes_and_a_standalone_erf_is_refused() -> None:
     """The DFC takes GELU as Mul + Erf (hailo.md §1.2) and refuses an Erf on its own."""
     assert failed(gelu()) == {}
-    assert findings(gelu(after_erf="Sub"), "R3") == ["my_erf (Erf)"]
-    assert findings(gelu(after_add="Sub"), "R3") == ["my_erf (Erf)"]
+    for after_erf in ("Sub", "Abs"):
+        assert findings(gelu(after_erf=after_erf), "R3") == ["my_erf (Erf)"]
+    for after_add in ("Sub", "Div"):
+        assert findings(gelu(after_add=after_add), "R3") == ["my_erf (Erf)"]
     alone = graph([node("Erf", ["input"])])
     assert findings(alone, "R3") == ["my_erf (Erf)"]
     also_read = gelu()
     also_read.graph.node.append(helper.make_node("Relu", ["erf"], ["r"], name="r"))
     assert findings(also_read, "R3") == ["my_erf (Erf)"]
+
+
+@pytest.mark.parametrize("op", ["Round", "Ceil"])
+def test_only_erf_passes_inside_gelus_pattern(op: str) -> None:
+    assert findings(gelu(erf=op), "R3") == [f"my_erf ({op})"]
 
 
 def test_readiness_names_node_and_rule(tmp_path: Path) -> None:
@@ -676,3 +685,9 @@ def test_r16_names_a_long_1d_kernel() -> None:
     assert findings(model, "R16") == [
         "my_conv (Conv) kernel [9] (unverified on the DFC; may need compiler resources)"
     ]
+
+
+def test_r16_counts_a_batched_matmul_by_its_inner_dimension() -> None:
+    """(1, 4, 2, 8) @ (4, 8, 5): 8 products for each of the 4 x 2 x 5 outputs."""
+    model = graph([node("MatMul", ["input", "w"])], {"w": weights(4, 8, 5)})
+    assert next(r for r in graph_rules(model) if r["rule"] == "R16")["macs"] == 4 * 2 * 5 * 8
