@@ -174,11 +174,14 @@ def _rule(
 
 
 def _shapes(model: Any) -> dict[str, list[int | str]]:
+    """The inferred sizes of every tensor whose rank shape inference knows."""
     import onnx
 
     inferred = onnx.shape_inference.infer_shapes(model)
     shapes = {}
     for value in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+        if not value.type.tensor_type.HasField("shape"):
+            continue
         dims = value.type.tensor_type.shape.dim
         shapes[value.name] = [
             d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims
@@ -218,6 +221,8 @@ def _changed_axes(node: Any, shapes: dict[str, list[int | str]]) -> list[int] | 
     if len(known) < len(dims):
         return None
     source, *outputs = known
+    if len(source) < 2:  # a vector (shape plumbing, R4's) has no batch or channel axis
+        return []
     return [a for a in range(len(source)) if any(out[a] != source[a] for out in outputs)]
 
 
@@ -310,6 +315,7 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
         _rule("R4", "E", [label(n) for n in nodes if n.op_type in PLUMBING]),
     ]
     static = [f"{name}: {dims}" for name, dims in shapes.items() if not _static(dims) and dims]
+    static += [f"{o}: shape unknown" for n in nodes for o in n.output if o and o not in dims_of]
     input_shape = shapes.get(graph.input[0].name, [])
     if input_shape and input_shape[0] != 1:
         static.append(f"input batch is {input_shape[0]}, expected 1")
