@@ -177,16 +177,15 @@ def _shapes(model: Any) -> dict[str, list[int | str]]:
     """The inferred sizes of every tensor whose rank shape inference knows."""
     import onnx
 
-    inferred = onnx.shape_inference.infer_shapes(model)
-    shapes = {}
-    for value in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
-        if not value.type.tensor_type.HasField("shape"):
-            continue
-        dims = value.type.tensor_type.shape.dim
-        shapes[value.name] = [
-            d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims
+    inferred = onnx.shape_inference.infer_shapes(model).graph
+    return {
+        value.name: [
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+            for d in value.type.tensor_type.shape.dim
         ]
-    return shapes
+        for value in [*inferred.input, *inferred.value_info, *inferred.output]
+        if value.type.tensor_type.HasField("shape")
+    }
 
 
 def _constants(graph: Any) -> dict[str, np.ndarray]:
@@ -315,7 +314,8 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
         _rule("R4", "E", [label(n) for n in nodes if n.op_type in PLUMBING]),
     ]
     static = [f"{name}: {dims}" for name, dims in shapes.items() if not _static(dims) and dims]
-    static += [f"{o}: shape unknown" for n in nodes for o in n.output if o and o not in dims_of]
+    tensors = [*(i.name for i in graph.input), *(o for n in nodes for o in n.output)]
+    static += [f"{name}: shape unknown" for name in tensors if name and name not in dims_of]
     input_shape = shapes.get(graph.input[0].name, [])
     if input_shape and input_shape[0] != 1:
         static.append(f"input batch is {input_shape[0]}, expected 1")

@@ -582,6 +582,8 @@ def test_a_tensor_of_unknown_shape_is_not_static() -> None:
     model = graph([foreign, node("Relu", ["t"])])
     model.opset_import.append(helper.make_opsetid("my.ops", 1))
     assert findings(model, "R5") == ["t: shape unknown", "y: shape unknown"]
+    second = graph([node("Relu", ["input"])], inputs={"input": NCHW, "extra": None})
+    assert findings(second, "R5") == ["extra: shape unknown"]
 
 
 @pytest.mark.parametrize("size", [0, -1])
