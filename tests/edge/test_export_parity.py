@@ -187,6 +187,45 @@ def test_integer_reference_bit_exact_on_more_data(exported_run: Path) -> None:
     assert np.array_equal(int8_in.logits_q, result.logits_q)
 
 
+class _TorchIdioms(torch.nn.Module):
+    """GELU, max pooling, a mean over time, a concatenation and a slice of channels: what a user's
+    network exports to, ready for Hailo; or, `bad`, a Conv1d after an in-graph flatten and a mean
+    over channels, which are not."""
+
+    def __init__(self, bad: bool) -> None:
+        super().__init__()
+        self.bad = bad
+        self.conv = (
+            torch.nn.Conv1d(4, 8, 3, padding=1)
+            if bad
+            else torch.nn.Conv2d(4, 8, (1, 3), padding=(0, 1))
+        )
+        self.pool = torch.nn.MaxPool2d((1, 2))
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bad:
+            y = self.conv(x.flatten(2))
+            return self.head(y.mean(dim=2) - y.mean(dim=1, keepdim=True).mean(dim=2))
+        y = self.pool(torch.nn.functional.gelu(self.conv(x))).mean(dim=(2, 3))
+        return self.head(torch.cat([y, y], dim=1)[:, :8])
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+def test_readiness_of_torch_exports(tmp_path: Path, opset: int) -> None:
+    """The rules on torch's own exports at both opsets: reductions take their axes as an input from
+    18, and GELU is exported as Mul + Erf, which the DFC takes."""
+    for bad in (False, True):
+        path = tmp_path / f"{bad}.onnx"
+        example = torch.zeros(1, 4, 2, 16)
+        torch.onnx.export(_TorchIdioms(bad), example, path, opset_version=opset, dynamo=False)
+        report = check_hailo_readiness(str(path))
+        assert report["errors"] == (["R4", "R5", "R6", "R7", "R9"] if bad else [])
+        if bad:
+            r9 = next(r for r in report["rules"] if r["rule"] == "R9")["findings"]
+            assert len(r9) == 1 and r9[0].endswith("averages axes [1]")
+
+
 def test_bad_inputs(tmp_path: Path, run_copy: Path) -> None:
     (tmp_path / "truncated.onnx").write_bytes(b"\x08\x07garbage")
     with pytest.raises(ExportError, match="not a valid ONNX model"):
