@@ -316,7 +316,8 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
     static = [f"{name}: {dims}" for name, dims in shapes.items() if not _static(dims) and dims]
     tensors = [*(i.name for i in graph.input), *(o for n in nodes for o in n.output)]
     static += [f"{name}: shape unknown" for name in tensors if name and name not in dims_of]
-    input_shape = shapes.get(graph.input[0].name, [])
+    device_input = graph.input[0].name
+    input_shape = shapes.get(device_input)
     if input_shape and input_shape[0] != 1:
         static.append(f"input batch is {input_shape[0]}, expected 1")
     axes_of = {id(n): _changed_axes(n, dims_of) for n in nodes if n.op_type in AXIS_OPS}
@@ -327,8 +328,10 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
     ]
     rules.append(_rule("R5", "E", static))
     rank = []
-    if len(input_shape) != 4:
-        rank.append(f"input {graph.input[0].name} has rank {len(input_shape)}, expected 4 (NCHW)")
+    if input_shape is None:
+        rank.append(f"input {device_input} has no known rank, expected 4 (NCHW)")
+    elif len(input_shape) != 4:
+        rank.append(f"input {device_input} has rank {len(input_shape)}, expected 4 (NCHW)")
     rank += [f"{name} has rank {len(dims)}" for name, dims in shapes.items() if len(dims) > 4]
     for node, attr in zip(nodes, attrs, strict=True):
         if node.op_type not in ("Conv", "ConvTranspose"):
@@ -341,7 +344,7 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
         _rule(
             "R7",
             "E",
-            [label(n) for n in consumers.get(graph.input[0].name, []) if n.op_type in SHUFFLE],
+            [label(n) for n in consumers.get(device_input, []) if n.op_type in SHUFFLE],
         )
     )
     dense = lambda c: c.op_type in ("Gemm", "MatMul") and c.input[1] in constants  # noqa: E731

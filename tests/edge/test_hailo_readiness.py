@@ -584,6 +584,11 @@ def test_a_tensor_of_unknown_shape_is_not_static() -> None:
     assert findings(model, "R5") == ["t: shape unknown", "y: shape unknown"]
     second = graph([node("Relu", ["input"])], inputs={"input": NCHW, "extra": None})
     assert findings(second, "R5") == ["extra: shape unknown"]
+    first = graph([node("Relu", ["input"])], inputs={"input": None})
+    assert findings(first, "R5") == ["input: shape unknown", "y: shape unknown"]
+    assert findings(first, "R6") == ["input input has no known rank, expected 4 (NCHW)"]
+    scalar = graph([node("Relu", ["input"])], inputs={"input": []})
+    assert findings(scalar, "R6") == ["input input has rank 0, expected 4 (NCHW)"]
 
 
 @pytest.mark.parametrize("size", [0, -1])
