@@ -56,8 +56,13 @@ def node(op: str, inputs: list[str], output: str = "y", **attrs: Any) -> onnx.No
     return helper.make_node(op, inputs, [output], name=f"my_{op.lower()}", **attrs)
 
 
+def rule_of(model: onnx.ModelProto, rule: str) -> dict[str, Any]:
+    """One rule's result on `model`."""
+    return next(r for r in graph_rules(model) if r["rule"] == rule)
+
+
 def findings(model: onnx.ModelProto, rule: str) -> list[str]:
-    return next(r for r in graph_rules(model) if r["rule"] == rule)["findings"]
+    return rule_of(model, rule)["findings"]
 
 
 def failed(model: onnx.ModelProto) -> dict[str, list[str]]:
@@ -412,9 +417,7 @@ def test_a_slice_of_sizes_known_only_at_run_time_warns_in_r10() -> None:
 
 @pytest.mark.parametrize(("opset", "warns"), [(12, True), (13, False), (21, False), (22, True)])
 def test_opsets_outside_13_to_21_warn_in_r11(opset: int, warns: bool) -> None:
-    r11 = next(
-        r for r in graph_rules(graph([node("Relu", ["input"])], opset=opset)) if r["rule"] == "R11"
-    )
+    r11 = rule_of(graph([node("Relu", ["input"])], opset=opset), "R11")
     assert r11["opset"] == opset and r11["status"] == ("warn" if warns else "pass")
     assert r11["findings"] == ([f"opset {opset}"] if warns else [])
 
@@ -443,12 +446,12 @@ def test_r16_counts_parameters_and_macs_of_convolutions_and_dense_layers() -> No
         ],
         {"shape": [1, 12, 6], "m": weights(6, 5), "d": weights(60, 3)},
     )
-    r16 = next(r for r in graph_rules(model) if r["rule"] == "R16")
+    r16 = rule_of(model, "R16")
     assert r16["status"] == "info" and r16["findings"] == []
     assert r16["parameters"] == 72 + 30 + 180  # float tensors only: not the int64 shape
     assert r16["macs"] == 6 * 2 * 6 * (4 * 3) + 12 * (6 * 5) + 60 * 3
     unknown = graph([node("Conv", ["input", "w"])], {"w": weights(4, 4, 1, 3)}, {"input": None})
-    assert next(r for r in graph_rules(unknown) if r["rule"] == "R16")["macs"] == 0
+    assert rule_of(unknown, "R16")["macs"] == 0
 
 
 def test_r16_names_long_kernels_and_dilations() -> None:
@@ -460,7 +463,7 @@ def test_r16_names_long_kernels_and_dilations() -> None:
         ],
         {"w8": weights(4, 4, 1, 8), "w7": weights(4, 4, 1, 7)},
     )
-    r16 = next(r for r in graph_rules(model) if r["rule"] == "R16")
+    r16 = rule_of(model, "R16")
     assert r16["findings"] == [
         "long (Conv) kernel [1, 8] (unverified on the DFC; may need compiler resources)",
         "y (Conv) dilation [1, 2] (unverified on the DFC; no published limit)",
@@ -573,7 +576,7 @@ def test_only_constant_nodes_are_constants() -> None:
         {"shape": [4, 4, 1, 3]},
     )
     assert failed(model) == {"R4": ["fill (ConstantOfShape)"]}
-    assert next(r for r in graph_rules(model) if r["rule"] == "R16")["parameters"] == 0
+    assert rule_of(model, "R16")["parameters"] == 0
 
 
 def test_a_tensor_of_unknown_shape_is_not_static() -> None:
@@ -673,7 +676,7 @@ def test_an_opset_of_the_default_domain_is_required() -> None:
     model = graph([foreign])
     del model.opset_import[:]
     model.opset_import.append(helper.make_opsetid("my.ops", 1))
-    r11 = next(r for r in graph_rules(model) if r["rule"] == "R11")
+    r11 = rule_of(model, "R11")
     assert r11["opset"] == 0 and r11["findings"] == ["opset 0"]
 
 
@@ -699,7 +702,7 @@ def test_r16_counts_macs_per_window_and_skips_other_ops() -> None:
         },
         {"input": [2, 4, 2, 8]},
     )
-    r16 = next(r for r in graph_rules(model) if r["rule"] == "R16")
+    r16 = rule_of(model, "R16")
     assert r16["macs"] == 6 * 2 * 6 * (4 * 3) + 5 * 6 + 5
     assert r16["parameters"] == 72 + 6 + 6 + 30 + 5 + 5
 
@@ -727,4 +730,4 @@ def test_r16_names_a_long_1d_kernel() -> None:
 def test_r16_counts_a_batched_matmul_by_its_inner_dimension() -> None:
     """(1, 4, 2, 8) @ (4, 8, 5): 8 products for each of the 4 x 2 x 5 outputs."""
     model = graph([node("MatMul", ["input", "w"])], {"w": weights(4, 8, 5)})
-    assert next(r for r in graph_rules(model) if r["rule"] == "R16")["macs"] == 4 * 2 * 5 * 8
+    assert rule_of(model, "R16")["macs"] == 4 * 2 * 5 * 8
