@@ -316,8 +316,8 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
     static = [f"{name}: {dims}" for name, dims in shapes.items() if not _static(dims) and dims]
     tensors = [*(i.name for i in graph.input), *(o for n in nodes for o in n.output)]
     static += [f"{name}: shape unknown" for name in tensors if name and name not in dims_of]
-    device_input = graph.input[0].name
-    input_shape = shapes.get(device_input)
+    device_input = graph.input[0].name if graph.input else None
+    input_shape = None if device_input is None else shapes.get(device_input)
     if input_shape and input_shape[0] != 1:
         static.append(f"input batch is {input_shape[0]}, expected 1")
     axes_of = {id(n): _changed_axes(n, dims_of) for n in nodes if n.op_type in AXIS_OPS}
@@ -328,7 +328,9 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
     ]
     rules.append(_rule("R5", "E", static))
     rank = []
-    if input_shape is None:
+    if device_input is None:
+        rank.append("the graph has no input, expected one of rank 4 (NCHW)")
+    elif input_shape is None:
         rank.append(f"input {device_input} has no known rank, expected 4 (NCHW)")
     elif len(input_shape) != 4:
         rank.append(f"input {device_input} has rank {len(input_shape)}, expected 4 (NCHW)")
@@ -344,7 +346,11 @@ def graph_rules(model: Any) -> list[dict[str, Any]]:
         _rule(
             "R7",
             "E",
-            [label(n) for n in consumers.get(device_input, []) if n.op_type in SHUFFLE],
+            [
+                label(n)
+                for n in (consumers.get(device_input, []) if device_input else [])
+                if n.op_type in SHUFFLE
+            ],
         )
     )
     dense = lambda c: c.op_type in ("Gemm", "MatMul") and c.input[1] in constants  # noqa: E731

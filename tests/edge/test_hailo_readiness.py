@@ -594,6 +594,16 @@ def test_a_tensor_of_unknown_shape_is_not_static() -> None:
     assert findings(scalar, "R6") == ["input input has rank 0, expected 4 (NCHW)"]
 
 
+def test_a_graph_without_input_breaks_r6(tmp_path: Path) -> None:
+    """A file of constants alone: reported, not a traceback."""
+    value = numpy_helper.from_array(weights(1, 2))
+    model = graph([helper.make_node("Constant", [], ["y"], name="c", value=value)], inputs={})
+    assert failed(model) == {"R6": ["the graph has no input, expected one of rank 4 (NCHW)"]}
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2]))
+    onnx.save(model, tmp_path / "constant.onnx")
+    assert check_hailo_readiness(str(tmp_path / "constant.onnx"))["errors"] == ["R6"]
+
+
 @pytest.mark.parametrize("size", [0, -1])
 def test_a_size_below_1_is_not_static(size: int) -> None:
     model = graph([node("Relu", ["input"])], inputs={"input": [1, 4, size, 8]})
