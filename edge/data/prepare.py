@@ -23,7 +23,7 @@ from edgekit.data.qa import check_magnitudes, quality_report, repair_non_finite
 from edgekit.data.record import WindowSet
 from edgekit.data.sources import load_source
 from edgekit.data.split import SPLITS, assign_splits
-from edgekit.errors import DataError
+from edgekit.errors import ArtifactError, DataError
 from edgekit.rundir.artifacts import read_json, write_json, write_npy
 
 STATS_SCHEMA_VERSION = 2
@@ -111,9 +111,9 @@ class PreparedData:
     @classmethod
     def load(cls, folder: str | Path, config: DataConfig) -> PreparedData | None:
         """The arrays saved for this data config, memory-mapped; None if missing or from another config."""
-        folder = Path(folder)
+        folder, fix = Path(folder), "the data is prepared anew from its source"
         try:
-            stats = read_json(folder / "stats.json")
+            stats = read_json(folder / "stats.json", fix)
             if stats.get("data_config_digest") != data_config_digest(config):
                 return None
             arrays = {
@@ -128,9 +128,10 @@ class PreparedData:
                 for split in SPLITS
                 if (folder / f"official_{split}.npy").is_file()
             }
-            qa, splits = read_json(folder / "qa_report.json"), read_json(folder / "splits.json")
+            qa = read_json(folder / "qa_report.json", fix)
+            splits = read_json(folder / "splits.json", fix)
             class_names = stats["class_names"]
-        except (OSError, ValueError, KeyError):  # missing or damaged: re-derive from the source
+        except (OSError, ValueError, KeyError, ArtifactError):  # missing or damaged: re-derive
             return None
         return cls(arrays, stats, qa, splits, class_names, official)
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edgekit.errors import StorageError
+from edgekit.errors import ArtifactError, StorageError
 from edgekit.rundir import layout
 
 MANIFEST_SCHEMA_VERSION = 1
@@ -45,8 +45,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Mode 0666 minus the user's umask, as for any file they create (mkstemp would force 0600
-        # and make a copied Hailo package unreadable to the colleague running the DFC).
-        os.close(os.open(tmp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        # and make a copied Hailo package unreadable to the colleague running the DFC); never
+        # through a file or link already there.
+        tmp_path.touch(mode=0o666, exist_ok=False)
         yield tmp_path
         os.replace(tmp_path, path)
     except OSError as err:
@@ -108,16 +109,22 @@ def _json_default(obj: Any) -> Any:
 
 def sha256_file(path: str | Path) -> str:
     """The file's sha256, read in chunks (the manifest's checksum)."""
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def read_json(path: str | Path) -> Any:
-    """A JSON artifact; a corrupt file is one ArtifactError naming it."""
-    return json.loads(Path(path).read_text())
+def read_json(path: str | Path, fix: str) -> dict[str, Any]:
+    """A JSON object artifact; one missing, unreadable or of another shape is one ArtifactError
+    naming it and `fix` (the reader knows which command remakes it)."""
+    try:
+        content = json.loads(Path(path).read_text())
+    except OSError as err:
+        raise ArtifactError(f"{path} cannot be read ({err.strerror}); {fix}") from err
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
+        raise ArtifactError(f"{path} is not readable JSON ({err}); {fix}") from err
+    if not isinstance(content, dict):
+        raise ArtifactError(f"{path} holds a JSON {type(content).__name__}, not an object; {fix}")
+    return content
 
 
 class Manifest:
@@ -129,7 +136,9 @@ class Manifest:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / layout.MANIFEST
         if self.path.exists():
-            self.data = read_json(self.path)
+            self.data = read_json(
+                self.path, f"run `edgekit train --out {self.run_dir}` to remake the run"
+            )
         else:
             self.data = {
                 "schema_version": MANIFEST_SCHEMA_VERSION,

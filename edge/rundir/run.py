@@ -59,11 +59,8 @@ class Run:
             if not (self.path / layout.CONFIG).is_file():
                 load_run_config(self.path)  # names the real problem: this is not a run
             raise ArtifactError(f"{path} is missing, so no artifact can be checked; {fix}")
-        try:
-            manifest = read_json(path)
-        except (OSError, ValueError) as err:
-            raise ArtifactError(f"{path} is not readable JSON; {fix}") from err
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("artifacts"), dict):
+        manifest = read_json(path, fix)
+        if not isinstance(manifest.get("artifacts"), dict):
             raise ArtifactError(f"{path} has no artifact table; {fix}")
         if manifest.get("schema_version") != MANIFEST_SCHEMA_VERSION:
             raise ArtifactError(
@@ -101,18 +98,15 @@ class Run:
     def versioned_json(self, relative: str, version: int) -> dict[str, Any]:
         """A verified JSON artifact whose `schema_version` is the one this edgekit reads."""
         self.verified(relative)
-        path = self.path / relative
-        try:
-            content = read_json(path)
-        except (OSError, ValueError):
-            content = None
-        found = content.get("schema_version") if isinstance(content, dict) else None
+        path, remake = self.path / relative, f"run `{remake_command(self.path, relative)}`"
+        content = read_json(path, f"{remake} to write it anew")
+        found = content.get("schema_version")
         if found != version:
             raise ArtifactError(
                 f"{path} has schema_version {found!r}, this edgekit reads {version}; "
-                f"run `{remake_command(self.path, relative)}` with this version"
+                f"{remake} with this version"
             )
-        return dict(content)
+        return content
 
     @cached_property
     def data(self) -> PreparedData:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edgekit.errors import ArtifactError
 from edgekit.sweep.results import TrialRow, progress_line, row_from_attributes
 from edgekit.sweep.space import SearchSpace
 from edgekit.sweep.trial import SweepSetup, first_rung, run_trial
@@ -30,16 +31,22 @@ def open_study(folder: Path, seed: int, min_resource: int) -> Any:
     from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = JournalStorage(JournalFileBackend(str(folder / JOURNAL)))
-    study = optuna.create_study(
-        study_name=STUDY_NAME,
-        storage=storage,
-        direction="maximize",
-        pruner=optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=min_resource, reduction_factor=3
-        ),
-        load_if_exists=True,
-    )
+    journal = folder / JOURNAL
+    try:  # replays the journal: a damaged one fails here, with whatever Optuna's parser raises
+        study = optuna.create_study(
+            study_name=STUDY_NAME,
+            storage=JournalStorage(JournalFileBackend(str(journal))),
+            direction="maximize",
+            pruner=optuna.pruners.SuccessiveHalvingPruner(
+                min_resource=min_resource, reduction_factor=3
+            ),
+            load_if_exists=True,
+        )
+    except (ValueError, KeyError, TypeError, AssertionError) as err:
+        raise ArtifactError(
+            f"{journal} is damaged ({type(err).__name__}: {err}); "
+            f"sweep into a new --out, or remove {folder} to start over"
+        ) from err
     study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
     return study
 

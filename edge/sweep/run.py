@@ -40,7 +40,7 @@ def _check_settings(folder: Path, settings: dict[str, Any]) -> None:
     """A resumed sweep must ask what the first run asked (trial count aside)."""
     path = folder / SETTINGS_FILE
     if path.is_file():
-        saved = read_json(path)
+        saved = read_json(path, f"sweep into a new --out, or remove {folder} to start over")
         differing = [k for k in settings if k != "trials" and saved.get(k) != settings[k]]
         if differing:
             key = differing[0]
@@ -217,12 +217,13 @@ def final_run(
     from edgekit.rundir.lock import run_lock
 
     run_dir = folder / "best"
+    fix = f"remove {run_dir} to train the final run anew"
     failure: EdgekitError | None = None
     if (run_dir / layout.SUMMARY).is_file() and load_run_config(
         run_dir
     ).digest() == config.digest():
         echo(f"final: {run_dir} already holds trial {best.number}'s finished run; kept")
-        summary = read_json(run_dir / layout.SUMMARY)
+        summary = read_json(run_dir / layout.SUMMARY, fix)
         if not summary["parity_passed"]:
             failure = ParityError(f"the final run's parity failed; see {run_dir / layout.PARITY}")
     else:
@@ -235,9 +236,9 @@ def final_run(
                 )
             except (ParityError, GateError) as err:  # the run is complete; its report says why
                 failure = err
-                summary = read_json(run_dir / layout.SUMMARY)
-    metrics = read_json(run_dir / "metrics.json")
-    figures = measured_figures(run_dir, metrics, target, budget)
+                summary = read_json(run_dir / layout.SUMMARY, fix)
+    metrics = read_json(run_dir / "metrics.json", fix)
+    figures = measured_figures(run_dir, metrics, target, budget, fix)
     return {
         "run": str(run_dir),
         "trial_value": best.value,
@@ -253,7 +254,7 @@ def final_run(
 
 
 def measured_figures(
-    run_dir: Path, metrics: dict[str, Any], target: str, budget: Budget
+    run_dir: Path, metrics: dict[str, Any], target: str, budget: Budget, fix: str
 ) -> dict[str, Any]:
     """The budget figures of the exported model: counts from training's cost, and for mcu the
     firmware's flash, RAM and instructions measured on the emulated board (DSP build)."""
@@ -264,7 +265,7 @@ def measured_figures(
         "weight_bytes": cost["int8_weight_bytes"],
     }
     if target == "mcu":
-        report = read_json(run_dir / "export" / "mcu" / "report.json")
+        report = read_json(run_dir / "export" / "mcu" / "report.json", fix)
         build = report["target"].get("builds", {}).get("dsp")
         if build:
             figures.update(
@@ -276,5 +277,5 @@ def measured_figures(
                 figures["latency_ms"] = budget.latency_ms(build["instructions_per_inference"])
     elif target == "hailo":
         reports = sorted((run_dir / "export" / "hailo").glob("*/readiness_report.json"))
-        figures["hailo_ready"] = bool(reports) and read_json(reports[0])["ready"]
+        figures["hailo_ready"] = bool(reports) and read_json(reports[0], fix)["ready"]
     return figures

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 from edgekit.config import load_config
-from edgekit.errors import RunLockError
+from edgekit.errors import ArtifactError, RunLockError
+from edgekit.rundir.artifacts import write_text
 from edgekit.sweep.budget import Budget, figures_of, parse_budget
 from edgekit.sweep.results import TrialRow, best_row, pareto_front
 from edgekit.sweep.run import run_sweep
@@ -312,3 +313,30 @@ def test_a_base_without_a_val_split_is_searched_on_a_val_cut_and_trained_without
         sweep_once(tmp_path / "trial", space=space, trials=1)
     (row,) = read_trials(tmp_path / "trial")
     assert row["status"] == "invalid" and "val share of 0" in row["reason"]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [("{broken", "not readable JSON"), ("", "not readable JSON"), ("[1, 2]", "a JSON list")],
+)
+def test_a_damaged_sweep_folder_is_one_clear_error(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    """Resuming reads the settings, the journal and the final run's summary: each damaged one is
+    named with the fix, before a trial runs."""
+    from edgekit.sweep.local import open_study
+    from edgekit.sweep.run import final_run
+
+    (tmp_path / "sweep.json").write_text(content)
+    with pytest.raises(ArtifactError, match=rf"sweep.json .*{problem}.*remove {tmp_path} to start"):
+        sweep_once(tmp_path)
+    (tmp_path / "study.journal").write_text(content or "\n\n")
+    with pytest.raises(ArtifactError, match=r"study.journal is damaged .*remove .* to start over"):
+        open_study(tmp_path, 0, 1)
+
+    config = load_config("tiny", BASE)
+    write_text(tmp_path / "best" / "config.resolved.yaml", config.to_yaml())
+    (tmp_path / "best" / "summary.json").write_text(content)
+    best = TrialRow(number=3, status="complete", value=0.9, params={})
+    with pytest.raises(ArtifactError, match=rf"summary.json .*{problem}.*remove .*best to train"):
+        final_run(tmp_path, config, best, "onnx", Budget(), lambda line: None)
