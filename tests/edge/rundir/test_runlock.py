@@ -100,3 +100,87 @@ def test_out_that_cannot_be_a_folder_is_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["train", "--config", "tiny", "--out", str(blocker / "run")])
     assert result.exit_code != 0
     assert "cannot create the run folder" in str(result.exception) + result.output
+
+
+@pytest.mark.parametrize("content", ["{half-writ", "[1, 2]", ""])
+def test_an_unreadable_lock_is_fresh_for_a_grace_period_then_stale(
+    tmp_path: Path, content: str
+) -> None:
+    """A lock being written has no readable holder yet: refused while young, replaced once old."""
+    lock = tmp_path / LOCK_NAME
+    lock.write_text(content)
+    young = pytest.raises(RunLockError, match="is being written by another edgekit process")
+    with young, run_lock(tmp_path, "train"):
+        pass
+    old = time.time() - 11
+    os.utime(lock, (old, old))
+    notices: list[str] = []
+    with run_lock(tmp_path, "train", on_stale=notices.append):
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+    assert notices == [f"removed a stale lock on {tmp_path} left by an unknown process"]
+    assert not lock.exists()
+
+
+def test_the_holder_is_named_with_its_command_pid_host_and_start(tmp_path: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        write_lock(tmp_path, holder.pid)
+        started = json.loads((tmp_path / LOCK_NAME).read_text())["started"]
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+        expected = (
+            f"{tmp_path} is being written by `edgekit train` (pid {holder.pid} on "
+            f"{socket.gethostname()}, since {since}); wait for it to finish, or delete "
+            f"{tmp_path / LOCK_NAME} if that process is gone"
+        )
+        with pytest.raises(RunLockError) as refused, run_lock(tmp_path, "parity"):
+            pass
+        assert str(refused.value) == expected
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_holder_owned_by_another_user_is_alive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def not_yours(pid: int, signal: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    write_lock(tmp_path, 4242)
+    monkeypatch.setattr(os, "kill", not_yours)
+    with pytest.raises(RunLockError, match="pid 4242"), run_lock(tmp_path, "train"):
+        pass
+
+
+def test_a_holder_without_a_numeric_pid_is_never_taken_over(tmp_path: Path) -> None:
+    holder = {"pid": "123", "host": socket.gethostname(), "command": "train", "started": 0}
+    (tmp_path / LOCK_NAME).write_text(json.dumps(holder))
+    with pytest.raises(RunLockError, match="pid 123"), run_lock(tmp_path, "train"):
+        pass
+
+
+def test_a_stale_lock_that_will_not_go_is_refused_after_three_tries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_lock(tmp_path, 2**22 + 1)  # no such process
+    monkeypatch.setattr(Path, "unlink", lambda self, missing_ok=False: None)  # e.g. NFS lag
+    notices: list[str] = []
+    refused = pytest.raises(RunLockError, match=f"could not take the lock {tmp_path / LOCK_NAME}")
+    with refused, run_lock(tmp_path, "train", on_stale=notices.append):
+        pass
+    assert len(notices) == 3
+
+
+def test_a_lock_someone_else_holds_by_the_end_is_left_to_them(tmp_path: Path) -> None:
+    with run_lock(tmp_path, "train"):
+        write_lock(tmp_path, 4242)  # taken over meanwhile (deleted by hand, then another writer)
+    assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == 4242
+
+
+def test_the_lock_follows_the_umask(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        with run_lock(tmp_path, "train"):
+            assert (tmp_path / LOCK_NAME).stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(previous)
