@@ -89,35 +89,115 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
     assert config.digest() != load_config("tiny").digest()
 
 
-def _range_cases() -> list[tuple[str, str]]:
-    """`(key, YAML value)` just outside each Range, plus NaN and infinity for float keys (an integer
-    key can't be given them: the type check refuses those first)."""
-    from edgekit.config import RANGES
+# Every numeric key's allowed values, written out rather than read from RANGES, so that a bound
+# changed in edge/config.py fails here until this table is changed with it.
+SPEC_RANGES = {
+    "data.window_length": ">= 2",
+    "data.window_stride": ">= 1",
+    "data.max_nan_fraction": "in [0, 1]",
+    "data.target_length": ">= 0",
+    "data.cv_folds": ">= 0",
+    "data.cv_fold": ">= 0",
+    "data.seed": ">= 0",
+    "model.kernel_size": ">= 0",
+    "model.stem_kernel": ">= -1",
+    "model.downsample": ">= 0",
+    "model.dilated_stages": ">= -1",
+    "model.pooled_stages": ">= -1",
+    "model.dropout": "in [0, 1)",
+    "model.input_percentile": "in [50, 100]",
+    "model.input_dither": ">= 0",
+    "augment.jitter": ">= 0",
+    "augment.scale": ">= 0",
+    "augment.shift": "in [0, 1)",
+    "augment.shift_step": ">= 0",
+    "augment.magnitude_warp": ">= 0",
+    "augment.time_warp": "in [0, 1)",
+    "augment.mixup": ">= 0",
+    "augment.mask": "in [0, 1)",
+    "train.float_epochs": ">= 1",
+    "train.qat_epochs": ">= 1",
+    "train.batch_size": ">= 1",
+    "train.qat_batch_size": ">= 0",
+    "train.lr": "> 0",
+    "train.qat_lr": ">= 0",
+    "train.weight_decay": ">= 0",
+    "train.warmup_epochs": ">= 0",
+    "train.grad_clip": ">= 0",
+    "train.grad_accum": ">= 1",
+    "train.label_smoothing": "in [0, 1)",
+    "train.min_epoch_steps": ">= 0",
+    "train.distill_weight": "in [0, 1]",
+    "train.teachers": ">= 1",
+    "train.ema_epochs": ">= 0",
+    "train.patience": ">= 0",
+    "train.seed": ">= 0",
+    "train.threads": ">= 0",
+    "calibrate.num_windows": ">= 1",
+    "calibrate.batch_size": ">= 1",
+    "export.opset": "in [13, 21]",
+    "export.reference_samples": ">= 1",
+    "verify.baud": ">= 1",
+    "verify.timeout": "> 0",
+    "verify.retries": ">= 0",
+    "verify.limit": ">= 0",
+    "verify.max_resets": ">= 0",
+    "verify.min_agreement": "in [0, 1]",
+    "verify.max_lsb": ">= 0",
+}
 
+
+def _bounds(spec: str) -> list[tuple[float, bool]]:
+    """(bound, bound itself allowed) for each end of a SPEC_RANGES entry."""
+    if spec.startswith(">"):
+        return [(float(spec.split()[-1]), spec.startswith(">="))]
+    low, high = spec[4:-1].split(", ")
+    return [(float(low), spec[3] == "["), (float(high), spec[-1] == "]")]
+
+
+def _range_cases() -> list[tuple[str, str, bool]]:
+    """`(key, YAML value, allowed)`: each bound (allowed or not) and the value just outside it, plus
+    NaN and infinity for float keys (an integer key can't be given them: the type check refuses
+    those first)."""
     cases = []
-    for key, allowed in RANGES.items():
+    for key, spec in SPEC_RANGES.items():
         section, name = key.split(".")
         is_int = type(getattr(getattr(RunConfig(), section), name)) is int
-        outside = []
-        if allowed.low is not None:
-            outside.append(allowed.low if allowed.low_open else allowed.low - 1)
-        if allowed.high is not None:
-            outside.append(allowed.high if allowed.high_open else allowed.high + 1)
-        cases += [(key, str(int(v)) if is_int else repr(float(v))) for v in outside]
+        for index, (bound, closed) in enumerate(_bounds(spec)):
+            outward = -1 if index == 0 else 1
+            step = 1 if is_int else 1e-3
+            for value, allowed in ((bound, closed), (bound + outward * step, False)):
+                cases.append((key, str(int(value)) if is_int else repr(value), allowed))
+            if not closed:  # just inside an open bound
+                cases.append((key, repr(bound - outward * step), True))
         if not is_int:
-            cases += [(key, ".nan"), (key, ".inf" if allowed.high is None else "-.inf")]
+            cases += [(key, ".nan", False), (key, ".inf" if spec[0] == ">" else "-.inf", False)]
     return cases
 
 
-@pytest.mark.parametrize(("key", "raw"), _range_cases())
-def test_every_numeric_key_is_range_checked(key: str, raw: str) -> None:
+def test_every_numeric_key_has_a_spec_range() -> None:
     from edgekit.config import RANGES
 
+    assert {key: str(allowed) for key, allowed in RANGES.items()} == SPEC_RANGES
+
+
+@pytest.mark.parametrize(("key", "raw", "allowed"), _range_cases())
+def test_every_numeric_key_is_range_checked(key: str, raw: str, allowed: bool) -> None:
+    if allowed:
+        load_config(None, [f"{key}={raw}"])
+        return
     with pytest.raises(ConfigError) as info:
         load_config(None, [f"{key}={raw}"])
     message = str(info.value)
-    assert message.startswith(f"{key}: must be {RANGES[key]}") and f"e.g. {key}=" in message
+    assert message.startswith(f"{key}: must be {SPEC_RANGES[key]}") and f"e.g. {key}=" in message
     assert "\n" not in message
+
+
+def test_the_readmes_config_hash_is_the_defaults() -> None:
+    """README shows `edgekit check` on the bundled run; a changed default must change it too."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    shown = {line.split()[-1] for line in readme.splitlines() if line.startswith("config hash ")}
+    assert shown == {RunConfig().digest()} == {load_config().digest()}
 
 
 @pytest.mark.parametrize(
