@@ -74,7 +74,8 @@ def run_lock(
     }
     for _ in range(3):
         try:
-            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            with open(path, "x") as file:  # O_EXCL: of two processes, one creates it
+                json.dump(record, file)
         except FileExistsError:
             holder = _holder(path)
             if not _is_stale(path, holder):
@@ -88,8 +89,6 @@ def run_lock(
             )
             path.unlink(missing_ok=True)
             continue
-        with os.fdopen(descriptor, "w") as file:
-            json.dump(record, file)
         break
     else:
         raise RunLockError(

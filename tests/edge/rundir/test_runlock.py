@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from edgekit.cli import cli, main
 from edgekit.errors import RunLockError
-from edgekit.rundir.lock import LOCK_NAME, run_lock
+from edgekit.rundir.lock import LOCK_NAME, _is_stale, run_lock
 
 
 def write_lock(run_dir: Path, pid: int, host: str | None = None) -> None:
@@ -184,3 +184,61 @@ def test_the_lock_follows_the_umask(tmp_path: Path) -> None:
             assert (tmp_path / LOCK_NAME).stat().st_mode & 0o777 == 0o644
     finally:
         os.umask(previous)
+
+
+def test_an_unreadable_lock_is_young_for_ten_seconds(tmp_path: Path) -> None:
+    lock = tmp_path / LOCK_NAME
+    lock.write_text("")
+    for age, taken in ((9.5, False), (10.5, True)):
+        os.utime(lock, (time.time() - age, time.time() - age))
+        assert _is_stale(lock, None) is taken, age
+    assert _is_stale(tmp_path / "gone", None) is True  # removed since: nothing left to wait for
+
+
+@pytest.mark.parametrize("host", ["\x00" + socket.gethostname(), socket.gethostname() + "~"])
+def test_a_dead_pid_on_another_host_is_not_ours_to_judge(tmp_path: Path, host: str) -> None:
+    """The pid is dead here, but it names a process on the other host: never taken over."""
+    write_lock(tmp_path, 2**22 + 1, host=host)
+    with pytest.raises(RunLockError, match="is being written by"), run_lock(tmp_path, "train"):
+        pass
+
+
+def test_checking_the_holder_sends_it_no_signal(tmp_path: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        write_lock(tmp_path, holder.pid)
+        with pytest.raises(RunLockError), run_lock(tmp_path, "train"):
+            pass
+        with pytest.raises(subprocess.TimeoutExpired):
+            holder.wait(timeout=0.5)  # still running
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_holder_without_a_start_time_is_dated_to_the_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        holder = {"pid": "x", "host": "elsewhere", "command": "export"}
+        (tmp_path / LOCK_NAME).write_text(json.dumps(holder))
+        with (
+            pytest.raises(RunLockError, match=r"since 1970-01-01 00:00:00\)"),
+            run_lock(tmp_path, "train"),
+        ):
+            pass
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_stale_lock_someone_else_removed_first_is_no_error(tmp_path: Path) -> None:
+    write_lock(tmp_path, 2**22 + 1)
+
+    def removed_by_another(message: str) -> None:
+        (tmp_path / LOCK_NAME).unlink()
+
+    with run_lock(tmp_path, "train", on_stale=removed_by_another):
+        assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == os.getpid()
