@@ -119,6 +119,38 @@ def test_the_scripts_refuse_a_package_of_another_schema(
         assert "from edgekit_package import load_package" in (package / script).read_text()
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("manifest.json", None, "manifest.json cannot be read"),
+        ("manifest.json", b'{"schema": "edgekit.ha', "manifest.json cannot be read"),
+        ("manifest.json", b"[1]", "manifest.json is None, this script reads edgekit.hailo/1"),
+        ("reference_io.npz", None, "reference_io.npz cannot be read"),
+        ("reference_io.npz", b"PK\x03\x04 cut short", "reference_io.npz cannot be read"),
+        ("reference_io.npz", b"not an archive", "reference_io.npz cannot be read"),
+    ],
+)
+def test_a_damaged_package_is_one_line_on_the_dfc_machine(
+    build_hef: ModuleType,
+    package: Path,
+    tmp_path: Path,
+    name: str,
+    content: bytes | None,
+    problem: str,
+) -> None:
+    import shutil
+
+    copy = tmp_path / "pkg"
+    shutil.copytree(package, copy)
+    if content is None:
+        (copy / name).unlink()
+    else:
+        (copy / name).write_bytes(content)
+    with pytest.raises(SystemExit, match=problem) as refused:
+        build_hef.load_package(copy)
+    assert str(refused.value).startswith("error: ") and "\n" not in str(refused.value)
+
+
 def test_the_shipped_checks_read_the_schemas_edgekit_writes(build_hef: ModuleType) -> None:
     from edgekit.export import REFERENCE_SCHEMA_VERSION
     from edgekit.targets.hailo_scripts import PACKAGE_SCHEMA
