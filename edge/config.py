@@ -521,9 +521,8 @@ def _validate(config: RunConfig) -> None:
     _check_choice("export.hw_arch", config.export.hw_arch, HAILO_ARCHS)
     _check_ranges(config)
     fractions = config.data.split_fractions
-    if (
-        len(fractions) != 3
-        or not all(Range(0, low_open=True).holds(f) for f in (fractions[0], fractions[2]))
+    if (  # three of them: the field's type says so
+        not all(Range(0, low_open=True).holds(f) for f in (fractions[0], fractions[2]))
         or not Range(0).holds(fractions[1])
         or abs(sum(fractions) - 1) > 1e-6
     ):

@@ -229,6 +229,14 @@ def test_the_readmes_config_hash_is_the_defaults() -> None:
         ("data.cv_fold=1", "data.cv_fold: must be below data.cv_folds (0), got 1"),
         ("train.teachers=3", "train.teachers=3 trains teachers only to distill from them, but "
                              "train.distill_weight=0; set train.distill_weight"),
+        ("model.fsq_levels=[256]", "least common multiple"),  # 128 steps: one more than int8 has
+        ("data.split_fractions=[0.5, 0.5]", "data.split_fractions: expected 3 values, got 2"),
+        ("data.split_fractions=[0.4, 0.2, 0.2, 0.2]", "expected 3 values, got 4"),
+        ("data.split_fractions=[0, 0.5, 0.5]", "train and test positive"),
+        ("model.channels=[0, 32, 32]", "give 3 positive widths"),
+        ("model.channels=[16, 32, 32, 32]", "give 3 positive widths"),
+        ("data.split_mode=time; data.cv_folds=5", "needs data.split_mode=official, got time"),
+        ("train.lr.x=1", "train.lr: expected a number"),
     ],
 )  # fmt: skip
 def test_listed_bad_values_are_refused(override: str, message: str) -> None:
@@ -335,3 +343,75 @@ def test_default_yaml_only_overrides() -> None:
     repeated = [f"{section}.{key}" for section, keys in read_yaml(preset_path("default")).items()
                 for key, value in keys.items() if defaults[section][key] == value]  # fmt: skip
     assert repeated == []
+
+
+def test_every_section_is_frozen() -> None:
+    """A config is shared by every stage of a run: none may change it under the others."""
+    config = RunConfig()
+    for section in dataclasses.fields(config):
+        part = getattr(config, section.name)
+        name = dataclasses.fields(part)[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(part, name, getattr(part, name))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.train = config.train  # type: ignore[misc]
+
+
+def test_the_resolved_yaml_keeps_the_sections_in_pipeline_order() -> None:
+    lines = RunConfig().to_yaml().splitlines()
+    sections = [line[:-1] for line in lines if line.endswith(":") and not line.startswith(" ")]
+    assert sections == ["data", "model", "augment", "train", "calibrate", "export", "verify"]
+
+
+def test_a_run_written_before_every_added_key_loads_as_it_was_made(tmp_path: Path) -> None:
+    """Each key added since runs were first written takes the behaviour those runs had."""
+    written = load_config(None, ["data.split_fractions=[0.7, 0.15, 0.15]"]).to_dict()
+    before = {
+        "data.normalize": "global",
+        "data.row_layout": "halves",
+        "data.cv_folds": 0,
+        "data.cv_fold": 0,
+        "model.dilated_stages": 0,
+        "model.pooled_stages": 0,
+        "model.input_percentile": 99.999,
+        "model.input_dither": 0.0,
+        "model.stem_kernel": 0,
+        "model.handcrafted_filters": "false",
+        "augment.shift_mode": "hold",
+        "augment.mask": 0.0,
+        "augment.shift_step": 1,
+        "train.checkpoint": "best",
+        "train.distill_weight": 0.0,
+        "train.teachers": 1,
+        "train.ema_epochs": 0.0,
+        "train.qat_batch_size": 0,
+    }
+    for key in before:
+        section, name = key.split(".")
+        del written[section][name]
+    (tmp_path / "config.resolved.yaml").write_text(yaml.safe_dump(written))
+    loaded = load_run_config(tmp_path)
+    for key, value in before.items():
+        section, name = key.split(".")
+        assert getattr(getattr(loaded, section), name) == value, key
+
+
+def test_a_run_config_whose_section_is_not_a_mapping_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "config.resolved.yaml").write_text("train: 5\nexport: [1]\n")
+    with pytest.raises(ConfigError, match="train: expected a mapping, got 5"):
+        load_run_config(tmp_path)
+
+
+def test_a_yaml_error_names_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  lr: 0.1\n  seed: [1\n")
+    with pytest.raises(ConfigError, match=r"is not valid YAML \(line 4\); fix the syntax"):
+        load_config(bad)
+
+
+def test_a_set_value_may_hold_equals_signs_and_text_yaml_cannot_read() -> None:
+    """Only the first `=` splits; a value YAML cannot parse is taken as the text typed."""
+    config = load_config(None, ["data.source=csv:/data/run=3/x.csv", "export.hw_arch=hailo8l"])
+    assert config.data.source == "csv:/data/run=3/x.csv"
+    assert load_config(None, ["data.source=[unclosed"]).data.source == "[unclosed"
+    assert load_config(None, ["data.channels=acc_*, gyro_x"]).data.channels == ("acc_*", "gyro_x")
