@@ -587,7 +587,7 @@ def _check_folds(data: DataConfig) -> None:
             f"data.cv_folds: cross-validates the source's own train split, so it needs "
             f"data.split_mode=official, got {data.split_mode}; set data.cv_folds=0 for {data.split_mode}"
         )
-    if fold and fold >= max(folds, 1):
+    if fold >= max(folds, 1):  # without folds, fold 0 is the only one
         raise ConfigError(
             f"data.cv_fold: must be below data.cv_folds ({folds}), got {fold}; folds are numbered from 0"
         )

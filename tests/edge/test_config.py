@@ -236,7 +236,14 @@ def test_the_readmes_config_hash_is_the_defaults() -> None:
         ("model.channels=[0, 32, 32]", "give 3 positive widths"),
         ("model.channels=[16, 32, 32, 32]", "give 3 positive widths"),
         ("data.split_mode=time; data.cv_folds=5", "needs data.split_mode=official, got time"),
-        ("train.lr.x=1", "train.lr: expected a number"),
+        ("train.lr.x=1", "train.lr: expected a number such as 0.003, got {'x': 1}"),
+        ("seed=1", "unknown config key 'seed'; valid keys: data, model, augment, train"),
+        ("data.split_fractions=[0.5, 0.5, 0.5]", "must be 3 numbers summing to 1"),
+        ("data.split_fractions=[1.0, 0.5, 0.5]", "must be 3 numbers summing to 1"),
+        ("train.teachers=2", "train.teachers=2 trains teachers only to distill from them"),
+        ("model.fsq_levels=[1, 8]", "every level must be >= 2"),
+        (f"model.fsq_levels=[{', '.join(['2'] * 33)}]", "the codebook (the product of the levels, 8589934592)"),
+        ("data.split_mode=official; data.cv_folds=5; data.cv_fold=6", "must be below data.cv_folds (5), got 6"),
     ],
 )  # fmt: skip
 def test_listed_bad_values_are_refused(override: str, message: str) -> None:
@@ -244,6 +251,22 @@ def test_listed_bad_values_are_refused(override: str, message: str) -> None:
         ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
     ):
         load_config(None, override.split("; "))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["train.teachers=2", "train.distill_weight=0.5"],
+        ["model.fsq_levels=[2, 2]"],
+        ["model.channels=[1, 8, 8]"],
+        [
+            f"model.fsq_levels=[{', '.join(['2'] * 32)}]"
+        ],  # a codebook of 2^32: the most a uint32 holds
+        ["data.split_mode=official", "data.cv_folds=5", "data.cv_fold=4"],
+    ],
+)
+def test_listed_edge_values_are_accepted(overrides: list[str]) -> None:
+    load_config(None, overrides)
 
 
 def test_defaults_and_range_edges_are_accepted() -> None:
@@ -355,6 +378,10 @@ def test_every_section_is_frozen() -> None:
             setattr(part, name, getattr(part, name))
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.train = config.train  # type: ignore[misc]
+    from edgekit.config import RANGES
+
+    with pytest.raises(dataclasses.FrozenInstanceError):  # one Range is shared by many keys
+        RANGES["train.lr"].low = -1  # type: ignore[misc]
 
 
 def test_the_resolved_yaml_keeps_the_sections_in_pipeline_order() -> None:

@@ -99,3 +99,91 @@ def test_error_rate_estimate_follows_the_losses() -> None:
     for _ in range(400):
         rate.record(100, False)
     assert rate.per_byte < 1e-6  # a link that became clean is trusted again
+
+
+def test_certain_faults_hit_every_byte_in_place() -> None:
+    """At probability 1 each fault is exact: where it acts and what it does."""
+    data = bytes(range(1, 200))
+    flip = NoisyStream(LineNoise(flip=1), seed=2)
+    flipped = np.frombuffer(flip(data), np.uint8) ^ np.frombuffer(data, np.uint8)
+    assert [bin(d).count("1") for d in flipped] == [1] * len(data)
+    assert flip.counts == {"flip": len(data), "drop": 0, "duplicate": 0, "garbage": 0}
+    assert NoisyStream(LineNoise(drop=1), seed=2)(data) == b""
+    assert NoisyStream(LineNoise(duplicate=1), seed=2)(data) == bytes(
+        b for b in data for _ in (0, 1)
+    )
+    preceded = NoisyStream(LineNoise(garbage=1), seed=2)(data)
+    assert len(preceded) == 2 * len(data) and preceded[1::2] == data  # before each victim
+    assert len(NoisyStream(LineNoise(drop=1, garbage=1), seed=2)(data)) == len(data)
+    twice = NoisyStream(LineNoise(duplicate=1, garbage=1), seed=2)(data)
+    assert twice[1::3] == data and twice[2::3] == data  # garbage, then the byte and its copy
+
+
+def test_no_fault_and_no_data_leave_the_stream_and_the_counts_alone() -> None:
+    quiet = NoisyStream(LineNoise(), seed=1)
+    assert quiet(DATA) is DATA and quiet.counts == {}
+    noisy = NoisyStream(LineNoise(flip=0.5), seed=1)
+    assert noisy(b"") == b"" and noisy.counts == {}
+    rare = NoisyStream(LineNoise(drop=1e-9), seed=1)
+    assert rare(DATA[:100]) == DATA[:100] and rare.counts == {}
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("flip=often", "line fault flip='often' is not a number"),
+        ("drop=-0.1", "line fault drop=-0.1 is not a probability in [0, 1]"),
+        ("garbage=1.5", "line fault garbage=1.5 is not a probability in [0, 1]"),
+        ("noise=0.1", "unknown line fault 'noise'; use flip, drop, duplicate, garbage"),
+    ],
+)
+def test_a_bad_line_fault_is_one_clear_error(spec: str, message: str) -> None:
+    with pytest.raises(DeviceError) as refused:
+        LineNoise.parse(spec)
+    assert str(refused.value) == message
+
+
+def test_line_noise_bounds_and_empty_items() -> None:
+    assert LineNoise.parse("") == LineNoise()
+    assert LineNoise.parse("flip=0,,drop=1,") == LineNoise(flip=0.0, drop=1.0)
+
+
+def test_the_wire_paces_pieces_at_ten_bits_a_byte(monkeypatch: pytest.MonkeyPatch) -> None:
+    """8N1: each byte takes 10 bit times; the pump sleeps each 64-byte piece's share on a clock
+    that never runs behind real time. A fake clock makes the check exact."""
+    from types import SimpleNamespace
+
+    from edgekit.firmware_bridge import line_noise
+
+    wire = NoisyWire(LineNoise(), baud=9600)
+    wire.close()  # its threads are gone: the pump is run here, by hand
+    wire.closed.clear()
+    now, slept, pieces = [5.0], [], []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    def write(fd: int, data: bytes) -> None:
+        pieces.append(len(data))
+        if sum(pieces) == 200:
+            wire.closed.set()
+
+    monkeypatch.setattr(
+        line_noise, "time", SimpleNamespace(perf_counter=lambda: now[0], sleep=sleep)
+    )
+    monkeypatch.setattr(wire, "_write", write)
+
+    def arrive_later(data: bytes) -> bytes:
+        now[0] = 7.0  # the bytes come after an idle while: no burst to catch up on it
+        return data
+
+    source, feed = os.pipe()
+    try:
+        os.write(feed, bytes(200))
+        wire._pump(source, -1, arrive_later)  # type: ignore[arg-type]
+    finally:
+        os.close(source)
+        os.close(feed)
+    assert pieces == [64, 64, 64, 8]
+    assert slept == pytest.approx([640 / 9600] * 3 + [80 / 9600])
