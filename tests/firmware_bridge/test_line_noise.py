@@ -148,7 +148,13 @@ def test_line_noise_bounds_and_empty_items() -> None:
     assert LineNoise.parse("flip=0,,drop=1,") == LineNoise(flip=0.0, drop=1.0)
 
 
-def test_the_wire_paces_pieces_at_ten_bits_a_byte(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("write_seconds", "expected"),
+    [(0.0, [640 / 9600] * 3 + [80 / 9600]), (1.0, [640 / 9600, 0, 0, 0])],  # slow writes: no waits
+)
+def test_the_wire_paces_pieces_at_ten_bits_a_byte(
+    monkeypatch: pytest.MonkeyPatch, write_seconds: float, expected: list[float]
+) -> None:
     """8N1: each byte takes 10 bit times; the pump sleeps each 64-byte piece's share on a clock
     that never runs behind real time. A fake clock makes the check exact."""
     from types import SimpleNamespace
@@ -161,10 +167,12 @@ def test_the_wire_paces_pieces_at_ten_bits_a_byte(monkeypatch: pytest.MonkeyPatc
     now, slept, pieces = [5.0], [], []
 
     def sleep(seconds: float) -> None:
+        assert seconds >= 0  # as time.sleep requires
         slept.append(seconds)
         now[0] += seconds
 
     def write(fd: int, data: bytes) -> None:
+        now[0] += write_seconds
         pieces.append(len(data))
         if sum(pieces) == 200:
             wire.closed.set()
@@ -186,4 +194,71 @@ def test_the_wire_paces_pieces_at_ten_bits_a_byte(monkeypatch: pytest.MonkeyPatc
         os.close(source)
         os.close(feed)
     assert pieces == [64, 64, 64, 8]
-    assert slept == pytest.approx([640 / 9600] * 3 + [80 / 9600])
+    assert slept == pytest.approx(expected)
+
+
+def test_combined_certain_faults_and_their_counts() -> None:
+    data = bytes(range(1, 200))
+    gone = NoisyStream(LineNoise(flip=1, drop=1), seed=4)
+    assert gone(data) == b"" and gone.counts["flip"] == gone.counts["drop"] == len(data)
+    resent = NoisyStream(LineNoise(drop=1, duplicate=1), seed=4)  # lost, then its copy arrives
+    assert resent(data) == data
+    assert resent.counts == {"flip": 0, "drop": len(data), "duplicate": len(data), "garbage": 0}
+
+
+def test_flips_reach_every_bit_and_garbage_every_byte_value_evenly() -> None:
+    flipped = NoisyStream(LineNoise(flip=1), seed=5)(DATA[:2000])
+    changed = np.frombuffer(flipped, np.uint8) ^ np.frombuffer(DATA[:2000], np.uint8)
+    assert sorted(set(changed.tolist())) == [1, 2, 4, 8, 16, 32, 64, 128]
+    garbage = np.frombuffer(NoisyStream(LineNoise(garbage=1), seed=5)(DATA), np.uint8)[0::2]
+    counts = np.bincount(garbage, minlength=256)
+    expected = len(DATA) / 256  # ~398 each; a value twice as likely would sit ~20 sigma off
+    assert len(counts) == 256 and np.all(np.abs(counts - expected) < 6 * expected**0.5)
+
+
+def test_the_wire_is_unpaced_by_default_and_seeds_each_direction() -> None:
+    """The host-to-device stream takes seed 2s, the way back 2s + 1: a run is replayed by its seed."""
+    noise = LineNoise(flip=0.05, drop=0.05, duplicate=0.05, garbage=0.05)
+    with NoisyWire(noise, seed=3) as wire:
+        assert wire.baud == 0 and all(thread.daemon for thread in wire.threads)
+        assert wire.to_device(DATA[:500]) == NoisyStream(noise, 6)(DATA[:500])
+        assert wire.to_host(DATA[:500]) == NoisyStream(noise, 7)(DATA[:500])
+    assert not any(thread.is_alive() for thread in wire.threads)
+    for fd in wire.fds:
+        with pytest.raises(OSError):
+            os.fstat(fd)
+
+
+def test_bytes_nobody_reads_for_a_second_are_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full line (here a pipe nobody drains) costs the pump one second, then the piece is lost."""
+    from types import SimpleNamespace
+
+    from edgekit.firmware_bridge import line_noise
+
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 0.25
+        return now[0]
+
+    wire = NoisyWire(LineNoise())
+    wire.close()
+    wire.closed.clear()
+    tries = []
+    monkeypatch.setattr(line_noise, "time", SimpleNamespace(perf_counter=clock))
+    monkeypatch.setattr(
+        line_noise,
+        "select",
+        SimpleNamespace(select=lambda *args: tries.append(args) or ([], [], [])),
+    )
+    drain, full = os.pipe()
+    try:
+        os.set_blocking(full, False)
+        with pytest.raises(BlockingIOError):
+            while True:
+                os.write(full, bytes(65536))
+        wire._write(full, b"lost")
+    finally:
+        os.close(drain)
+        os.close(full)
+    assert len(tries) == 3  # the fake clock moves 0.25 s a look: three tries within the second
