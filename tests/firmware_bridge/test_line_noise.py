@@ -50,10 +50,13 @@ def test_line_noise_parse_errors() -> None:
 
 
 def test_noisy_wire_joins_two_ptys() -> None:
+    import time
+
     with NoisyWire(LineNoise(), baud=0) as wire:
         device = os.open(wire.device_path, os.O_RDWR | os.O_NOCTTY)
         host = os.open(wire.host_path, os.O_RDWR | os.O_NOCTTY)
         try:
+            time.sleep(0.2)  # a quiet line first: the pumps keep waiting
             os.write(host, b"ping\x00")
             assert _read(device, 5) == b"ping\x00"
             os.write(device, b"pong")
@@ -143,6 +146,14 @@ def test_a_bad_line_fault_is_one_clear_error(spec: str, message: str) -> None:
     assert str(refused.value) == message
 
 
+def test_a_clean_line_is_the_default_and_a_fixed_one() -> None:
+    import dataclasses
+
+    assert dataclasses.astuple(LineNoise()) == (0.0, 0.0, 0.0, 0.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        LineNoise().flip = 0.5  # type: ignore[misc]
+
+
 def test_line_noise_bounds_and_empty_items() -> None:
     assert LineNoise.parse("") == LineNoise()
     assert LineNoise.parse("flip=0,,drop=1,") == LineNoise(flip=0.0, drop=1.0)
@@ -219,8 +230,12 @@ def test_flips_reach_every_bit_and_garbage_every_byte_value_evenly() -> None:
 def test_the_wire_is_unpaced_by_default_and_seeds_each_direction() -> None:
     """The host-to-device stream takes seed 2s, the way back 2s + 1: a run is replayed by its seed."""
     noise = LineNoise(flip=0.05, drop=0.05, duplicate=0.05, garbage=0.05)
+    with NoisyWire(noise) as default:
+        assert default.to_device(DATA[:500]) == NoisyStream(noise, 0)(DATA[:500])
     with NoisyWire(noise, seed=3) as wire:
         assert wire.baud == 0 and all(thread.daemon for thread in wire.threads)
+        # a write nobody reads must not block the pump: its one-second rule needs that
+        assert not any(os.get_blocking(fd) for fd in wire.fds[0::2])
         assert wire.to_device(DATA[:500]) == NoisyStream(noise, 6)(DATA[:500])
         assert wire.to_host(DATA[:500]) == NoisyStream(noise, 7)(DATA[:500])
     assert not any(thread.is_alive() for thread in wire.threads)
@@ -238,7 +253,8 @@ def test_bytes_nobody_reads_for_a_second_are_dropped(monkeypatch: pytest.MonkeyP
     now = [0.0]
 
     def clock() -> float:
-        now[0] += 0.25
+        now[0] += 0.3
+        assert now[0] < 10, "the write never gave up"
         return now[0]
 
     wire = NoisyWire(LineNoise())
@@ -261,4 +277,36 @@ def test_bytes_nobody_reads_for_a_second_are_dropped(monkeypatch: pytest.MonkeyP
     finally:
         os.close(drain)
         os.close(full)
-    assert len(tries) == 3  # the fake clock moves 0.25 s a look: three tries within the second
+    assert len(tries) == 3  # the fake clock moves 0.3 s a look: three tries within the second
+
+
+def test_a_failed_read_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pty may report data and then have none (EAGAIN): the pump reads again, it does not stop."""
+    from types import SimpleNamespace
+
+    from edgekit.firmware_bridge import line_noise
+
+    wire = NoisyWire(LineNoise())
+    wire.close()
+    wire.closed.clear()
+    failures, written = [BlockingIOError(11, "try again")], []
+
+    def read(fd: int, size: int) -> bytes:
+        if failures:
+            raise failures.pop()
+        return os.read(fd, size)
+
+    def write(fd: int, data: bytes) -> None:
+        written.append(data)
+        wire.closed.set()
+
+    monkeypatch.setattr(line_noise, "os", SimpleNamespace(read=read))
+    monkeypatch.setattr(wire, "_write", write)
+    source, feed = os.pipe()
+    try:
+        os.write(feed, b"late")
+        wire._pump(source, -1, NoisyStream(LineNoise(), seed=0))
+    finally:
+        os.close(source)
+        os.close(feed)
+    assert written == [b"late"] and failures == []
