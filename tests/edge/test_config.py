@@ -442,3 +442,12 @@ def test_a_set_value_may_hold_equals_signs_and_text_yaml_cannot_read() -> None:
     assert config.data.source == "csv:/data/run=3/x.csv"
     assert load_config(None, ["data.source=[unclosed"]).data.source == "[unclosed"
     assert load_config(None, ["data.channels=acc_*, gyro_x"]).data.channels == ("acc_*", "gyro_x")
+
+
+def test_cross_validation_is_a_val_split_of_its_own() -> None:
+    from edgekit.config import DataConfig, has_val_split
+
+    assert has_val_split(DataConfig(split_fractions=(0.85, 0.0, 0.15), cv_folds=5))
+    assert not has_val_split(DataConfig(split_fractions=(0.85, 0.0, 0.15), cv_folds=0))
+    assert has_val_split(DataConfig(split_fractions=(0.7, 0.15, 0.15), cv_folds=0))
+    load_config(None, ["data.split_mode=official", "data.cv_folds=5", "train.checkpoint=best"])
