@@ -119,3 +119,56 @@ def test_a_stage_given_a_run_object_sees_what_earlier_stages_recorded(
     run_calibration(run)
     assert run_export(run, "onnx")["folder"] == str(tmp_path / "run" / "export" / "onnx")
     assert all(report.passed for report in run_parity(run, ["onnx"], limit=4))
+
+
+def test_the_remake_command_names_the_stage_that_writes_the_file(tmp_path: Path) -> None:
+    from edgekit.rundir.run import remake_command
+
+    run = tmp_path / "r"
+    train, calibrate = f"edgekit train --out {run}", f"edgekit calibrate {run}"
+    assert {
+        relative: remake_command(run, relative)
+        for relative in (
+            "export/onnx/model_int8.onnx",
+            "export/hailo/hailo8/model.alls",
+            "export/notes.txt",
+            "calibration/report.json",
+            "checkpoints/calibrated.pt",
+            "checkpoints/best.pt",
+            "data/X_test.npy",
+            "metrics.json",
+        )
+    } == {
+        "export/onnx/model_int8.onnx": f"edgekit export {run} --target onnx",
+        "export/hailo/hailo8/model.alls": f"edgekit export {run} --target hailo",
+        "export/notes.txt": train,
+        "calibration/report.json": calibrate,
+        "checkpoints/calibrated.pt": calibrate,
+        "checkpoints/best.pt": train,
+        "data/X_test.npy": train,
+        "metrics.json": train,
+    }
+
+
+def test_clearing_a_run_keeps_the_users_files_and_what_it_is_told(tmp_path: Path) -> None:
+    """A new training clears the earlier stage outputs only: a linked folder loses its link, never
+    the files it points to."""
+    from edgekit.rundir import layout
+    from edgekit.rundir.run import clear_outputs
+
+    run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    (elsewhere / "deep").mkdir(parents=True)
+    (elsewhere / "deep" / "keep.npy").write_bytes(b"x")
+    run.mkdir()
+    for name in layout.RUN_OUTPUTS:
+        if "." in name:
+            (run / name).write_text("old")
+        elif name != layout.DATA:
+            (run / name / "inner").mkdir(parents=True)
+    (run / layout.DATA).symlink_to(elsewhere, target_is_directory=True)
+    (run / "notes.txt").write_text("mine")
+    clear_outputs(run, keep=(layout.CHECKPOINTS,))
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "notes.txt"]
+    assert (elsewhere / "deep" / "keep.npy").read_bytes() == b"x"
+    clear_outputs(run)  # nothing left of a run: a no-op, no error
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
