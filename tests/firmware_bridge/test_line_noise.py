@@ -159,6 +159,14 @@ def test_line_noise_bounds_and_empty_items() -> None:
     assert LineNoise.parse("flip=0,,drop=1,") == LineNoise(flip=0.0, drop=1.0)
 
 
+def stopped_wire(baud: int = 0) -> NoisyWire:
+    """A wire whose threads are gone, open again: the test runs its pump or writer by hand."""
+    wire = NoisyWire(LineNoise(), baud=baud)
+    wire.close()
+    wire.closed.clear()
+    return wire
+
+
 @pytest.mark.parametrize(
     ("write_seconds", "expected"),
     [(0.0, [640 / 9600] * 3 + [80 / 9600]), (1.0, [640 / 9600, 0, 0, 0])],  # slow writes: no waits
@@ -172,9 +180,7 @@ def test_the_wire_paces_pieces_at_ten_bits_a_byte(
 
     from edgekit.firmware_bridge import line_noise
 
-    wire = NoisyWire(LineNoise(), baud=9600)
-    wire.close()  # its threads are gone: the pump is run here, by hand
-    wire.closed.clear()
+    wire = stopped_wire(baud=9600)
     now, slept, pieces = [5.0], [], []
 
     def sleep(seconds: float) -> None:
@@ -257,9 +263,7 @@ def test_bytes_nobody_reads_for_a_second_are_dropped(monkeypatch: pytest.MonkeyP
         assert now[0] < 10, "the write never gave up"
         return now[0]
 
-    wire = NoisyWire(LineNoise())
-    wire.close()
-    wire.closed.clear()
+    wire = stopped_wire()
     tries = []
     monkeypatch.setattr(line_noise, "time", SimpleNamespace(perf_counter=clock))
     monkeypatch.setattr(
@@ -286,9 +290,7 @@ def test_a_failed_read_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
 
     from edgekit.firmware_bridge import line_noise
 
-    wire = NoisyWire(LineNoise())
-    wire.close()
-    wire.closed.clear()
+    wire = stopped_wire()
     failures, written = [BlockingIOError(11, "try again")], []
 
     def read(fd: int, size: int) -> bytes:

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,17 @@ def write_lock(run_dir: Path, pid: int, host: str | None = None) -> None:
         "started": time.time(),
     }
     (run_dir / LOCK_NAME).write_text(json.dumps(holder))
+
+
+@pytest.fixture
+def holder() -> Iterator[subprocess.Popen[bytes]]:
+    """A live process of this host, to hold a lock."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
 
 
 def test_lock_is_exclusive_and_released(tmp_path: Path) -> None:
@@ -62,36 +74,33 @@ def test_a_lock_from_another_host_is_never_taken_over(tmp_path: Path) -> None:
 
 
 def test_second_writer_gets_one_line_and_the_run_is_untouched(
-    run_copy: Path, digest, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    holder: subprocess.Popen[bytes],
+    run_copy: Path,
+    digest,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        write_lock(run_copy, holder.pid)
-        before = digest(run_copy)
-        for args in (
-            ["parity", str(run_copy)],
-            ["calibrate", str(run_copy)],
-            ["export", str(run_copy), "--target", "onnx"],
-            ["train", "--config", "tiny", "--out", str(run_copy)],
-        ):
-            result = CliRunner().invoke(cli, args)
-            assert result.exit_code != 0, args
-            assert (
-                f"pid {holder.pid}" in str(result.exception) or f"pid {holder.pid}" in result.output
-            )
-        monkeypatch.setattr(sys, "argv", ["edgekit", "parity", str(run_copy)])  # the console entry
-        with pytest.raises(SystemExit) as exited:
-            main()
-        stderr = capsys.readouterr().err
-        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
-        assert exited.value.code == 7 and len(errors) == 1 and "Traceback" not in stderr
-        assert f"pid {holder.pid}" in errors[0] and "delete" in errors[0]
-        assert digest(run_copy) == before
-        # read-only commands need no lock
-        assert CliRunner().invoke(cli, ["evaluate", str(run_copy)]).exit_code == 0
-    finally:
-        holder.kill()
-        holder.wait()
+    write_lock(run_copy, holder.pid)
+    before = digest(run_copy)
+    for args in (
+        ["parity", str(run_copy)],
+        ["calibrate", str(run_copy)],
+        ["export", str(run_copy), "--target", "onnx"],
+        ["train", "--config", "tiny", "--out", str(run_copy)],
+    ):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code != 0, args
+        assert f"pid {holder.pid}" in str(result.exception) or f"pid {holder.pid}" in result.output
+    monkeypatch.setattr(sys, "argv", ["edgekit", "parity", str(run_copy)])  # the console entry
+    with pytest.raises(SystemExit) as exited:
+        main()
+    stderr = capsys.readouterr().err
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert exited.value.code == 7 and len(errors) == 1 and "Traceback" not in stderr
+    assert f"pid {holder.pid}" in errors[0] and "delete" in errors[0]
+    assert digest(run_copy) == before
+    # read-only commands need no lock
+    assert CliRunner().invoke(cli, ["evaluate", str(run_copy)]).exit_code == 0
 
 
 def test_out_that_cannot_be_a_folder_is_one_line(tmp_path: Path) -> None:
@@ -121,23 +130,20 @@ def test_an_unreadable_lock_is_fresh_for_a_grace_period_then_stale(
     assert not lock.exists()
 
 
-def test_the_holder_is_named_with_its_command_pid_host_and_start(tmp_path: Path) -> None:
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        write_lock(tmp_path, holder.pid)
-        started = json.loads((tmp_path / LOCK_NAME).read_text())["started"]
-        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
-        expected = (
-            f"{tmp_path} is being written by `edgekit train` (pid {holder.pid} on "
-            f"{socket.gethostname()}, since {since}); wait for it to finish, or delete "
-            f"{tmp_path / LOCK_NAME} if that process is gone"
-        )
-        with pytest.raises(RunLockError) as refused, run_lock(tmp_path, "parity"):
-            pass
-        assert str(refused.value) == expected
-    finally:
-        holder.kill()
-        holder.wait()
+def test_the_holder_is_named_with_its_command_pid_host_and_start(
+    holder: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    write_lock(tmp_path, holder.pid)
+    started = json.loads((tmp_path / LOCK_NAME).read_text())["started"]
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+    expected = (
+        f"{tmp_path} is being written by `edgekit train` (pid {holder.pid} on "
+        f"{socket.gethostname()}, since {since}); wait for it to finish, or delete "
+        f"{tmp_path / LOCK_NAME} if that process is gone"
+    )
+    with pytest.raises(RunLockError) as refused, run_lock(tmp_path, "parity"):
+        pass
+    assert str(refused.value) == expected
 
 
 def test_a_holder_owned_by_another_user_is_alive(
@@ -203,17 +209,14 @@ def test_a_dead_pid_on_another_host_is_not_ours_to_judge(tmp_path: Path, host: s
         pass
 
 
-def test_checking_the_holder_sends_it_no_signal(tmp_path: Path) -> None:
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        write_lock(tmp_path, holder.pid)
-        with pytest.raises(RunLockError), run_lock(tmp_path, "train"):
-            pass
-        with pytest.raises(subprocess.TimeoutExpired):
-            holder.wait(timeout=0.5)  # still running
-    finally:
-        holder.kill()
-        holder.wait()
+def test_checking_the_holder_sends_it_no_signal(
+    holder: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    write_lock(tmp_path, holder.pid)
+    with pytest.raises(RunLockError), run_lock(tmp_path, "train"):
+        pass
+    with pytest.raises(subprocess.TimeoutExpired):
+        holder.wait(timeout=0.5)  # still running
 
 
 def test_a_holder_without_a_start_time_is_dated_to_the_epoch(
