@@ -16,18 +16,21 @@ from typing import Any
 
 from edgekit.errors import ConfigError
 
-# budget key -> (figure it limits, unit kind, targets that have that figure, description)
-LIMITS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
-    "params": ("parameters", "count", ("onnx", "mcu", "hailo"), "parameters"),
-    "macs": ("macs", "count", ("onnx", "mcu", "hailo"), "multiply-accumulates per window"),
-    "weights": ("weight_bytes", "bytes", ("onnx", "mcu", "hailo"), "int8 weight + bias bytes"),
-    "flash": ("flash_bytes", "bytes", ("mcu",), "firmware flash bytes (estimate)"),
-    "ram": ("ram_bytes", "bytes", ("mcu",), "firmware static RAM bytes (estimate)"),
-    "latency_ms": ("latency_ms", "ms", ("mcu",), "milliseconds per window at cpu_mhz"),
+EVERY_TARGET = ("onnx", "mcu", "hailo")
+# budget key -> (figure it limits, unit kind, targets that have that figure)
+LIMITS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "params": ("parameters", "count", EVERY_TARGET),
+    "macs": ("macs", "count", EVERY_TARGET),  # multiply-accumulates per window
+    "weights": ("weight_bytes", "bytes", EVERY_TARGET),  # int8 weight + int32 bias bytes
+    "flash": ("flash_bytes", "bytes", ("mcu",)),  # the whole firmware (estimate)
+    "ram": ("ram_bytes", "bytes", ("mcu",)),  # the whole firmware's static RAM (estimate)
+    "latency_ms": ("latency_ms", "ms", ("mcu",)),  # per window at cpu_mhz
 }
-SETTINGS = {"cpu_mhz": "the MCU's clock in MHz (latency_ms needs it)"}
+CLOCK = "cpu_mhz"  # the MCU's clock in MHz: a setting, not a limit; latency_ms needs it
 SCALE = {"count": {"": 1, "k": 1000, "m": 10**6}, "bytes": {"": 1, "k": 1024, "m": 1024**2}}
-NUMBER = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([km]?)(?:i?b)?\s*$", re.IGNORECASE)
+PLAIN = {"": 1}  # milliseconds and megahertz take no k or M
+EXAMPLE = {"count": "2M", "bytes": "64k", "ms": "5", "mhz": "80"}
+NUMBER = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([km]?)(i?b)?\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class Budget:
     cpu_mhz: float | None = None
 
     def violations(self, figures: dict[str, Any]) -> list[str]:
-        """One phrase per limit the figures exceed, e.g. 'flash 70311 B > 65536'."""
+        """One phrase per limit the figures exceed, e.g. 'flash 70311 > 65536'."""
         over = []
         for key, limit in self.limits.items():
             value = figures.get(LIMITS[key][0])
@@ -60,10 +63,11 @@ class Budget:
 
 def _number(key: str, text: str, kind: str) -> float:
     match = NUMBER.match(text)
-    if not match or (kind == "ms" and match.group(2)):
-        example = "5" if kind == "ms" else "64k"
-        raise ConfigError(f"--budget {key}={text}: expected a number such as {key}={example}")
-    value = float(match.group(1)) * SCALE.get(kind, SCALE["count"])[match.group(2).lower()]
+    scale = SCALE.get(kind, PLAIN)
+    prefix = match.group(2).lower() if match else ""
+    if not match or prefix not in scale or (match.group(3) and kind != "bytes"):
+        raise ConfigError(f"--budget {key}={text}: expected a number such as {key}={EXAMPLE[kind]}")
+    value = float(match.group(1)) * scale[prefix]
     if not math.isfinite(value) or value <= 0:
         raise ConfigError(f"--budget {key}={text}: must be a positive number")
     return value
@@ -82,18 +86,16 @@ def parse_budget(text: str | None, target: str) -> Budget:
             raise ConfigError(
                 f"--budget {item!r}: expected KEY=VALUE, e.g. --budget flash=64k,ram=20k"
             )
-        if key in SETTINGS:
-            cpu_mhz = _number(key, value, "count")
+        if key == CLOCK:
+            cpu_mhz = _number(key, value, "mhz")
             continue
         if key not in LIMITS:
             import difflib
 
-            close = difflib.get_close_matches(key, [*LIMITS, *SETTINGS], n=1)
-            hint = (
-                f"did you mean '{close[0]}'?" if close else f"use {', '.join([*LIMITS, *SETTINGS])}"
-            )
+            close = difflib.get_close_matches(key, [*LIMITS, CLOCK], n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"use {', '.join([*LIMITS, CLOCK])}"
             raise ConfigError(f"--budget: unknown item '{key}'; {hint}")
-        _, kind, targets, _ = LIMITS[key]
+        _, kind, targets = LIMITS[key]
         if target not in targets:
             raise ConfigError(
                 f"--budget {key}: only the {'/'.join(targets)} target has that figure; "
