@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
@@ -63,46 +64,67 @@ def link_efficiency(stats: dict[str, Any], seconds: float, baud: int) -> dict[st
     return result
 
 
+def _figure(value: Any, spec: str) -> str:
+    """A report figure, or "-" where the run has none (no answered window)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, spec)
+
+
+def _limit(limit: Any) -> str:
+    """A gate's limit: a tolerance's fields as `name=value`, anything else as it is."""
+    if isinstance(limit, dict):
+        return ", ".join(f"{name}={value}" for name, value in limit.items())
+    return str(limit)
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """verify/report.md: rows, latency, link, faults, gates and, on a failure, its likely cause."""
     rows = report["rows"]
     agreement = rows["device_vs_reference"]
+    exact = agreement.get("exact_sample_fraction")
+    device = report["device"]
     lines = [
         f"# On-device verification{' (PARTIAL)' if report['partial'] else ''}",
         "",
-        f"- device `{report['device']['url']}`: {report['device'].get('runtime', '?')} / "
-        f"{report['device'].get('firmware', '?')}, "
-        f"model {report['device'].get('model_hash', '?')}",
+        f"- device `{device['url']}`: {device.get('runtime', '?')} / "
+        f"{device.get('firmware', '?')}, model {device.get('model_hash', '?')}",
         f"- samples {report['samples_done']}/{report['samples_total']} in {report['seconds']:.2f} s "
         f"({report['samples_per_s']:.1f}/s)",
         "",
-        "| row | accuracy | top-1 agreement | max |Δ| LSB | exact % | cosine |",
+        "| row | accuracy | top-1 agreement | max \\|Δ\\| LSB | exact % | cosine |",
         "|---|---|---|---|---|---|",
-        f"| device vs labels | {rows['device_vs_labels'].get('accuracy', float('nan')):.4f} | | | | |",
-        f"| reference vs labels | {rows['reference_vs_labels'].get('accuracy', float('nan')):.4f} | | | | |",
-        f"| device vs {report.get('reference', 'reference')} | | {agreement.get('top1_agreement', float('nan')):.4f} | "
-        f"{agreement.get('max_lsb', '-')} | {100 * agreement.get('exact_sample_fraction', float('nan')):.2f} | "
-        f"{agreement.get('cosine_mean', float('nan')):.6f} |",
+        f"| device vs labels | {_figure(rows['device_vs_labels'].get('accuracy'), '.4f')} | | | | |",
+        f"| reference vs labels | {_figure(rows['reference_vs_labels'].get('accuracy'), '.4f')} "
+        "| | | | |",
+        f"| device vs {report.get('reference', 'reference')} | "
+        f"| {_figure(agreement.get('top1_agreement'), '.4f')} "
+        f"| {_figure(agreement.get('max_lsb'), '')} "
+        f"| {_figure(None if exact is None else 100 * exact, '.2f')} "
+        f"| {_figure(agreement.get('cosine_mean'), '.6f')} |",
         "",
         "Latency (device-measured): "
         + (", ".join(f"{k} {v:.1f}" for k, v in report["latency"].items()) or "none"),
         "",
         *(["![device latency per window](latency.png)", ""] if report.get("plots") else []),
     ]
-    if "board" in report["device"]:
-        lines[-1:-1] = [
-            f"Board: {report['device']['board_description']}; instructions per inference "
-            f"{report['device']['instructions_per_inference_median']:.0f} (median; QEMU -icount counts them, "
-            "receive interrupts during the inference included; export/mcu/report.json has the count without)"
+    if "board" in device:
+        lines += [
+            f"Board: {device['board_description']}; instructions per inference "
+            f"{device['instructions_per_inference_median']:.0f} (median; QEMU -icount counts them, "
+            "receive interrupts during the inference included; export/mcu/report.json has the "
+            "count without)",
+            "",
         ]
     link, stats = report["link"], report["link_stats"]
     if link:
         utilisation = (
             f" ({100 * link['wire_utilisation']:.1f} %)" if link["wire_utilisation"] else ""
         )
+        note = f": {link['note']}" if "note" in link else ""
         lines += [
             f"Link: {link['tx_bytes_per_s']:.0f} B/s sent, wire limit "
-            f"{link['wire_limit_bytes_per_s']:.0f} B/s at {link['baud']} baud{utilisation}",
+            f"{link['wire_limit_bytes_per_s']:.0f} B/s at {link['baud']} baud{utilisation}{note}",
             "",
             "Faults seen: " + fault_summary(stats),
             "",
@@ -110,7 +132,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += [
         "## Gates",
         *[
-            f"- {'PASS' if g['passed'] else 'FAIL'} {g['name']}: {g['value']} (limit {g['limit']})"
+            f"- {'PASS' if g['passed'] else 'FAIL'} {g['name']}: {g['value']} "
+            f"(limit {_limit(g['limit'])})"
             for g in report["gates"]
         ],
     ]
