@@ -134,6 +134,12 @@ def test_link_efficiency_is_bytes_a_second_against_a_tenth_of_the_baud() -> None
         "wire_utilisation": 1.0,
         "payload_fraction": 0.75,
     }
+    odd = link_efficiency(stats, 0.5, 12345)  # half a second, a baud no multiple of 10
+    assert odd["wire_limit_bytes_per_s"] == 1234.5
+    assert (odd["tx_bytes_per_s"], odd["rx_bytes_per_s"]) == (8000.0, 2000.0)
+    thirds = link_efficiency(stats, 3.0, 20000)
+    assert thirds["tx_bytes_per_s"] == pytest.approx(1333.333, abs=1e-3)
+    assert thirds["rx_bytes_per_s"] == pytest.approx(333.333, abs=1e-3)
 
 
 def test_a_link_faster_than_its_baud_is_named_a_pseudo_terminal() -> None:
@@ -294,5 +300,9 @@ def test_junit_quotes_what_it_is_given() -> None:
     (failure,) = first
     assert failure.attrib == {"message": 'it\'s "bad" <here>'}
     assert second.attrib["name"] == "ok" and len(second) == 0
+    two_of_three = ET.fromstring(
+        junit("s", [("a", "x"), ("b", None), ("c", "y")], 0).split("\n", 1)[1]
+    )
+    assert (two_of_three.attrib["tests"], two_of_three.attrib["failures"]) == ("3", "2")
     empty = ET.fromstring(junit("s", [], 0.0).split("\n", 1)[1])
     assert empty.attrib["tests"] == "0" and empty.attrib["failures"] == "0" and len(empty) == 0
