@@ -46,9 +46,9 @@ def test_every_rule_codebook_is_a_valid_config() -> None:
 
 
 def test_the_stem_takes_the_stages_kernel_when_given_0_or_its_own_when_given_one() -> None:
-    net = resolve_net(ModelConfig(kernel_size=7, stem_kernel=0), 1, 5, 672, 60, quant=True)
+    net = resolve_net(ModelConfig(kernel_size=7, stem_kernel=0), 1, 5, 672, 60, quant=False)
     assert net.stem() == 7 and net.stem_kernel == 0
-    explicit = resolve_net(ModelConfig(stem_kernel=15), 1, 5, 672, 60, quant=True)
+    explicit = resolve_net(ModelConfig(stem_kernel=15), 1, 5, 672, 60, quant=False)
     assert explicit.stem() == 15 and Conv2dFSQNet(explicit).encoder[0].kernel_size == (1, 15)
 
 
@@ -59,7 +59,7 @@ def test_the_stem_takes_the_stages_kernel_when_given_0_or_its_own_when_given_one
 def test_auto_stem_is_9_taps_where_a_row_holds_twice_that(
     row: int, kernel_size: int, stem: int
 ) -> None:
-    net = resolve_net(ModelConfig(kernel_size=kernel_size), 1, 5, row, 60, quant=True)
+    net = resolve_net(ModelConfig(kernel_size=kernel_size), 1, 5, row, 60, quant=False)
     assert net.stem() == stem == Conv2dFSQNet(net).encoder[0].kernel_size[1]
 
 
@@ -186,7 +186,7 @@ def test_every_auto_model_builds_and_keeps_the_hailo_shape() -> None:
         (672, 1, 440),
         (50, 6, 30),
     ]:
-        net = resolve_net(ModelConfig(), channels, 5, width, windows, quant=True)
+        net = resolve_net(ModelConfig(), channels, 5, width, windows, quant=False)
         model = Conv2dFSQNet(net).eval()
         z = model.encode(torch.zeros(2, channels, 2, width))
         assert z.shape == (2, len(net.fsq_levels), 1, 1)
