@@ -21,6 +21,7 @@ from edgekit.train.sizing import (
     fsq_levels_for,
     qat_lr_for,
     resolve_net,
+    starting_input_step,
     within_budget,
 )
 
@@ -242,3 +243,64 @@ def test_auto_pooled_stages_are_the_most_that_fit_after_the_full_rate_ones() -> 
     assert resolve_net(ModelConfig(), 1, 6, 214, 164, quant=False) == every  # -1 is the default
     strided = resolve_net(ModelConfig(pooled_stages=0), 1, 6, 214, 164, quant=False)
     assert strided.pooled_stages == 0
+
+
+def test_the_rule_s_numbers_are_the_measured_ones() -> None:
+    """Literal values (bench/README.md measured these): a changed width, level or rate must fail
+    here, not pass because the test reads the module's own constant."""
+    widths = {size: resolve_net(ModelConfig(size=size), 1, 2, 64, 40, quant=False).channels
+              for size in ("tiny", "small", "medium", "large")}  # fmt: skip
+    assert widths == {
+        "tiny": (8, 16, 16),
+        "small": (16, 32, 32),
+        "medium": (24, 48, 48),
+        "large": (32, 64, 64),
+    }
+    assert fsq_levels_for(4) == (8, 6, 5)
+    assert fsq_levels_for(5) == (8, 8, 8, 8, 5, 5, 5, 5)
+    assert fsq_levels_for(8) == (8, 8, 8, 8, 8, 5, 5, 5, 5)
+    assert fsq_levels_for(30) == (8, 8, 8, 8, 8, 8, 5, 5, 5, 5, 5, 5)
+    assert qat_lr_for(54, 5) == 0.0003 and qat_lr_for(55, 5) == 0.001
+    assert (MAX_PARAMETERS, MAX_MACS) == (100_000, 5_000_000)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "macs", "fits"),
+    [
+        (100_000, 5_000_000, True),
+        (100_001, 10, False),
+        (10, 5_000_001, False),
+        (0, 0, True),
+    ],
+)
+def test_a_network_fits_at_its_budgets_and_not_one_above(
+    parameters: int, macs: int, fits: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import edgekit.evaluate
+
+    monkeypatch.setattr(
+        edgekit.evaluate, "model_cost", lambda model: {"parameters": parameters, "macs": macs}
+    )
+    assert within_budget(resolve_net(ModelConfig(), 1, 2, 64, 40, quant=False)) is fits
+
+
+def test_building_a_candidate_leaves_the_seed_where_it_was() -> None:
+    """The size rule builds networks to cost them; the weights a run then draws must not depend on
+    how many it built."""
+    import torch
+
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    within_budget(resolve_net(ModelConfig(), 1, 6, 214, 164, quant=False))
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_the_starting_input_step_is_a_percentile_of_the_magnitudes_over_127() -> None:
+    import numpy as np
+
+    X = np.array([[-254.0, 1.0, 2.0, 127.0]])
+    assert starting_input_step(X, 100) == 2.0
+    assert starting_input_step(X, 0) == 1 / 127
+    assert starting_input_step(X, 50) == pytest.approx(64.5 / 127)
+    assert starting_input_step(np.zeros((0, 3)), 99.999) == 0.0
