@@ -109,10 +109,10 @@ def parse_budget(text: str | None, target: str) -> Budget:
     return Budget(limits, cpu_mhz)
 
 
-def figures_of(model: Any, target: str, budget: Budget, opset: int = 13) -> dict[str, Any]:
+def figures_of(model: Any, target: str, budget: Budget, opset: int) -> dict[str, Any]:
     """A network's budget figures from its shapes alone (it may be untrained): totals for every
-    target, the MCU firmware's estimates for mcu, the readiness verdict of its device graph for
-    hailo."""
+    target, the MCU firmware's estimates for mcu, the readiness verdict of its device graph
+    (exported at `opset`) for hailo."""
     from edgekit.analyze import mcu_figures, mcu_steps_of_model, untrained_hailo_verdict
     from edgekit.evaluate import layer_costs, totals
 

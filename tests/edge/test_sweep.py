@@ -85,7 +85,7 @@ def test_over_budget_trials_are_rejected_before_training(tmp_path: Path) -> None
                 "tiny", [*BASE, f"model.kernel_size={kernel}", f"model.downsample={stages}"]
             )
             model = Conv2dFSQNet(net_config_for(config, data, quant=False))
-            macs[kernel, stages] = figures_of(model, "onnx", Budget())["macs"]
+            macs[kernel, stages] = figures_of(model, "onnx", Budget(), 13)["macs"]
     limit = sorted(macs.values())[1]  # two of the four networks fit
     summary = sweep_once(tmp_path / "s", space=space, trials=6, budget=Budget({"macs": limit}))
     rows = read_trials(tmp_path / "s")

@@ -3,6 +3,8 @@ limits a trial's figures break, and the figures themselves from an untrained net
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from edgekit.config import load_config
 from edgekit.errors import ConfigError
@@ -75,6 +77,17 @@ def test_keys_ignore_case_spaces_and_empty_items_and_the_last_of_a_key_counts() 
     assert budget.cpu_mhz is None
 
 
+def test_the_clock_may_come_first_and_a_target_read_from_a_file_is_compared_by_value() -> None:
+    budget = parse_budget("cpu_mhz=80,latency_ms=5,ram=1k", "".join(["m", "cu"]))
+    assert budget.limits == {"latency_ms": 5, "ram": 1024} and budget.cpu_mhz == 80
+
+
+def test_a_budget_is_frozen() -> None:
+    budget = parse_budget("macs=2M", "onnx")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        budget.cpu_mhz = 80  # type: ignore[misc]
+
+
 @pytest.mark.parametrize("text", [None, "", " , ,"])
 def test_no_budget_limits_nothing(text: str | None) -> None:
     budget = parse_budget(text, "hailo")
@@ -87,6 +100,12 @@ def test_no_budget_limits_nothing(text: str | None) -> None:
     ("text", "target", "message"),
     [
         ("macs", "onnx", "--budget 'macs': expected KEY=VALUE, e.g. --budget flash=64k,ram=20k"),
+        (
+            "abc=1",
+            "mcu",
+            "--budget: unknown item 'abc'; use params, macs, weights, flash, ram, latency_ms, "
+            "cpu_mhz",
+        ),
         ("flsh=64k", "mcu", "--budget: unknown item 'flsh'; did you mean 'flash'?"),
         ("cpu_mz=80", "mcu", "--budget: unknown item 'cpu_mz'; did you mean 'cpu_mhz'?"),
         (
@@ -186,12 +205,12 @@ def test_every_target_gets_the_totals_and_only_its_own_figures() -> None:
 
     model = Conv2dFSQNet(TINY_NET)
     total = totals(layer_costs(model))
-    onnx = figures_of(model, "onnx", Budget())
+    onnx = figures_of(model, "onnx", Budget(), 13)
     assert onnx == {key: total[key] for key in ("parameters", "macs", "weight_bytes")}
     assert all(value > 0 for value in onnx.values())
-    mcu = figures_of(model, "mcu", Budget())
+    mcu = figures_of(model, "".join(["m", "cu"]), Budget(), 13)
     assert set(mcu) == {*onnx, "flash_bytes", "ram_bytes", "instructions"}  # no clock, no latency
-    hailo = figures_of(model, "hailo", Budget(cpu_mhz=80))
+    hailo = figures_of(model, "".join(["hai", "lo"]), Budget(cpu_mhz=80), 13)
     assert set(hailo) == {*onnx, "hailo_ready", "hailo_errors"}
     assert hailo["hailo_ready"] is True and hailo["hailo_errors"] == []
 
@@ -204,7 +223,7 @@ def test_mcu_figures_are_analyze_s_and_latency_follows_the_clock() -> None:
     config = load_config("tiny", ["train.threads=2"])
     analysis = analyze_config(config, "mcu")
     model = Conv2dFSQNet(net_config_for(config, prepare_data(config.data), quant=False))
-    figures = figures_of(model, "mcu", parse_budget("latency_ms=1,cpu_mhz=50", "mcu"))
+    figures = figures_of(model, "mcu", parse_budget("latency_ms=1,cpu_mhz=50", "mcu"), 13)
     mcu = analysis["mcu"]
     assert figures["flash_bytes"] == mcu["flash_estimate"]["dsp"][1]
     assert figures["ram_bytes"] == mcu["ram_estimate"][1]

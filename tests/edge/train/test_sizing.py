@@ -19,9 +19,11 @@ from edgekit.train.sizing import (
     TARGET_ENCODER_WIDTH,
     downsample_for,
     fsq_levels_for,
+    handcrafted_for,
     qat_lr_for,
     resolve_net,
     starting_input_step,
+    stem_kernel_for,
     within_budget,
 )
 
@@ -304,3 +306,36 @@ def test_the_starting_input_step_is_a_percentile_of_the_magnitudes_over_127() ->
     assert starting_input_step(X, 0) == 1 / 127
     assert starting_input_step(X, 50) == pytest.approx(64.5 / 127)
     assert starting_input_step(np.zeros((0, 3)), 99.999) == 0.0
+
+
+def test_auto_stops_at_the_tiny_widths_even_over_budget() -> None:
+    """200 channels of 4000 samples: not even the tiny widths fit; the rule keeps them (the
+    budgets then say so), it never wraps round to the large ones."""
+    net = resolve_net(ModelConfig(), 200, 12, 2000, 100_000, quant=False)
+    assert net.channels == (8, 16, 16) and not within_budget(net)
+
+
+def test_explicit_pooled_stages_take_what_the_full_rate_ones_leave() -> None:
+    net = resolve_net(ModelConfig(dilated_stages=2, pooled_stages=9), 1, 6, 214, 164, quant=False)
+    assert (net.downsample, net.dilated_stages, net.pooled_stages) == (5, 2, 3)
+
+
+@pytest.mark.parametrize(
+    ("row", "kernel_size", "stem"),
+    [(17, 5, 0), (18, 5, 9), (18, 8, 9), (672, 9, 0), (672, 11, 0)],
+)
+def test_the_auto_stem_is_recorded_as_0_unless_it_is_longer(
+    row: int, kernel_size: int, stem: int
+) -> None:
+    """0 means the stages' kernel: a 9-tap stem is recorded only where it is longer than that."""
+    assert stem_kernel_for(row, kernel_size) == stem
+
+
+def test_switches_read_from_a_file_are_compared_by_value() -> None:
+    """YAML and the CLI build their strings at run time: `auto` must be read by value, not by
+    identity with the literal in the code."""
+    auto = "".join(["au", "to"])
+    assert handcrafted_for(auto, 20, 5) is True
+    assert handcrafted_for("".join(["tr", "ue"]), 400, 5) is True
+    net = resolve_net(ModelConfig(size=auto), 6, 4, 50, 4, quant=False)  # type: ignore[arg-type]
+    assert net.channels == (24, 48, 48)
