@@ -220,8 +220,8 @@ def all_pooled(net: NetConfig) -> bool:
 
 
 def most_stages_within_budget(net: NetConfig, pooled: bool) -> int:
-    """The most stride-2 stages, after those already turned, that can run at full rate (pooled
-    False) or at stride 1 with a max pool (pooled True) within budget: -1 in the config."""
+    """The most stride-2 stages, after the full-rate ones, that can run at full rate (pooled False,
+    asked first) or at stride 1 with a max pool (pooled True) within budget: -1 in the config."""
 
     def turned(stages: int) -> NetConfig:
         if pooled:
@@ -229,8 +229,6 @@ def most_stages_within_budget(net: NetConfig, pooled: bool) -> int:
         return replace(net, dilated_stages=stages)
 
     stages = 0
-    while net.dilated_stages + net.pooled_stages + stages < net.downsample and within_budget(
-        turned(stages + 1)
-    ):
+    while net.dilated_stages + stages < net.downsample and within_budget(turned(stages + 1)):
         stages += 1
     return stages
