@@ -234,3 +234,38 @@ def test_without_the_detectors_the_stem_starts_from_the_seed_alone() -> None:
     with_detectors = Conv2dFSQNet(replace(config, handcrafted_filters=True)).encoder[0].weight
     torch.testing.assert_close(with_detectors[6:].detach(), plain[6:])
     assert not torch.equal(with_detectors[:6].detach(), plain[:6])
+
+
+@pytest.mark.parametrize("downsample", [1, 2, 3])
+def test_only_the_relu_before_the_average_pool_hands_on_a_plain_tensor(downsample: int) -> None:
+    """Average pooling a QuantTensor widens its bit width: the last ReLU of the encoder returns a
+    plain tensor and the pool is requantized after; every other ReLU keeps its QuantTensor."""
+    from brevitas.nn import QuantReLU
+
+    model = Conv2dFSQNet(NetConfig(3, 4, 40, downsample=downsample, pooled_stages=1)).eval()
+    relus = [m for m in model.encoder if isinstance(m, QuantReLU)]
+    assert len(relus) == 2 + downsample
+    assert [relu.return_quant_tensor for relu in relus] == [True] * (1 + downsample) + [False]
+    with torch.no_grad():
+        features = model.encoder(model.input_quant(torch.randn(2, 3, 2, 40)))
+    assert type(features) is torch.Tensor
+
+
+def test_dropout_acts_on_the_pooled_features_while_training_only() -> None:
+    config = NetConfig(3, 4, 40, quant_preset=None, dropout=0.5)
+    model = Conv2dFSQNet(config)
+    x = torch.randn(4, 3, 2, 40, generator=torch.Generator().manual_seed(0))
+
+    def encode_twice(model: Conv2dFSQNet) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            torch.manual_seed(1)
+            first = model.encode(x)
+            torch.manual_seed(2)
+            return first, model.encode(x)
+
+    assert not torch.equal(*encode_twice(model.train()))
+    assert torch.equal(*encode_twice(model.eval()))
+    without = Conv2dFSQNet(replace(config, dropout=0.0))
+    without.load_state_dict(model.state_dict())
+    assert torch.equal(*encode_twice(without.train()))
+    torch.testing.assert_close(encode_twice(without.eval())[0], encode_twice(model.eval())[0])
