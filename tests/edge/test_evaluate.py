@@ -76,7 +76,8 @@ def test_the_small_split_warning_says_what_one_window_is_worth() -> None:
         "the test split has only 12 windows (< 30): one window is 8 pp of accuracy; read the "
         "95 % interval, not the point estimate"
     ]
-    assert len(small_test_warning(29)) == 1 and small_test_warning(30) == []
+    assert len(small_test_warning(29)) == 1
+    assert small_test_warning(30) == small_test_warning(31) == small_test_warning(5000) == []
     assert "one window is 100 pp" in small_test_warning(0)[0]
     assert MIN_TEST_WINDOWS == 30
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from edgekit.models import Conv2dFSQNet, NetConfig
 from edgekit.models.handcrafted import detector_patterns
-from edgekit.models.network import dither_pattern
+from edgekit.models.network import conv_width, dither_pattern
 
 
 @pytest.mark.parametrize("preset", [None, "int8", "po2"])
@@ -269,3 +269,54 @@ def test_dropout_acts_on_the_pooled_features_while_training_only() -> None:
     without.load_state_dict(model.state_dict())
     assert torch.equal(*encode_twice(without.train()))
     torch.testing.assert_close(encode_twice(without.eval())[0], encode_twice(model.eval())[0])
+
+
+def test_conv_width_is_the_length_torch_gives() -> None:
+    """Every (width, kernel, stride, dilation) the encoder can meet, against the convolution
+    itself; the defaults are stride 1 and dilation 1."""
+    for width in (1, 2, 7, 10, 33):
+        for kernel in (1, 2, 3, 5, 8, 9):
+            for stride in (1, 2):
+                for dilation in (1, 2, 4):
+                    conv = torch.nn.Conv2d(1, 1, (1, kernel), (1, stride),
+                                           (0, dilation * (kernel // 2)), (1, dilation))  # fmt: skip
+                    length = conv(torch.zeros(1, 1, 1, width)).shape[-1]
+                    assert conv_width(width, kernel, stride, dilation) == length
+    assert conv_width(10, 8) == 11 and conv_width(10, 5) == 10
+
+
+def test_the_defaults_of_a_network_config() -> None:
+    config = NetConfig(1, 2, 8)
+    assert (config.channels, config.kernel_size, config.fsq_levels, config.downsample) == (
+        (16, 32, 32),
+        5,
+        (8, 6, 5),
+        2,
+    )
+    assert (config.quant_preset, config.batch_norm, config.overflow_fix) == ("int8", False, "all")
+
+
+def test_the_dither_is_the_golden_ratio_sequence_itself() -> None:
+    """The same numbers on every target: the exported graph, the MCU's C and the Hailo host part
+    carry this pattern, so its values are pinned, not only its statistics."""
+    np.testing.assert_allclose(
+        dither_pattern((2, 3), 1.0),
+        [[-0.5, 0.1180340, -0.2639320], [0.3541020, -0.0278640, -0.4098301]],
+        rtol=0,
+        atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_each_encoder_convolution_is_paired_with_the_norm_after_it(batch_norm: bool) -> None:
+    preset = None if batch_norm else "int8"
+    config = NetConfig(3, 4, 40, downsample=3, pooled_stages=1, quant_preset=preset,
+                       batch_norm=batch_norm)  # fmt: skip
+    model = Conv2dFSQNet(config)
+    pairs = model.conv_norm_pairs()
+    convs = [m for m in model.encoder if isinstance(m, torch.nn.Conv2d)]
+    assert [conv for conv, _ in pairs] == convs and len(convs) == 5
+    modules = list(model.encoder)
+    for conv, norm in pairs:
+        assert modules[modules.index(conv) + 1] is norm
+        assert isinstance(norm, torch.nn.BatchNorm2d if batch_norm else torch.nn.Identity)

@@ -339,3 +339,12 @@ def test_switches_read_from_a_file_are_compared_by_value() -> None:
     assert handcrafted_for("".join(["tr", "ue"]), 400, 5) is True
     net = resolve_net(ModelConfig(size=auto), 6, 4, 50, 4, quant=False)  # type: ignore[arg-type]
     assert net.channels == (24, 48, 48)
+
+
+def test_auto_pooled_stages_count_only_the_stages_the_full_rate_ones_leave() -> None:
+    """2 stages, the first at full rate: one is left to pool, however cheap pooling both would be;
+    an explicit count below what fits is kept."""
+    net = resolve_net(ModelConfig(dilated_stages=1, pooled_stages=-1), 1, 2, 30, 55, quant=False)
+    assert (net.downsample, net.dilated_stages, net.pooled_stages) == (2, 1, 1)
+    one = resolve_net(ModelConfig(pooled_stages=1), 1, 6, 214, 164, quant=False)
+    assert (one.downsample, one.pooled_stages) == (5, 1)
