@@ -69,6 +69,7 @@ def test_the_interval_takes_its_confidence_and_an_empty_split_knows_nothing() ->
     assert (low, high) == pytest.approx((beta.ppf(0.1, 5, 6), beta.ppf(0.9, 6, 5)), abs=1e-9)
     assert accuracy_interval(0, 0) == (0.0, 1.0)
     assert accuracy_interval(0, 3)[0] == 0.0 and accuracy_interval(3, 3)[1] == 1.0
+    assert accuracy_interval(1000, 1000)[1] == 1.0 and accuracy_interval(0, 1000)[0] == 0.0
 
 
 def test_the_small_split_warning_says_what_one_window_is_worth() -> None:
@@ -79,17 +80,18 @@ def test_the_small_split_warning_says_what_one_window_is_worth() -> None:
     assert len(small_test_warning(29)) == 1
     assert small_test_warning(30) == small_test_warning(31) == small_test_warning(5000) == []
     assert "one window is 100 pp" in small_test_warning(0)[0]
+    assert "one window is 17 pp" in small_test_warning(6)[0]  # 16.7, rounded
     assert MIN_TEST_WINDOWS == 30
 
 
 def test_metrics_per_class_confusion_and_baselines_in_full() -> None:
-    """Class b is never predicted right (precision 0 and recall 0: F1 0, not a division by zero)
-    and class d never occurs (support 0)."""
+    """Class b is never predicted (precision 0, not a division by zero), d never occurs (recall 0,
+    support 0), and neither is ever right (F1 0)."""
     y_true = np.array([0, 0, 0, 1, 2, 2, 2])
-    y_pred = np.array([0, 0, 1, 2, 2, 2, 3])
+    y_pred = np.array([0, 0, 3, 2, 2, 2, 3])
     metrics = classification_metrics(y_true, y_pred, ["a", "b", "c", "d"])
     assert metrics["confusion_matrix"] == [
-        [2, 1, 0, 0],
+        [2, 0, 0, 1],
         [0, 0, 1, 0],
         [0, 0, 2, 1],
         [0, 0, 0, 0],

@@ -102,7 +102,7 @@ def test_checkpoints_from_before_full_rate_stages_load_strided() -> None:
     assert NetConfig.from_dict(legacy).dilated_stages == 0
 
 
-@pytest.mark.parametrize(("dilated", "pooled"), [(0, 1), (0, 3), (1, 2)])
+@pytest.mark.parametrize(("dilated", "pooled"), [(0, 1), (0, 3), (1, 1), (1, 2)])
 def test_pooled_stages_convolve_at_stride_one_and_keep_the_larger_of_each_pair(
     dilated: int, pooled: int
 ) -> None:
@@ -294,6 +294,8 @@ def test_the_defaults_of_a_network_config() -> None:
         2,
     )
     assert (config.quant_preset, config.batch_norm, config.overflow_fix) == ("int8", False, "all")
+    assert (config.stem_kernel, config.dilated_stages, config.pooled_stages) == (0, 0, 0)
+    assert (config.dropout, config.input_dither, config.handcrafted_filters) == (0.0, 0.0, False)
 
 
 def test_the_dither_is_the_golden_ratio_sequence_itself() -> None:
