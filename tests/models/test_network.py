@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import replace
 
 import numpy as np
@@ -296,6 +297,23 @@ def test_the_defaults_of_a_network_config() -> None:
     assert (config.quant_preset, config.batch_norm, config.overflow_fix) == ("int8", False, "all")
     assert (config.stem_kernel, config.dilated_stages, config.pooled_stages) == (0, 0, 0)
     assert (config.dropout, config.input_dither, config.handcrafted_filters) == (0.0, 0.0, False)
+    assert config.input_percentile == 99.999
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.kernel_size = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("width", "pooled"), [(41, 0), (41, 2), (40, 3), (7, 1)])
+def test_the_encoder_ends_in_one_row_of_encoder_width_steps(width: int, pooled: int) -> None:
+    """The (1, k) convolutions pad time only: the two rows stay two until the row mix makes them
+    one, and encoder_width is an int count of steps (pooling floors)."""
+    config = NetConfig(3, 4, width, downsample=3, pooled_stages=pooled, quant_preset=None)
+    model = Conv2dFSQNet(config).eval()
+    with torch.no_grad():
+        features = model.encoder[:3](torch.zeros(2, 3, 2, width))
+        assert features.shape == (2, 16, 2, width)  # the stem
+        features = model.encoder(torch.zeros(2, 3, 2, width))
+    assert type(config.encoder_width()) is int
+    assert features.shape == (2, 32, 1, config.encoder_width())
 
 
 def test_the_dither_is_the_golden_ratio_sequence_itself() -> None:
