@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import astuple, replace
 from pathlib import Path
 
@@ -70,6 +71,10 @@ def test_the_interval_takes_its_confidence_and_an_empty_split_knows_nothing() ->
     assert accuracy_interval(0, 0) == (0.0, 1.0)
     assert accuracy_interval(0, 3)[0] == 0.0 and accuracy_interval(3, 3)[1] == 1.0
     assert accuracy_interval(1000, 1000)[1] == 1.0 and accuracy_interval(0, 1000)[0] == 0.0
+    assert accuracy_interval(0, 1) == pytest.approx((0.0, 0.975), abs=1e-12)  # one window
+    assert accuracy_interval(1, 1) == pytest.approx((0.025, 1.0), abs=1e-12)
+    low, high = accuracy_interval(5, 10, confidence=0.4)  # tails of 0.3: 1 % 0.4 is not 0.6
+    assert (low, high) == pytest.approx((beta.ppf(0.3, 5, 6), beta.ppf(0.7, 6, 5)), abs=1e-9)
 
 
 def test_the_small_split_warning_says_what_one_window_is_worth() -> None:
@@ -111,6 +116,14 @@ def test_metrics_per_class_confusion_and_baselines_in_full() -> None:
     assert metrics["accuracy_interval_95"] == pytest.approx(list(accuracy_interval(4, 7)))
 
 
+def test_metrics_of_no_windows_are_zero_with_the_widest_interval() -> None:
+    empty = np.array([], dtype=np.int64)
+    with np.errstate(invalid="ignore"):  # the majority of no windows is undefined (nan)
+        metrics = classification_metrics(empty, empty, ["a", "b"])
+    assert (metrics["accuracy"], metrics["windows"]) == (0.0, 0)
+    assert metrics["accuracy_interval_95"] == [0.0, 1.0]
+
+
 NET = NetConfig(
     in_channels=2,
     num_classes=3,
@@ -127,6 +140,9 @@ def test_layer_costs_of_a_small_network_by_hand() -> None:
     """Conv: weights + biases parameters, output size x inputs per output MACs, int8 weights and
     int32 biases; activations one byte each; the peak is a layer's input and output together."""
     costs = layer_costs(Conv2dFSQNet(NET))
+    assert all(type(value) is int for cost in costs for value in astuple(cost)[4:])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        costs[0].macs = 0  # type: ignore[misc]
     assert [astuple(cost) for cost in costs] == [
         ("encoder.0", "Conv 1x3", (2, 2, 16), (4, 2, 16), 28, 768, 40, 128),
         ("encoder.3", "Conv 1x3 /2", (4, 2, 16), (8, 2, 8), 104, 1536, 128, 128),

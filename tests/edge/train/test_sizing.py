@@ -102,6 +102,7 @@ def test_documented_depths() -> None:
         (499, "small"),
         (500, "medium"),
         (4999, "medium"),
+        (5000, "large"),
         (100_000, "large"),
     ],
 )
@@ -220,7 +221,7 @@ def test_auto_kernel_is_3_where_only_3_lets_every_stage_max_pool() -> None:
     acsf1 = resolve_net(ModelConfig(), 1, 10, 730, 85, quant=False)
     assert (acsf1.kernel_size, acsf1.pooled_stages) == (5, 0)
     three = resolve_net(ModelConfig(kernel_size=3), 1, 10, 730, 85, quant=False)
-    assert 0 < three.pooled_stages < three.downsample == 7
+    assert (three.pooled_stages, three.downsample) == (2, 7)
     osuleaf = resolve_net(ModelConfig(), 1, 6, 214, 164, quant=False)
     assert (osuleaf.kernel_size, osuleaf.pooled_stages) == (5, 5)
     strided = resolve_net(ModelConfig(pooled_stages=0), 1, 11, 672, 455, quant=False)
@@ -313,6 +314,7 @@ def test_auto_stops_at_the_tiny_widths_even_over_budget() -> None:
     budgets then say so), it never wraps round to the large ones."""
     net = resolve_net(ModelConfig(), 200, 12, 2000, 100_000, quant=False)
     assert net.channels == (8, 16, 16) and not within_budget(net)
+    assert (net.dilated_stages, net.pooled_stages) == (0, 0)
 
 
 def test_explicit_pooled_stages_take_what_the_full_rate_ones_leave() -> None:
@@ -339,6 +341,8 @@ def test_switches_read_from_a_file_are_compared_by_value() -> None:
     assert handcrafted_for("".join(["tr", "ue"]), 400, 5) is True
     net = resolve_net(ModelConfig(size=auto), 6, 4, 50, 4, quant=False)  # type: ignore[arg-type]
     assert net.channels == (24, 48, 48)
+    long = resolve_net(ModelConfig(size=auto), 1, 10, 730, 50, quant=False)  # type: ignore[arg-type]
+    assert long.channels == (16, 32, 32)  # medium would cost ~10 M MACs: stepped down
 
 
 def test_auto_pooled_stages_count_only_the_stages_the_full_rate_ones_leave() -> None:
