@@ -70,7 +70,8 @@ def test_the_interval_takes_its_confidence_and_an_empty_split_knows_nothing() ->
     assert (low, high) == pytest.approx((beta.ppf(0.1, 5, 6), beta.ppf(0.9, 6, 5)), abs=1e-9)
     assert accuracy_interval(0, 0) == (0.0, 1.0)
     assert accuracy_interval(0, 3)[0] == 0.0 and accuracy_interval(3, 3)[1] == 1.0
-    assert accuracy_interval(1000, 1000)[1] == 1.0 and accuracy_interval(0, 1000)[0] == 0.0
+    right, windows = int("1000"), int("1000")  # two objects, as counts of a real split are
+    assert accuracy_interval(right, windows)[1] == 1.0 and accuracy_interval(0, windows)[0] == 0.0
     assert accuracy_interval(0, 1) == pytest.approx((0.0, 0.975), abs=1e-12)  # one window
     assert accuracy_interval(1, 1) == pytest.approx((0.025, 1.0), abs=1e-12)
     low, high = accuracy_interval(5, 10, confidence=0.4)  # tails of 0.3: 1 % 0.4 is not 0.6
